@@ -1,0 +1,42 @@
+#pragma once
+// loom::Error and its few subclasses. Every message says what was wrong,
+// where (a file, a layer, an argument) and what was expected.
+//
+// Thread safety: plain exception types; copying and throwing from any thread is safe.
+
+#include <stdexcept>
+#include <string>
+
+namespace loom {
+
+/// Base of every error loom throws on bad input or misuse.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A data file or data set is missing, malformed or inconsistent.
+class DataError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Shapes that do not fit together (layers, tensors, labels).
+class ShapeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Reading or writing a file failed at the operating-system level.
+class IoError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// An API called out of order or with an invalid argument (fit before compile, batch size 0).
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace loom
