@@ -1,0 +1,88 @@
+#pragma once
+// Dense: a fully connected layer on flat features.
+//
+//   N  batch size      I  input features      O  units
+//   x      (N, 1, 1, I)   input, seen as the matrix X (N, I)
+//   kernel (I, O)         W, Glorot-uniform initialised
+//   bias   (O)            b, zeros
+//   z      (N, 1, 1, O)   Z = X W + b, then the optional activation
+//
+// Backward, for dZ = dL/dZ:
+//   dW = X^T dZ           (I, O)   sums over the batch
+//   db = 1^T dZ           (O)
+//   dX = dZ W^T           (N, I)
+
+#include <array>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "loom/layers/activated_layer.hpp"
+#include "loom/layers/init.hpp"
+
+namespace loom {
+
+struct DenseOptions {
+  Index units = 0;
+  Activation activation = Activation::None;
+};
+
+class Dense final : public ActivatedLayer {
+ public:
+  explicit Dense(DenseOptions o) : ActivatedLayer(o.activation), units_(o.units) {
+    if (o.units <= 0) throw UsageError("Dense: units must be positive, got " + std::to_string(o.units));
+  }
+
+  std::string_view kind() const override { return "Dense"; }
+  std::string_view name_stem() const override { return "dense"; }
+  Index units() const { return units_; }
+
+  Shape build(const Shape& input, Random& rng) override {
+    if (input.rank() != 1)
+      throw ShapeError(label() + ": expects flat input (features), got " + input.to_string() +
+                       "; add a Flatten layer before it");
+    const Index in = input[0];
+    params_ = {Param("kernel", {in, units_}), Param("bias", {units_})};
+    glorot_uniform(params_[0].value, in, units_, rng);
+    return set_shapes(input, Shape{units_});
+  }
+
+  std::span<Param> params() override { return params_; }
+  std::span<const Param> params() const override { return params_; }
+
+ protected:
+  void linear_forward(const Tensor& x, Tensor& z) override {
+    x_ = x;  // dW needs the input; a copy keeps backward independent of the caller's buffer
+    linear_infer(x, z);
+  }
+
+  void linear_infer(const Tensor& x, Tensor& z) const override {
+    const Index n = x.dimension(0), in = input_shape()[0];
+    resize_batch(z, n, output_shape());
+    MatrixMap Z = as_matrix(z, n, units_);
+    Z.noalias() = as_matrix(x, n, in) * kernel();
+    Z.rowwise() += bias().transpose();
+  }
+
+  const Tensor& linear_backward(const Tensor& dz) override {
+    const Index n = x_.dimension(0), in = input_shape()[0];
+    const ConstMatrixMap dZ = as_matrix(dz, n, units_);
+    const ConstMatrixMap X = as_matrix(std::as_const(x_), n, in);
+    MatrixMap(params_[0].grad.data(), in, units_).noalias() = X.transpose() * dZ;
+    params_[1].grad.noalias() = dZ.colwise().sum().transpose();
+    resize_batch(dx_, n, input_shape());
+    as_matrix(dx_, n, in).noalias() = dZ * kernel().transpose();
+    return dx_;
+  }
+
+ private:
+  ConstMatrixMap kernel() const { return {params_[0].value.data(), input_shape()[0], units_}; }
+  const Eigen::VectorXf& bias() const { return params_[1].value; }
+
+  Index units_;
+  std::array<Param, 2> params_{Param("kernel", {}), Param("bias", {})};
+  Tensor x_;   // (N, 1, 1, I) input of the last forward
+  Tensor dx_;  // (N, 1, 1, I)
+};
+
+}  // namespace loom

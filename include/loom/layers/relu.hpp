@@ -1,0 +1,35 @@
+#pragma once
+// ReLU as a standalone layer: y = max(x, 0). The same code as
+// `activation = Activation::ReLU` on Conv2D and Dense (see activation.hpp).
+
+#include "loom/activation.hpp"
+#include "loom/layer.hpp"
+
+namespace loom {
+
+class ReLU final : public Layer {
+ public:
+  std::string_view kind() const override { return "ReLU"; }
+  std::string_view name_stem() const override { return "re_lu"; }
+
+  Shape build(const Shape& input, Random&) override { return set_shapes(input, input); }
+
+  const Tensor& forward(const Tensor& x) override {
+    infer(x, y_);
+    return y_;
+  }
+  const Tensor& backward(const Tensor& dy) override {
+    activate_backward(Activation::ReLU, y_, dy, dx_);
+    return dx_;
+  }
+  void infer(const Tensor& x, Tensor& y) const override {
+    check_input(x);
+    activate(Activation::ReLU, x, y);
+  }
+
+ private:
+  Tensor y_;   // (N, ...) output of the last forward
+  Tensor dx_;  // (N, ...)
+};
+
+}  // namespace loom

@@ -1,0 +1,85 @@
+#pragma once
+// Adam (Kingma & Ba), with the Keras defaults and Keras's form of the update,
+// where epsilon is added to sqrt(v) after bias correction has been folded into
+// the step size:
+//   t  += 1                                (once per step, for all parameters)
+//   m   = b1 m + (1 - b1) g
+//   v   = b2 v + (1 - b2) g^2
+//   lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)
+//   w  -= lr_t m / (sqrt(v) + eps)
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "loom/optimizers/optimizer.hpp"
+
+namespace loom {
+
+struct AdamOptions {
+  float learning_rate = 1e-3f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float epsilon = 1e-7f;
+};
+
+class Adam final : public Optimizer {
+ public:
+  explicit Adam(AdamOptions o = {}) : o_(o) {
+    if (!(o.learning_rate > 0)) throw UsageError("Adam: learning_rate must be positive, got " + std::to_string(o.learning_rate));
+    if (!(o.beta1 >= 0 && o.beta1 < 1)) throw UsageError("Adam: beta1 must be in [0, 1), got " + std::to_string(o.beta1));
+    if (!(o.beta2 >= 0 && o.beta2 < 1)) throw UsageError("Adam: beta2 must be in [0, 1), got " + std::to_string(o.beta2));
+    if (!(o.epsilon > 0)) throw UsageError("Adam: epsilon must be positive, got " + std::to_string(o.epsilon));
+  }
+
+  std::string_view kind() const override { return "Adam"; }
+  const AdamOptions& options() const { return o_; }
+  long long steps() const { return t_; }
+
+  void build(std::span<Param* const> params) override {
+    m_.clear();
+    v_.clear();
+    for (const Param* p : params) {
+      m_.push_back(Eigen::VectorXf::Zero(p->size()));
+      v_.push_back(Eigen::VectorXf::Zero(p->size()));
+    }
+    t_ = 0;
+  }
+
+  void step(std::span<Param* const> params) override {
+    if (params.size() != m_.size())
+      throw UsageError("Adam: step over " + std::to_string(params.size()) + " parameters, built for " +
+                       std::to_string(m_.size()));
+    ++t_;
+    const double t = static_cast<double>(t_);
+    const float lr_t = static_cast<float>(o_.learning_rate * std::sqrt(1.0 - std::pow(double{o_.beta2}, t)) /
+                                          (1.0 - std::pow(double{o_.beta1}, t)));
+    const float b1 = o_.beta1, b2 = o_.beta2, eps = o_.epsilon;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      float* w = params[i]->value.data();
+      const float* g = params[i]->grad.data();
+      float* m = m_[i].data();
+      float* v = v_[i].data();
+      const Index n = params[i]->size();
+#pragma omp parallel for simd schedule(static) if (n > (1 << 15))
+      for (Index j = 0; j < n; ++j) {
+        m[j] = b1 * m[j] + (1.0f - b1) * g[j];
+        v[j] = b2 * v[j] + (1.0f - b2) * g[j] * g[j];
+        w[j] -= lr_t * m[j] / (std::sqrt(v[j]) + eps);
+      }
+    }
+  }
+
+  std::unique_ptr<Optimizer> clone() const override { return std::make_unique<Adam>(*this); }
+
+  // State, for checkpoints: first and second moments per parameter, step count.
+  const std::vector<Eigen::VectorXf>& first_moments() const { return m_; }
+  const std::vector<Eigen::VectorXf>& second_moments() const { return v_; }
+
+ private:
+  AdamOptions o_;
+  long long t_ = 0;
+  std::vector<Eigen::VectorXf> m_, v_;
+};
+
+}  // namespace loom

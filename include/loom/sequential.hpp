@@ -1,0 +1,364 @@
+#pragma once
+// Sequential: a stack of layers, trained and used as in Keras.
+//
+//   Sequential model(Shape{28, 28, 1}, /*seed=*/42);
+//   model.add(Conv2D({.filters = 32, .kernel = 3, .activation = Activation::ReLU}));
+//   ...
+//   model.compile(Adam(), SparseCategoricalCrossentropy(), {"accuracy"});
+//   model.summary();
+//   History h = model.fit(train, {.epochs = 5, .batch_size = 32});
+//   Evaluation e = model.evaluate(test);
+//
+// Each layer is built when it is added: its input shape is the previous
+// layer's output, a shape that does not fit is a ShapeError naming the layer,
+// and weights are drawn from the model's seeded generator, so the seed fixes
+// the initial weights.
+//
+// fit is a thin loop over the public training steps (train_batch = forward,
+// loss_and_backward, step), so a research loop can use them directly.
+//
+// Thread safety: fit, train_batch and the other non-const members mutate the
+// model: one thread at a time. predict and evaluate are const, keep all their
+// state on the calling thread and may run from many threads at once on one
+// model (as long as no thread trains it meanwhile).
+
+#include <algorithm>
+#include <concepts>
+#include <iostream>
+#include <memory>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "loom/activation.hpp"
+#include "loom/data/samples.hpp"
+#include "loom/denormals.hpp"
+#include "loom/layer.hpp"
+#include "loom/loss.hpp"
+#include "loom/optimizers/optimizer.hpp"
+#include "loom/random.hpp"
+#include "loom/training/fit_options.hpp"
+#include "loom/training/history.hpp"
+#include "loom/training/progress.hpp"
+
+namespace loom {
+
+/// Mean loss and accuracy over a data set.
+struct Evaluation {
+  double loss = 0.0;
+  double accuracy = 0.0;
+};
+
+class Sequential {
+ public:
+  explicit Sequential(Shape input, std::uint64_t seed = 0) : input_(input), rng_(seed) {
+    if (input.empty()) throw ShapeError("Sequential: the input shape must not be empty");
+  }
+
+  /// Builds the layer on the current output shape and appends it.
+  template <std::derived_from<Layer> L>
+  L& add(L layer) {
+    return static_cast<L&>(add(std::make_unique<L>(std::move(layer))));
+  }
+
+  Layer& add(std::unique_ptr<Layer> layer) {
+    if (!layer) throw UsageError("Sequential::add: null layer");
+    if (compiled()) throw UsageError("Sequential::add: the model is already compiled; add every layer first");
+    if (layer->name().empty()) layer->set_name(unique_name(layer->name_stem()));
+    layer->build(output_shape(), rng_);
+    layers_.push_back(std::move(layer));
+    return *layers_.back();
+  }
+
+  /// Fixes the optimizer (copied), the loss and the metrics; checks that the
+  /// output fits the loss. Metrics: "accuracy" (alias "acc") or none.
+  void compile(const Optimizer& optimizer, SparseCategoricalCrossentropy loss = SparseCategoricalCrossentropy(),
+               const std::vector<std::string>& metrics = {"accuracy"}) {
+    if (layers_.empty()) throw UsageError("Sequential::compile: the model has no layers");
+    const Shape out = output_shape();
+    if (out.rank() != 1 || out[0] < 2)
+      throw ShapeError("Sequential::compile: sparse categorical cross-entropy needs a flat output of at least 2 "
+                       "class scores, but the last layer " + layers_.back()->name() + " (" +
+                       std::string(layers_.back()->kind()) + ") outputs " + out.to_string());
+    for (const std::string& m : metrics)
+      if (m != "accuracy" && m != "acc")
+        throw UsageError("Sequential::compile: unknown metric \"" + m + "\"; supported: \"accuracy\"");
+    loss_ = loss;
+    fused_softmax_ = !loss.from_logits() && layers_.back()->ends_with_softmax();
+    params_.clear();
+    for (auto& l : layers_)
+      for (Param& p : l->params()) params_.push_back(&p);
+    optimizer_ = optimizer.clone();
+    optimizer_->build(params_);
+  }
+
+  bool compiled() const { return optimizer_ != nullptr; }
+  const Shape& input_shape() const { return input_; }
+  Shape output_shape() const { return layers_.empty() ? input_ : layers_.back()->output_shape(); }
+  Index num_classes() const { return output_shape().channels(); }
+  std::size_t size() const { return layers_.size(); }
+  Layer& layer(std::size_t i) { return *layers_.at(i); }
+  const Layer& layer(std::size_t i) const { return *layers_.at(i); }
+  Optimizer& optimizer() {
+    require_compiled("optimizer");
+    return *optimizer_;
+  }
+  std::span<Param* const> params() { return params_; }
+  Index param_count() const {
+    Index n = 0;
+    for (const auto& l : layers_) n += l->param_count();
+    return n;
+  }
+
+  /// The Keras table: layer (type), output shape, parameter count, and totals.
+  void summary(std::ostream& os = std::cout) const {
+    std::size_t first = 28;  // Keras's column width, wider when a layer's label needs it
+    for (const auto& l : layers_) first = std::max(first, l->name().size() + l->kind().size() + 4);
+    const std::string rule(first + 37, '_'), double_rule(first + 37, '=');
+    auto row = [&](const std::string& a, const std::string& b, const std::string& c) {
+      os << ' ' << a << std::string(first - a.size(), ' ') << b
+         << std::string(b.size() < 26 ? 26 - b.size() : 1, ' ') << c << '\n';
+    };
+    os << "Model: \"sequential\"\n" << rule << '\n';
+    row("Layer (type)", "Output Shape", "Param #");
+    os << double_rule << '\n';
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      const Layer& l = *layers_[i];
+      row(l.name() + " (" + std::string(l.kind()) + ")", l.output_shape().to_string(), std::to_string(l.param_count()));
+      if (i + 1 < layers_.size()) os << '\n';
+    }
+    os << double_rule << '\n';
+    os << "Total params: " << with_commas(param_count()) << '\n';
+    os << "Trainable params: " << with_commas(param_count()) << '\n';
+    os << "Non-trainable params: 0\n" << rule << '\n';
+  }
+  std::string summary_string() const {
+    std::ostringstream s;
+    summary(s);
+    return s.str();
+  }
+
+  // ---- training steps, public for custom loops -----------------------------
+
+  /// Training forward pass over a batch; layers keep what backward needs.
+  const Tensor& forward(const Tensor& x) {
+    check_batch(x, "forward");
+    const Tensor* h = &x;
+    for (auto& l : layers_) h = &l->forward(*h);
+    last_output_ = h;
+    return *h;
+  }
+
+  /// After forward: scores the batch against labels and backpropagates, so
+  /// every parameter's grad holds dL/dw of the batch mean loss.
+  BatchScore loss_and_backward(std::span<const Label> labels) {
+    require_compiled("loss_and_backward");
+    if (!last_output_) throw UsageError("loss_and_backward called before forward");
+    Layer& last = *layers_.back();
+    BatchScore score;
+    const Tensor* g;
+    if (fused_softmax_) {
+      score = SparseCategoricalCrossentropy::from_logits(last.logits(), labels, &dout_);
+      g = &last.backward_from_logits(dout_);
+    } else {
+      const Tensor& out = *last_output_;
+      score = loss_.from_logits() ? SparseCategoricalCrossentropy::from_logits(out, labels, &dout_)
+                                  : SparseCategoricalCrossentropy::from_probabilities(out, labels, &dout_);
+      g = &last.backward(dout_);
+    }
+    for (std::size_t i = layers_.size() - 1; i-- > 0;) g = &layers_[i]->backward(*g);
+    return score;
+  }
+
+  /// One optimizer update from the current gradients.
+  void step() {
+    require_compiled("step");
+    optimizer_->step(params_);
+  }
+
+  /// forward + loss_and_backward + step on one batch.
+  BatchScore train_batch(const Tensor& x, std::span<const Label> labels) {
+    require_compiled("train_batch");
+    const FlushDenormals flush;
+    forward(x);
+    const BatchScore s = loss_and_backward(labels);
+    step();
+    return s;
+  }
+
+  // ---- Keras-style training and use ---------------------------------------
+
+  History fit(const Samples& data, const FitOptions& o = {}) {
+    require_compiled("fit");
+    const FlushDenormals flush;
+    check_fit_options(o);
+    check_samples(data, "fit");
+    const Index n = data.size();
+    const Index n_train = static_cast<Index>(static_cast<double>(n) * (1.0 - o.validation_split));
+    if (n_train <= 0)
+      throw DataError("fit: validation_split " + std::to_string(o.validation_split) + " of " + std::to_string(n) +
+                      " samples leaves none for training");
+    const bool validate = n_train < n;
+    const Index steps = (n_train + o.batch_size - 1) / o.batch_size;
+
+    std::vector<Index> order(static_cast<std::size_t>(n_train));
+    std::iota(order.begin(), order.end(), Index{0});
+    std::vector<Label> labels(static_cast<std::size_t>(std::min(o.batch_size, n_train)));
+    Random rng(o.seed);
+    Progress progress(o.log ? *o.log : std::cerr, o.verbose);
+    History history;
+    for (int epoch = 1; epoch <= o.epochs; ++epoch) {
+      if (o.shuffle) rng.shuffle(std::span<Index>(order));
+      const auto t0 = Progress::Clock::now();
+      progress.begin_epoch(epoch, o.epochs, steps);
+      double loss_sum = 0.0;
+      Index correct = 0, seen = 0;
+      for (Index b = 0; b < steps; ++b) {
+        const Index begin = b * o.batch_size, count = std::min(o.batch_size, n_train - begin);
+        const std::span<const Index> idx(order.data() + begin, static_cast<std::size_t>(count));
+        const std::span<Label> y(labels.data(), static_cast<std::size_t>(count));
+        data.gather(idx, batch_, y);
+        const BatchScore s = train_batch(batch_, y);
+        loss_sum += s.loss_sum;
+        correct += s.correct;
+        seen += count;
+        progress.update(b + 1, loss_sum / static_cast<double>(seen), static_cast<double>(correct) / static_cast<double>(seen));
+      }
+      EpochRecord r;
+      r.epoch = epoch;
+      r.loss = loss_sum / static_cast<double>(seen);
+      r.accuracy = static_cast<double>(correct) / static_cast<double>(seen);
+      if (validate) {
+        const Evaluation v = evaluate_range(data, n_train, n);
+        r.val_loss = v.loss;
+        r.val_accuracy = v.accuracy;
+      }
+      r.seconds = Progress::seconds_since(t0);
+      progress.end_epoch(r);
+      history.epochs.push_back(r);
+    }
+    return history;
+  }
+
+  History fit(const Tensor& x, std::span<const Label> y, const FitOptions& o = {}) {
+    return fit(TensorSamples(x, y, input_), o);
+  }
+
+  /// Mean loss and accuracy over every sample, in batches of batch_size.
+  Evaluation evaluate(const Samples& data, Index batch_size = 256) const {
+    require_compiled("evaluate");
+    check_samples(data, "evaluate");
+    if (batch_size <= 0) throw UsageError("evaluate: batch_size must be positive, got " + std::to_string(batch_size));
+    return evaluate_range(data, 0, data.size(), batch_size);
+  }
+  Evaluation evaluate(const Tensor& x, std::span<const Label> y, Index batch_size = 256) const {
+    return evaluate(TensorSamples(x, y, input_), batch_size);
+  }
+
+  /// Class probabilities (N, 1, 1, K) for a batch x (N, input shape).
+  Tensor predict(const Tensor& x) const {
+    if (layers_.empty()) throw UsageError("predict: the model has no layers");
+    check_batch(x, "predict");
+    const FlushDenormals flush;
+    Tensor a, b;
+    Tensor out = infer(x, a, b);
+    if (!ends_in_probabilities()) {  // a from_logits model: report probabilities all the same
+      Tensor p;
+      activate(Activation::Softmax, out, p);
+      return p;
+    }
+    return out;
+  }
+
+ private:
+  // Inference through every layer, ping-ponging between two scratch tensors
+  // of the caller's; returns the one holding the output.
+  const Tensor& infer(const Tensor& x, Tensor& a, Tensor& b) const {
+    const Tensor* in = &x;
+    Tensor* out = &a;
+    for (const auto& l : layers_) {
+      l->infer(*in, *out);
+      in = out;
+      out = out == &a ? &b : &a;
+    }
+    return *in;
+  }
+
+  bool ends_in_probabilities() const { return !loss_.from_logits(); }
+
+  Evaluation evaluate_range(const Samples& data, Index begin, Index end, Index batch_size = 256) const {
+    const FlushDenormals flush;
+    Tensor x, a, b;
+    std::vector<Index> idx;
+    std::vector<Label> labels;
+    BatchScore total;
+    for (Index s = begin; s < end; s += batch_size) {
+      const Index count = std::min(batch_size, end - s);
+      idx.resize(static_cast<std::size_t>(count));
+      labels.resize(static_cast<std::size_t>(count));
+      std::iota(idx.begin(), idx.end(), s);
+      data.gather(idx, x, labels);
+      const Tensor& out = infer(x, a, b);
+      // Scored as Keras does: probabilities (clipped) from a softmax model, logits from a from_logits one.
+      const BatchScore sc = loss_.from_logits() ? SparseCategoricalCrossentropy::from_logits(out, labels)
+                                                : SparseCategoricalCrossentropy::from_probabilities(out, labels);
+      total.loss_sum += sc.loss_sum;
+      total.correct += sc.correct;
+    }
+    const double n = static_cast<double>(end - begin);
+    return {total.loss_sum / n, static_cast<double>(total.correct) / n};
+  }
+
+  void require_compiled(const char* what) const {
+    if (!compiled())
+      throw UsageError(std::string(what) + " called before compile: call model.compile(optimizer, loss, metrics) first");
+  }
+
+  void check_fit_options(const FitOptions& o) const {
+    if (o.batch_size <= 0) throw UsageError("fit: batch_size must be positive, got " + std::to_string(o.batch_size));
+    if (o.epochs < 0) throw UsageError("fit: epochs must not be negative, got " + std::to_string(o.epochs));
+    if (!(o.validation_split >= 0.0 && o.validation_split < 1.0))
+      throw UsageError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
+    if (o.verbose < 0 || o.verbose > 2) throw UsageError("fit: verbose must be 0, 1 or 2, got " + std::to_string(o.verbose));
+  }
+
+  void check_samples(const Samples& data, const char* what) const {
+    if (data.size() <= 0) throw DataError(std::string(what) + ": the data set is empty");
+    if (data.shape() != input_)
+      throw ShapeError(std::string(what) + ": samples of shape " + data.shape().to_string() +
+                       " do not fit the model's input " + input_.to_string());
+  }
+
+  void check_batch(const Tensor& x, const char* what) const {
+    if (x.dimension(0) <= 0) throw DataError(std::string(what) + ": the batch is empty");
+    if (!holds(x, input_))
+      throw ShapeError(std::string(what) + ": a batch of dimensions " + dims_string(x) +
+                       " does not fit the model's input " + input_.to_string());
+  }
+
+  std::string unique_name(std::string_view stem) const {
+    std::size_t same = 0;
+    for (const auto& l : layers_) same += l->name_stem() == stem;
+    return same == 0 ? std::string(stem) : std::string(stem) + "_" + std::to_string(same);
+  }
+
+  static std::string with_commas(Index v) {
+    std::string s = std::to_string(v);
+    for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
+    return s;
+  }
+
+  Shape input_;
+  Random rng_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  SparseCategoricalCrossentropy loss_;
+  bool fused_softmax_ = false;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::vector<Param*> params_;  // every layer's parameters, in layer order
+  const Tensor* last_output_ = nullptr;  // what the last forward returned (owned by the last layer)
+  Tensor batch_;  // (B, input) the current training batch
+  Tensor dout_;   // (B, K) dL/d(output or logits)
+};
+
+}  // namespace loom

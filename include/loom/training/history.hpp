@@ -1,0 +1,51 @@
+#pragma once
+// The per-epoch record that fit returns, as Keras's History.
+//
+// Thread safety: a plain value; const members are safe from many threads.
+
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "loom/error.hpp"
+
+namespace loom {
+
+struct EpochRecord {
+  int epoch = 0;              // 1-based
+  double loss = 0.0;          // mean training loss over the epoch's samples
+  double accuracy = 0.0;      // training accuracy over the epoch's samples
+  std::optional<double> val_loss;
+  std::optional<double> val_accuracy;
+  double seconds = 0.0;       // wall time of the epoch, validation included
+};
+
+struct History {
+  std::vector<EpochRecord> epochs;
+
+  bool empty() const { return epochs.empty(); }
+  const EpochRecord& last() const {
+    if (epochs.empty()) throw UsageError("History::last: no epochs were trained");
+    return epochs.back();
+  }
+
+  /// One row per epoch: epoch,loss,accuracy,val_loss,val_accuracy,seconds
+  /// (validation columns empty when there was no validation).
+  void write_csv(const std::string& path) const {
+    std::ofstream f(path);
+    if (!f) throw IoError("History::write_csv: cannot open " + path + " for writing");
+    f << "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n";
+    f.precision(9);
+    for (const EpochRecord& e : epochs) {
+      f << e.epoch << ',' << e.loss << ',' << e.accuracy << ',';
+      if (e.val_loss) f << *e.val_loss;
+      f << ',';
+      if (e.val_accuracy) f << *e.val_accuracy;
+      f << ',' << e.seconds << '\n';
+    }
+    if (!f.flush()) throw IoError("History::write_csv: writing " + path + " failed");
+  }
+};
+
+}  // namespace loom
