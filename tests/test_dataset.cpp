@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "temp_dir.hpp"
+
 #include <unistd.h>
 
 #include <cstdint>
@@ -26,21 +28,8 @@ using loom::Index;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it.
-struct DatasetTempDir {
-  fs::path path;
-  DatasetTempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("loom-test-dataset-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~DatasetTempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
+struct DatasetTempDir : loom::testing::TempDir {
+  DatasetTempDir() : TempDir("loom-test-dataset") {}
 };
 
 // Sets (or unsets, with nullopt) an environment variable for one scope.
@@ -274,13 +263,10 @@ TEST_CASE("fashion_mnist::load_train and load_test read a directory of IDX files
   REQUIRE_THROWS_WITH(fm::load_test(dir.path), Contains("label 10 at index 0 is outside the 10 classes"));
 }
 
-TEST_CASE("fashion_mnist: the installed test set has 10,000 28x28 images, 1,000 per class", "[fashion_mnist][real]") {
-  const fs::path installed = "/usr/share/datasets/fashion-mnist";
-  if (!fs::exists(installed / "t10k-images-idx3-ubyte.gz")) {
-    WARN("skipped: Fashion-MNIST is not installed in " << installed << " (apt-get install dataset-fashion-mnist)");
-    return;
-  }
-  const loom::Dataset test = fm::load_test(installed);
+// The real data is part of the test set-up (scripts/install-deps.sh installs
+// dataset-fashion-mnist): its absence is a failure, not a skip.
+TEST_CASE("fashion_mnist: the real test set has 10,000 28x28 images, 1,000 per class", "[fashion_mnist][real]") {
+  const loom::Dataset test = fm::load_test(fm::find_data_dir());
   CHECK(test.size() == 10000);
   CHECK(test.shape() == loom::Shape{28, 28, 1});
   CHECK(test.num_classes() == 10);

@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "temp_dir.hpp"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -22,21 +24,8 @@ using Bytes = std::vector<std::uint8_t>;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it.
-struct IdxTempDir {
-  fs::path path;
-  IdxTempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("loom-test-idx-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~IdxTempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
+struct IdxTempDir : loom::testing::TempDir {
+  IdxTempDir() : TempDir("loom-test-idx") {}
 };
 
 void put_u32(Bytes& b, std::uint32_t v) {
