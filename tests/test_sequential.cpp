@@ -259,6 +259,15 @@ TEST_CASE("fit, evaluate and predict reject bad arguments and bad data", "[seque
     y[5] = -1;
     REQUIRE_THROWS_AS(m.fit(d.x, y, quiet), DataError);
   }
+  SECTION("a bad label in the last batch is found before any batch trains") {
+    std::vector<Label> y = d.y;
+    y.back() = 9;
+    std::vector<Eigen::VectorXf> before;
+    for (const Param* p : m.params()) before.push_back(p->value);
+    REQUIRE_THROWS_WITH(m.fit(d.x, y, {.batch_size = 4, .shuffle = false, .verbose = 0}),
+                        Contains("label 9 of sample 15"));
+    for (std::size_t i = 0; i < before.size(); ++i) CHECK(m.params()[i]->value == before[i]);
+  }
 }
 
 // ---- training ------------------------------------------------------------------------

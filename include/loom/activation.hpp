@@ -27,7 +27,7 @@ namespace activation {
 // y = max(z, 0), elementwise. In place is allowed (y may alias z).
 inline void relu_forward(const float* z, float* y, Index n) {
 #pragma omp parallel for simd schedule(static) if (n > (1 << 16))
-  for (Index i = 0; i < n; ++i) y[i] = std::max(z[i], 0.0f);
+  for (Index i = 0; i < n; ++i) y[i] = z[i] > 0.0f ? z[i] : 0.0f;
 }
 
 // dz = dy where y > 0, else 0 (the derivative at 0 is taken as 0, as Keras).

@@ -13,6 +13,9 @@
 //   dx = dL/dx and *assigns* (never adds to) every parameter gradient dL/dw.
 //   Gradients are derivatives of L itself, not their negative. Averaging over
 //   the batch happens in the loss and nowhere else: a layer sums over samples.
+//   A layer told set_needs_input_gradient(false) (Sequential does this for its
+//   first layer: nothing consumes dL/d(input)) may skip computing dx and
+//   return an empty tensor.
 // - infer(x, y): inference only. const, keeps nothing, uses scratch space of
 //   its own, so many threads may call it at once on one layer.
 // - Softmax fusion: a layer whose output is softmax(z) reports
@@ -83,6 +86,8 @@ class Layer {
   const Shape& input_shape() const { return input_shape_; }
   const Shape& output_shape() const { return output_shape_; }
   bool built() const { return !output_shape_.empty(); }
+  bool needs_input_gradient() const { return needs_input_gradient_; }
+  void set_needs_input_gradient(bool needed) { needs_input_gradient_ = needed; }
 
   Index param_count() const {
     Index n = 0;
@@ -110,6 +115,7 @@ class Layer {
   std::string name_;
   Shape input_shape_;
   Shape output_shape_;
+  bool needs_input_gradient_ = true;
 };
 
 }  // namespace loom

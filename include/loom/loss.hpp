@@ -10,6 +10,9 @@
 //   probabilities some other way): L = mean(-log(clip(p_y, eps, 1 - eps))),
 //   as Keras, with eps = 1e-7;
 // - from_logits = true: the model's output is z itself, same as the fused path.
+// fit's loss comes from the logits (exact); evaluate and val_loss score the
+// probabilities that predict returns, clipped as Keras does. The two agree
+// unless a prediction gives its true class less than 1e-7.
 //
 // Thread safety: stateless; safe from many threads.
 

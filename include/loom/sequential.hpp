@@ -86,6 +86,8 @@ class Sequential {
         throw UsageError("Sequential::compile: unknown metric \"" + m + "\"; supported: \"accuracy\"");
     loss_ = loss;
     fused_softmax_ = !loss.from_logits() && layers_.back()->ends_with_softmax();
+    // Nothing consumes dL/d(input), so the first layer may skip computing it.
+    for (auto& l : layers_) l->set_needs_input_gradient(l != layers_.front());
     params_.clear();
     for (auto& l : layers_)
       for (Param& p : l->params()) params_.push_back(&p);
@@ -256,7 +258,10 @@ class Sequential {
     return evaluate(TensorSamples(x, y, input_), batch_size);
   }
 
-  /// Class probabilities (N, 1, 1, K) for a batch x (N, input shape).
+  /// Class probabilities (N, 1, 1, K) for a batch x (N, input shape): the
+  /// model's output, with a softmax applied when it was compiled with
+  /// from_logits (before compile, the output as it is). Always (N, 1, 1, K)
+  /// for a compiled model. Inference path: const, safe from many threads.
   Tensor predict(const Tensor& x) const {
     if (layers_.empty()) throw UsageError("predict: the model has no layers");
     check_batch(x, "predict");
@@ -323,11 +328,17 @@ class Sequential {
     if (o.verbose < 0 || o.verbose > 2) throw UsageError("fit: verbose must be 0, 1 or 2, got " + std::to_string(o.verbose));
   }
 
+  // Checked before the first batch, so bad data never half-trains a model.
   void check_samples(const Samples& data, const char* what) const {
     if (data.size() <= 0) throw DataError(std::string(what) + ": the data set is empty");
     if (data.shape() != input_)
       throw ShapeError(std::string(what) + ": samples of shape " + data.shape().to_string() +
                        " do not fit the model's input " + input_.to_string());
+    const Index k = num_classes();
+    for (Index i = 0; i < data.size(); ++i)
+      if (const Label y = data.label(i); y < 0 || y >= k)
+        throw DataError(std::string(what) + ": label " + std::to_string(y) + " of sample " + std::to_string(i) +
+                        " is outside the model's " + std::to_string(k) + " classes [0, " + std::to_string(k - 1) + "]");
   }
 
   void check_batch(const Tensor& x, const char* what) const {

@@ -73,7 +73,7 @@ class Dataset final : public Samples {
     }
   }
 
-  Label label(Index i) const {
+  Label label(Index i) const override {
     check_index("label", i);
     return labels_[static_cast<std::size_t>(i)];
   }

@@ -25,6 +25,8 @@ class Samples {
   virtual Index size() const = 0;
   /// Shape of one sample.
   virtual Shape shape() const = 0;
+  /// The label of sample i (0 <= i < size()).
+  virtual Label label(Index i) const = 0;
   /// Copies samples idx[0], idx[1], ... into x (resized to (idx.size(), shape))
   /// and their labels into labels (which must hold idx.size() entries).
   virtual void gather(std::span<const Index> idx, Tensor& x, std::span<Label> labels) const = 0;
@@ -46,6 +48,7 @@ class TensorSamples final : public Samples {
 
   Index size() const override { return x_.dimension(0); }
   Shape shape() const override { return shape_; }
+  Label label(Index i) const override { return labels_[static_cast<std::size_t>(i)]; }
   void gather(std::span<const Index> idx, Tensor& x, std::span<Label> labels) const override {
     const Index n = static_cast<Index>(idx.size()), per = shape_.size();
     resize_batch(x, n, shape_);

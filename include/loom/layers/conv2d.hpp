@@ -17,6 +17,7 @@
 //   dcol = dZ W^T           (P, K), then col2im adds each patch row back onto
 //                           the input pixels it came from: dx (N, H, W, C)
 
+#include <algorithm>
 #include <array>
 #include <string>
 
@@ -77,6 +78,7 @@ class Conv2D final : public ActivatedLayer {
     ConstMatrixMap dZ = as_matrix(dz, p, f);
     MatrixMap(params_[0].grad.data(), k, f).noalias() = col_.transpose() * dZ;
     params_[1].grad.noalias() = dZ.colwise().sum().transpose();
+    if (!needs_input_gradient()) return dx_;  // first layer: nobody wants dx
     dcol_.resize(p, k);
     dcol_.noalias() = dZ * kernel().transpose();
     resize_batch(dx_, p / (win_.y.out * win_.x.out), input_shape());
@@ -97,56 +99,61 @@ class Conv2D final : public ActivatedLayer {
     Z.rowwise() += params_[1].value.transpose();
   }
 
-  // Visits every (output pixel, kernel tap) pair whose input pixel lies inside
-  // the image: f(patch row pointer offset, input pixel offset). One loop nest
-  // for im2col and col2im, so their index arithmetic cannot drift apart.
+  // Visits the patch of every output pixel as runs along the kernel's width:
+  // for each (output pixel, ky), the taps kx whose input lies inside the image
+  // are one contiguous run of (kx_end - kx_begin) * C floats in x (NHWC) and in
+  // the patch row alike; taps in the padding are runs with pixel = -1.
+  // f(patch offset, input offset or -1, length). One loop nest serves im2col
+  // and col2im, so their index arithmetic cannot drift apart.
   template <typename F>
-  void for_each_tap(Index sample, F&& f) const {
+  void for_each_run(Index sample, F&& f) const {
     const Index h = input_shape()[0], w = input_shape()[1], c = input_shape()[2];
-    const Index oh = win_.y.out, ow = win_.x.out, k = patch_size();
+    const Index oh = win_.y.out, ow = win_.x.out, k = patch_size(), kw = o_.kernel.w;
     for (Index oy = 0; oy < oh; ++oy)
       for (Index ox = 0; ox < ow; ++ox) {
         const Index row = ((sample * oh + oy) * ow + ox) * k;
+        const Index ix0 = ox * o_.strides.w - win_.x.pad_before;  // input x under kx = 0
+        const Index kx_begin = std::max<Index>(0, -ix0), kx_end = std::min<Index>(kw, w - ix0);
         for (Index ky = 0; ky < o_.kernel.h; ++ky) {
           const Index iy = oy * o_.strides.h + ky - win_.y.pad_before;
-          for (Index kx = 0; kx < o_.kernel.w; ++kx) {
-            const Index ix = ox * o_.strides.w + kx - win_.x.pad_before;
-            const Index tap = row + (ky * o_.kernel.w + kx) * c;
-            if (iy < 0 || iy >= h || ix < 0 || ix >= w)
-              f(tap, Index{-1});
-            else
-              f(tap, ((sample * h + iy) * w + ix) * c);
+          const Index tap = row + ky * kw * c;
+          if (iy < 0 || iy >= h || kx_begin >= kx_end) {
+            f(tap, Index{-1}, kw * c);
+            continue;
           }
+          if (kx_begin > 0) f(tap, Index{-1}, kx_begin * c);
+          f(tap + kx_begin * c, ((sample * h + iy) * w + ix0 + kx_begin) * c, (kx_end - kx_begin) * c);
+          if (kx_end < kw) f(tap + kx_end * c, Index{-1}, (kw - kx_end) * c);
         }
       }
   }
 
   void im2col(const Tensor& x, RowMatrix& col) const {
-    const Index n = x.dimension(0), c = input_shape()[2];
+    const Index n = x.dimension(0);
     col.resize(n * win_.y.out * win_.x.out, patch_size());
     float* dst = col.data();
     const float* src = x.data();
 #pragma omp parallel for schedule(static)
     for (Index s = 0; s < n; ++s)
-      for_each_tap(s, [&](Index tap, Index pixel) {
+      for_each_run(s, [&](Index tap, Index pixel, Index len) {
         if (pixel < 0)
-          std::fill_n(dst + tap, c, 0.0f);
+          std::fill_n(dst + tap, len, 0.0f);
         else
-          std::copy_n(src + pixel, c, dst + tap);
+          std::copy_n(src + pixel, len, dst + tap);
       });
   }
 
   // Each sample writes only its own part of dx, so samples run in parallel.
   void col2im(const RowMatrix& dcol, Tensor& dx) const {
-    const Index n = dx.dimension(0), c = input_shape()[2];
+    const Index n = dx.dimension(0);
     dx.setZero();
     const float* src = dcol.data();
     float* dst = dx.data();
 #pragma omp parallel for schedule(static)
     for (Index s = 0; s < n; ++s)
-      for_each_tap(s, [&](Index tap, Index pixel) {
+      for_each_run(s, [&](Index tap, Index pixel, Index len) {
         if (pixel >= 0)
-          for (Index i = 0; i < c; ++i) dst[pixel + i] += src[tap + i];
+          for (Index i = 0; i < len; ++i) dst[pixel + i] += src[tap + i];
       });
   }
 

@@ -70,6 +70,7 @@ class Dense final : public ActivatedLayer {
     const ConstMatrixMap X = as_matrix(std::as_const(x_), n, in);
     MatrixMap(params_[0].grad.data(), in, units_).noalias() = X.transpose() * dZ;
     params_[1].grad.noalias() = dZ.colwise().sum().transpose();
+    if (!needs_input_gradient()) return dx_;  // first layer: nobody wants dx
     resize_batch(dx_, n, input_shape());
     as_matrix(dx_, n, in).noalias() = dZ * kernel().transpose();
     return dx_;

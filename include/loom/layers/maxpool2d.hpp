@@ -79,7 +79,16 @@ class MaxPool2D final : public Layer {
 
  private:
   // y = max over windows; writes winners' flat indices into argmax when given.
+  // The innermost loop runs over channels, contiguous in NHWC, so it vectorises.
   void pool(const Tensor& x, Tensor& y, Index* argmax) const {
+    if (argmax)
+      pool_impl<true>(x, y, argmax);
+    else
+      pool_impl<false>(x, y, nullptr);
+  }
+
+  template <bool kArgmax>
+  void pool_impl(const Tensor& x, Tensor& y, Index* argmax) const {
     const Index n = x.dimension(0), h = input_shape()[0], w = input_shape()[1], c = input_shape()[2];
     const Index oh = win_.y.out, ow = win_.x.out;
     const float* src = x.data();
@@ -89,21 +98,31 @@ class MaxPool2D final : public Layer {
       for (Index oy = 0; oy < oh; ++oy)
         for (Index ox = 0; ox < ow; ++ox) {
           const Index out = ((s * oh + oy) * ow + ox) * c;
-          for (Index ch = 0; ch < c; ++ch) {
-            float best = -std::numeric_limits<float>::infinity();
-            Index best_at = -1;
-            for (Index ky = 0; ky < o_.pool.h; ++ky) {
-              const Index iy = oy * o_.strides.h + ky - win_.y.pad_before;
-              if (iy < 0 || iy >= h) continue;
-              for (Index kx = 0; kx < o_.pool.w; ++kx) {
-                const Index ix = ox * o_.strides.w + kx - win_.x.pad_before;
-                if (ix < 0 || ix >= w) continue;
-                const Index at = ((s * h + iy) * w + ix) * c + ch;
-                if (best_at < 0 || src[at] > best) best = src[at], best_at = at;
+          float* best = dst + out;
+          [[maybe_unused]] Index* best_at = kArgmax ? argmax + out : nullptr;
+          bool first = true;  // valid padding always has a first tap; same padding too (pad < pool)
+          for (Index ky = 0; ky < o_.pool.h; ++ky) {
+            const Index iy = oy * o_.strides.h + ky - win_.y.pad_before;
+            if (iy < 0 || iy >= h) continue;
+            for (Index kx = 0; kx < o_.pool.w; ++kx) {
+              const Index ix = ox * o_.strides.w + kx - win_.x.pad_before;
+              if (ix < 0 || ix >= w) continue;
+              const Index at = ((s * h + iy) * w + ix) * c;
+              const float* v = src + at;
+              if (first) {
+                for (Index ch = 0; ch < c; ++ch) {
+                  best[ch] = v[ch];
+                  if constexpr (kArgmax) best_at[ch] = at + ch;
+                }
+                first = false;
+                continue;
               }
+              for (Index ch = 0; ch < c; ++ch)
+                if (v[ch] > best[ch]) {
+                  best[ch] = v[ch];
+                  if constexpr (kArgmax) best_at[ch] = at + ch;
+                }
             }
-            dst[out + ch] = best;
-            if (argmax) argmax[out + ch] = best_at;
           }
         }
   }
