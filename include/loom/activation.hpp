@@ -7,6 +7,7 @@
 #include <cmath>
 #include <string_view>
 
+#include "loom/parallel.hpp"
 #include "loom/tensor.hpp"
 
 namespace loom {
@@ -26,14 +27,14 @@ namespace activation {
 
 // y = max(z, 0), elementwise. In place is allowed (y may alias z).
 inline void relu_forward(const float* z, float* y, Index n) {
-#pragma omp parallel for simd schedule(static) if (n > (1 << 16))
-  for (Index i = 0; i < n; ++i) y[i] = z[i] > 0.0f ? z[i] : 0.0f;
+  for_blocks(n, [&](Index i, Index len) { ArrayMap(y + i, len) = ConstArrayMap(z + i, len).max(0.0f); });
 }
 
 // dz = dy where y > 0, else 0 (the derivative at 0 is taken as 0, as Keras).
 inline void relu_backward(const float* y, const float* dy, float* dz, Index n) {
-#pragma omp parallel for simd schedule(static) if (n > (1 << 16))
-  for (Index i = 0; i < n; ++i) dz[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+  for_blocks(n, [&](Index i, Index len) {
+    ArrayMap(dz + i, len) = (ConstArrayMap(y + i, len) > 0.0f).select(ConstArrayMap(dy + i, len), 0.0f);
+  });
 }
 
 // Each row of the (rows, cols) matrix z becomes softmax(row), computed as

@@ -4,7 +4,9 @@
 // activations in activation.hpp. Forward, backward and inference of the
 // activation live here once, so fusing it is never a second implementation.
 //
-//   forward:  z = linear(x);  y = act(z)      (ReLU in place: y is z's buffer)
+//   forward:  z = linear(x);  y = act(z)      (ReLU in place: y is z's buffer,
+//                                              applied by the linear part while
+//                                              its output is still in cache)
 //   backward: dz = act'(y) . dy;  dx = linear_backward(dz)
 //
 // With a softmax activation the layer offers logits() = z and
@@ -23,13 +25,10 @@ class ActivatedLayer : public Layer {
 
   const Tensor& forward(const Tensor& x) final {
     check_input(x);
-    linear_forward(x, z_);
-    if (activation_ == Activation::Softmax) {
-      activate(activation_, z_, y_);
-      return y_;
-    }
-    activate(activation_, z_, z_);  // None or ReLU, in place
-    return z_;
+    linear_forward(x, z_, elementwise());
+    if (activation_ != Activation::Softmax) return z_;
+    activate(activation_, z_, y_);  // z_ stays: the logits
+    return y_;
   }
 
   const Tensor& backward(const Tensor& dy) final {
@@ -40,8 +39,8 @@ class ActivatedLayer : public Layer {
 
   void infer(const Tensor& x, Tensor& y) const final {
     check_input(x);
-    linear_infer(x, y);
-    activate(activation_, y, y);  // every activation here may run in place
+    linear_infer(x, y, elementwise());
+    if (activation_ == Activation::Softmax) activate(activation_, y, y);
   }
 
   bool ends_with_softmax() const final { return activation_ == Activation::Softmax; }
@@ -55,14 +54,19 @@ class ActivatedLayer : public Layer {
   }
 
  protected:
-  /// z = linear(x) for training: may keep what linear_backward needs.
-  virtual void linear_forward(const Tensor& x, Tensor& z) = 0;
+  /// z = act(linear(x)) for training, where act is None or ReLU (applied in
+  /// place with activate(), see elementwise()); may keep what linear_backward needs.
+  virtual void linear_forward(const Tensor& x, Tensor& z, Activation act) = 0;
   /// Given dz = dL/dz of the last forward: assigns parameter gradients, returns dL/dx.
   virtual const Tensor& linear_backward(const Tensor& dz) = 0;
-  /// z = linear(x) for inference: const, keeps nothing.
-  virtual void linear_infer(const Tensor& x, Tensor& z) const = 0;
+  /// z = act(linear(x)) for inference: const, keeps nothing.
+  virtual void linear_infer(const Tensor& x, Tensor& z, Activation act) const = 0;
 
  private:
+  // The part of the activation the linear pass applies itself: ReLU is
+  // elementwise and runs in place; softmax needs whole rows and the logits kept.
+  Activation elementwise() const { return activation_ == Activation::ReLU ? Activation::ReLU : Activation::None; }
+
   Activation activation_;
   Tensor z_;   // (N, out) pre-activation; after ReLU, the activation itself
   Tensor y_;   // (N, out) softmax output

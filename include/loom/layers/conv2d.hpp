@@ -67,22 +67,42 @@ class Conv2D final : public ActivatedLayer {
   std::span<const Param> params() const override { return params_; }
 
  protected:
-  void linear_forward(const Tensor& x, Tensor& z) override { compute(x, z, col_); }
-  void linear_infer(const Tensor& x, Tensor& z) const override {
+  void linear_forward(const Tensor& x, Tensor& z, Activation act) override { compute(x, z, col_, act); }
+  void linear_infer(const Tensor& x, Tensor& z, Activation act) const override {
     RowMatrix col;  // scratch of this call: inference shares nothing between threads
-    compute(x, z, col);
+    compute(x, z, col, act);
   }
 
+  // One parallel pass over chunks of samples: each chunk adds its share of
+  // dW and db into a partial of its own and, unless this is the first layer,
+  // writes its samples' dx. The partials are then summed in chunk order, so
+  // the gradients do not depend on the number of threads.
   const Tensor& linear_backward(const Tensor& dz) override {
     const Index p = col_.rows(), k = col_.cols(), f = o_.filters;
-    ConstMatrixMap dZ = as_matrix(dz, p, f);
-    MatrixMap(params_[0].grad.data(), k, f).noalias() = col_.transpose() * dZ;
-    params_[1].grad.noalias() = dZ.colwise().sum().transpose();
-    if (!needs_input_gradient()) return dx_;  // first layer: nobody wants dx
-    dcol_.resize(p, k);
-    dcol_.noalias() = dZ * kernel().transpose();
-    resize_batch(dx_, p / (win_.y.out * win_.x.out), input_shape());
-    col2im(dcol_, dx_);
+    const Index n = p / pixels(), per = chunk_samples(), chunks = (n + per - 1) / per;
+    const bool want_dx = needs_input_gradient();  // the first layer's dx has no reader
+    const ConstMatrixMap dZ = as_matrix(dz, p, f);
+    dw_parts_.resize(chunks * k, f);
+    db_parts_.resize(chunks, f);
+    if (want_dx) {
+      dcol_.resize(p, k);
+      resize_batch(dx_, n, input_shape());
+      dx_.setZero();
+    }
+#pragma omp parallel for schedule(static)
+    for (Index c = 0; c < chunks; ++c) {
+      const Index s0 = c * per, s1 = std::min(n, s0 + per), r0 = s0 * pixels(), rows = (s1 - s0) * pixels();
+      const auto dZc = dZ.middleRows(r0, rows);
+      dw_parts_.middleRows(c * k, k).noalias() = col_.middleRows(r0, rows).transpose() * dZc;
+      db_parts_.row(c).noalias() = dZc.colwise().sum();
+      if (!want_dx) continue;
+      dcol_.middleRows(r0, rows).noalias() = dZc * kernel().transpose();
+      for (Index s = s0; s < s1; ++s) col2im(dcol_, dx_, s);
+    }
+    MatrixMap dW(params_[0].grad.data(), k, f);
+    dW = dw_parts_.topRows(k);
+    for (Index c = 1; c < chunks; ++c) dW += dw_parts_.middleRows(c * k, k);
+    params_[1].grad = db_parts_.colwise().sum().transpose();
     return dx_;
   }
 
@@ -90,13 +110,28 @@ class Conv2D final : public ActivatedLayer {
   ConstMatrixMap kernel() const { return {params_[0].value.data(), patch_size(), o_.filters}; }
   Index patch_size() const { return o_.kernel.h * o_.kernel.w * input_shape()[2]; }
 
-  void compute(const Tensor& x, Tensor& z, RowMatrix& col) const {
-    const Index n = x.dimension(0), p = n * win_.y.out * win_.x.out;
-    im2col(x, col);
+  Index pixels() const { return win_.y.out * win_.x.out; }  // OH * OW output pixels per sample
+
+  // Samples per chunk of work: enough patch rows for an efficient product,
+  // few enough that a chunk's patches are still in cache for the product
+  // right after im2col wrote them.
+  Index chunk_samples() const { return std::max<Index>(1, 512 / pixels()); }
+
+  // z = act(col W + b), chunk by chunk of samples: im2col, product, bias and
+  // ReLU while the chunk is in cache. Chunks run in parallel over the batch.
+  void compute(const Tensor& x, Tensor& z, RowMatrix& col, Activation act) const {
+    const Index n = x.dimension(0), f = o_.filters, per = chunk_samples(), chunks = (n + per - 1) / per;
+    col.resize(n * pixels(), patch_size());
     resize_batch(z, n, output_shape());
-    MatrixMap Z = as_matrix(z, p, o_.filters);
-    Z.noalias() = col * kernel();
-    Z.rowwise() += params_[1].value.transpose();
+#pragma omp parallel for schedule(static)
+    for (Index c = 0; c < chunks; ++c) {
+      const Index s0 = c * per, s1 = std::min(n, s0 + per), r0 = s0 * pixels(), rows = (s1 - s0) * pixels();
+      for (Index s = s0; s < s1; ++s) im2col(x, col, s);
+      MatrixMap Z(z.data() + r0 * f, rows, f);
+      Z.noalias() = col.middleRows(r0, rows) * kernel();
+      Z.rowwise() += params_[1].value.transpose();
+      if (act == Activation::ReLU) activation::relu_forward(Z.data(), Z.data(), Z.size());
+    }
   }
 
   // Visits the patch of every output pixel as runs along the kernel's width:
@@ -128,40 +163,35 @@ class Conv2D final : public ActivatedLayer {
       }
   }
 
-  void im2col(const Tensor& x, RowMatrix& col) const {
-    const Index n = x.dimension(0);
-    col.resize(n * win_.y.out * win_.x.out, patch_size());
+  // Patch rows of one sample.
+  void im2col(const Tensor& x, RowMatrix& col, Index sample) const {
     float* dst = col.data();
     const float* src = x.data();
-#pragma omp parallel for schedule(static)
-    for (Index s = 0; s < n; ++s)
-      for_each_run(s, [&](Index tap, Index pixel, Index len) {
-        if (pixel < 0)
-          std::fill_n(dst + tap, len, 0.0f);
-        else
-          std::copy_n(src + pixel, len, dst + tap);
-      });
+    for_each_run(sample, [&](Index tap, Index pixel, Index len) {
+      if (pixel < 0)
+        std::fill_n(dst + tap, len, 0.0f);
+      else
+        std::copy_n(src + pixel, len, dst + tap);
+    });
   }
 
-  // Each sample writes only its own part of dx, so samples run in parallel.
-  void col2im(const RowMatrix& dcol, Tensor& dx) const {
-    const Index n = dx.dimension(0);
-    dx.setZero();
+  // Adds one sample's patch-row gradients back onto its input pixels.
+  void col2im(const RowMatrix& dcol, Tensor& dx, Index sample) const {
     const float* src = dcol.data();
     float* dst = dx.data();
-#pragma omp parallel for schedule(static)
-    for (Index s = 0; s < n; ++s)
-      for_each_run(s, [&](Index tap, Index pixel, Index len) {
-        if (pixel >= 0)
-          for (Index i = 0; i < len; ++i) dst[pixel + i] += src[tap + i];
-      });
+    for_each_run(sample, [&](Index tap, Index pixel, Index len) {
+      if (pixel >= 0)
+        for (Index i = 0; i < len; ++i) dst[pixel + i] += src[tap + i];
+    });
   }
 
   Conv2DOptions o_;
   Window win_;
   std::array<Param, 2> params_{Param("kernel", {}), Param("bias", {})};
   RowMatrix col_;   // (P, K) patches of the last forward
-  RowMatrix dcol_;  // (P, K)
+  RowMatrix dcol_;      // (P, K)
+  RowMatrix dw_parts_;  // (chunks * K, F) each chunk's share of dW
+  RowMatrix db_parts_;  // (chunks, F) each chunk's share of db
   Tensor dx_;       // (N, H, W, C)
 };
 

@@ -51,17 +51,18 @@ class Dense final : public ActivatedLayer {
   std::span<const Param> params() const override { return params_; }
 
  protected:
-  void linear_forward(const Tensor& x, Tensor& z) override {
+  void linear_forward(const Tensor& x, Tensor& z, Activation act) override {
     x_ = x;  // dW needs the input; a copy keeps backward independent of the caller's buffer
-    linear_infer(x, z);
+    linear_infer(x, z, act);
   }
 
-  void linear_infer(const Tensor& x, Tensor& z) const override {
+  void linear_infer(const Tensor& x, Tensor& z, Activation act) const override {
     const Index n = x.dimension(0), in = input_shape()[0];
     resize_batch(z, n, output_shape());
     MatrixMap Z = as_matrix(z, n, units_);
     Z.noalias() = as_matrix(x, n, in) * kernel();
     Z.rowwise() += bias().transpose();
+    activate(act, z, z);
   }
 
   const Tensor& linear_backward(const Tensor& dz) override {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "loom/optimizers/optimizer.hpp"
+#include "loom/parallel.hpp"
 
 namespace loom {
 
@@ -60,13 +61,13 @@ class Adam final : public Optimizer {
       const float* g = params[i]->grad.data();
       float* m = m_[i].data();
       float* v = v_[i].data();
-      const Index n = params[i]->size();
-#pragma omp parallel for simd schedule(static) if (n > (1 << 15))
-      for (Index j = 0; j < n; ++j) {
-        m[j] = b1 * m[j] + (1.0f - b1) * g[j];
-        v[j] = b2 * v[j] + (1.0f - b2) * g[j] * g[j];
-        w[j] -= lr_t * m[j] / (std::sqrt(v[j]) + eps);
-      }
+      for_blocks(params[i]->size(), [&](Index j, Index len) {
+        const ConstArrayMap gj(g + j, len);
+        ArrayMap mj(m + j, len), vj(v + j, len);
+        mj = b1 * mj + (1.0f - b1) * gj;
+        vj = b2 * vj + (1.0f - b2) * gj.square();
+        ArrayMap(w + j, len) -= lr_t * mj / (vj.sqrt() + eps);
+      });
     }
   }
 
