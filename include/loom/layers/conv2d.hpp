@@ -67,11 +67,8 @@ class Conv2D final : public ActivatedLayer {
   std::span<const Param> params() const override { return params_; }
 
  protected:
-  void linear_forward(const Tensor& x, Tensor& z, Activation act) override { compute(x, z, col_, act); }
-  void linear_infer(const Tensor& x, Tensor& z, Activation act) const override {
-    RowMatrix col;  // scratch of this call: inference shares nothing between threads
-    compute(x, z, col, act);
-  }
+  void linear_forward(const Tensor& x, Tensor& z, Activation act) override { compute(x, z, &col_, act); }
+  void linear_infer(const Tensor& x, Tensor& z, Activation act) const override { compute(x, z, nullptr, act); }
 
   // One parallel pass over chunks of samples: each chunk adds its share of
   // dW and db into a partial of its own and, unless this is the first layer,
@@ -97,7 +94,7 @@ class Conv2D final : public ActivatedLayer {
       db_parts_.row(c).noalias() = dZc.colwise().sum();
       if (!want_dx) continue;
       dcol_.middleRows(r0, rows).noalias() = dZc * kernel().transpose();
-      for (Index s = s0; s < s1; ++s) col2im(dcol_, dx_, s);
+      for (Index s = s0; s < s1; ++s) col2im(dcol_.data() + s * pixels() * k, dx_.data() + s * input_shape().size());
     }
     MatrixMap dW(params_[0].grad.data(), k, f);
     dW = dw_parts_.topRows(k);
@@ -119,34 +116,44 @@ class Conv2D final : public ActivatedLayer {
 
   // z = act(col W + b), chunk by chunk of samples: im2col, product, bias and
   // ReLU while the chunk is in cache. Chunks run in parallel over the batch.
-  void compute(const Tensor& x, Tensor& z, RowMatrix& col, Activation act) const {
-    const Index n = x.dimension(0), f = o_.filters, per = chunk_samples(), chunks = (n + per - 1) / per;
-    col.resize(n * pixels(), patch_size());
+  // Training keeps every patch in *keep for dW; inference uses a chunk-sized
+  // scratch per thread, so a large batch costs no large patch matrix.
+  void compute(const Tensor& x, Tensor& z, RowMatrix* keep, Activation act) const {
+    const Index n = x.dimension(0), k = patch_size(), f = o_.filters;
+    const Index per = chunk_samples(), chunks = (n + per - 1) / per;
+    if (keep) keep->resize(n * pixels(), k);
     resize_batch(z, n, output_shape());
-#pragma omp parallel for schedule(static)
-    for (Index c = 0; c < chunks; ++c) {
-      const Index s0 = c * per, s1 = std::min(n, s0 + per), r0 = s0 * pixels(), rows = (s1 - s0) * pixels();
-      for (Index s = s0; s < s1; ++s) im2col(x, col, s);
-      MatrixMap Z(z.data() + r0 * f, rows, f);
-      Z.noalias() = col.middleRows(r0, rows) * kernel();
-      Z.rowwise() += params_[1].value.transpose();
-      if (act == Activation::ReLU) activation::relu_forward(Z.data(), Z.data(), Z.size());
+#pragma omp parallel
+    {
+      RowMatrix scratch;
+#pragma omp for schedule(static)
+      for (Index c = 0; c < chunks; ++c) {
+        const Index s0 = c * per, s1 = std::min(n, s0 + per), r0 = s0 * pixels(), rows = (s1 - s0) * pixels();
+        if (!keep) scratch.resize(rows, k);
+        float* col = keep ? keep->data() + r0 * k : scratch.data();
+        for (Index s = s0; s < s1; ++s) im2col(x.data() + s * input_shape().size(), col + (s - s0) * pixels() * k);
+        MatrixMap Z(z.data() + r0 * f, rows, f);
+        Z.noalias() = ConstMatrixMap(col, rows, k) * kernel();
+        Z.rowwise() += params_[1].value.transpose();
+        if (act == Activation::ReLU) activation::relu_forward(Z.data(), Z.data(), Z.size());
+      }
     }
   }
 
-  // Visits the patch of every output pixel as runs along the kernel's width:
-  // for each (output pixel, ky), the taps kx whose input lies inside the image
-  // are one contiguous run of (kx_end - kx_begin) * C floats in x (NHWC) and in
-  // the patch row alike; taps in the padding are runs with pixel = -1.
-  // f(patch offset, input offset or -1, length). One loop nest serves im2col
-  // and col2im, so their index arithmetic cannot drift apart.
+  // Visits the patches of one sample's output pixels as runs along the
+  // kernel's width: for each (output pixel, ky), the taps kx whose input lies
+  // inside the image are one contiguous run of (kx_end - kx_begin) * C floats
+  // in x (NHWC) and in the patch row alike; taps in the padding are runs with
+  // pixel = -1. f(offset in the sample's patch rows, offset in the sample's
+  // image or -1, length). One loop nest serves im2col and col2im, so their
+  // index arithmetic cannot drift apart.
   template <typename F>
-  void for_each_run(Index sample, F&& f) const {
+  void for_each_run(F&& f) const {
     const Index h = input_shape()[0], w = input_shape()[1], c = input_shape()[2];
     const Index oh = win_.y.out, ow = win_.x.out, k = patch_size(), kw = o_.kernel.w;
     for (Index oy = 0; oy < oh; ++oy)
       for (Index ox = 0; ox < ow; ++ox) {
-        const Index row = ((sample * oh + oy) * ow + ox) * k;
+        const Index row = (oy * ow + ox) * k;
         const Index ix0 = ox * o_.strides.w - win_.x.pad_before;  // input x under kx = 0
         const Index kx_begin = std::max<Index>(0, -ix0), kx_end = std::min<Index>(kw, w - ix0);
         for (Index ky = 0; ky < o_.kernel.h; ++ky) {
@@ -157,31 +164,28 @@ class Conv2D final : public ActivatedLayer {
             continue;
           }
           if (kx_begin > 0) f(tap, Index{-1}, kx_begin * c);
-          f(tap + kx_begin * c, ((sample * h + iy) * w + ix0 + kx_begin) * c, (kx_end - kx_begin) * c);
+          f(tap + kx_begin * c, (iy * w + ix0 + kx_begin) * c, (kx_end - kx_begin) * c);
           if (kx_end < kw) f(tap + kx_end * c, Index{-1}, (kw - kx_end) * c);
         }
       }
   }
 
-  // Patch rows of one sample.
-  void im2col(const Tensor& x, RowMatrix& col, Index sample) const {
-    float* dst = col.data();
-    const float* src = x.data();
-    for_each_run(sample, [&](Index tap, Index pixel, Index len) {
+  // One sample's image (H, W, C) to its patch rows (OH * OW, K). Runs are
+  // short (KW * C floats: 3 in a first layer), so Eigen maps copy them inline
+  // rather than through memcpy calls.
+  void im2col(const float* image, float* patches) const {
+    for_each_run([&](Index tap, Index pixel, Index len) {
       if (pixel < 0)
-        std::fill_n(dst + tap, len, 0.0f);
+        VectorMap(patches + tap, len).setZero();
       else
-        std::copy_n(src + pixel, len, dst + tap);
+        VectorMap(patches + tap, len) = ConstVectorMap(image + pixel, len);
     });
   }
 
-  // Adds one sample's patch-row gradients back onto its input pixels.
-  void col2im(const RowMatrix& dcol, Tensor& dx, Index sample) const {
-    const float* src = dcol.data();
-    float* dst = dx.data();
-    for_each_run(sample, [&](Index tap, Index pixel, Index len) {
-      if (pixel >= 0)
-        for (Index i = 0; i < len; ++i) dst[pixel + i] += src[tap + i];
+  // Adds one sample's patch-row gradients (OH * OW, K) back onto its image gradient (H, W, C).
+  void col2im(const float* dpatches, float* dimage) const {
+    for_each_run([&](Index tap, Index pixel, Index len) {
+      if (pixel >= 0) VectorMap(dimage + pixel, len) += ConstVectorMap(dpatches + tap, len);
     });
   }
 
