@@ -1,6 +1,10 @@
 #pragma once
 // Conv2D: 2-D convolution (cross-correlation, as every framework) over NHWC,
-// computed as im2col followed by one matrix product per batch.
+// computed as im2col followed by a matrix product. The batch is cut into
+// chunks of whole samples (about 512 patch rows each); chunks run in parallel,
+// one thread each, and each does im2col, product, bias and ReLU while its
+// patches are still in cache. Matrix products that small run best on one
+// thread each, and a fixed chunking keeps results independent of the thread count.
 //
 //   N batch, H W C input height/width/channels, KH KW kernel, F filters,
 //   OH OW output height/width, K = KH*KW*C, P = N*OH*OW output pixels
@@ -12,7 +16,7 @@
 //   z      (N, OH, OW, F)   seen as Z (P, F) = col W + b
 //
 // Backward, for dZ = dL/dZ (P, F):
-//   dW   = col^T dZ         (K, F)
+//   dW   = col^T dZ         (K, F)   summed chunk by chunk, in chunk order
 //   db   = 1^T dZ           (F)
 //   dcol = dZ W^T           (P, K), then col2im adds each patch row back onto
 //                           the input pixels it came from: dx (N, H, W, C)
