@@ -1,0 +1,336 @@
+// Whole-model microbenchmarks of the seed Fashion-MNIST CNN, a plain Eigen
+// matrix product as the machine's reference peak, and main() of loom_bench.
+//
+//   train/step       Sequential::train_batch on a batch of 32 (forward, fused
+//                    softmax cross-entropy, backward, Adam)
+//   train/forward    Sequential::forward alone, batch 32
+//   train/backward   Sequential::loss_and_backward alone, batch 32
+//   train/adam       Sequential::step alone (Adam over all 225,034 parameters)
+//   predict/batch:1     Sequential::predict on one image; real_time and the
+//                       latency counter (seconds in JSON) are the single-image latency
+//   predict/batch:1000  Sequential::predict on 1,000 images
+//   eigen/gemm/S     C = A B for S x S float matrices (2*S^3 FLOP): the peak
+//                    an Eigen product reaches on this machine, in this run
+//   eigen/shape/...  the same product at the exact shapes of the seed model's
+//                    convolution and dense products: what Eigen itself reaches
+//                    there, the ceiling of the im2col + Eigen approach
+//
+// Inputs are synthetic (loom::Random): images of max(0, uniform(-1, 1))
+// pixels, about half zeros like Fashion-MNIST, and random labels, so no data
+// files are needed.
+//
+// Threads. loom_bench calls loom::set_threads(T) once, before any benchmark:
+//   T = --threads=N (or --threads N) on the command line, else
+//       $LOOM_BENCH_THREADS, else 2.
+// T is recorded in the JSON context as "loom_threads".
+//   LOOM_BENCH_THREADS=1 build/bench/loom_bench
+//   build/bench/loom_bench --threads=2 --benchmark_filter='^layer/conv'
+//
+// JSON. Google Benchmark's own flags:
+//   build/bench/loom_bench --benchmark_format=json > out.json
+//   build/bench/loom_bench --benchmark_out=out.json --benchmark_out_format=json
+// (the second keeps the console table on stdout as well). On a noisy machine,
+// add --benchmark_repetitions=5 --benchmark_report_aggregates_only=true for
+// mean, median and standard deviation per benchmark.
+//
+// Counters: items_per_second (images), GFLOP/s (matrix products only, each
+// 2*M*N*K; a training step counts the forward products plus dW for every
+// layer plus dX for every layer that computes it, i.e. all but the first;
+// see bench_layers.cpp), and for
+// predict/batch:1 latency (seconds per call). Every rate is over wall time (UseRealTime).
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "loom/loom.hpp"
+
+namespace {
+
+using namespace loom;
+
+constexpr Index kBatch = 32;
+const Shape kInput{28, 28, 1};
+
+Tensor random_batch(Index n, const Shape& s, Random& rng, float lo, float hi) {
+  Tensor t(n, s.height(), s.width(), s.channels());
+  for (Index i = 0; i < t.size(); ++i) t.data()[i] = rng.uniform(lo, hi);
+  return t;
+}
+
+// Synthetic images: max(0, uniform(-1, 1)) pixels, about half of them 0 as in
+// Fashion-MNIST's background (see bench_layers.cpp for why it matters).
+Tensor random_images(Index n, Random& rng) {
+  Tensor t = random_batch(n, kInput, rng, -1.0f, 1.0f);
+  for (Index i = 0; i < t.size(); ++i) t.data()[i] = std::max(0.0f, t.data()[i]);
+  return t;
+}
+
+std::vector<Label> random_labels(Index n, Random& rng) {
+  std::vector<Label> y(static_cast<std::size_t>(n));
+  for (Label& l : y) l = static_cast<Label>(rng.below(10));
+  return y;
+}
+
+// The seed model, exactly as examples/fashion_mnist_cnn.cpp builds it.
+void add_seed_layers(Sequential& model) {
+  model.add(Conv2D({.filters = 32, .kernel = 3, .activation = Activation::ReLU}));
+  model.add(MaxPool2D({.pool = 2}));
+  model.add(Conv2D({.filters = 64, .kernel = 3, .activation = Activation::ReLU}));
+  model.add(MaxPool2D({.pool = 2}));
+  model.add(Flatten());
+  model.add(Dense({.units = 128, .activation = Activation::ReLU}));
+  model.add(Dense({.units = 10, .activation = Activation::Softmax}));
+  model.compile(Adam(), SparseCategoricalCrossentropy(), {"accuracy"});
+}
+
+// Matrix-product FLOPs per image of one layer's forward: 2 * OH * OW * |kernel|
+// (see bench_layers.cpp); 0 for layers without a kernel.
+double layer_flops(const Layer& l) {
+  for (const Param& p : l.params())
+    if (p.name == "kernel")
+      return 2.0 * static_cast<double>(l.output_shape().height()) * static_cast<double>(l.output_shape().width()) *
+             static_cast<double>(p.size());
+  return 0.0;
+}
+
+// Per image, forward: the sum over layers (5.26 MFLOP for the seed model).
+double forward_flops_per_image(const Sequential& model) {
+  double flops = 0.0;
+  for (std::size_t i = 0; i < model.size(); ++i) flops += layer_flops(model.layer(i));
+  return flops;
+}
+
+// Per image, backward: dW for every layer, dX for those that compute it (all
+// but the first, which Sequential::compile tells to skip it).
+double backward_flops_per_image(const Sequential& model) {
+  double flops = 0.0;
+  for (std::size_t i = 0; i < model.size(); ++i)
+    flops += layer_flops(model.layer(i)) * (model.layer(i).needs_input_gradient() ? 2.0 : 1.0);
+  return flops;
+}
+
+void set_rates(benchmark::State& state, Index images_per_iteration, double flops_per_iteration) {
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * images_per_iteration);
+  if (flops_per_iteration > 0.0)
+    state.counters["GFLOP/s"] =
+        benchmark::Counter(flops_per_iteration * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// ---- training ---------------------------------------------------------------
+
+void train_step(benchmark::State& state) {
+  Random rng(7);
+  Sequential model(kInput, 42);
+  add_seed_layers(model);
+  const Tensor x = random_images(kBatch, rng);
+  const std::vector<Label> y = random_labels(kBatch, rng);
+  for (auto _ : state) {
+    const BatchScore s = model.train_batch(x, y);
+    benchmark::DoNotOptimize(s);
+    benchmark::ClobberMemory();
+  }
+  set_rates(state, kBatch, (forward_flops_per_image(model) + backward_flops_per_image(model)) * kBatch);
+}
+
+void train_forward(benchmark::State& state) {
+  Random rng(7);
+  Sequential model(kInput, 42);
+  add_seed_layers(model);
+  const Tensor x = random_images(kBatch, rng);
+  const FlushDenormals flush;  // as train_batch does
+  for (auto _ : state) {
+    const Tensor& out = model.forward(x);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  set_rates(state, kBatch, forward_flops_per_image(model) * kBatch);
+}
+
+void train_backward(benchmark::State& state) {
+  Random rng(7);
+  Sequential model(kInput, 42);
+  add_seed_layers(model);
+  const Tensor x = random_images(kBatch, rng);
+  const std::vector<Label> y = random_labels(kBatch, rng);
+  const FlushDenormals flush;
+  model.forward(x);  // loss_and_backward reads what forward kept and changes none of it
+  for (auto _ : state) {
+    const BatchScore s = model.loss_and_backward(y);
+    benchmark::DoNotOptimize(s);
+    benchmark::ClobberMemory();
+  }
+  set_rates(state, kBatch, backward_flops_per_image(model) * kBatch);
+}
+
+void train_adam(benchmark::State& state) {
+  Random rng(7);
+  Sequential model(kInput, 42);
+  add_seed_layers(model);
+  const Tensor x = random_images(kBatch, rng);
+  const std::vector<Label> y = random_labels(kBatch, rng);
+  const FlushDenormals flush;
+  model.forward(x);
+  model.loss_and_backward(y);
+  for (auto _ : state) {
+    model.step();
+    benchmark::ClobberMemory();
+  }
+  set_rates(state, kBatch, 0.0);
+  // Adam reads w, g, m, v and writes w, m, v: 7 floats per parameter.
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * model.param_count() * 7 *
+                          static_cast<std::int64_t>(sizeof(float)));
+}
+
+// ---- inference --------------------------------------------------------------
+
+void predict(benchmark::State& state) {
+  const Index n = state.range(0);
+  Random rng(7);
+  Sequential model(kInput, 42);
+  add_seed_layers(model);
+  const Tensor x = random_images(n, rng);
+  benchmark::DoNotOptimize(model.predict(x).data());  // warm-up, outside the timing
+  for (auto _ : state) {
+    Tensor p = model.predict(x);
+    benchmark::DoNotOptimize(p.data());
+    benchmark::ClobberMemory();
+  }
+  set_rates(state, n, forward_flops_per_image(model) * static_cast<double>(n));
+  if (n == 1)  // seconds per call (iterations per second, inverted); the console shows e.g. "latency=152us"
+    state.counters["latency"] =
+        benchmark::Counter(1.0, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+// ---- the hardware reference: plain Eigen products ---------------------------
+
+RowMatrix random_matrix(Index rows, Index cols, Random& rng) {
+  RowMatrix m(rows, cols);
+  for (Index i = 0; i < m.size(); ++i) m.data()[i] = rng.uniform(-1.0f, 1.0f);
+  return m;
+}
+
+void eigen_gemm(benchmark::State& state) {
+  const Index s = state.range(0);
+  Random rng(3);
+  const RowMatrix a = random_matrix(s, s, rng), b = random_matrix(s, s, rng);
+  RowMatrix c(s, s);
+  for (auto _ : state) {
+    c.noalias() = a * b;
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(s) * static_cast<double>(s) *
+                                                     static_cast<double>(s) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// C (M, N) = op(A) op(B) with inner dimension K, where op transposes as the
+// layer's math does (Conv2D: Z = col W, dW = col^T dZ, dcol = dZ W^T; Dense
+// alike), each as ONE product over the whole batch of 32. (conv1 has no dX:
+// training skips the first layer's input gradient.) A layer that works in
+// chunks of samples does several smaller products instead, and may beat these.
+struct ProductShape {
+  const char* name;
+  Index m, k, n;
+  bool transpose_a, transpose_b;
+};
+
+const ProductShape kShapes[] = {
+    {"conv1_forward", 32 * 26 * 26, 9, 32, false, false},
+    {"conv1_dW", 9, 32 * 26 * 26, 32, true, false},
+    {"conv2_forward", 32 * 11 * 11, 288, 64, false, false},
+    {"conv2_dW", 288, 32 * 11 * 11, 64, true, false},
+    {"conv2_dX", 32 * 11 * 11, 64, 288, false, true},
+    {"dense1_forward", 32, 1600, 128, false, false},
+    {"dense1_dW", 1600, 32, 128, true, false},
+    {"dense1_dX", 32, 128, 1600, false, true},
+};
+
+void eigen_shape(benchmark::State& state, const ProductShape& p) {
+  Random rng(3);
+  // Stored as the layer stores them: A is (K, M) when used transposed, B is (N, K).
+  const RowMatrix a = p.transpose_a ? random_matrix(p.k, p.m, rng) : random_matrix(p.m, p.k, rng);
+  const RowMatrix b = p.transpose_b ? random_matrix(p.n, p.k, rng) : random_matrix(p.k, p.n, rng);
+  RowMatrix c(p.m, p.n);
+  for (auto _ : state) {
+    if (p.transpose_a)
+      c.noalias() = a.transpose() * b;
+    else if (p.transpose_b)
+      c.noalias() = a * b.transpose();
+    else
+      c.noalias() = a * b;
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * static_cast<double>(p.m) * static_cast<double>(p.k) * static_cast<double>(p.n) * 1e-9,
+      benchmark::Counter::kIsIterationInvariantRate);
+}
+
+BENCHMARK(train_step)->Name("train/step")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(train_forward)->Name("train/forward")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(train_backward)->Name("train/backward")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(train_adam)->Name("train/adam")->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(predict)->Name("predict")->ArgName("batch")->Arg(1)->Arg(1000)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(eigen_gemm)->Name("eigen/gemm")->Arg(1024)->Arg(2048)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+[[maybe_unused]] const bool registered = [] {
+  for (const ProductShape& p : kShapes)
+    benchmark::RegisterBenchmark((std::string("eigen/shape/") + p.name).c_str(), eigen_shape, p)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+  return true;
+}();
+
+// The thread count: --threads=N / --threads N (removed from argv before
+// Google Benchmark sees it), else $LOOM_BENCH_THREADS, else 2.
+int take_threads(int& argc, char** argv) {
+  auto parse = [](const char* what, const char* text) {
+    char* end = nullptr;
+    const long v = std::strtol(text, &end, 10);
+    if (end == text || *end != '\0' || v < 1 || v > 1024) {
+      std::cerr << "loom_bench: " << what << " expects a thread count >= 1, got \"" << text << "\"\n";
+      std::exit(2);
+    }
+    return static_cast<int>(v);
+  };
+  int threads = 2;
+  if (const char* env = std::getenv("LOOM_BENCH_THREADS"); env && *env) threads = parse("LOOM_BENCH_THREADS", env);
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      threads = parse("--threads", argv[i] + 10);
+    } else if (std::strcmp(argv[i], "--threads") == 0) {
+      if (i + 1 >= argc) parse("--threads", "");
+      threads = parse("--threads", argv[++i]);
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+  argv[argc] = nullptr;
+  return threads;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int threads = take_threads(argc, argv);
+  loom::set_threads(threads);
+  benchmark::AddCustomContext("loom_threads", std::to_string(threads));
+  benchmark::AddCustomContext("eigen_version", std::to_string(EIGEN_WORLD_VERSION) + "." +
+                                                   std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                                                   std::to_string(EIGEN_MINOR_VERSION));
+  benchmark::AddCustomContext("eigen_simd", Eigen::SimdInstructionSetsInUse());
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
