@@ -18,10 +18,12 @@ namespace loom {
 
 class FlushDenormals {
  public:
-  FlushDenormals() {
+  /// workers = false: only the calling thread (work that will not fan out,
+  /// such as one image's inference, need not wake OpenMP's team).
+  explicit FlushDenormals(bool workers = true) {
 #ifdef LOOM_HAS_MXCSR
     saved_ = _mm_getcsr();
-#pragma omp parallel
+#pragma omp parallel if (workers)
     _mm_setcsr(_mm_getcsr() | kFlushBits);
     _mm_setcsr(saved_ | kFlushBits);
 #endif

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <concepts>
+#include <exception>
 #include <iostream>
 #include <memory>
 #include <numeric>
@@ -248,13 +249,14 @@ class Sequential {
   }
 
   /// Mean loss and accuracy over every sample, in batches of batch_size.
-  Evaluation evaluate(const Samples& data, Index batch_size = 256) const {
+  /// batch_size only sets how many samples go through the layers at once.
+  Evaluation evaluate(const Samples& data, Index batch_size = 32) const {
     require_compiled("evaluate");
     check_samples(data, "evaluate");
     if (batch_size <= 0) throw UsageError("evaluate: batch_size must be positive, got " + std::to_string(batch_size));
     return evaluate_range(data, 0, data.size(), batch_size);
   }
-  Evaluation evaluate(const Tensor& x, std::span<const Label> y, Index batch_size = 256) const {
+  Evaluation evaluate(const Tensor& x, std::span<const Label> y, Index batch_size = 32) const {
     return evaluate(TensorSamples(x, y, input_), batch_size);
   }
 
@@ -262,17 +264,24 @@ class Sequential {
   /// model's output, with a softmax applied when it was compiled with
   /// from_logits (before compile, the output as it is). Always (N, 1, 1, K)
   /// for a compiled model. Inference path: const, safe from many threads.
-  Tensor predict(const Tensor& x) const {
+  Tensor predict(const Tensor& x, Index batch_size = 32) const {
     if (layers_.empty()) throw UsageError("predict: the model has no layers");
     check_batch(x, "predict");
-    const FlushDenormals flush;
-    Tensor a, b;
-    Tensor out = infer(x, a, b);
-    if (!ends_in_probabilities()) {  // a from_logits model: report probabilities all the same
-      Tensor p;
-      activate(Activation::Softmax, out, p);
-      return p;
-    }
+    if (batch_size <= 0) throw UsageError("predict: batch_size must be positive, got " + std::to_string(batch_size));
+    const Index n = x.dimension(0), per = input_.size();
+    Tensor out;
+    resize_batch(out, n, output_shape());
+    const Index k = output_shape().size();
+    infer_slices(
+        0, n, batch_size,
+        [&](Index first, Index count, Tensor& xs, std::vector<Label>&) {
+          resize_batch(xs, count, input_);
+          std::copy_n(x.data() + first * per, count * per, xs.data());
+        },
+        [&](Index, Index first, const Tensor& y, const std::vector<Label>&) {
+          std::copy_n(y.data(), y.size(), out.data() + first * k);
+        });
+    if (!ends_in_probabilities()) activate(Activation::Softmax, out, out);  // a from_logits model: probabilities all the same
     return out;
   }
 
@@ -292,27 +301,61 @@ class Sequential {
 
   bool ends_in_probabilities() const { return !loss_.from_logits(); }
 
-  Evaluation evaluate_range(const Samples& data, Index begin, Index end, Index batch_size = 256) const {
-    const FlushDenormals flush;
-    Tensor x, a, b;
-    std::vector<Index> idx;
-    std::vector<Label> labels;
-    BatchScore total;
-    for (Index s = begin; s < end; s += batch_size) {
-      const Index count = std::min(batch_size, end - s);
-      idx.resize(static_cast<std::size_t>(count));
-      labels.resize(static_cast<std::size_t>(count));
-      std::iota(idx.begin(), idx.end(), s);
-      data.gather(idx, x, labels);
-      const Tensor& out = infer(x, a, b);
-      // Scored as Keras does: probabilities (clipped) from a softmax model, logits from a from_logits one.
-      const BatchScore sc = loss_.from_logits() ? SparseCategoricalCrossentropy::from_logits(out, labels)
-                                                : SparseCategoricalCrossentropy::from_probabilities(out, labels);
+  Evaluation evaluate_range(const Samples& data, Index begin, Index end, Index batch_size = 32) const {
+    std::vector<BatchScore> scores(static_cast<std::size_t>((end - begin + batch_size - 1) / batch_size));
+    infer_slices(
+        begin, end, batch_size,
+        [&](Index first, Index count, Tensor& x, std::vector<Label>& labels) {
+          std::vector<Index> idx(static_cast<std::size_t>(count));
+          std::iota(idx.begin(), idx.end(), first);
+          labels.resize(static_cast<std::size_t>(count));
+          data.gather(idx, x, labels);
+        },
+        [&](Index slice, Index, const Tensor& out, const std::vector<Label>& labels) {
+          // Scored as Keras does: probabilities (clipped) from a softmax model, logits from a from_logits one.
+          scores[static_cast<std::size_t>(slice)] = loss_.from_logits()
+                                                        ? SparseCategoricalCrossentropy::from_logits(out, labels)
+                                                        : SparseCategoricalCrossentropy::from_probabilities(out, labels);
+        });
+    BatchScore total;  // summed in slice order: the same result for any thread count
+    for (const BatchScore& sc : scores) {
       total.loss_sum += sc.loss_sum;
       total.correct += sc.correct;
     }
     const double n = static_cast<double>(end - begin);
     return {total.loss_sum / n, static_cast<double>(total.correct) / n};
+  }
+
+  // Inference over samples [begin, end) in slices of `slice` samples, spread
+  // over the threads: each thread runs whole slices through every layer with
+  // scratch of its own. Layers then run single-threaded (OpenMP does not nest)
+  // on activations that fit in cache, with no barrier between layers; a batch
+  // of 1,000 never materialises 1,000 images' worth of feature maps.
+  //   load(first, count, x, labels)   fills a slice's input (and labels)
+  //   visit(slice, first, y, labels)  consumes its output; slices are disjoint
+  // Both run on worker threads. An exception in either is rethrown here.
+  template <typename Load, typename Visit>
+  void infer_slices(Index begin, Index end, Index slice, Load&& load, Visit&& visit) const {
+    const Index slices = (end - begin + slice - 1) / slice;
+    const FlushDenormals flush(slices > 1);
+    std::exception_ptr error;
+#pragma omp parallel if (slices > 1)
+    {
+      Tensor x, a, b;
+      std::vector<Label> labels;
+#pragma omp for schedule(dynamic)
+      for (Index i = 0; i < slices; ++i) {
+        try {
+          const Index first = begin + i * slice, count = std::min(slice, end - first);
+          load(first, count, x, labels);
+          visit(i, first, infer(x, a, b), labels);
+        } catch (...) {
+#pragma omp critical(loom_infer_error)
+          if (!error) error = std::current_exception();
+        }
+      }
+    }
+    if (error) std::rethrow_exception(error);
   }
 
   void require_compiled(const char* what) const {

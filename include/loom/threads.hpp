@@ -1,7 +1,8 @@
 #pragma once
-// How many threads loom uses: OpenMP loops and Eigen's matrix products both
-// follow this one setting. Results are bitwise reproducible for a given seed
-// and thread count.
+// How many threads loom uses: the OpenMP thread count. Eigen's own product
+// threads are off (see parallel.hpp); loom spreads fixed blocks of work over
+// OpenMP threads. Results are bitwise reproducible for a given seed and
+// thread count.
 //
 // Thread safety: call before training, not while another thread computes.
 
@@ -17,7 +18,6 @@ namespace loom {
 inline void set_threads(int n) {
   if (n <= 0) throw UsageError("set_threads: the thread count must be positive, got " + std::to_string(n));
   omp_set_num_threads(n);
-  Eigen::setNbThreads(n);
 }
 
 inline int threads() { return omp_get_max_threads(); }

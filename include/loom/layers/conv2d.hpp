@@ -90,7 +90,7 @@ class Conv2D final : public ActivatedLayer {
       resize_batch(dx_, n, input_shape());
       dx_.setZero();
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (chunks > 1)
     for (Index c = 0; c < chunks; ++c) {
       const Index s0 = c * per, s1 = std::min(n, s0 + per), r0 = s0 * pixels(), rows = (s1 - s0) * pixels();
       const auto dZc = dZ.middleRows(r0, rows);
@@ -127,7 +127,7 @@ class Conv2D final : public ActivatedLayer {
     const Index per = chunk_samples(), chunks = (n + per - 1) / per;
     if (keep) keep->resize(n * pixels(), k);
     resize_batch(z, n, output_shape());
-#pragma omp parallel
+#pragma omp parallel if (chunks > 1)  // one image: no team to wake
     {
       RowMatrix scratch;
 #pragma omp for schedule(static)

@@ -19,6 +19,7 @@
 
 #include "loom/layers/activated_layer.hpp"
 #include "loom/layers/init.hpp"
+#include "loom/parallel.hpp"
 
 namespace loom {
 
@@ -60,7 +61,7 @@ class Dense final : public ActivatedLayer {
     const Index n = x.dimension(0), in = input_shape()[0];
     resize_batch(z, n, output_shape());
     MatrixMap Z = as_matrix(z, n, units_);
-    Z.noalias() = as_matrix(x, n, in) * kernel();
+    parallel_product(Z, as_matrix(x, n, in), kernel());
     Z.rowwise() += bias().transpose();
     activate(act, z, z);
   }
@@ -69,11 +70,11 @@ class Dense final : public ActivatedLayer {
     const Index n = x_.dimension(0), in = input_shape()[0];
     const ConstMatrixMap dZ = as_matrix(dz, n, units_);
     const ConstMatrixMap X = as_matrix(std::as_const(x_), n, in);
-    MatrixMap(params_[0].grad.data(), in, units_).noalias() = X.transpose() * dZ;
+    parallel_product(MatrixMap(params_[0].grad.data(), in, units_), X.transpose(), dZ);
     params_[1].grad.noalias() = dZ.colwise().sum().transpose();
     if (!needs_input_gradient()) return dx_;  // first layer: nobody wants dx
     resize_batch(dx_, n, input_shape());
-    as_matrix(dx_, n, in).noalias() = dZ * kernel().transpose();
+    parallel_product(as_matrix(dx_, n, in), dZ, kernel().transpose());
     return dx_;
   }
 

@@ -65,7 +65,7 @@ class MaxPool2D final : public Layer {
     const float* g = dy.data();
     float* dx = dx_.data();
     const Index* arg = argmax_.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 1)
     for (Index s = 0; s < n; ++s)  // a sample's winners lie in its own part of dx
       for (Index i = s * per_out; i < (s + 1) * per_out; ++i) dx[arg[i]] += g[i];
     return dx_;
@@ -93,7 +93,7 @@ class MaxPool2D final : public Layer {
     const Index oh = win_.y.out, ow = win_.x.out;
     const float* src = x.data();
     float* dst = y.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n > 1)
     for (Index s = 0; s < n; ++s)
       for (Index oy = 0; oy < oh; ++oy)
         for (Index ox = 0; ox < ow; ++ox) {
