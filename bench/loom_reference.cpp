@@ -122,15 +122,7 @@ int run(const Args& args) {
   const Dataset test = fashion_mnist::load_test(dir);
   if (args.limit > 0) train = train.head(std::min(args.limit, train.size()));
 
-  Sequential model(Shape{28, 28, 1}, args.seed);
-  model.add(Conv2D({.filters = 32, .kernel = 3, .activation = Activation::ReLU}));
-  model.add(MaxPool2D({.pool = 2}));
-  model.add(Conv2D({.filters = 64, .kernel = 3, .activation = Activation::ReLU}));
-  model.add(MaxPool2D({.pool = 2}));
-  model.add(Flatten());
-  model.add(Dense({.units = 128, .activation = Activation::ReLU}));
-  model.add(Dense({.units = 10, .activation = Activation::Softmax}));
-  model.compile(Adam(), SparseCategoricalCrossentropy(), {"accuracy"});
+  Sequential model = models::fashion_mnist_cnn(args.seed);
 
   const History history =
       model.fit(train, {.epochs = args.epochs, .batch_size = args.batch_size, .seed = args.seed, .verbose = 2});

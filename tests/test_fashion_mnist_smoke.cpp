@@ -11,29 +11,13 @@
 
 using namespace loom;
 
-namespace {
-
-Sequential seed_model(std::uint64_t seed) {
-  Sequential model(Shape{28, 28, 1}, seed);
-  model.add(Conv2D({.filters = 32, .kernel = 3, .activation = Activation::ReLU}));
-  model.add(MaxPool2D({.pool = 2}));
-  model.add(Conv2D({.filters = 64, .kernel = 3, .activation = Activation::ReLU}));
-  model.add(MaxPool2D({.pool = 2}));
-  model.add(Flatten());
-  model.add(Dense({.units = 128, .activation = Activation::ReLU}));
-  model.add(Dense({.units = 10, .activation = Activation::Softmax}));
-  model.compile(Adam(), SparseCategoricalCrossentropy(), {"accuracy"});
-  return model;
-}
-
-}  // namespace
 
 TEST_CASE("seed CNN learns Fashion-MNIST: 1 epoch on 6,000 images reaches 0.75 test accuracy", "[smoke][real-data]") {
   const auto dir = fashion_mnist::find_data_dir();
   const Dataset train = fashion_mnist::load_train(dir).head(6000);
   const Dataset test = fashion_mnist::load_test(dir);
 
-  Sequential model = seed_model(7);
+  Sequential model = models::fashion_mnist_cnn(7);
   const Evaluation before = model.evaluate(test);
   const History h = model.fit(train, {.epochs = 1, .batch_size = 32, .seed = 7, .verbose = 0});
   const Evaluation after = model.evaluate(test);

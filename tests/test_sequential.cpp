@@ -21,6 +21,7 @@
 #include "loom/layers/maxpool2d.hpp"
 #include "loom/layers/softmax.hpp"
 #include "loom/loss.hpp"
+#include "loom/models/fashion_mnist_cnn.hpp"
 #include "loom/optimizers/adam.hpp"
 #include "loom/sequential.hpp"
 
@@ -28,19 +29,6 @@ using namespace loom;
 using Catch::Contains;
 
 namespace {
-
-// The model of the Keras Fashion-MNIST example loom starts from.
-Sequential seed_model(std::uint64_t seed = 42) {
-  Sequential m(Shape{28, 28, 1}, seed);
-  m.add(Conv2D({.filters = 32, .kernel = 3, .activation = Activation::ReLU}));
-  m.add(MaxPool2D({.pool = 2}));
-  m.add(Conv2D({.filters = 64, .kernel = 3, .activation = Activation::ReLU}));
-  m.add(MaxPool2D({.pool = 2}));
-  m.add(Flatten());
-  m.add(Dense({.units = 128, .activation = Activation::ReLU}));
-  m.add(Dense({.units = 10, .activation = Activation::Softmax}));
-  return m;
-}
 
 // n 8x8 images; class k in 0..3 is the bright quadrant (top-left, top-right,
 // bottom-left, bottom-right) over a dim, noisy background.
@@ -106,13 +94,13 @@ const FitOptions quiet{.epochs = 1, .batch_size = 32, .verbose = 0};
 // ---- structure -------------------------------------------------------------------
 
 TEST_CASE("The Keras seed model has 225,034 parameters and a Keras-style summary", "[sequential]") {
-  Sequential m = seed_model();
+  Sequential m = models::fashion_mnist_cnn(42);
   REQUIRE(m.size() == 7);
   CHECK(m.param_count() == 225034);
   CHECK(m.output_shape() == Shape{10});
   CHECK(m.num_classes() == 10);
 
-  const std::string s = m.summary_string();  // before compile as in Keras
+  const std::string s = m.summary_string();
   INFO(s);
   for (const char* name : {"conv2d (Conv2D)", "max_pooling2d (MaxPooling2D)", "conv2d_1 (Conv2D)",
                            "max_pooling2d_1 (MaxPooling2D)", "flatten (Flatten)", "dense (Dense)",
@@ -135,8 +123,7 @@ TEST_CASE("The Keras seed model has 225,034 parameters and a Keras-style summary
 }
 
 TEST_CASE("The seed model trains one batch of 28x28 images", "[sequential]") {
-  Sequential m = seed_model();
-  m.compile(Adam());
+  Sequential m = models::fashion_mnist_cnn(42);
   Random rng(3);
   Tensor x(4, 28, 28, 1);
   for (Index i = 0; i < x.size(); ++i) x.data()[i] = rng.uniform01();

@@ -15,6 +15,7 @@
 #include "loom/layers/relu.hpp"
 #include "loom/layers/softmax.hpp"
 #include "loom/loss.hpp"
+#include "loom/models/fashion_mnist_cnn.hpp"
 #include "loom/optimizers/adam.hpp"
 #include "loom/optimizers/optimizer.hpp"
 #include "loom/random.hpp"
