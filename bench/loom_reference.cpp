@@ -22,7 +22,7 @@
 // Progress goes to stderr, one line per epoch (verbose 2).
 //
 //   loom_reference [--data DIR] [--epochs 5] [--batch-size 32] [--limit N]
-//                  [--threads 2] [--seed 42] [--inference-repeats 3]
+//                  [--threads 2] [--seed 7] [--inference-repeats 3]
 
 #include <sys/resource.h>
 
@@ -51,7 +51,7 @@ struct Args {
   loom::Index batch_size = 32;
   loom::Index limit = 0;  // 0: all training images
   int threads = 2;
-  std::uint64_t seed = 42;
+  std::uint64_t seed = 7;  // the median of a 9-seed sweep, see docs/benchmarks.md
   int inference_repeats = 3;
 };
 
@@ -63,7 +63,7 @@ const char* kUsage =
     "  --batch-size N          samples per batch (default 32)\n"
     "  --limit N               train on the first N training images only (0: all, the default)\n"
     "  --threads N             threads (default 2)\n"
-    "  --seed N                seed of weights and shuffling (default 42)\n"
+    "  --seed N                seed of weights and shuffling (default 7)\n"
     "  --inference-repeats N   timed passes over the test set at batch 1,000 (default 3)\n";
 
 long long parse_int(const std::string& flag, const char* value, long long min) {

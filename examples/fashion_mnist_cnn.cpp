@@ -17,7 +17,7 @@
 // and ends with one JSON line on stdout for CI systems.
 //
 //   fashion_mnist_cnn [--epochs 5] [--batch-size 32] [--limit N] [--data DIR]
-//                     [--seed 42] [--threads N] [--verbose 0|1|2]
+//                     [--seed 7] [--threads N] [--verbose 0|1|2]
 
 #include <chrono>
 #include <cstdio>
@@ -35,7 +35,7 @@ struct Args {
   loom::Index batch_size = 32;
   std::optional<loom::Index> limit;
   std::optional<std::string> data;
-  std::uint64_t seed = 42;
+  std::uint64_t seed = 7;  // the median of a 9-seed sweep, see docs/benchmarks.md
   std::optional<int> threads;
   int verbose = 1;
 };
@@ -48,7 +48,7 @@ const char* kUsage =
     "  --limit N        train on the first N training images only\n"
     "  --data DIR       folder with the Fashion-MNIST IDX files (default: $LOOM_DATA_DIR,\n"
     "                   ./data/fashion-mnist, /usr/share/datasets/fashion-mnist)\n"
-    "  --seed N         seed of weights and shuffling (default 42)\n"
+    "  --seed N         seed of weights and shuffling (default 7)\n"
     "  --threads N      threads for training (default: all cores)\n"
     "  --verbose N      0 silent, 1 progress bar, 2 one line per epoch (default 1)\n";
 

@@ -24,6 +24,7 @@
 #include "loom/models/fashion_mnist_cnn.hpp"
 #include "loom/optimizers/adam.hpp"
 #include "loom/sequential.hpp"
+#include "loom/threads.hpp"
 
 using namespace loom;
 using Catch::Contains;
@@ -455,4 +456,30 @@ TEST_CASE("fit with verbose 2 logs one line per epoch with loss and accuracy", "
     m.fit(d.x, d.y, {.epochs = 2, .batch_size = 16, .verbose = 0, .log = &silent});
     CHECK(silent.str().empty());
   }
+}
+
+// loom splits work into fixed blocks (samples, columns, array blocks) whatever
+// the thread count, so the thread count changes speed, not results.
+TEST_CASE("Training and prediction are bitwise identical on 1 and 2 threads", "[sequential][threads]") {
+  Random rng(5);
+  Tensor x(64, 28, 28, 1);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = rng.uniform01();
+  std::vector<Label> y(64);
+  for (Label& l : y) l = static_cast<Label>(rng.below(10));
+
+  const int saved = threads();
+  auto train = [&](int n) {
+    set_threads(n);
+    Sequential m = models::fashion_mnist_cnn(3);
+    m.fit(x, y, {.epochs = 2, .batch_size = 32, .seed = 4, .verbose = 0});
+    return m;
+  };
+  Sequential one = train(1);
+  Sequential two = train(2);
+  const Tensor p1 = two.predict(x);
+  set_threads(1);
+  const Tensor p2 = two.predict(x);
+  set_threads(saved);
+  CHECK(same_params(one, two));
+  CHECK(same_tensor(p1, p2));
 }
