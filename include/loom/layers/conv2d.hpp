@@ -88,7 +88,6 @@ class Conv2D final : public ActivatedLayer {
     if (want_dx) {
       dcol_.resize(p, k);
       resize_batch(dx_, n, input_shape());
-      dx_.setZero();
     }
 #pragma omp parallel for schedule(static) if (chunks > 1)
     for (Index c = 0; c < chunks; ++c) {
@@ -98,6 +97,7 @@ class Conv2D final : public ActivatedLayer {
       db_parts_.row(c).noalias() = dZc.colwise().sum();
       if (!want_dx) continue;
       dcol_.middleRows(r0, rows).noalias() = dZc * kernel().transpose();
+      std::fill_n(dx_.data() + s0 * input_shape().size(), (s1 - s0) * input_shape().size(), 0.0f);  // this chunk's samples
       for (Index s = s0; s < s1; ++s) col2im(dcol_.data() + s * pixels() * k, dx_.data() + s * input_shape().size());
     }
     MatrixMap dW(params_[0].grad.data(), k, f);

@@ -10,6 +10,7 @@
 // Padded positions never win (same padding pads with -infinity, as TensorFlow).
 // Ties go to the first maximum in (ky, kx) order.
 
+#include <algorithm>
 #include <limits>
 #include <string>
 #include <vector>
@@ -59,15 +60,16 @@ class MaxPool2D final : public Layer {
   }
 
   const Tensor& backward(const Tensor& dy) override {
-    const Index n = dy.dimension(0), per_out = output_shape().size();
+    const Index n = dy.dimension(0), per_out = output_shape().size(), per_in = input_shape().size();
     resize_batch(dx_, n, input_shape());
-    dx_.setZero();
     const float* g = dy.data();
     float* dx = dx_.data();
     const Index* arg = argmax_.data();
 #pragma omp parallel for schedule(static) if (n > 1)
-    for (Index s = 0; s < n; ++s)  // a sample's winners lie in its own part of dx
+    for (Index s = 0; s < n; ++s) {  // a sample's winners lie in its own part of dx, zeroed by the same thread
+      std::fill_n(dx + s * per_in, per_in, 0.0f);
       for (Index i = s * per_out; i < (s + 1) * per_out; ++i) dx[arg[i]] += g[i];
+    }
     return dx_;
   }
 
