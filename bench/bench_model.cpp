@@ -9,11 +9,18 @@
 //   predict/batch:1     Sequential::predict on one image; real_time and the
 //                       latency counter (seconds in JSON) are the single-image latency
 //   predict/batch:1000  Sequential::predict on 1,000 images
-//   eigen/gemm/S     C = A B for S x S float matrices (2*S^3 FLOP): the peak
-//                    an Eigen product reaches on this machine, in this run
-//   eigen/shape/...  the same product at the exact shapes of the seed model's
-//                    convolution and dense products: what Eigen itself reaches
-//                    there, the ceiling of the im2col + Eigen approach
+//   eigen/gemm/S     C = A B for S x S float matrices (2*S^3 FLOP) with
+//                    loom::parallel_product: C in fixed blocks of 64 columns
+//                    spread over the T OpenMP threads, each block a
+//                    single-threaded Eigen product (the library defines
+//                    EIGEN_DONT_PARALLELIZE). The T-thread peak of this
+//                    machine, in this run: the "% of peak" reference.
+//   eigen/gemm1t/S   the same product as ONE single-threaded Eigen product:
+//                    the one-thread peak, in the same run
+//   eigen/shape/...  one single-threaded Eigen product at each exact shape of
+//                    the seed model's convolution and dense products (whole
+//                    batch of 32, one product per matrix): what one thread of
+//                    Eigen reaches at that shape
 //
 // Inputs are synthetic (loom::Random): images of max(0, uniform(-1, 1))
 // pixels, about half zeros like Fashion-MNIST, and random labels, so no data
@@ -49,6 +56,7 @@
 #include <vector>
 
 #include "loom/loom.hpp"
+#include "loom/parallel.hpp"  // parallel_product, for eigen/gemm
 
 namespace {
 
@@ -215,13 +223,19 @@ RowMatrix random_matrix(Index rows, Index cols, Random& rng) {
   return m;
 }
 
-void eigen_gemm(benchmark::State& state) {
+// C = A B, S x S. threaded: loom::parallel_product (64-column blocks of C over
+// the OpenMP threads, each a single-threaded Eigen product), the way Dense
+// spreads its products; otherwise one single-threaded Eigen product.
+void eigen_gemm(benchmark::State& state, bool threaded) {
   const Index s = state.range(0);
   Random rng(3);
   const RowMatrix a = random_matrix(s, s, rng), b = random_matrix(s, s, rng);
   RowMatrix c(s, s);
   for (auto _ : state) {
-    c.noalias() = a * b;
+    if (threaded)
+      parallel_product(c, a, b);
+    else
+      c.noalias() = a * b;
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
@@ -232,9 +246,11 @@ void eigen_gemm(benchmark::State& state) {
 
 // C (M, N) = op(A) op(B) with inner dimension K, where op transposes as the
 // layer's math does (Conv2D: Z = col W, dW = col^T dZ, dcol = dZ W^T; Dense
-// alike), each as ONE product over the whole batch of 32. (conv1 has no dX:
-// training skips the first layer's input gradient.) A layer that works in
-// chunks of samples does several smaller products instead, and may beat these.
+// alike), each as ONE single-threaded Eigen product over the whole batch of
+// 32, whatever --threads says. (conv1 has no dX: training skips the first
+// layer's input gradient.) A layer on T threads can at best reach about T
+// times these; one that works in chunks of samples does several smaller
+// products instead, and may beat them.
 struct ProductShape {
   const char* name;
   Index m, k, n;
@@ -278,7 +294,17 @@ BENCHMARK(train_forward)->Name("train/forward")->UseRealTime()->Unit(benchmark::
 BENCHMARK(train_backward)->Name("train/backward")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(train_adam)->Name("train/adam")->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(predict)->Name("predict")->ArgName("batch")->Arg(1)->Arg(1000)->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(eigen_gemm)->Name("eigen/gemm")->Arg(1024)->Arg(2048)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(eigen_gemm, threaded, true)
+    ->Name("eigen/gemm")
+    ->Arg(1024)
+    ->Arg(2048)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(eigen_gemm, one_thread, false)
+    ->Name("eigen/gemm1t")
+    ->Arg(1024)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 [[maybe_unused]] const bool registered = [] {
   for (const ProductShape& p : kShapes)
