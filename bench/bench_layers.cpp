@@ -80,18 +80,10 @@ const char* const kNames[] = {"conv1", "pool1", "conv2", "pool2", "flatten", "de
 
 // The seed model and the input each of its layers sees for one synthetic batch.
 struct SeedModel {
-  Sequential model{Shape{28, 28, 1}, 42};
+  Sequential model = models::fashion_mnist_cnn(42);
   std::vector<Tensor> inputs;  // inputs[i] (N, input shape of layer i)
 
   SeedModel() {
-    model.add(Conv2D({.filters = 32, .kernel = 3, .activation = Activation::ReLU}));
-    model.add(MaxPool2D({.pool = 2}));
-    model.add(Conv2D({.filters = 64, .kernel = 3, .activation = Activation::ReLU}));
-    model.add(MaxPool2D({.pool = 2}));
-    model.add(Flatten());
-    model.add(Dense({.units = 128, .activation = Activation::ReLU}));
-    model.add(Dense({.units = 10, .activation = Activation::Softmax}));
-    model.compile(Adam(), SparseCategoricalCrossentropy(), {"accuracy"});
     Random rng(1);
     Tensor x(kBatch, 28, 28, 1);
     for (Index i = 0; i < x.size(); ++i) x.data()[i] = std::max(0.0f, rng.uniform(-1.0f, 1.0f));

@@ -85,17 +85,6 @@ std::vector<Label> random_labels(Index n, Random& rng) {
   return y;
 }
 
-// The seed model, exactly as examples/fashion_mnist_cnn.cpp builds it.
-void add_seed_layers(Sequential& model) {
-  model.add(Conv2D({.filters = 32, .kernel = 3, .activation = Activation::ReLU}));
-  model.add(MaxPool2D({.pool = 2}));
-  model.add(Conv2D({.filters = 64, .kernel = 3, .activation = Activation::ReLU}));
-  model.add(MaxPool2D({.pool = 2}));
-  model.add(Flatten());
-  model.add(Dense({.units = 128, .activation = Activation::ReLU}));
-  model.add(Dense({.units = 10, .activation = Activation::Softmax}));
-  model.compile(Adam(), SparseCategoricalCrossentropy(), {"accuracy"});
-}
 
 // Matrix-product FLOPs per image of one layer's forward: 2 * OH * OW * |kernel|
 // (see bench_layers.cpp); 0 for layers without a kernel.
@@ -134,8 +123,7 @@ void set_rates(benchmark::State& state, Index images_per_iteration, double flops
 
 void train_step(benchmark::State& state) {
   Random rng(7);
-  Sequential model(kInput, 42);
-  add_seed_layers(model);
+  Sequential model = models::fashion_mnist_cnn(42);
   const Tensor x = random_images(kBatch, rng);
   const std::vector<Label> y = random_labels(kBatch, rng);
   for (auto _ : state) {
@@ -148,8 +136,7 @@ void train_step(benchmark::State& state) {
 
 void train_forward(benchmark::State& state) {
   Random rng(7);
-  Sequential model(kInput, 42);
-  add_seed_layers(model);
+  Sequential model = models::fashion_mnist_cnn(42);
   const Tensor x = random_images(kBatch, rng);
   const FlushDenormals flush;  // as train_batch does
   for (auto _ : state) {
@@ -162,8 +149,7 @@ void train_forward(benchmark::State& state) {
 
 void train_backward(benchmark::State& state) {
   Random rng(7);
-  Sequential model(kInput, 42);
-  add_seed_layers(model);
+  Sequential model = models::fashion_mnist_cnn(42);
   const Tensor x = random_images(kBatch, rng);
   const std::vector<Label> y = random_labels(kBatch, rng);
   const FlushDenormals flush;
@@ -178,8 +164,7 @@ void train_backward(benchmark::State& state) {
 
 void train_adam(benchmark::State& state) {
   Random rng(7);
-  Sequential model(kInput, 42);
-  add_seed_layers(model);
+  Sequential model = models::fashion_mnist_cnn(42);
   const Tensor x = random_images(kBatch, rng);
   const std::vector<Label> y = random_labels(kBatch, rng);
   const FlushDenormals flush;
@@ -200,8 +185,7 @@ void train_adam(benchmark::State& state) {
 void predict(benchmark::State& state) {
   const Index n = state.range(0);
   Random rng(7);
-  Sequential model(kInput, 42);
-  add_seed_layers(model);
+  Sequential model = models::fashion_mnist_cnn(42);
   const Tensor x = random_images(n, rng);
   benchmark::DoNotOptimize(model.predict(x).data());  // warm-up, outside the timing
   for (auto _ : state) {

@@ -80,7 +80,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--inference-repeats", type=int, default=3)
     a = ap.parse_args()
 
