@@ -422,3 +422,46 @@ TEST_CASE("The same seed gives the same weights; another seed gives others", "[l
   REQUIRE(std::memcmp(wa.data(), b.params()[0].value.data(), sizeof(float) * static_cast<std::size_t>(wa.size())) == 0);
   REQUIRE(std::memcmp(wa.data(), c.params()[0].value.data(), sizeof(float) * static_cast<std::size_t>(wa.size())) != 0);
 }
+
+// A first layer with small patches (K <= 32) and 16, 32 or 64 filters is
+// computed directly instead of by im2col. Both ways must agree: im2col is
+// gradient-checked in test_gradients.cpp, so agreement checks the direct path.
+TEST_CASE("Conv2D computed directly (a first layer) agrees with im2col", "[layers]") {
+  struct Case {
+    Conv2DOptions o;
+    Shape in;
+  };
+  const std::vector<Case> cases = {
+      {{.filters = 32, .kernel = 3, .activation = Activation::ReLU}, Shape{9, 8, 1}},        // the seed model's conv1
+      {{.filters = 16, .kernel = 3, .strides = 2, .padding = Padding::Same}, Shape{7, 6, 3}},  // colour, padded, strided
+      {{.filters = 64, .kernel = {2, 3}, .strides = {1, 2}, .padding = Padding::Same}, Shape{5, 9, 2}},
+      {{.filters = 32, .kernel = 5, .padding = Padding::Same}, Shape{6, 11, 1}},  // wide border, 4-pixel groups and rest
+  };
+  Random rng(8);
+  for (const Case& c : cases) {
+    Conv2D direct = built(Conv2D(c.o), c.in, 3);
+    Conv2D im2col = built(Conv2D(c.o), c.in, 3);
+    direct.set_needs_input_gradient(false);
+    REQUIRE(direct.direct());
+    REQUIRE_FALSE(im2col.direct());
+    Tensor x(3, c.in[0], c.in[1], c.in[2]);
+    for (Index i = 0; i < x.size(); ++i) x.data()[i] = rng.uniform(-1.0f, 1.0f);
+    INFO("kernel " << c.o.kernel.to_string() << " strides " << c.o.strides.to_string() << " on " << c.in.to_string());
+
+    const Tensor yd = direct.forward(x);
+    const Tensor yi = im2col.forward(x);
+    REQUIRE(dims(yd) == dims(yi));
+    for (Index i = 0; i < yd.size(); ++i) REQUIRE(yd.data()[i] == Approx(yi.data()[i]).margin(1e-5));
+    Tensor inferred;
+    direct.infer(x, inferred);
+    REQUIRE(std::memcmp(inferred.data(), yd.data(), sizeof(float) * static_cast<std::size_t>(yd.size())) == 0);
+
+    Tensor dy(yd.dimensions());
+    for (Index i = 0; i < dy.size(); ++i) dy.data()[i] = rng.uniform(-1.0f, 1.0f);
+    direct.backward(dy);
+    im2col.backward(dy);
+    for (int p = 0; p < 2; ++p)
+      for (Index i = 0; i < direct.params()[p].size(); ++i)
+        REQUIRE(direct.params()[p].grad[i] == Approx(im2col.params()[p].grad[i]).margin(1e-4));
+  }
+}

@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <array>
 #include <string>
+#include <type_traits>
 
 #include "loom/layers/activated_layer.hpp"
 #include "loom/layers/init.hpp"
@@ -71,7 +72,10 @@ class Conv2D final : public ActivatedLayer {
   std::span<const Param> params() const override { return params_; }
 
  protected:
-  void linear_forward(const Tensor& x, Tensor& z, Activation act) override { compute(x, z, &col_, act); }
+  void linear_forward(const Tensor& x, Tensor& z, Activation act) override {
+    if (direct()) x_ = x;  // dW reads the patches in place
+    compute(x, z, &col_, act);
+  }
   void linear_infer(const Tensor& x, Tensor& z, Activation act) const override { compute(x, z, nullptr, act); }
 
   // One parallel pass over chunks of samples: each chunk adds its share of
@@ -79,8 +83,8 @@ class Conv2D final : public ActivatedLayer {
   // writes its samples' dx. The partials are then summed in chunk order, so
   // the gradients do not depend on the number of threads.
   const Tensor& linear_backward(const Tensor& dz) override {
-    const Index p = col_.rows(), k = col_.cols(), f = o_.filters;
-    const Index n = p / pixels(), per = chunk_samples(), chunks = (n + per - 1) / per;
+    const Index n = dz.dimension(0), p = n * pixels(), k = patch_size(), f = o_.filters;
+    const Index per = chunk_samples(), chunks = (n + per - 1) / per;
     const bool want_dx = needs_input_gradient();  // the first layer's dx has no reader
     const ConstMatrixMap dZ = as_matrix(dz, p, f);
     dw_parts_.resize(chunks * k, f);
@@ -93,7 +97,16 @@ class Conv2D final : public ActivatedLayer {
     for (Index c = 0; c < chunks; ++c) {
       const Index s0 = c * per, s1 = std::min(n, s0 + per), r0 = s0 * pixels(), rows = (s1 - s0) * pixels();
       const auto dZc = dZ.middleRows(r0, rows);
-      dw_parts_.middleRows(c * k, k).noalias() = col_.middleRows(r0, rows).transpose() * dZc;
+      if (direct()) {
+        dw_parts_.middleRows(c * k, k).setZero();
+        for (Index s = s0; s < s1; ++s)
+          direct_dispatch([&](auto fixed) {
+            direct_dw<decltype(fixed)::value>(x_.data() + s * input_shape().size(), dz.data() + s * pixels() * f,
+                                              dw_parts_.data() + c * k * f);
+          });
+      } else {
+        dw_parts_.middleRows(c * k, k).noalias() = col_.middleRows(r0, rows).transpose() * dZc;
+      }
       db_parts_.row(c).noalias() = dZc.colwise().sum();
       if (!want_dx) continue;
       dcol_.middleRows(r0, rows).noalias() = dZc * kernel().transpose();
@@ -125,7 +138,7 @@ class Conv2D final : public ActivatedLayer {
   void compute(const Tensor& x, Tensor& z, RowMatrix* keep, Activation act) const {
     const Index n = x.dimension(0), k = patch_size(), f = o_.filters;
     const Index per = chunk_samples(), chunks = (n + per - 1) / per;
-    if (keep) keep->resize(n * pixels(), k);
+    if (keep && !direct()) keep->resize(n * pixels(), k);
     resize_batch(z, n, output_shape());
 #pragma omp parallel if (chunks > 1)  // one image: no team to wake
     {
@@ -133,17 +146,151 @@ class Conv2D final : public ActivatedLayer {
 #pragma omp for schedule(static)
       for (Index c = 0; c < chunks; ++c) {
         const Index s0 = c * per, s1 = std::min(n, s0 + per), r0 = s0 * pixels(), rows = (s1 - s0) * pixels();
-        if (!keep) scratch.resize(rows, k);
-        float* col = keep ? keep->data() + r0 * k : scratch.data();
-        for (Index s = s0; s < s1; ++s) im2col(x.data() + s * input_shape().size(), col + (s - s0) * pixels() * k);
         MatrixMap Z(z.data() + r0 * f, rows, f);
-        Z.noalias() = ConstMatrixMap(col, rows, k) * kernel();
+        if (direct()) {
+          for (Index s = s0; s < s1; ++s)
+            direct_dispatch([&](auto fixed) {
+              direct_forward<decltype(fixed)::value>(x.data() + s * input_shape().size(), z.data() + s * pixels() * f);
+            });
+        } else {
+          if (!keep) scratch.resize(rows, k);
+          float* col = keep ? keep->data() + r0 * k : scratch.data();
+          for (Index s = s0; s < s1; ++s) im2col(x.data() + s * input_shape().size(), col + (s - s0) * pixels() * k);
+          Z.noalias() = ConstMatrixMap(col, rows, k) * kernel();
+        }
         Z.rowwise() += params_[1].value.transpose();
         if (act == Activation::ReLU) activation::relu_forward(Z.data(), Z.data(), Z.size());
       }
     }
   }
 
+  // ---- direct convolution --------------------------------------------------
+  // A first layer on grey or colour images has patches of K <= 32 values. A
+  // product with so short a reduction runs far below peak, and im2col spends
+  // more time copying 3-float runs than the product multiplies. Computed
+  // directly instead, each output pixel's F sums stay in registers while all
+  // its taps are added (F fixed at compile time), and dW accumulates tap by
+  // tap over the pixels. Used when there is no dx to compute (the first layer
+  // of a model, see Layer::set_needs_input_gradient), in training and in
+  // inference alike, so forward and infer agree bit for bit.
+  static constexpr Index kDirectMaxPatch = 32;
+ public:
+  /// True when this layer computes directly rather than by im2col (see above).
+  bool direct() const {
+    const Index f = o_.filters;
+    return !needs_input_gradient() && patch_size() <= kDirectMaxPatch && (f == 16 || f == 32 || f == 64);
+  }
+
+  // Calls body(std::integral_constant<int, F>) for the layer's filter count.
+  template <typename Body>
+  void direct_dispatch(Body&& body) const {
+    switch (o_.filters) {
+      case 16: body(std::integral_constant<int, 16>{}); break;
+      case 32: body(std::integral_constant<int, 32>{}); break;
+      default: body(std::integral_constant<int, 64>{}); break;
+    }
+  }
+
+ private:
+
+  // z (OH * OW, F) = the convolution of one image (H, W, C), without bias.
+  // Output pixels whose window lies inside the image go four at a time: four
+  // independent sums hide the latency of each fused multiply-add. Pixels at a
+  // padded border go one at a time, skipping the taps that fall outside.
+  template <int F>
+  void direct_forward(const float* image, float* z) const {
+    using Row = Eigen::Matrix<float, 1, F>;
+    using WRow = Eigen::Map<const Row>;
+    const Index h = input_shape()[0], w = input_shape()[1], c = input_shape()[2], ow = win_.x.out;
+    const Index kh = o_.kernel.h, kwid = o_.kernel.w, sx = o_.strides.w, px = win_.x.pad_before;
+    const float* kw = params_[0].value.data();  // (K, F)
+    // output columns whose whole window row is inside: ox*sx - px >= 0 and ox*sx - px + kw <= w
+    const Index in_lo = std::min(ow, (px + sx - 1) / sx);
+    const Index in_hi = w - kwid + px < 0 ? 0 : std::min(ow, (w - kwid + px) / sx + 1);
+    auto one = [&](Index oy, Index ox) {
+      Row acc = Row::Zero();
+      for (Index ky = 0; ky < kh; ++ky) {
+        const Index iy = oy * o_.strides.h + ky - win_.y.pad_before;
+        if (iy < 0 || iy >= h) continue;
+        for (Index kx = 0; kx < kwid; ++kx) {
+          const Index ix = ox * sx + kx - px;
+          if (ix < 0 || ix >= w) continue;
+          const float* in = image + (iy * w + ix) * c;
+          const float* wt = kw + (ky * kwid + kx) * c * F;
+          for (Index ch = 0; ch < c; ++ch) acc.noalias() += in[ch] * WRow(wt + ch * F);
+        }
+      }
+      Eigen::Map<Row>(z + (oy * ow + ox) * F) = acc;
+    };
+    for (Index oy = 0; oy < win_.y.out; ++oy) {
+      const Index iy0 = oy * o_.strides.h - win_.y.pad_before;
+      if (iy0 < 0 || iy0 + kh > h || in_lo >= in_hi) {
+        for (Index ox = 0; ox < ow; ++ox) one(oy, ox);
+        continue;
+      }
+      Index ox = 0;
+      for (; ox < in_lo; ++ox) one(oy, ox);
+      const Index step = sx * c;  // input distance between neighbouring output pixels
+      for (; ox + 4 <= in_hi; ox += 4) {
+        Row a0 = Row::Zero(), a1 = Row::Zero(), a2 = Row::Zero(), a3 = Row::Zero();
+        for (Index ky = 0; ky < kh; ++ky) {
+          const float* in = image + ((iy0 + ky) * w + ox * sx - px) * c;
+          const float* wt = kw + ky * kwid * c * F;
+          for (Index j = 0; j < kwid * c; ++j) {  // (kx, ch) taps: contiguous in input and kernel
+            const WRow wr(wt + j * F);
+            a0.noalias() += in[j] * wr;
+            a1.noalias() += in[j + step] * wr;
+            a2.noalias() += in[j + 2 * step] * wr;
+            a3.noalias() += in[j + 3 * step] * wr;
+          }
+        }
+        float* out = z + (oy * ow + ox) * F;
+        Eigen::Map<Row>{out} = a0;
+        Eigen::Map<Row>(out + F) = a1;
+        Eigen::Map<Row>(out + 2 * F) = a2;
+        Eigen::Map<Row>(out + 3 * F) = a3;
+      }
+      for (; ox < ow; ++ox) one(oy, ox);
+    }
+  }
+
+  // dW (K, F) += one image's share, from its dZ (OH * OW, F): for each tap t,
+  // dW[t] += sum over output pixels p of x[input of p under t] * dZ[p].
+  template <int F>
+  void direct_dw(const float* image, const float* dz, float* dw) const {
+    using Row = Eigen::Matrix<float, 1, F>;
+    const Index h = input_shape()[0], w = input_shape()[1], c = input_shape()[2], ow = win_.x.out;
+    const Index sx = o_.strides.w, px = win_.x.pad_before;
+    for (Index ky = 0; ky < o_.kernel.h; ++ky)
+      for (Index kx = 0; kx < o_.kernel.w; ++kx) {
+        // output columns whose input column ox*sx + kx - px lies in [0, w)
+        const Index first = px - kx, last = w - 1 + px - kx;
+        const Index lo = first <= 0 ? 0 : (first + sx - 1) / sx;
+        const Index hi = last < 0 ? 0 : std::min(ow, last / sx + 1);
+        for (Index ch = 0; ch < c; ++ch) {
+          // four independent sums hide the latency of each fused multiply-add
+          Row a0 = Row::Zero(), a1 = Row::Zero(), a2 = Row::Zero(), a3 = Row::Zero();
+          const Index step = sx * c;
+          for (Index oy = 0; oy < win_.y.out; ++oy) {
+            const Index iy = oy * o_.strides.h + ky - win_.y.pad_before;
+            if (iy < 0 || iy >= h) continue;
+            const float* in = image + (iy * w + lo * sx + kx - px) * c + ch;
+            const float* g = dz + (oy * ow + lo) * F;
+            Index ox = lo;
+            for (; ox + 4 <= hi; ox += 4, in += 4 * step, g += 4 * F) {
+              a0.noalias() += in[0] * Eigen::Map<const Row>(g);
+              a1.noalias() += in[step] * Eigen::Map<const Row>(g + F);
+              a2.noalias() += in[2 * step] * Eigen::Map<const Row>(g + 2 * F);
+              a3.noalias() += in[3 * step] * Eigen::Map<const Row>(g + 3 * F);
+            }
+            for (; ox < hi; ++ox, in += step, g += F) a0.noalias() += *in * Eigen::Map<const Row>(g);
+          }
+          Eigen::Map<Row>(dw + ((ky * o_.kernel.w + kx) * c + ch) * F) += (a0 + a1) + (a2 + a3);
+        }
+      }
+  }
+
+  // ---- im2col ----------------------------------------------------------------
   // Visits the patches of one sample's output pixels as runs along the
   // kernel's width: for each (output pixel, ky), the taps kx whose input lies
   // inside the image are one contiguous run of (kx_end - kx_begin) * C floats
@@ -196,7 +343,8 @@ class Conv2D final : public ActivatedLayer {
   Conv2DOptions o_;
   Window win_;
   std::array<Param, 2> params_{Param("kernel", {}), Param("bias", {})};
-  RowMatrix col_;   // (P, K) patches of the last forward
+  RowMatrix col_;   // (P, K) patches of the last forward (im2col)
+  Tensor x_;        // (N, H, W, C) input of the last forward (direct)
   RowMatrix dcol_;      // (P, K)
   RowMatrix dw_parts_;  // (chunks * K, F) each chunk's share of dW
   RowMatrix db_parts_;  // (chunks, F) each chunk's share of db
