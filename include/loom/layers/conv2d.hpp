@@ -5,6 +5,8 @@
 // one thread each, and each does im2col, product, bias and ReLU while its
 // patches are still in cache. Matrix products that small run best on one
 // thread each, and a fixed chunking keeps results independent of the thread count.
+// A first layer with small patches is computed directly instead ("direct
+// convolution" below).
 //
 //   N batch, H W C input height/width/channels, KH KW kernel, F filters,
 //   OH OW output height/width, K = KH*KW*C, P = N*OH*OW output pixels
