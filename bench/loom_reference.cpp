@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "loom/cli.hpp"
 #include "loom/loom.hpp"
 
 #ifndef LOOM_REFERENCE_VERSION
@@ -66,25 +67,10 @@ const char* kUsage =
     "  --seed N                seed of weights and shuffling (default 7)\n"
     "  --inference-repeats N   timed passes over the test set at batch 1,000 (default 3)\n";
 
-long long parse_int(const std::string& flag, const char* value, long long min) {
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(value, &end, 10);
-  if (errno || end == value || *end != '\0' || v < min)
-    throw loom::UsageError(flag + " expects a whole number >= " + std::to_string(min) + ", got \"" + value + "\"");
-  return v;
-}
-
 Args parse(int argc, char** argv) {
+  using loom::cli::parse_int;
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "-h" || flag == "--help") {
-      std::cout << kUsage;
-      std::exit(0);
-    }
-    if (i + 1 >= argc) throw loom::UsageError("unknown option or missing value: " + flag + "\n" + kUsage);
-    const char* v = argv[++i];
+  loom::cli::parse_flags(argc, argv, kUsage, [&](const std::string& flag, const char* v) {
     if (flag == "--data") a.data = v;
     else if (flag == "--epochs") a.epochs = static_cast<int>(parse_int(flag, v, 1));
     else if (flag == "--batch-size") a.batch_size = parse_int(flag, v, 1);
@@ -92,8 +78,9 @@ Args parse(int argc, char** argv) {
     else if (flag == "--threads") a.threads = static_cast<int>(parse_int(flag, v, 1));
     else if (flag == "--seed") a.seed = static_cast<std::uint64_t>(parse_int(flag, v, 0));
     else if (flag == "--inference-repeats") a.inference_repeats = static_cast<int>(parse_int(flag, v, 1));
-    else throw loom::UsageError("unknown option " + flag + "\n" + kUsage);
-  }
+    else return false;
+    return true;
+  });
   return a;
 }
 

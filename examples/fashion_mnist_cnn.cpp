@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 
+#include "loom/cli.hpp"
 #include "loom/loom.hpp"
 
 namespace {
@@ -52,25 +53,10 @@ const char* kUsage =
     "  --threads N      threads for training (default: all cores)\n"
     "  --verbose N      0 silent, 1 progress bar, 2 one line per epoch (default 1)\n";
 
-long long parse_int(const std::string& flag, const char* value, long long min) {
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(value, &end, 10);
-  if (errno || end == value || *end != '\0' || v < min)
-    throw loom::UsageError(flag + " expects a whole number >= " + std::to_string(min) + ", got \"" + value + "\"");
-  return v;
-}
-
 Args parse(int argc, char** argv) {
+  using loom::cli::parse_int;
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "-h" || flag == "--help") {
-      std::cout << kUsage;
-      std::exit(0);
-    }
-    if (i + 1 >= argc) throw loom::UsageError("unknown option or missing value: " + flag + "\n" + kUsage);
-    const char* v = argv[++i];
+  loom::cli::parse_flags(argc, argv, kUsage, [&](const std::string& flag, const char* v) {
     if (flag == "--epochs") a.epochs = static_cast<int>(parse_int(flag, v, 1));
     else if (flag == "--batch-size") a.batch_size = parse_int(flag, v, 1);
     else if (flag == "--limit") a.limit = parse_int(flag, v, 1);
@@ -78,8 +64,9 @@ Args parse(int argc, char** argv) {
     else if (flag == "--seed") a.seed = static_cast<std::uint64_t>(parse_int(flag, v, 0));
     else if (flag == "--threads") a.threads = static_cast<int>(parse_int(flag, v, 1));
     else if (flag == "--verbose") a.verbose = static_cast<int>(parse_int(flag, v, 0));
-    else throw loom::UsageError("unknown option " + flag + "\n" + kUsage);
-  }
+    else return false;
+    return true;
+  });
   return a;
 }
 

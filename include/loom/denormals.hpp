@@ -7,6 +7,9 @@
 // thread and on OpenMP's worker threads, and restores the calling thread's
 // mode when it ends. (OpenMP workers keep the mode; they are compute threads.)
 //
+// Guards nest: one inside another (train_batch inside fit) leaves the
+// workers alone, so the batch loop does not wake the team for it.
+//
 // Thread safety: affects only the calling thread and OpenMP's workers.
 
 #if defined(__SSE__) || defined(__x86_64__)
@@ -23,7 +26,9 @@ class FlushDenormals {
   explicit FlushDenormals(bool workers = true) {
 #ifdef LOOM_HAS_MXCSR
     saved_ = _mm_getcsr();
-#pragma omp parallel if (workers)
+    // Inside an outer guard (fit around train_batch) the workers flush already.
+    const bool outer = (saved_ & kFlushBits) == kFlushBits;
+#pragma omp parallel if (workers && !outer)
     _mm_setcsr(_mm_getcsr() | kFlushBits);
     _mm_setcsr(saved_ | kFlushBits);
 #endif

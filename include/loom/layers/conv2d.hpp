@@ -56,10 +56,19 @@ class Conv2D final : public ActivatedLayer {
   std::string_view name_stem() const override { return "conv2d"; }
   const Conv2DOptions& options() const { return o_; }
 
+  /// Patches of at most this many values are convolved directly ("direct convolution" below).
+  static constexpr Index kDirectMaxPatch = 32;
+  /// True when this layer computes directly rather than by im2col: once built,
+  /// with small patches, 16, 32 or 64 filters and no input gradient to compute.
+  bool direct() const {
+    const Index f = o_.filters;
+    return !needs_input_gradient() && patch_size() <= kDirectMaxPatch && (f == 16 || f == 32 || f == 64);
+  }
+
   Shape build(const Shape& input, Random& rng) override {
     if (input.rank() != 3)
       throw ShapeError(label() + ": expects images (height, width, channels), got " + input.to_string());
-    win_ = {o_.kernel, o_.strides, window_axis(input[0], o_.kernel.h, o_.strides.h, o_.padding),
+    win_ = {window_axis(input[0], o_.kernel.h, o_.strides.h, o_.padding),
             window_axis(input[1], o_.kernel.w, o_.strides.w, o_.padding)};
     if (win_.y.out <= 0 || win_.x.out <= 0)
       throw ShapeError(label() + ": kernel " + o_.kernel.to_string() + " does not fit input " + input.to_string() +
@@ -175,14 +184,6 @@ class Conv2D final : public ActivatedLayer {
   // tap over the pixels. Used when there is no dx to compute (the first layer
   // of a model, see Layer::set_needs_input_gradient), in training and in
   // inference alike, so forward and infer agree bit for bit.
-  static constexpr Index kDirectMaxPatch = 32;
- public:
-  /// True when this layer computes directly rather than by im2col (see above).
-  bool direct() const {
-    const Index f = o_.filters;
-    return !needs_input_gradient() && patch_size() <= kDirectMaxPatch && (f == 16 || f == 32 || f == 64);
-  }
-
   // Calls body(std::integral_constant<int, F>) for the layer's filter count.
   template <typename Body>
   void direct_dispatch(Body&& body) const {
@@ -192,8 +193,6 @@ class Conv2D final : public ActivatedLayer {
       default: body(std::integral_constant<int, 64>{}); break;
     }
   }
-
- private:
 
   // z (OH * OW, F) = the convolution of one image (H, W, C), without bias.
   // Output pixels whose window lies inside the image go four at a time: four

@@ -43,7 +43,7 @@ class MaxPool2D final : public Layer {
   Shape build(const Shape& input, Random&) override {
     if (input.rank() != 3)
       throw ShapeError(label() + ": expects images (height, width, channels), got " + input.to_string());
-    win_ = {o_.pool, o_.strides, window_axis(input[0], o_.pool.h, o_.strides.h, o_.padding),
+    win_ = {window_axis(input[0], o_.pool.h, o_.strides.h, o_.padding),
             window_axis(input[1], o_.pool.w, o_.strides.w, o_.padding)};
     if (win_.y.out <= 0 || win_.x.out <= 0)
       throw ShapeError(label() + ": pool " + o_.pool.to_string() + " does not fit input " + input.to_string() +

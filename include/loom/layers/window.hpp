@@ -40,9 +40,8 @@ inline WindowAxis window_axis(Index in, Index k, Index stride, Padding p) {
   return {out, total / 2};
 }
 
-/// Both axes of a window over (H, W).
+/// Both axes of a window over (H, W); kernel and strides stay in the layer's options.
 struct Window {
-  Size2 kernel, strides;
   WindowAxis y, x;
 };
 
