@@ -7,6 +7,7 @@
 #include "loom/data/idx.hpp"
 #include "loom/data/samples.hpp"
 #include "loom/error.hpp"
+#include "loom/image/image.hpp"
 #include "loom/layer.hpp"
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
