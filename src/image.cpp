@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "loom/error.hpp"
+#include "image_check.hpp"
 
 namespace loom {
 namespace {
@@ -30,19 +31,6 @@ std::string stb_reason() {
 // A file larger than this cannot hold an image within the pixel limit, even
 // uncompressed (4 bytes a pixel, plus headers): it is refused before it is read.
 constexpr std::uintmax_t max_file_bytes = static_cast<std::uintmax_t>(max_image_pixels) * 4 + (1u << 20);
-
-void check_writable(const Image& image, const std::filesystem::path& path, const char* what) {
-  const std::string where = std::string(what) + ": " + path.string();
-  if (image.width < 1 || image.height < 1 || image.channels < 1 || image.channels > 4)
-    throw UsageError(where + ": the image is empty or malformed (" + size_text(image.width, image.height) + ", " +
-                     std::to_string(image.channels) + " channels)");
-  const auto expected = static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height) *
-                        static_cast<std::size_t>(image.channels);
-  if (image.pixels.size() != expected)
-    throw UsageError(where + ": the image holds " + std::to_string(image.pixels.size()) + " bytes, expected " +
-                     size_text(image.width, image.height) + " x " + std::to_string(image.channels) + " = " +
-                     std::to_string(expected));
-}
 
 // stb_image_write hands the encoded file over in pieces; collect them.
 void append_bytes(void* context, void* data, int size) {
@@ -135,7 +123,7 @@ Image read_image(const std::filesystem::path& path) {
 }
 
 void write_png(const std::filesystem::path& path, const Image& image) {
-  check_writable(image, path, "write_png");
+  detail::check_image(image, "write_png: " + path.string());
   std::vector<std::uint8_t> bytes;
   if (stbi_write_png_to_func(append_bytes, &bytes, image.width, image.height, image.channels, image.pixels.data(),
                              image.width * image.channels) == 0)
@@ -144,7 +132,7 @@ void write_png(const std::filesystem::path& path, const Image& image) {
 }
 
 void write_jpeg(const std::filesystem::path& path, const Image& image, int quality) {
-  check_writable(image, path, "write_jpeg");
+  detail::check_image(image, "write_jpeg: " + path.string());
   if (quality < 1 || quality > 100)
     throw UsageError("write_jpeg: " + path.string() + ": quality must be in [1, 100], got " + std::to_string(quality));
   std::vector<std::uint8_t> bytes;

@@ -25,6 +25,13 @@
 
 namespace loom {
 
+/// The one scaling from stored bytes to model inputs, dst[i] = src[i] / 255 in
+/// [0, 1]: Dataset::gather and loom::to_tensor (image/image_tensor.hpp) share it.
+/// Division, not a multiply by 1/255: that differs by an ulp for half the byte values.
+inline void scale_pixels(std::span<const std::uint8_t> src, float* dst) {
+  for (std::size_t j = 0; j < src.size(); ++j) dst[j] = static_cast<float>(src[j]) / 255.0f;
+}
+
 class Dataset final : public Samples {
  public:
   /// images holds labels.size() samples of shape, row-major (N, H, W, C).
@@ -67,8 +74,7 @@ class Dataset final : public Samples {
       check_index("gather", s);
       const std::uint8_t* src = images_.data() + s * per;
       float* dst = out + static_cast<Index>(i) * per;
-      // Division, not a multiply by 1/255: that differs by an ulp for half the byte values.
-      for (Index j = 0; j < per; ++j) dst[j] = static_cast<float>(src[j]) / 255.0f;
+      scale_pixels({src, static_cast<std::size_t>(per)}, dst);
       labels[i] = labels_[static_cast<std::size_t>(s)];
     }
   }
