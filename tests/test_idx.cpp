@@ -293,6 +293,15 @@ TEST_CASE("read_idx refuses absurd sizes before allocating", "[idx]") {
   REQUIRE_THROWS_WITH(loom::read_idx(dir / "small", {.max_bytes = 7}), Contains("more than the limit of 7 bytes"));
   CHECK(loom::read_idx(dir / "small", {.max_bytes = 8}).bytes.size() == 8);
 
+  // A header claiming 2^31 images of 28x28, or 2^31 labels: the images pass the
+  // limit, the labels sit exactly on it and are refused by the file size instead.
+  write_raw(dir / "2^31-images", idx_file(0x00000803, {0x80000000, 28, 28}, iota_bytes(28 * 28)));
+  REQUIRE_THROWS_WITH(loom::read_idx(dir / "2^31-images"),
+                      Contains("(2147483648, 28, 28), more than the limit of 2147483648 bytes"));
+  write_raw(dir / "2^31-labels", idx_file(0x00000801, {0x80000000}, {1, 2, 3}));
+  REQUIRE_THROWS_WITH(loom::read_idx(dir / "2^31-labels"),
+                      Contains("(2147483648) = 2147483648 bytes of data but the file holds only 3"));
+
   // Under the limit, but the file cannot hold it: caught from the file size alone.
   write_raw(dir / "liar", idx_file(0x00000803, {2000000, 28, 28}, iota_bytes(100)));
   REQUIRE_THROWS_WITH(loom::read_idx(dir / "liar"),
@@ -300,6 +309,28 @@ TEST_CASE("read_idx refuses absurd sizes before allocating", "[idx]") {
   // Gzip: no 200-byte gzip file inflates to 1.5 GB.
   loom::detail::write_gz(dir / "liar.gz", idx_file(0x00000803, {2000000, 28, 28}, iota_bytes(100)));
   REQUIRE_THROWS_WITH(loom::read_idx(dir / "liar.gz"), Contains("gzip file can hold (deflate compresses at most 1032:1)"));
+}
+
+TEST_CASE("parse_idx reads from memory what read_idx reads from a file, with the same checks", "[idx]") {
+  IdxTempDir dir;
+  const loom::IdxArray images{{3, 5, 4}, iota_bytes(3 * 5 * 4)};
+  for (const char* name : {"images-idx3-ubyte", "images-idx3-ubyte.gz"}) {
+    INFO(name);
+    loom::write_idx(dir / name, images);
+    const Bytes file = read_raw(dir / name);
+    const loom::IdxArray a = loom::parse_idx(file, "memory", {.rank = 3});
+    CHECK(a.dims == images.dims);
+    CHECK(a.bytes == images.bytes);
+    // One parser: a cut file gets read_idx's message, naming the source given.
+    const Bytes cut(file.begin(), file.end() - 5);
+    REQUIRE_THROWS_AS(loom::parse_idx(cut, "https://example.org/x.gz"), loom::DataError);
+    REQUIRE_THROWS_WITH(loom::parse_idx(cut, "https://example.org/x.gz"),
+                        Contains("https://example.org/x.gz: truncated"));
+  }
+  REQUIRE_THROWS_WITH(loom::parse_idx({}, "nothing"), Contains("nothing: empty file (0 bytes)"));
+  REQUIRE_THROWS_WITH(loom::parse_idx(idx_file(0x00000801, {2}, {1, 2}), "labels", {.rank = 3}),
+                      Contains("labels: expected IDX magic 2051"));
+  REQUIRE_THROWS_AS(loom::parse_idx(Bytes{0, 0, 8, 1}, "x", {.rank = 256}), loom::UsageError);
 }
 
 TEST_CASE("read_idx and write_idx reject invalid arguments", "[idx]") {

@@ -10,7 +10,8 @@
 //
 // So labels start with magic 2049 (0x00000801) and images with 2051 (0x00000803).
 // Files may be raw or gzip-compressed; read_idx tells them apart by their first
-// bytes (gzip starts with 1f 8b, IDX with 00 00), not by their names.
+// bytes (gzip starts with 1f 8b, IDX with 00 00), not by their names. parse_idx
+// reads the same from memory; both go through one parser.
 //
 // The header is distrusted: it is checked against the limits and the file size
 // before the payload is allocated, and a .gz file is never inflated past the
@@ -24,6 +25,7 @@
 #include <filesystem>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "loom/tensor.hpp"
@@ -53,6 +55,13 @@ struct IdxReadOptions {
 /// truncated, longer than its header declares, or declares more than
 /// options.max_bytes; IoError when the operating system fails to read it.
 IdxArray read_idx(const std::filesystem::path& path, const IdxReadOptions& options = {});
+
+/// Parses the bytes of an unsigned-byte IDX file held in memory, raw or
+/// gzip-compressed, with the same checks and messages as read_idx; `source`
+/// names the bytes in those messages (a path, a URL, "<memory>").
+/// Throws DataError when the bytes are malformed, as read_idx does.
+IdxArray parse_idx(std::span<const std::uint8_t> bytes, const std::string& source,
+                   const IdxReadOptions& options = {});
 
 /// Writes an unsigned-byte IDX file, gzip-compressed when path ends in ".gz".
 /// Throws UsageError when bytes.size() is not the product of dims, IoError on write failure.
