@@ -39,4 +39,10 @@ class UsageError : public Error {
   using Error::Error;
 };
 
+/// A loss, gradient or weight became NaN or infinite during training.
+class NumericError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace loom

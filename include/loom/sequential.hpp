@@ -23,7 +23,11 @@
 // model (as long as no thread trains it meanwhile).
 
 #include <algorithm>
+#include <cmath>
 #include <concepts>
+#include <filesystem>
+#include <limits>
+#include <optional>
 #include <exception>
 #include <iostream>
 #include <memory>
@@ -35,11 +39,13 @@
 #include "loom/activation.hpp"
 #include "loom/data/samples.hpp"
 #include "loom/denormals.hpp"
+#include "loom/io/model_file.hpp"
 #include "loom/layer.hpp"
 #include "loom/loss.hpp"
 #include "loom/optimizers/optimizer.hpp"
 #include "loom/random.hpp"
 #include "loom/training/fit_options.hpp"
+#include "loom/training/checkpoint_state.hpp"
 #include "loom/training/history.hpp"
 #include "loom/training/progress.hpp"
 
@@ -114,6 +120,19 @@ class Sequential {
     return n;
   }
 
+  const SparseCategoricalCrossentropy& loss() const { return loss_; }
+  const Optimizer& optimizer() const {
+    require_compiled("optimizer");
+    return *optimizer_;
+  }
+  /// The History of the most recent fit (as Keras's model.history); restored
+  /// with the model from a file that holds one.
+  const History& history() const { return history_; }
+  void set_history(History h) { history_ = std::move(h); }
+
+  /// Saves the model to a file (see io/model_file.hpp), atomically.
+  void save(const std::filesystem::path& path, const SaveOptions& options = {}) const { save_model(*this, path, options); }
+
   /// The Keras table: layer (type), output shape, parameter count, and totals.
   void summary(std::ostream& os = std::cout) const {
     std::size_t first = 28;  // Keras's column width, wider when a layer's label needs it
@@ -148,7 +167,8 @@ class Sequential {
   const Tensor& forward(const Tensor& x) {
     check_batch(x, "forward");
     const Tensor* h = &x;
-    for (auto& l : layers_) h = &l->forward(*h);
+    outputs_.resize(layers_.size());
+    for (std::size_t i = 0; i < layers_.size(); ++i) outputs_[i] = h = &layers_[i]->forward(*h);
     last_output_ = h;
     return *h;
   }
@@ -192,6 +212,9 @@ class Sequential {
 
   // ---- Keras-style training and use ---------------------------------------
 
+  /// Trains for o.epochs over data and returns their History (also kept as
+  /// history(), and saved with the model). With o.checkpoint, writes a
+  /// checkpoint after every epoch and resumes from one it finds.
   History fit(const Samples& data, const FitOptions& o = {}) {
     require_compiled("fit");
     const FlushDenormals flush;
@@ -205,33 +228,48 @@ class Sequential {
     const bool validate = n_train < n;
     const Index steps = (n_train + o.batch_size - 1) / o.batch_size;
 
-    std::vector<Index> order(static_cast<std::size_t>(n_train));
-    std::iota(order.begin(), order.end(), Index{0});
-    std::vector<Label> labels(static_cast<std::size_t>(std::min(o.batch_size, n_train)));
+    TrainingState run{.samples = n, .batch_size = o.batch_size, .seed = o.seed, .shuffle = o.shuffle,
+                      .validation_split = o.validation_split};
+    run.order.resize(static_cast<std::size_t>(n_train));
+    std::iota(run.order.begin(), run.order.end(), Index{0});
     Random rng(o.seed);
     Progress progress(o.log ? *o.log : std::cerr, o.verbose);
-    History history;
-    for (int epoch = 1; epoch <= o.epochs; ++epoch) {
-      if (o.shuffle) rng.shuffle(std::span<Index>(order));
+    history_ = {};
+    if (!o.checkpoint.empty()) resume(o, run, rng, progress);
+
+    std::vector<Label> labels(static_cast<std::size_t>(std::min(o.batch_size, n_train)));
+    for (int epoch = run.epochs_done + 1; epoch <= o.epochs; ++epoch) {
+      if (o.shuffle) rng.shuffle(std::span<Index>(run.order));
       const auto t0 = Progress::Clock::now();
       progress.begin_epoch(epoch, o.epochs, steps);
       double loss_sum = 0.0;
-      Index correct = 0, seen = 0;
+      Index correct = 0, seen = 0, skipped = 0;
       for (Index b = 0; b < steps; ++b) {
         const Index begin = b * o.batch_size, count = std::min(o.batch_size, n_train - begin);
-        const std::span<const Index> idx(order.data() + begin, static_cast<std::size_t>(count));
+        const std::span<const Index> idx(run.order.data() + begin, static_cast<std::size_t>(count));
         const std::span<Label> y(labels.data(), static_cast<std::size_t>(count));
         data.gather(idx, batch_, y);
-        const BatchScore s = train_batch(batch_, y);
+        forward(batch_);
+        const BatchScore s = loss_and_backward(y);
+        if (const std::string where = non_finite_in_last_batch(batch_, s); !where.empty()) {
+          if (o.on_non_finite == NonFinite::Stop)
+            throw NumericError("fit: epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1) + " of " +
+                               std::to_string(steps) + ": " + where +
+                               "; training stopped (FitOptions::on_non_finite = NonFinite::SkipBatch skips such batches)");
+          ++skipped;
+          continue;
+        }
+        step();
         loss_sum += s.loss_sum;
         correct += s.correct;
         seen += count;
-        progress.update(b + 1, loss_sum / static_cast<double>(seen), static_cast<double>(correct) / static_cast<double>(seen));
+        progress.update(b + 1, mean(loss_sum, seen), mean(static_cast<double>(correct), seen));
       }
       EpochRecord r;
       r.epoch = epoch;
-      r.loss = loss_sum / static_cast<double>(seen);
-      r.accuracy = static_cast<double>(correct) / static_cast<double>(seen);
+      r.loss = mean(loss_sum, seen);
+      r.accuracy = mean(static_cast<double>(correct), seen);
+      r.skipped_batches = skipped;
       if (validate) {
         const Evaluation v = evaluate_range(data, n_train, n);
         r.val_loss = v.loss;
@@ -239,9 +277,14 @@ class Sequential {
       }
       r.seconds = Progress::seconds_since(t0);
       progress.end_epoch(r);
-      history.epochs.push_back(r);
+      history_.epochs.push_back(r);
+      if (!o.checkpoint.empty()) {
+        run.epochs_done = epoch;
+        run.shuffle_state = rng.state();
+        write_checkpoint(*this, run, o.checkpoint);
+      }
     }
-    return history;
+    return history_;
   }
 
   History fit(const Tensor& x, std::span<const Label> y, const FitOptions& o = {}) {
@@ -285,7 +328,53 @@ class Sequential {
     return out;
   }
 
+ /// After forward(x) and loss_and_backward: empty when the batch's loss and
+  /// every gradient are finite; otherwise where a NaN or infinity first
+  /// appeared, for an error message ("the output of dense_1 (Dense) is not finite").
+  std::string non_finite_in_last_batch(const Tensor& x, const BatchScore& s) const {
+    bool gradients_finite = true;
+    for (const Param* p : params_) gradients_finite = gradients_finite && p->grad.allFinite();
+    if (std::isfinite(s.loss_sum) && gradients_finite) return {};
+    // Rare path: find the first place, in the order values flow, with a non-finite value.
+    if (!all_finite(x)) return "the input batch is not finite";
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      const Layer& l = *layers_[i];
+      for (const Param& p : l.params())
+        if (!p.value.allFinite()) return "the " + p.name + " of " + l.name() + " (" + std::string(l.kind()) + ") is not finite";
+      if (!all_finite(*outputs_[i])) return "the output of " + l.name() + " (" + std::string(l.kind()) + ") is not finite";
+    }
+    if (!std::isfinite(s.loss_sum)) return "the loss is not finite";
+    for (std::size_t i = layers_.size(); i-- > 0;)  // backward order: where backpropagation met it first
+      for (const Param& p : layers_[i]->params())
+        if (!p.grad.allFinite())
+          return "the gradient of " + layers_[i]->name() + " (" + std::string(layers_[i]->kind()) + ") " + p.name +
+                 " is not finite";
+    return {};
+  }
+
  private:
+  static bool all_finite(const Tensor& t) { return ConstVectorMap(t.data(), t.size()).allFinite(); }
+  static double mean(double sum, Index count) {
+    return count > 0 ? sum / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
+  }
+
+  // Loads o.checkpoint when it exists, and checks it belongs to this run.
+  void resume(const FitOptions& o, TrainingState& run, Random& rng, Progress& progress) {
+    const std::optional<TrainingState> saved = restore_checkpoint(*this, o.checkpoint);
+    if (!saved) return;
+    if (const std::string d = run.run_difference(*saved); !d.empty())
+      throw UsageError("fit: checkpoint " + o.checkpoint.string() + " belongs to a different run (" + d +
+                       "); use a new checkpoint path or delete the file");
+    if (saved->order.size() != run.order.size())
+      throw UsageError("fit: checkpoint " + o.checkpoint.string() + " holds an order of " +
+                       std::to_string(saved->order.size()) + " samples, this run trains on " +
+                       std::to_string(run.order.size()));
+    run = *saved;
+    rng.set_state(run.shuffle_state);
+    progress.note("Resuming from checkpoint " + o.checkpoint.string() + ": " + std::to_string(run.epochs_done) +
+                  " of " + std::to_string(o.epochs) + " epochs done");
+  }
+
   // Inference through every layer, ping-ponging between two scratch tensors
   // of the caller's; returns the one holding the output.
   const Tensor& infer(const Tensor& x, Tensor& a, Tensor& b) const {
@@ -411,6 +500,8 @@ class Sequential {
   std::unique_ptr<Optimizer> optimizer_;
   std::vector<Param*> params_;  // every layer's parameters, in layer order
   const Tensor* last_output_ = nullptr;  // what the last forward returned (owned by the last layer)
+  std::vector<const Tensor*> outputs_;    // every layer's output of the last forward (owned by the layers)
+  History history_;
   Tensor batch_;  // (B, input) the current training batch
   Tensor dout_;   // (B, K) dL/d(output or logits)
 };

@@ -77,6 +77,27 @@ class Adam final : public Optimizer {
   const std::vector<Eigen::VectorXf>& first_moments() const { return m_; }
   const std::vector<Eigen::VectorXf>& second_moments() const { return v_; }
 
+  State state() const override {
+    State s{t_, m_};
+    s.slots.insert(s.slots.end(), v_.begin(), v_.end());
+    return s;
+  }
+
+  void set_state(State s) override {
+    const std::size_t n = m_.size();
+    bool fits = s.steps >= 0 && s.slots.size() == 2 * n;
+    for (std::size_t i = 0; fits && i < n; ++i)
+      fits = s.slots[i].size() == m_[i].size() && s.slots[n + i].size() == v_[i].size();
+    if (!fits)
+      throw UsageError("Adam::set_state: the state does not fit the " + std::to_string(n) +
+                       " parameters this optimizer was built for");
+    t_ = s.steps;
+    for (std::size_t i = 0; i < n; ++i) {
+      m_[i] = std::move(s.slots[i]);
+      v_[i] = std::move(s.slots[n + i]);
+    }
+  }
+
  private:
   AdamOptions o_;
   long long t_ = 0;

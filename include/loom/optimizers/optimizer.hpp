@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "loom/layer.hpp"
 
@@ -23,6 +24,18 @@ class Optimizer {
   /// One update of every parameter from its grad.
   virtual void step(std::span<Param* const> params) = 0;
   virtual std::unique_ptr<Optimizer> clone() const = 0;
+
+  /// What resuming needs to continue bit for bit: the step count and the
+  /// per-parameter slot vectors, in an order the optimizer defines (Adam: every
+  /// first moment in parameter order, then every second moment).
+  struct State {
+    long long steps = 0;
+    std::vector<Eigen::VectorXf> slots;
+  };
+  virtual State state() const = 0;
+  /// Restores a state taken from an optimizer built for the same parameters;
+  /// a state of the wrong layout is a UsageError.
+  virtual void set_state(State s) = 0;
 };
 
 }  // namespace loom

@@ -2,11 +2,18 @@
 // Options of Sequential::fit, named as in Keras.
 
 #include <cstdint>
+#include <filesystem>
 #include <ostream>
 
 #include "loom/tensor.hpp"
 
 namespace loom {
+
+/// What fit does when a batch's loss or gradients are NaN or infinite.
+enum class NonFinite {
+  Stop,       // throw NumericError naming the epoch, the batch and the first layer where it appeared
+  SkipBatch,  // leave the weights alone for that batch, count it in EpochRecord::skipped_batches
+};
 
 struct FitOptions {
   int epochs = 1;
@@ -16,6 +23,12 @@ struct FitOptions {
   std::uint64_t seed = 0;          // seeds the shuffling; weights are seeded by the model
   int verbose = 1;                 // 0 silent, 1 progress bar, 2 one line per epoch
   std::ostream* log = nullptr;     // where progress goes; nullptr means std::cerr
+  // When set, fit writes a checkpoint here atomically after every epoch and,
+  // when the file exists at the start, resumes from it (same data and options
+  // required): a run killed at any point and restarted with the same call
+  // ends with the same weights, bit for bit, as an uninterrupted one.
+  std::filesystem::path checkpoint;
+  NonFinite on_non_finite = NonFinite::Stop;
 };
 
 }  // namespace loom

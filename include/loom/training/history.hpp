@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "loom/error.hpp"
+#include "loom/tensor.hpp"
 
 namespace loom {
 
@@ -19,6 +20,7 @@ struct EpochRecord {
   std::optional<double> val_loss;
   std::optional<double> val_accuracy;
   double seconds = 0.0;       // wall time of the epoch, validation included
+  Index skipped_batches = 0;  // batches skipped for a non-finite loss or gradient (NonFinite::SkipBatch)
 };
 
 struct History {

@@ -62,12 +62,18 @@ class Progress {
                        metrics(r.loss, r.accuracy);
     if (r.val_loss) tail += " - val_loss: " + fixed(*r.val_loss, 4);
     if (r.val_accuracy) tail += " - val_accuracy: " + fixed(*r.val_accuracy, 4);
+    if (r.skipped_batches) tail += " - skipped " + std::to_string(r.skipped_batches) + " non-finite batches";
     if (bar_) {
       draw(counter(steps_) + ' ' + bar(steps_) + tail);
       out_ << '\n' << std::flush;
     } else {
       out_ << "Epoch " << epoch_ << '/' << epochs_ << " - " << counter(steps_) << tail << '\n' << std::flush;
     }
+  }
+
+  /// A line of its own, such as "Resuming from ...", when progress is shown.
+  void note(const std::string& line) {
+    if (verbose_ != 0) out_ << line << '\n' << std::flush;
   }
 
   static double seconds_since(Clock::time_point t0, Clock::time_point t1 = Clock::now()) {

@@ -1,0 +1,560 @@
+// Model files (loom/io/model_file.hpp); the layout is in docs/model-format.md.
+
+#include "loom/io/model_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <memory>
+
+#include "byte_io.hpp"
+#include "loom/io/crc32.hpp"
+#include "loom/layers/conv2d.hpp"
+#include "loom/layers/dense.hpp"
+#include "loom/layers/flatten.hpp"
+#include "loom/layers/maxpool2d.hpp"
+#include "loom/layers/relu.hpp"
+#include "loom/layers/softmax.hpp"
+#include "loom/optimizers/adam.hpp"
+#include "loom/sequential.hpp"
+
+namespace loom {
+namespace {
+
+namespace fs = std::filesystem;
+using detail::ByteReader;
+using detail::ByteWriter;
+using Tag = std::array<char, 4>;
+
+constexpr std::array<char, 8> kMagic{'L', 'O', 'O', 'M', 'M', 'O', 'D', 'L'};
+constexpr std::size_t kHeaderSize = 24;  // magic, version, reserved, content length
+constexpr std::size_t kCrcSize = 4;
+constexpr std::size_t kMaxName = 1024;   // layer names, kinds, optimizer names
+// Limits on what a file may describe, far beyond any model loom trains, so a
+// hostile file cannot make the loader allocate without bound.
+constexpr std::uint64_t kMaxDim = std::uint64_t{1} << 24;
+constexpr std::uint64_t kMaxFileBytes = std::uint64_t{1} << 34;  // 16 GiB
+
+// Sections in the order they are written; ARCH, COMP and WGHT are required.
+constexpr Tag kArch{'A', 'R', 'C', 'H'};  // input shape, layers and their configuration
+constexpr Tag kComp{'C', 'O', 'M', 'P'};  // loss and optimizer configuration
+constexpr Tag kWeights{'W', 'G', 'H', 'T'};
+constexpr Tag kOptState{'O', 'P', 'T', 'S'};
+constexpr Tag kHistory{'H', 'I', 'S', 'T'};
+constexpr Tag kTraining{'T', 'R', 'N', 'G'};
+constexpr std::array<Tag, 6> kSectionOrder{kArch, kComp, kWeights, kOptState, kHistory, kTraining};
+
+std::string tag_text(const Tag& t) {
+  std::string s;
+  for (char c : t) s += (c >= 32 && c < 127) ? c : '?';
+  return s;
+}
+
+// ---- codes of enums, fixed by the format -----------------------------------
+
+std::uint8_t code(Activation a) { return a == Activation::None ? 0 : a == Activation::ReLU ? 1 : 2; }
+std::uint8_t code(Padding p) { return p == Padding::Valid ? 0 : 1; }
+
+Activation activation_from(std::uint8_t c, const ByteReader& r) {
+  if (c > 2) r.fail("unknown activation code " + std::to_string(c));
+  return c == 0 ? Activation::None : c == 1 ? Activation::ReLU : Activation::Softmax;
+}
+Padding padding_from(std::uint8_t c, const ByteReader& r) {
+  if (c > 1) r.fail("unknown padding code " + std::to_string(c));
+  return c == 0 ? Padding::Valid : Padding::Same;
+}
+
+// ---- encoding -----------------------------------------------------------
+
+void put_size2(ByteWriter& w, Size2 s) {
+  w.put<std::uint64_t>(static_cast<std::uint64_t>(s.h));
+  w.put<std::uint64_t>(static_cast<std::uint64_t>(s.w));
+}
+
+void put_shape(ByteWriter& w, const Shape& s) {
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(s.rank()));
+  for (int i = 0; i < s.rank(); ++i) w.put<std::uint64_t>(static_cast<std::uint64_t>(s[i]));
+}
+
+void encode_layer(ByteWriter& w, const Layer& l) {
+  w.put_string(std::string(l.kind()));
+  w.put_string(l.name());
+  if (const auto* c = dynamic_cast<const Conv2D*>(&l)) {
+    const Conv2DOptions& o = c->options();
+    w.put<std::uint64_t>(static_cast<std::uint64_t>(o.filters));
+    put_size2(w, o.kernel);
+    put_size2(w, o.strides);
+    w.put(code(o.padding));
+    w.put(code(o.activation));
+  } else if (const auto* p = dynamic_cast<const MaxPool2D*>(&l)) {
+    const MaxPool2DOptions& o = p->options();
+    put_size2(w, o.pool);
+    put_size2(w, o.strides);
+    w.put(code(o.padding));
+  } else if (const auto* d = dynamic_cast<const Dense*>(&l)) {
+    w.put<std::uint64_t>(static_cast<std::uint64_t>(d->units()));
+    w.put(code(d->activation()));
+  } else if (!dynamic_cast<const Flatten*>(&l) && !dynamic_cast<const ReLU*>(&l) &&
+             !dynamic_cast<const Softmax*>(&l)) {
+    throw UsageError("save: layer " + l.name() + " (" + std::string(l.kind()) +
+                     ") cannot be saved; model files hold Conv2D, MaxPooling2D, Flatten, Dense, ReLU and Softmax");
+  }
+}
+
+std::vector<std::uint8_t> arch_payload(const Sequential& m) {
+  ByteWriter w;
+  put_shape(w, m.input_shape());
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(m.size()));
+  for (std::size_t i = 0; i < m.size(); ++i) encode_layer(w, m.layer(i));
+  return std::move(w.bytes());
+}
+
+const Adam& adam_of(const Sequential& m) {
+  const auto* adam = dynamic_cast<const Adam*>(&m.optimizer());
+  if (!adam)
+    throw UsageError("save: optimizer " + std::string(m.optimizer().kind()) + " cannot be saved; model files hold Adam");
+  return *adam;
+}
+
+std::vector<std::uint8_t> comp_payload(const Sequential& m) {
+  ByteWriter w;
+  w.put<std::uint8_t>(m.loss().from_logits() ? 1 : 0);
+  const AdamOptions& o = adam_of(m).options();
+  w.put_string("Adam");
+  w.put(o.learning_rate);
+  w.put(o.beta1);
+  w.put(o.beta2);
+  w.put(o.epsilon);
+  return std::move(w.bytes());
+}
+
+void put_weights(ByteWriter& w, const Sequential& m) {
+  std::uint32_t count = 0;
+  for (std::size_t i = 0; i < m.size(); ++i) count += static_cast<std::uint32_t>(m.layer(i).params().size());
+  w.put(count);
+  for (std::size_t i = 0; i < m.size(); ++i)
+    for (const Param& p : m.layer(i).params()) {
+      w.put<std::uint32_t>(static_cast<std::uint32_t>(i));
+      w.put_string(p.name);
+      w.put<std::uint32_t>(static_cast<std::uint32_t>(p.shape.size()));
+      for (Index d : p.shape) w.put<std::uint64_t>(static_cast<std::uint64_t>(d));
+      w.put_floats({p.value.data(), static_cast<std::size_t>(p.size())});
+    }
+}
+
+void put_optimizer_state(ByteWriter& w, const Optimizer::State& s) {
+  w.put<std::int64_t>(s.steps);
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(s.slots.size()));
+  for (const Eigen::VectorXf& v : s.slots) {
+    w.put<std::uint64_t>(static_cast<std::uint64_t>(v.size()));
+    w.put_floats({v.data(), static_cast<std::size_t>(v.size())});
+  }
+}
+
+void put_history(ByteWriter& w, const History& h) {
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(h.epochs.size()));
+  for (const EpochRecord& e : h.epochs) {
+    w.put<std::int32_t>(e.epoch);
+    w.put(e.loss);
+    w.put(e.accuracy);
+    w.put<std::uint8_t>((e.val_loss ? 1 : 0) | (e.val_accuracy ? 2 : 0));
+    w.put(e.val_loss.value_or(0.0));
+    w.put(e.val_accuracy.value_or(0.0));
+    w.put(e.seconds);
+    w.put<std::int64_t>(e.skipped_batches);
+  }
+}
+
+void put_training(ByteWriter& w, const TrainingState& t) {
+  w.put<std::int32_t>(t.epochs_done);
+  for (std::uint64_t s : t.shuffle_state) w.put(s);
+  w.put<std::int64_t>(t.samples);
+  w.put<std::int64_t>(t.batch_size);
+  w.put<std::uint64_t>(t.seed);
+  w.put<std::uint8_t>(t.shuffle ? 1 : 0);
+  w.put(t.validation_split);
+  w.put<std::uint64_t>(t.order.size());
+  for (Index i : t.order) w.put<std::int64_t>(i);
+}
+
+template <typename Fill>
+void put_section(ByteWriter& w, const Tag& tag, Fill&& fill) {
+  for (char c : tag) w.put(c);
+  const std::size_t length_at = w.size();
+  w.put<std::uint64_t>(0);
+  fill();
+  w.patch<std::uint64_t>(length_at, w.size() - length_at - sizeof(std::uint64_t));
+}
+
+// ---- decoding -------------------------------------------------------------
+
+Size2 get_size2(ByteReader& r, const char* what) {
+  const auto h = r.get<std::uint64_t>(what), w = r.get<std::uint64_t>(what);
+  if (h > kMaxDim || w > kMaxDim) r.fail(std::string(what) + " (" + std::to_string(h) + ", " + std::to_string(w) + ") is too large");
+  return {static_cast<Index>(h), static_cast<Index>(w)};
+}
+
+Index get_dim(ByteReader& r, const char* what) {
+  const auto v = r.get<std::uint64_t>(what);
+  if (v == 0 || v > kMaxDim) r.fail(std::string(what) + " " + std::to_string(v) + " is outside [1, " + std::to_string(kMaxDim) + "]");
+  return static_cast<Index>(v);
+}
+
+Shape get_shape(ByteReader& r) {
+  const auto rank = r.get<std::uint32_t>("input rank");
+  if (rank != 1 && rank != 3) r.fail("input rank " + std::to_string(rank) + " is not 1 or 3");
+  Index d[3] = {0, 0, 0};
+  for (std::uint32_t i = 0; i < rank; ++i) d[i] = get_dim(r, "input dimension");
+  if (rank == 1) return Shape{d[0]};
+  if (d[0] * d[1] > static_cast<Index>(kMaxDim) * 64 || d[0] * d[1] * d[2] > static_cast<Index>(kMaxDim) * 64)
+    r.fail("input shape is too large");
+  return Shape{d[0], d[1], d[2]};
+}
+
+// Parameters a layer of this configuration will allocate when built on `in`,
+// saturating: checked against the file's size before the layer is built, so
+// a hostile configuration is refused before its weights are allocated.
+std::uint64_t param_bound(Index per_position, Index out) {
+  const auto a = static_cast<unsigned __int128>(per_position) * static_cast<unsigned __int128>(out) + out;
+  return a > std::numeric_limits<std::uint64_t>::max() ? std::numeric_limits<std::uint64_t>::max()
+                                                      : static_cast<std::uint64_t>(a);
+}
+
+std::unique_ptr<Layer> decode_layer(ByteReader& r, const Shape& in, std::uint64_t& params_claimed) {
+  const std::string kind = r.get_string("layer kind", kMaxName);
+  const std::string name = r.get_string("layer name", kMaxName);
+  std::unique_ptr<Layer> layer;
+  try {
+    if (kind == "Conv2D") {
+      Conv2DOptions o;
+      o.filters = get_dim(r, "Conv2D filters");
+      o.kernel = get_size2(r, "Conv2D kernel");
+      o.strides = get_size2(r, "Conv2D strides");
+      o.padding = padding_from(r.get<std::uint8_t>("Conv2D padding"), r);
+      o.activation = activation_from(r.get<std::uint8_t>("Conv2D activation"), r);
+      params_claimed += param_bound(o.kernel.h * o.kernel.w * in.channels(), o.filters);
+      layer = std::make_unique<Conv2D>(o);
+    } else if (kind == "MaxPooling2D") {
+      MaxPool2DOptions o;
+      o.pool = get_size2(r, "MaxPooling2D pool size");
+      o.strides = get_size2(r, "MaxPooling2D strides");
+      o.padding = padding_from(r.get<std::uint8_t>("MaxPooling2D padding"), r);
+      layer = std::make_unique<MaxPool2D>(o);
+    } else if (kind == "Dense") {
+      DenseOptions o;
+      o.units = get_dim(r, "Dense units");
+      o.activation = activation_from(r.get<std::uint8_t>("Dense activation"), r);
+      params_claimed += param_bound(in.size(), o.units);
+      layer = std::make_unique<Dense>(o);
+    } else if (kind == "Flatten") {
+      layer = std::make_unique<Flatten>();
+    } else if (kind == "ReLU") {
+      layer = std::make_unique<ReLU>();
+    } else if (kind == "Softmax") {
+      layer = std::make_unique<Softmax>();
+    } else {
+      r.fail("unknown layer kind \"" + kind + "\"");
+    }
+  } catch (const UsageError& e) {  // an option the layer refuses
+    r.fail(std::string("invalid layer configuration: ") + e.what());
+  }
+  layer->set_name(name);
+  return layer;
+}
+
+Sequential decode_arch(ByteReader& r, std::size_t file_bytes) {
+  Sequential model(get_shape(r));
+  const auto layers = r.get<std::uint32_t>("layer count");
+  r.need_items(layers, 8, "layers");  // each at least two string lengths
+  std::uint64_t params_claimed = 0;
+  for (std::uint32_t i = 0; i < layers; ++i) {
+    auto layer = decode_layer(r, model.output_shape(), params_claimed);
+    // Weights follow as float32: a configuration claiming more than the file
+    // can hold is corrupt, and is refused before the layer allocates them.
+    if (params_claimed > file_bytes / sizeof(float))
+      r.fail("layer " + layer->name() + " (" + std::string(layer->kind()) +
+             ") would hold more parameters than the file has bytes for");
+    try {
+      model.add(std::move(layer));
+    } catch (const ShapeError& e) {
+      r.fail(std::string("the architecture does not fit together: ") + e.what());
+    }
+  }
+  if (!r.done()) r.fail("ARCH section has " + std::to_string(r.remaining()) + " bytes left over");
+  return model;
+}
+
+void decode_comp(ByteReader& r, Sequential& model) {
+  const auto from_logits = r.get<std::uint8_t>("loss from_logits flag");
+  if (from_logits > 1) r.fail("loss flag " + std::to_string(from_logits) + " is not 0 or 1");
+  const std::string optimizer = r.get_string("optimizer kind", kMaxName);
+  if (optimizer != "Adam") r.fail("unknown optimizer \"" + optimizer + "\"");
+  AdamOptions o;
+  o.learning_rate = r.get<float>("Adam learning rate");
+  o.beta1 = r.get<float>("Adam beta1");
+  o.beta2 = r.get<float>("Adam beta2");
+  o.epsilon = r.get<float>("Adam epsilon");
+  if (!r.done()) r.fail("COMP section has " + std::to_string(r.remaining()) + " bytes left over");
+  try {
+    model.compile(Adam(o), SparseCategoricalCrossentropy({.from_logits = from_logits == 1}), {"accuracy"});
+  } catch (const Error& e) {
+    r.fail(std::string("invalid loss or optimizer: ") + e.what());
+  }
+}
+
+void decode_weights(ByteReader& r, Sequential& model) {
+  const std::span<Param* const> params = model.params();
+  const auto count = r.get<std::uint32_t>("parameter count");
+  if (count != params.size())
+    r.fail("the file has " + std::to_string(count) + " parameter tensors, the architecture " + std::to_string(params.size()));
+  std::size_t p = 0;
+  for (std::size_t i = 0; i < model.size(); ++i)
+    for (Param& param : model.layer(i).params()) {
+      const std::string where = model.layer(i).name() + "/" + param.name;
+      const auto layer = r.get<std::uint32_t>("parameter layer index");
+      const std::string name = r.get_string("parameter name", kMaxName);
+      if (layer != i || name != param.name)
+        r.fail("parameter " + std::to_string(p) + " is " + name + " of layer " + std::to_string(layer) + ", expected " + where);
+      const auto rank = r.get<std::uint32_t>("parameter rank");
+      if (rank != param.shape.size()) r.fail(where + ": rank " + std::to_string(rank) + " does not match the architecture");
+      for (Index d : param.shape)
+        if (r.get<std::uint64_t>("parameter dimension") != static_cast<std::uint64_t>(d))
+          r.fail(where + ": shape does not match the architecture");
+      r.get_floats(param.value, static_cast<std::uint64_t>(param.size()), "parameter values");
+      ++p;
+    }
+  if (!r.done()) r.fail("WGHT section has " + std::to_string(r.remaining()) + " bytes left over");
+}
+
+void decode_optimizer_state(ByteReader& r, Sequential& model) {
+  Optimizer::State s;
+  s.steps = r.get<std::int64_t>("optimizer steps");
+  if (s.steps < 0) r.fail("negative optimizer step count " + std::to_string(s.steps));
+  const auto slots = r.get<std::uint32_t>("optimizer slot count");
+  r.need_items(slots, 8, "optimizer slots");
+  s.slots.resize(slots);
+  for (Eigen::VectorXf& v : s.slots) r.get_floats(v, r.get<std::uint64_t>("optimizer slot length"), "optimizer slot");
+  if (!r.done()) r.fail("OPTS section has " + std::to_string(r.remaining()) + " bytes left over");
+  try {
+    model.optimizer().set_state(std::move(s));
+  } catch (const UsageError& e) {
+    r.fail(std::string("optimizer state: ") + e.what());
+  }
+}
+
+History decode_history(ByteReader& r) {
+  constexpr std::size_t kRecordBytes = 4 + 8 + 8 + 1 + 8 + 8 + 8 + 8;
+  const auto n = r.get<std::uint32_t>("history length");
+  r.need_items(n, kRecordBytes, "history records");
+  History h;
+  h.epochs.resize(n);
+  for (EpochRecord& e : h.epochs) {
+    e.epoch = r.get<std::int32_t>("epoch");
+    e.loss = r.get<double>("loss");
+    e.accuracy = r.get<double>("accuracy");
+    const auto flags = r.get<std::uint8_t>("validation flags");
+    if (flags > 3) r.fail("validation flags " + std::to_string(flags) + " are not in [0, 3]");
+    const double val_loss = r.get<double>("val_loss"), val_accuracy = r.get<double>("val_accuracy");
+    if (flags & 1) e.val_loss = val_loss;
+    if (flags & 2) e.val_accuracy = val_accuracy;
+    e.seconds = r.get<double>("seconds");
+    e.skipped_batches = r.get<std::int64_t>("skipped batches");
+  }
+  if (!r.done()) r.fail("HIST section has " + std::to_string(r.remaining()) + " bytes left over");
+  return h;
+}
+
+TrainingState decode_training(ByteReader& r) {
+  TrainingState t;
+  t.epochs_done = r.get<std::int32_t>("epochs done");
+  for (std::uint64_t& s : t.shuffle_state) s = r.get<std::uint64_t>("generator state");
+  t.samples = r.get<std::int64_t>("samples");
+  t.batch_size = r.get<std::int64_t>("batch size");
+  t.seed = r.get<std::uint64_t>("seed");
+  t.shuffle = r.get<std::uint8_t>("shuffle flag") != 0;
+  t.validation_split = r.get<double>("validation split");
+  const auto n = r.get<std::uint64_t>("order length");
+  r.need_items(n, 8, "sample order");
+  if (t.epochs_done < 0 || t.samples <= 0 || t.batch_size <= 0 || n > static_cast<std::uint64_t>(t.samples))
+    r.fail("training state is inconsistent");
+  t.order.resize(n);
+  for (Index& i : t.order) {
+    i = r.get<std::int64_t>("sample index");
+    if (i < 0 || i >= t.samples) r.fail("sample index " + std::to_string(i) + " is out of range");
+  }
+  if (!r.done()) r.fail("TRNG section has " + std::to_string(r.remaining()) + " bytes left over");
+  return t;
+}
+
+// The whole file: header and CRC checked first, then each section in order.
+Sequential decode(std::span<const std::uint8_t> bytes, const std::string& source, std::optional<TrainingState>* training,
+                  std::vector<std::uint8_t>* arch_comp = nullptr) {
+  ByteReader head(bytes, source);
+  if (bytes.size() < kMagic.size() ||
+      !std::equal(kMagic.begin(), kMagic.end(), reinterpret_cast<const char*>(bytes.data())))
+    head.fail("not a loom model file (the magic bytes \"LOOMMODL\" are missing)");
+  head.get_bytes(kMagic.size(), "magic");
+  const auto version = head.get<std::uint32_t>("format version");
+  if (version == 0 || version > kModelFormatVersion)
+    head.fail("format version " + std::to_string(version) + " is " + (version ? "newer than" : "not") +
+              " what this build of loom reads (versions 1 to " + std::to_string(kModelFormatVersion) +
+              ")" + (version ? "; upgrade loom to load it" : ""));
+  head.get<std::uint32_t>("reserved");
+  const auto content = head.get<std::uint64_t>("content length");
+  if (content > bytes.size() || bytes.size() - kHeaderSize - kCrcSize != content) {
+    if (bytes.size() < kHeaderSize + kCrcSize || content > bytes.size() - kHeaderSize - kCrcSize)
+      head.fail("truncated: the header declares " + std::to_string(content + kHeaderSize + kCrcSize) +
+                " bytes, the file has " + std::to_string(bytes.size()));
+    head.fail("the file has " + std::to_string(bytes.size() - kHeaderSize - kCrcSize - content) +
+              " bytes more than its header declares");
+  }
+  const std::size_t crc_at = kHeaderSize + content;
+  std::uint32_t stored;
+  std::memcpy(&stored, bytes.data() + crc_at, sizeof stored);
+  if (const std::uint32_t actual = crc32(bytes.first(crc_at)); actual != stored)
+    head.fail("corrupt: CRC32 of the content is " + std::to_string(actual) + ", the file says " + std::to_string(stored));
+
+  ByteReader r(bytes.subspan(kHeaderSize, content), source, kHeaderSize);
+  std::optional<Sequential> model;
+  std::size_t next = 0;  // index into kSectionOrder
+  while (!r.done()) {
+    Tag tag;
+    for (char& c : tag) c = r.get<char>("section tag");
+    const auto length = r.get<std::uint64_t>("section length");
+    const std::size_t payload_at = r.offset();
+    const auto payload = r.get_bytes(length, "section");
+    std::size_t index = next;
+    while (index < kSectionOrder.size() && kSectionOrder[index] != tag) ++index;
+    if (index == kSectionOrder.size())
+      r.fail("unexpected section \"" + tag_text(tag) + "\" (unknown, repeated or out of order)");
+    if (index > 0 && !model) r.fail("section \"" + tag_text(tag) + "\" before the ARCH section");
+    if (index > 2 && next <= 2) r.fail("section \"" + tag_text(tag) + "\" before the WGHT section");
+    if (index == 2 && next < 2) r.fail("the COMP section is missing");
+    ByteReader s(payload, source, payload_at);
+    if (tag == kArch) model.emplace(decode_arch(s, bytes.size()));
+    else if (tag == kComp) decode_comp(s, *model);
+    else if (tag == kWeights) decode_weights(s, *model);
+    else if (tag == kOptState) decode_optimizer_state(s, *model);
+    else if (tag == kHistory) model->set_history(decode_history(s));
+    else if (training) *training = decode_training(s);
+    if (arch_comp && index < 2) arch_comp->insert(arch_comp->end(), payload.begin(), payload.end());
+    next = index + 1;
+  }
+  if (next < 3) r.fail("the " + tag_text(kSectionOrder[next]) + " section is missing");
+  return std::move(*model);
+}
+
+std::vector<std::uint8_t> read_file(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) throw IoError(path.string() + ": cannot open for reading: " + std::strerror(errno));
+  const std::streamoff size = f.tellg();
+  if (size < 0) throw IoError(path.string() + ": cannot determine the file size");
+  if (static_cast<std::uint64_t>(size) > kMaxFileBytes)
+    throw DataError(path.string() + ": " + std::to_string(size) + " bytes is larger than any loom model file");
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  f.seekg(0);
+  if (!f.read(reinterpret_cast<char*>(bytes.data()), size)) throw IoError(path.string() + ": reading failed");
+  return bytes;
+}
+
+// The comparable identity of a model: its ARCH and COMP payloads.
+std::vector<std::uint8_t> arch_comp_of(const Sequential& m) {
+  std::vector<std::uint8_t> b = arch_payload(m);
+  const std::vector<std::uint8_t> c = comp_payload(m);
+  b.insert(b.end(), c.begin(), c.end());
+  return b;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> encode_model(const Sequential& model, const SaveOptions& options, const TrainingState* training) {
+  if (!model.compiled()) throw UsageError("save: compile the model first; a model file records its loss and optimizer");
+  ByteWriter w;
+  for (char c : kMagic) w.put(c);
+  w.put<std::uint32_t>(kModelFormatVersion);
+  w.put<std::uint32_t>(0);
+  w.put<std::uint64_t>(0);  // content length, patched below
+  put_section(w, kArch, [&] { w.put_bytes(arch_payload(model)); });
+  put_section(w, kComp, [&] { w.put_bytes(comp_payload(model)); });
+  put_section(w, kWeights, [&] { put_weights(w, model); });
+  if (options.include_optimizer_state || training)
+    put_section(w, kOptState, [&] { put_optimizer_state(w, model.optimizer().state()); });
+  if (options.include_history || training) put_section(w, kHistory, [&] { put_history(w, model.history()); });
+  if (training) put_section(w, kTraining, [&] { put_training(w, *training); });
+  w.patch<std::uint64_t>(16, w.size() - kHeaderSize);
+  w.put(crc32(w.bytes()));
+  return std::move(w.bytes());
+}
+
+Sequential decode_model(std::span<const std::uint8_t> bytes, const std::string& source) {
+  return decode(bytes, source, nullptr);
+}
+
+void save_model(const Sequential& model, const fs::path& path, const SaveOptions& options) {
+  write_file_atomically(path, encode_model(model, options));
+}
+
+Sequential load_model(const fs::path& path) { return decode(read_file(path), path.string(), nullptr); }
+
+void write_checkpoint(const Sequential& model, const TrainingState& state, const fs::path& path) {
+  write_file_atomically(path, encode_model(model, {}, &state));
+}
+
+std::optional<TrainingState> restore_checkpoint(Sequential& model, const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return std::nullopt;
+  std::optional<TrainingState> training;
+  std::vector<std::uint8_t> identity;
+  Sequential saved = decode(read_file(path), path.string(), &training, &identity);
+  if (!training)
+    throw UsageError(path.string() + " is a model file without training state, not a checkpoint; "
+                     "give fit a new checkpoint path or delete the file");
+  if (identity != arch_comp_of(model))
+    throw UsageError(path.string() + " is a checkpoint of a different model (architecture, loss or optimizer "
+                     "settings differ); give fit a new checkpoint path or delete the file");
+  const std::span<Param* const> from = saved.params(), to = model.params();
+  for (std::size_t i = 0; i < to.size(); ++i) to[i]->value = from[i]->value;
+  model.optimizer().set_state(saved.optimizer().state());
+  model.set_history(saved.history());
+  return training;
+}
+
+void write_file_atomically(const fs::path& path, std::span<const std::uint8_t> bytes) {
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  std::string temp = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+  auto fail = [&](const std::string& what) {
+    const std::string why = std::strerror(errno);
+    ::unlink(temp.c_str());
+    throw IoError(path.string() + ": " + what + ": " + why);
+  };
+  const int fd = ::mkstemp(temp.data());
+  if (fd < 0) throw IoError(path.string() + ": cannot create a temporary file in " + dir.string() + ": " + std::strerror(errno));
+  for (std::size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      fail("writing failed");
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0) {
+    ::close(fd);
+    fail("flushing to disk failed");
+  }
+  if (::close(fd) != 0) fail("closing failed");
+  if (::rename(temp.c_str(), path.c_str()) != 0) fail("renaming the temporary file over it failed");
+  // The rename itself is durable once the directory is.
+  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY); dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+}  // namespace loom

@@ -1,0 +1,68 @@
+#pragma once
+// A small problem every model test can train on in milliseconds, a small CNN
+// for it, and bitwise comparisons of models and tensors.
+
+#include <cstring>
+#include <vector>
+
+#include "loom/layers/conv2d.hpp"
+#include "loom/layers/dense.hpp"
+#include "loom/layers/flatten.hpp"
+#include "loom/layers/maxpool2d.hpp"
+#include "loom/optimizers/adam.hpp"
+#include "loom/random.hpp"
+#include "loom/sequential.hpp"
+
+namespace loom::testing {
+
+// n 8x8 images; class k in 0..3 is the bright quadrant (top-left, top-right,
+// bottom-left, bottom-right) over a dim, noisy background.
+struct Quadrants {
+  Tensor x;
+  std::vector<Label> y;
+};
+
+inline Quadrants quadrants(Index n, std::uint64_t seed) {
+  Random rng(seed);
+  Quadrants d{Tensor(n, 8, 8, 1), std::vector<Label>(static_cast<std::size_t>(n))};
+  for (Index i = 0; i < n; ++i) {
+    const Label k = static_cast<Label>(rng.below(4));
+    d.y[static_cast<std::size_t>(i)] = k;
+    for (Index r = 0; r < 8; ++r)
+      for (Index c = 0; c < 8; ++c) {
+        const bool bright = (r >= 4) == (k >= 2) && (c >= 4) == (k % 2 == 1);
+        d.x(i, r, c, 0) = bright ? rng.uniform(0.6f, 1.0f) : rng.uniform(0.0f, 0.3f);
+      }
+  }
+  return d;
+}
+
+// A small CNN for the quadrant problem.
+inline Sequential small_cnn(std::uint64_t seed, float learning_rate = 0.01f) {
+  Sequential m(Shape{8, 8, 1}, seed);
+  m.add(Conv2D({.filters = 4, .kernel = 3, .activation = Activation::ReLU}));
+  m.add(MaxPool2D());
+  m.add(Flatten());
+  m.add(Dense({.units = 4, .activation = Activation::Softmax}));
+  m.compile(Adam({.learning_rate = learning_rate}));
+  return m;
+}
+
+inline bool same_params(Sequential& a, Sequential& b) {
+  if (a.params().size() != b.params().size()) return false;
+  for (std::size_t i = 0; i < a.params().size(); ++i) {
+    const Eigen::VectorXf& va = a.params()[i]->value;
+    const Eigen::VectorXf& vb = b.params()[i]->value;
+    if (va.size() != vb.size() ||
+        std::memcmp(va.data(), vb.data(), static_cast<std::size_t>(va.size()) * sizeof(float)) != 0)
+      return false;
+  }
+  return true;
+}
+
+inline bool same_tensor(const Tensor& a, const Tensor& b) {
+  return a.dimensions() == b.dimensions() &&
+         std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(float)) == 0;
+}
+
+}  // namespace loom::testing
