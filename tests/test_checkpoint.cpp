@@ -1,0 +1,197 @@
+// Resumable training: fit with a checkpoint resumes where a run stopped and
+// ends with the weights of an uninterrupted run, bit for bit, even when the
+// process was killed with SIGKILL in the middle of an epoch.
+
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "loom/io/model_file.hpp"
+#include "loom/models/fashion_mnist_cnn.hpp"
+#include "temp_dir.hpp"
+#include "toy_model.hpp"
+
+extern char** environ;
+
+using namespace loom;
+using namespace loom::testing;
+using Catch::Contains;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool same_training(Sequential& a, Sequential& b) {
+  if (!same_params(a, b)) return false;
+  const Optimizer::State sa = a.optimizer().state(), sb = b.optimizer().state();
+  if (sa.steps != sb.steps || sa.slots.size() != sb.slots.size()) return false;
+  for (std::size_t i = 0; i < sa.slots.size(); ++i)
+    if (sa.slots[i] != sb.slots[i]) return false;
+  const auto &ha = a.history().epochs, &hb = b.history().epochs;
+  if (ha.size() != hb.size()) return false;
+  for (std::size_t i = 0; i < ha.size(); ++i)  // every field but the wall time
+    if (ha[i].epoch != hb[i].epoch || ha[i].loss != hb[i].loss || ha[i].accuracy != hb[i].accuracy ||
+        ha[i].val_loss != hb[i].val_loss || ha[i].val_accuracy != hb[i].val_accuracy)
+      return false;
+  return true;
+}
+
+// ---- the training run the kill test interrupts --------------------------------
+// The seed CNN on 600 synthetic 28x28 images for 3 epochs, with a
+// checkpoint: long enough per epoch for a kill to land mid-epoch.
+
+constexpr const char* kChildDirVariable = "LOOM_TEST_CHECKPOINT_DIR";
+
+Sequential run_child_training(const fs::path& dir) {
+  Random rng(11);
+  const Index n = 600;
+  Tensor x(n, 28, 28, 1);
+  std::vector<Label> y(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i) {
+    const Label k = static_cast<Label>(rng.below(10));
+    y[static_cast<std::size_t>(i)] = k;
+    for (Index r = 0; r < 28; ++r)
+      for (Index c = 0; c < 28; ++c) x(i, r, c, 0) = (r / 3 == k ? 0.8f : 0.1f) + rng.uniform(0.0f, 0.2f);
+  }
+  Sequential m = models::fashion_mnist_cnn(5);
+  m.fit(x, y, {.epochs = 3, .batch_size = 32, .validation_split = 0.1, .seed = 9, .verbose = 0,
+               .checkpoint = dir / "checkpoint.loom"});
+  return m;
+}
+
+// Run as its own process by the kill test (hidden from normal runs by [.]).
+TEST_CASE("checkpoint child: train with a checkpoint and save the result", "[.][checkpoint-child]") {
+  const char* dir = std::getenv(kChildDirVariable);
+  REQUIRE(dir != nullptr);
+  run_child_training(dir).save(fs::path(dir) / "final.loom");
+}
+
+// Starts this test binary running only the child test case, in dir.
+pid_t spawn_child(const fs::path& dir) {
+  const std::string exe = fs::read_symlink("/proc/self/exe").string();
+  const std::string log = (dir / "child.log").string();
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+  env_strings.push_back(std::string(kChildDirVariable) + "=" + dir.string());
+  std::vector<char*> env;
+  for (std::string& s : env_strings) env.push_back(s.data());
+  env.push_back(nullptr);
+  std::string a0 = exe, a1 = "[checkpoint-child]";
+  char* argv[] = {a0.data(), a1.data(), nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv, env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  REQUIRE(rc == 0);
+  return pid;
+}
+
+int wait_for(pid_t pid) {
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  return status;
+}
+
+}  // namespace
+
+TEST_CASE("fit with a checkpoint resumes a stopped run and ends bit for bit as an uninterrupted one", "[checkpoint]") {
+  const Quadrants d = quadrants(160, 4);
+  TempDir dir;
+  const FitOptions base{.epochs = 4, .batch_size = 16, .validation_split = 0.2, .seed = 3, .verbose = 0};
+
+  Sequential straight = small_cnn(7);
+  straight.fit(d.x, d.y, base);
+
+  // Two epochs, then a new process's worth of state: a fresh model, the same call with 4 epochs.
+  FitOptions with_checkpoint = base;
+  with_checkpoint.checkpoint = dir / "ckpt.loom";
+  FitOptions first_half = with_checkpoint;
+  first_half.epochs = 2;
+  small_cnn(7).fit(d.x, d.y, first_half);
+  Sequential resumed = small_cnn(7);
+  std::ostringstream log;
+  with_checkpoint.log = &log;
+  with_checkpoint.verbose = 2;
+  const History h = resumed.fit(d.x, d.y, with_checkpoint);
+  CHECK_THAT(log.str(), Contains("Resuming from checkpoint") && Contains("2 of 4 epochs done"));
+  CHECK(h.epochs.size() == 4);
+  CHECK(same_training(resumed, straight));
+
+  SECTION("a finished run's checkpoint trains nothing more and gives the same history") {
+    Sequential again = small_cnn(7);
+    with_checkpoint.log = nullptr;
+    with_checkpoint.verbose = 0;
+    again.fit(d.x, d.y, with_checkpoint);
+    CHECK(same_training(again, straight));
+  }
+  SECTION("the checkpoint is a model file too") {
+    Sequential loaded = load_model(dir / "ckpt.loom");
+    CHECK(same_params(loaded, straight));
+  }
+  SECTION("a checkpoint of another run or model is refused") {
+    FitOptions other = with_checkpoint;
+    other.verbose = 0;
+    other.batch_size = 8;
+    Sequential m = small_cnn(7);
+    CHECK_THROWS_WITH(m.fit(d.x, d.y, other), Contains("different run") && Contains("batch_size 16 (checkpoint) vs 8"));
+    Sequential wider(Shape{8, 8, 1}, 7);
+    wider.add(Flatten());
+    wider.add(Dense({.units = 4, .activation = Activation::Softmax}));
+    wider.compile(Adam());
+    other.batch_size = 16;
+    CHECK_THROWS_WITH(wider.fit(d.x, d.y, other), Contains("checkpoint of a different model"));
+    straight.save(dir / "plain.loom");
+    other.checkpoint = dir / "plain.loom";
+    CHECK_THROWS_WITH(m.fit(d.x, d.y, other), Contains("not a checkpoint"));
+  }
+}
+
+TEST_CASE("A training process killed with SIGKILL mid-epoch resumes from its checkpoint to the same weights",
+          "[checkpoint][process]") {
+  TempDir killed, straight;
+
+  // The uninterrupted run, in a process of its own like the others.
+  REQUIRE(wait_for(spawn_child(straight.path)) == 0);
+
+  // The interrupted run: killed soon after its first checkpoint, in epoch 2.
+  const auto t0 = std::chrono::steady_clock::now();
+  const pid_t pid = spawn_child(killed.path);
+  const fs::path checkpoint = killed / "checkpoint.loom";
+  while (!fs::exists(checkpoint)) {
+    REQUIRE(std::chrono::steady_clock::now() - t0 < std::chrono::minutes(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const auto first_epoch = std::chrono::steady_clock::now() - t0;  // at least one epoch's time
+  std::this_thread::sleep_for(first_epoch / 4);
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  const int status = wait_for(pid);
+  REQUIRE(WIFSIGNALED(status));
+  CHECK(WTERMSIG(status) == SIGKILL);
+  CHECK_FALSE(fs::exists(killed / "final.loom"));
+  {
+    Sequential probe = models::fashion_mnist_cnn(5);
+    const auto state = restore_checkpoint(probe, checkpoint);
+    REQUIRE(state);
+    CHECK(state->epochs_done == 1);  // killed during epoch 2
+  }
+
+  // Restarted with the same command: resumes and finishes.
+  REQUIRE(wait_for(spawn_child(killed.path)) == 0);
+  Sequential a = load_model(killed / "final.loom"), b = load_model(straight / "final.loom");
+  CHECK(same_training(a, b));
+}
