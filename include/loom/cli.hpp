@@ -1,13 +1,17 @@
 #pragma once
 // Command-line flags for loom's programs (examples, benchmarks, tools): every
-// flag takes a value ("--epochs 5"); -h or --help prints the usage and exits;
+// flag takes a value ("--epochs 5") unless it is a switch ("--json"); other
+// arguments are positional; -h or --help prints the usage and exits;
 // an unknown flag, a missing value or a bad number is a UsageError that
 // carries the usage text.
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <iostream>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 
 #include "loom/error.hpp"
 
@@ -23,19 +27,35 @@ inline long long parse_int(const std::string& flag, const char* value, long long
   return v;
 }
 
-/// Calls on_flag(flag, value) for each "--flag value" pair; on_flag returns
-/// false for a flag it does not know.
-template <typename OnFlag>
-void parse_flags(int argc, char** argv, const std::string& usage, OnFlag&& on_flag) {
-  for (int i = 1; i < argc; ++i) {
+/// Calls on_flag(flag, value) for each "--flag value" pair and for each
+/// switch (a flag listed in `switches`, which takes no value: value is null),
+/// and on_positional(arg) for each argument that is not a flag. on_flag
+/// returns false for a flag it does not know. argv[first..] are parsed.
+template <typename OnFlag, typename OnPositional>
+void parse_args(int argc, char** argv, int first, const std::string& usage,
+                std::initializer_list<std::string_view> switches, OnFlag&& on_flag, OnPositional&& on_positional) {
+  for (int i = first; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "-h" || flag == "--help") {
       std::cout << usage;
       std::exit(0);
     }
-    if (i + 1 >= argc) throw UsageError("unknown option or missing value: " + flag + "\n" + usage);
-    if (!on_flag(flag, argv[++i])) throw UsageError("unknown option " + flag + "\n" + usage);
+    if (flag.size() < 2 || flag[0] != '-') {
+      on_positional(flag);
+      continue;
+    }
+    const bool is_switch = std::find(switches.begin(), switches.end(), flag) != switches.end();
+    if (!is_switch && i + 1 >= argc) throw UsageError("unknown option or missing value: " + flag + "\n" + usage);
+    if (!on_flag(flag, is_switch ? nullptr : argv[++i])) throw UsageError("unknown option " + flag + "\n" + usage);
   }
+}
+
+/// parse_args for programs that take only "--flag value" pairs.
+template <typename OnFlag>
+void parse_flags(int argc, char** argv, const std::string& usage, OnFlag&& on_flag) {
+  parse_args(argc, argv, 1, usage, {}, on_flag, [&](const std::string& arg) {
+    throw UsageError("unexpected argument \"" + arg + "\"\n" + usage);
+  });
 }
 
 }  // namespace loom::cli

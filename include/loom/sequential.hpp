@@ -225,7 +225,7 @@ class Sequential {
     if (n_train <= 0)
       throw DataError("fit: validation_split " + std::to_string(o.validation_split) + " of " + std::to_string(n) +
                       " samples leaves none for training");
-    const bool validate = n_train < n;
+    if (o.validation_data) check_samples(*o.validation_data, "fit (validation data)");
     const Index steps = (n_train + o.batch_size - 1) / o.batch_size;
 
     TrainingState run{.samples = n, .batch_size = o.batch_size, .seed = o.seed, .shuffle = o.shuffle,
@@ -270,8 +270,9 @@ class Sequential {
       r.loss = mean(loss_sum, seen);
       r.accuracy = mean(static_cast<double>(correct), seen);
       r.skipped_batches = skipped;
-      if (validate) {
-        const Evaluation v = evaluate_range(data, n_train, n);
+      if (o.validation_data || n_train < n) {
+        const Evaluation v = o.validation_data ? evaluate_range(*o.validation_data, 0, o.validation_data->size())
+                                               : evaluate_range(data, n_train, n);
         r.val_loss = v.loss;
         r.val_accuracy = v.accuracy;
       }
@@ -310,22 +311,25 @@ class Sequential {
   Tensor predict(const Tensor& x, Index batch_size = 32) const {
     if (layers_.empty()) throw UsageError("predict: the model has no layers");
     check_batch(x, "predict");
-    if (batch_size <= 0) throw UsageError("predict: batch_size must be positive, got " + std::to_string(batch_size));
-    const Index n = x.dimension(0), per = input_.size();
-    Tensor out;
-    resize_batch(out, n, output_shape());
-    const Index k = output_shape().size();
-    infer_slices(
-        0, n, batch_size,
-        [&](Index first, Index count, Tensor& xs, std::vector<Label>&) {
-          resize_batch(xs, count, input_);
-          std::copy_n(x.data() + first * per, count * per, xs.data());
-        },
-        [&](Index, Index first, const Tensor& y, const std::vector<Label>&) {
-          std::copy_n(y.data(), y.size(), out.data() + first * k);
-        });
-    if (!ends_in_probabilities()) activate(Activation::Softmax, out, out);  // a from_logits model: probabilities all the same
-    return out;
+    const Index per = input_.size();
+    return predict_slices(x.dimension(0), batch_size, [&](Index first, Index count, Tensor& xs) {
+      resize_batch(xs, count, input_);
+      std::copy_n(x.data() + first * per, count * per, xs.data());
+    });
+  }
+  /// The same over every sample of a data set, in order, without copying it into one tensor first.
+  Tensor predict(const Samples& data, Index batch_size = 32) const {
+    if (layers_.empty()) throw UsageError("predict: the model has no layers");
+    if (data.size() <= 0) throw DataError("predict: the data set is empty");
+    if (data.shape() != input_)
+      throw ShapeError("predict: samples of shape " + data.shape().to_string() + " do not fit the model's input " +
+                       input_.to_string());
+    return predict_slices(data.size(), batch_size, [&](Index first, Index count, Tensor& xs) {
+      std::vector<Index> idx(static_cast<std::size_t>(count));
+      std::iota(idx.begin(), idx.end(), first);
+      std::vector<Label> ignored(static_cast<std::size_t>(count));
+      data.gather(idx, xs, ignored);
+    });
   }
 
  /// After forward(x) and loss_and_backward: empty when the batch's loss and
@@ -353,6 +357,23 @@ class Sequential {
   }
 
  private:
+  // predict's body: load(first, count, x) fills slices of n samples.
+  template <typename Load>
+  Tensor predict_slices(Index n, Index batch_size, Load&& load) const {
+    if (batch_size <= 0) throw UsageError("predict: batch_size must be positive, got " + std::to_string(batch_size));
+    Tensor out;
+    resize_batch(out, n, output_shape());
+    const Index k = output_shape().size();
+    infer_slices(
+        0, n, batch_size,
+        [&](Index first, Index count, Tensor& xs, std::vector<Label>&) { load(first, count, xs); },
+        [&](Index, Index first, const Tensor& y, const std::vector<Label>&) {
+          std::copy_n(y.data(), y.size(), out.data() + first * k);
+        });
+    if (!ends_in_probabilities()) activate(Activation::Softmax, out, out);  // a from_logits model: probabilities all the same
+    return out;
+  }
+
   static bool all_finite(const Tensor& t) { return ConstVectorMap(t.data(), t.size()).allFinite(); }
   static double mean(double sum, Index count) {
     return count > 0 ? sum / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
@@ -457,6 +478,8 @@ class Sequential {
     if (o.epochs < 0) throw UsageError("fit: epochs must not be negative, got " + std::to_string(o.epochs));
     if (!(o.validation_split >= 0.0 && o.validation_split < 1.0))
       throw UsageError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
+    if (o.validation_data && o.validation_split > 0.0)
+      throw UsageError("fit: give validation_data or validation_split, not both");
     if (o.verbose < 0 || o.verbose > 2) throw UsageError("fit: verbose must be 0, 1 or 2, got " + std::to_string(o.verbose));
   }
 

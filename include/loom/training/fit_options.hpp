@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <ostream>
 
+#include "loom/data/samples.hpp"
 #include "loom/tensor.hpp"
 
 namespace loom {
@@ -23,6 +24,9 @@ struct FitOptions {
   std::uint64_t seed = 0;          // seeds the shuffling; weights are seeded by the model
   int verbose = 1;                 // 0 silent, 1 progress bar, 2 one line per epoch
   std::ostream* log = nullptr;     // where progress goes; nullptr means std::cerr
+  // Scored after every epoch as val_loss/val_accuracy instead of a split
+  // (Keras's validation_data); not owned, must outlive fit. Exclusive with validation_split.
+  const Samples* validation_data = nullptr;
   // When set, fit writes a checkpoint here atomically after every epoch and,
   // when the file exists at the start, resumes from it (same data and options
   // required): a run killed at any point and restarted with the same call

@@ -1,0 +1,68 @@
+// loom: train the Fashion-MNIST CNN, classify image files with a saved model,
+// and evaluate a model with a report. `loom COMMAND --help` for each command;
+// docs/loom-tool.md for the whole tool.
+
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <string>
+
+#include "commands.hpp"
+#include "loom/data/fashion_mnist.hpp"
+#include "loom/error.hpp"
+#include "loom/report/class_names.hpp"
+
+namespace loom::tool {
+
+std::vector<std::string> class_names_for(const Sequential& model) {
+  if (model.num_classes() == static_cast<Index>(fashion_mnist::class_names.size()))
+    return to_class_names(fashion_mnist::class_names);
+  return class_names_or_numbers({}, model.num_classes());
+}
+
+}  // namespace loom::tool
+
+namespace {
+
+const char* kUsage =
+    "usage: loom COMMAND [options]\n"
+    "Trains and uses CNNs on Fashion-MNIST-style images.\n"
+    "\n"
+    "commands:\n"
+    "  train      train the Fashion-MNIST CNN and save the model and its history\n"
+    "  predict    classify image files (PNG, JPEG, BMP, GIF, PGM, ...) with a saved model\n"
+    "  evaluate   test loss, accuracy, confusion matrix and per-class metrics, with a report folder\n"
+    "\n"
+    "`loom COMMAND --help` describes each command's options.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string command = argv[1];
+  if (command == "-h" || command == "--help" || command == "help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  using namespace loom::tool;
+  int (*run)(int, char**) = command == "train"      ? train_command
+                            : command == "predict"  ? predict_command
+                            : command == "evaluate" ? evaluate_command
+                                                    : nullptr;
+  if (!run) {
+    std::cerr << "loom: unknown command \"" << command << "\"\n\n" << kUsage;
+    return 2;
+  }
+  try {
+    return run(argc - 1, argv + 1);
+  } catch (const loom::UsageError& e) {
+    std::cerr << "loom " << command << ": " << e.what() << '\n';
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "loom " << command << ": error: " << e.what() << '\n';
+    return 1;
+  }
+}
