@@ -24,6 +24,7 @@
 #include "loom/optimizers/adam.hpp"
 #include "loom/optimizers/optimizer.hpp"
 #include "loom/random.hpp"
+#include "loom/report/evaluation_report.hpp"
 #include "loom/sequential.hpp"
 #include "loom/tensor.hpp"
 #include "loom/threads.hpp"
