@@ -4,11 +4,8 @@
 
 #include <catch2/catch.hpp>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -20,10 +17,9 @@
 
 #include "loom/io/model_file.hpp"
 #include "loom/models/fashion_mnist_cnn.hpp"
+#include "subprocess.hpp"
 #include "temp_dir.hpp"
 #include "toy_model.hpp"
-
-extern char** environ;
 
 using namespace loom;
 using namespace loom::testing;
@@ -80,31 +76,8 @@ TEST_CASE("checkpoint child: train with a checkpoint and save the result", "[.][
 
 // Starts this test binary running only the child test case, in dir.
 pid_t spawn_child(const fs::path& dir) {
-  const std::string exe = fs::read_symlink("/proc/self/exe").string();
-  const std::string log = (dir / "child.log").string();
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
-  env_strings.push_back(std::string(kChildDirVariable) + "=" + dir.string());
-  std::vector<char*> env;
-  for (std::string& s : env_strings) env.push_back(s.data());
-  env.push_back(nullptr);
-  std::string a0 = exe, a1 = "[checkpoint-child]";
-  char* argv[] = {a0.data(), a1.data(), nullptr};
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv, env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  REQUIRE(rc == 0);
-  return pid;
-}
-
-int wait_for(pid_t pid) {
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  return status;
+  return spawn_process({this_executable(), "[checkpoint-child]"}, dir / "child.log",
+                       {std::string(kChildDirVariable) + "=" + dir.string()});
 }
 
 }  // namespace
@@ -166,7 +139,7 @@ TEST_CASE("A training process killed with SIGKILL mid-epoch resumes from its che
   TempDir killed, straight;
 
   // The uninterrupted run, in a process of its own like the others.
-  REQUIRE(wait_for(spawn_child(straight.path)) == 0);
+  REQUIRE(wait_process(spawn_child(straight.path)) == 0);
 
   // The interrupted run: killed soon after its first checkpoint, in epoch 2.
   const auto t0 = std::chrono::steady_clock::now();
@@ -179,7 +152,7 @@ TEST_CASE("A training process killed with SIGKILL mid-epoch resumes from its che
   const auto first_epoch = std::chrono::steady_clock::now() - t0;  // at least one epoch's time
   std::this_thread::sleep_for(first_epoch / 4);
   REQUIRE(::kill(pid, SIGKILL) == 0);
-  const int status = wait_for(pid);
+  const int status = wait_process(pid);
   REQUIRE(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGKILL);
   CHECK_FALSE(fs::exists(killed / "final.loom"));
@@ -191,7 +164,7 @@ TEST_CASE("A training process killed with SIGKILL mid-epoch resumes from its che
   }
 
   // Restarted with the same command: resumes and finishes.
-  REQUIRE(wait_for(spawn_child(killed.path)) == 0);
+  REQUIRE(wait_process(spawn_child(killed.path)) == 0);
   Sequential a = load_model(killed / "final.loom"), b = load_model(straight / "final.loom");
   CHECK(same_training(a, b));
 }

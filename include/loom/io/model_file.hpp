@@ -76,3 +76,8 @@ void write_checkpoint(const Sequential& model, const TrainingState& state, const
 std::optional<TrainingState> restore_checkpoint(Sequential& model, const std::filesystem::path& path);
 
 }  // namespace loom
+
+// Last, so that including this header alone gives a complete Sequential to
+// load into, while sequential.hpp (which includes this header first, for save)
+// still sees the declarations above.
+#include "loom/sequential.hpp"  // IWYU pragma: export

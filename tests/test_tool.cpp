@@ -1,0 +1,135 @@
+// The loom tool end to end, as a user runs it: train on a slice of the real
+// Fashion-MNIST, predict on photo-like image files, evaluate with a report;
+// --help on every command, usage errors with exit status 2.
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "loom/data/fashion_mnist.hpp"
+#include "loom/image/image.hpp"
+#include "loom/io/model_file.hpp"
+#include "subprocess.hpp"
+#include "temp_dir.hpp"
+#include "test_scale.hpp"
+
+#ifndef LOOM_NO_TOOL  // built without the tool (LOOM_BUILD_TOOLS=OFF): nothing to test
+
+using namespace loom;
+using namespace loom::testing;
+using Catch::Contains;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kTool = LOOM_TOOL_PATH;  // the built `loom`, from tests/CMakeLists.txt
+
+ProcessResult loom_tool(const TempDir& dir, std::vector<std::string> args) {
+  args.insert(args.begin(), kTool);
+  return run_process(args, dir / "output.txt");
+}
+
+// Test image i as a photo would show it: dark garment on a light, warm
+// background, 8x larger, off-centre, in colour.
+Image photo_of(const Dataset& test, Index i) {
+  const auto pixels = test.image_bytes(i);
+  Image photo(300, 260, 3, 0);
+  for (int y = 0; y < photo.height; ++y)
+    for (int x = 0; x < photo.width; ++x) {
+      const int gx = (x - 60) / 8, gy = (y - 20) / 8;
+      const int v = gx >= 0 && gx < 28 && gy >= 0 && gy < 28 ? pixels[static_cast<std::size_t>(gy * 28 + gx)] : 0;
+      const int ink = 255 - v;  // inverted: the garment dark on white
+      photo.at(x, y, 0) = static_cast<std::uint8_t>(ink * 240 / 255);
+      photo.at(x, y, 1) = static_cast<std::uint8_t>(ink * 225 / 255);
+      photo.at(x, y, 2) = static_cast<std::uint8_t>(ink * 200 / 255);
+    }
+  return photo;
+}
+
+}  // namespace
+
+TEST_CASE("loom: --help on every command, usage errors exit with status 2", "[tool]") {
+  TempDir dir;
+  for (const char* command : {"train", "predict", "evaluate"}) {
+    INFO(command);
+    const ProcessResult help = loom_tool(dir, {command, "--help"});
+    CHECK(help.exit_code == 0);
+    CHECK_THAT(help.output, Contains(std::string("usage: loom ") + command));
+  }
+  CHECK(loom_tool(dir, {"--help"}).exit_code == 0);
+  const ProcessResult unknown = loom_tool(dir, {"fly"});
+  CHECK(unknown.exit_code == 2);
+  CHECK_THAT(unknown.output, Contains("unknown command \"fly\""));
+  CHECK(loom_tool(dir, {"predict", "model.loom"}).exit_code == 2);
+  CHECK(loom_tool(dir, {"train", "--epochs", "0", "--out", "m.loom"}).exit_code == 2);
+  const ProcessResult no_model = loom_tool(dir, {"evaluate", (dir / "missing.loom").string()});
+  CHECK(no_model.exit_code == 1);
+  CHECK_THAT(no_model.output, Contains("missing.loom"));
+}
+
+TEST_CASE("loom train, predict and evaluate work end to end", "[tool][fashion_mnist]") {
+  TempDir dir;
+  const fs::path model = dir / "model.loom";
+
+  // Train: a slice of the training set, one epoch; validation on the test set.
+  const ProcessResult train = loom_tool(dir, {"train", "--out", model.string(), "--epochs", "1", "--limit",
+                                              std::to_string(scaled(2000, 200)), "--verbose", "0", "--json"});
+  INFO(train.output);
+  REQUIRE(train.exit_code == 0);
+  CHECK_THAT(train.output, Contains("\"test_accuracy\": ") && Contains("\"history_csv\": "));
+  CHECK(fs::exists(dir / "model.history.csv"));
+  CHECK_FALSE(fs::exists(dir / "model.loom.checkpoint"));  // removed once the model is saved
+  const Sequential trained = load_model(model);
+  REQUIRE(trained.history().epochs.size() == 1);
+  CHECK(trained.history().epochs[0].val_accuracy.has_value());
+
+  // Predict: photo-like files of two test images, as PNG and JPEG.
+  const Dataset test = fashion_mnist::load_test(fashion_mnist::find_data_dir());
+  write_png(dir / "first.png", photo_of(test, 0));
+  write_jpeg(dir / "second.jpg", photo_of(test, 1), 85);
+  const ProcessResult predict = loom_tool(dir, {"predict", model.string(), (dir / "first.png").string(),
+                                                (dir / "second.jpg").string(), "--json", "--save-input",
+                                                (dir / "seen").string()});
+  INFO(predict.output);
+  REQUIRE(predict.exit_code == 0);
+  CHECK_THAT(predict.output, Contains("first.png\", \"label\": ") && Contains("second.jpg\", \"label\": ") &&
+                                 Contains("\"class\": ") && Contains("\"probability\": ") && Contains("\"top3\": [{"));
+  const Image seen = read_image(dir / "seen" / "first.png.input.png");
+  CHECK(seen.width == 28);
+  CHECK(seen.height == 28);
+  CHECK(seen.channels == 1);
+  const ProcessResult text = loom_tool(dir, {"predict", model.string(), (dir / "first.png").string()});
+  CHECK(text.exit_code == 0);
+  CHECK_THAT(text.output, Contains("  1. ") && Contains("  3. ") && Contains("%"));
+
+  // An unreadable image among good ones: reported, the others classified, exit status 1.
+  const ProcessResult partly = loom_tool(dir, {"predict", model.string(), (dir / "nothing.png").string(),
+                                               (dir / "first.png").string(), "--json"});
+  CHECK(partly.exit_code == 1);
+  CHECK_THAT(partly.output, Contains("{\"file\": \"" + (dir / "nothing.png").string() + "\", \"error\": ") &&
+                                Contains("first.png\", \"label\": "));
+
+  // Evaluate, with a report.
+  const fs::path report = dir / "report";
+  const ProcessResult evaluate = loom_tool(dir, {"evaluate", model.string(), "--report", report.string(), "--limit",
+                                                 std::to_string(scaled(2000, 200)), "--json"});
+  INFO(evaluate.output);
+  REQUIRE(evaluate.exit_code == 0);
+  CHECK_THAT(evaluate.output, Contains("\"test_accuracy\": ") && Contains("\"test_loss\": ") &&
+                                  Contains("\"confusion_matrix\": [[") && Contains("\"per_class\": [{"));
+  for (const char* png : {"confusion_matrix.png", "mistakes.png"}) {
+    const Image image = read_image(report / png);
+    CHECK(image.width > 100);
+    CHECK(image.height > 100);
+  }
+  CHECK(fs::file_size(report / "training_curves.svg") > 500);
+  CHECK(fs::exists(report / "index.html"));
+  const ProcessResult table = loom_tool(dir, {"evaluate", model.string(), "--limit", "300"});
+  CHECK(table.exit_code == 0);
+  CHECK_THAT(table.output, Contains("Test loss: ") && Contains("precision") && Contains("Ankle boot"));
+}
+
+#endif  // LOOM_NO_TOOL
