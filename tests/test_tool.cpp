@@ -15,7 +15,7 @@
 #include "temp_dir.hpp"
 #include "test_scale.hpp"
 
-#ifndef LOOM_NO_TOOL  // built without the tool (LOOM_BUILD_TOOLS=OFF): nothing to test
+#ifdef LOOM_TOOL_PATH  // set by tests/CMakeLists.txt when the tool is built (LOOM_BUILD_TOOLS)
 
 using namespace loom;
 using namespace loom::testing;
@@ -132,4 +132,4 @@ TEST_CASE("loom train, predict and evaluate work end to end", "[tool][fashion_mn
   CHECK_THAT(table.output, Contains("Test loss: ") && Contains("precision") && Contains("Ankle boot"));
 }
 
-#endif  // LOOM_NO_TOOL
+#endif  // LOOM_TOOL_PATH
