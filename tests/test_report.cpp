@@ -390,6 +390,8 @@ TEST_CASE("Training curves SVG: standalone, one polyline per series, escaped tit
   CHECK(tags_balance(one));
   CHECK(count(one, "<polyline") == 2);
   CHECK(count(one, "<circle") == 2);  // one epoch still shows, as a dot
+  CHECK(count(one, "text-anchor=\"middle\">1</text>") == 2);  // its epoch is the only x tick in each panel
+  CHECK(count(one, "text-anchor=\"middle\">0</text>") == 0);
   CHECK(count(one, "validation") == 0);
   CHECK(count(one, "nan") == 0);
   CHECK(count(one, "inf") == 0);

@@ -49,7 +49,7 @@ inline Canvas draw_confusion_heatmap(const ConfusionMatrix& m, std::span<const s
   const int grid_bottom = grid_top + grid;
   const int grid_right = grid_left + grid;
   const int bar_left = grid_right + 2 * pad, bar_w = 10 * s;
-  const int tick_left = bar_left + bar_w + 3 * s;
+  const int tick_left = bar_left + bar_w + 6 * s;
   const int bar_title_left = tick_left + Canvas::text_width("100%", s) + pad;
   // Where a turned title centred on the grid's rows ends (its lowest row); never above the canvas top.
   const auto turned_bottom = [&](const std::string& t) {

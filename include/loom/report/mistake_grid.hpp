@@ -105,9 +105,10 @@ inline Canvas draw_mistake_grid(const Dataset& images, std::span<const Mistake> 
                  static_cast<int>(shape.channels()), ix, y, o.scale, GreyMap::Ink);
     c.outline_rect(ix - 1, y - 1, img_w + 2, img_h + 2, frame);
     const Caption& cap = captions[static_cast<std::size_t>(i)];
-    c.text(x, y + img_h + 4, cap.truth, dark);
-    c.text(x, y + img_h + 4 + line, cap.predicted, wrong);
-    c.text(x, y + img_h + 4 + 2 * line, cap.index, grey);
+    const int cx = ix + img_w / 2;
+    c.text_centered(cx, y + img_h + 4, cap.truth, dark);
+    c.text_centered(cx, y + img_h + 4 + line, cap.predicted, wrong);
+    c.text_centered(cx, y + img_h + 4 + 2 * line, cap.index, grey);
   }
   return c;
 }

@@ -84,10 +84,12 @@ inline std::string svg_panel(double left, double top, double width, double heigh
       lo = std::min(lo, v), hi = std::max(hi, v);
     }
   if (!(ex_lo <= ex_hi)) ex_lo = ex_hi = 1;          // no finite value at all
+  const double first_epoch = ex_lo, last_epoch = ex_hi;  // ticks only where there are epochs
   if (ex_lo == ex_hi) ex_lo -= 1, ex_hi += 1;         // one epoch: centre it
+  const double ex_pad = 0.04 * (ex_hi - ex_lo);       // keep the end points off the frame
   const Ticks yt = Ticks::covering(lo, hi);
   const double ex_step = std::max(1.0, Ticks::nice_step((ex_hi - ex_lo) / 8));
-  const auto sx = [&](double e) { return x0 + (e - ex_lo) / (ex_hi - ex_lo) * (x1 - x0); };
+  const auto sx = [&](double e) { return x0 + (e - ex_lo + ex_pad) / (ex_hi - ex_lo + 2 * ex_pad) * (x1 - x0); };
   const auto sy = [&](double v) { return y1 - (v - yt.first) / (yt.last - yt.first) * (y1 - y0); };
   const auto num = [](double v) { return format("%.2f", v); };
 
@@ -112,7 +114,7 @@ inline std::string svg_panel(double left, double top, double width, double heigh
     s += format("<text x=\"%s\" y=\"%s\" text-anchor=\"end\">%s</text>\n", num(x0 - 6).c_str(),
                 num(sy(v) + 4).c_str(), fixed(v, yt.decimals).c_str());
   }
-  for (double e = std::ceil(ex_lo / ex_step) * ex_step; e <= ex_hi + 1e-9; e += ex_step) {
+  for (double e = std::ceil(first_epoch / ex_step) * ex_step; e <= last_epoch + 1e-9; e += ex_step) {
     s += format("<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\" stroke=\"#444\"/>\n", num(sx(e)).c_str(),
                 num(y1).c_str(), num(sx(e)).c_str(), num(y1 + 5).c_str());
     s += format("<text x=\"%s\" y=\"%s\" text-anchor=\"middle\">%s</text>\n", num(sx(e)).c_str(),
