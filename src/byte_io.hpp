@@ -82,7 +82,7 @@ class ByteReader {
   void get_floats(Vector& out, std::uint64_t n, const char* what) {
     need_items(n, sizeof(float), what);
     out.resize(static_cast<Eigen::Index>(n));
-    std::memcpy(out.data(), bytes_.data() + pos_, n * sizeof(float));
+    if (n > 0) std::memcpy(out.data(), bytes_.data() + pos_, n * sizeof(float));  // an empty vector's data() may be null
     pos_ += n * sizeof(float);
   }
   std::span<const std::uint8_t> get_bytes(std::uint64_t n, const char* what) {
