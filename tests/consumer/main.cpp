@@ -1,7 +1,8 @@
 // A program built against an installed loom (find_package(loom), loom::loom).
 // It uses the public headers and the compiled library: trains a small
 // Sequential model on made-up data, checks that it learned, and round-trips a
-// gzipped IDX file through the compiled reader and writer (which link zlib).
+// gzipped IDX file and a PNG through the compiled readers and writers (which
+// link zlib and stb).
 // Exits 0 when every check passes, 1 otherwise.
 //
 //   loom_consumer [SCRATCH_DIR]   (default: the current directory)
@@ -80,6 +81,16 @@ int main(int argc, char** argv) {
     const IdxArray back = read_idx(path, {.rank = 1});
     std::filesystem::remove(path);
     check(back.dims == labels.dims && back.bytes == labels.bytes, "a gzipped IDX file round-trips through write_idx/read_idx");
+
+    // The compiled image I/O (which links stb): write a PNG and read it back.
+    Image image(3, 2, 3);
+    for (std::size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<std::uint8_t>(i * 13);
+    const auto png = scratch / "consumer-image.png";
+    write_png(png, image);
+    const Image png_back = read_image(png);
+    std::filesystem::remove(png);
+    check(png_back.width == 3 && png_back.height == 2 && png_back.pixels == image.pixels,
+          "a PNG round-trips through write_png/read_image");
 
     bool data_error = false;
     try {

@@ -8,26 +8,29 @@
 // garment filling the box on a black background. preprocess does the same to
 // a photo, on a light or a dark background:
 //
-//   1. grey: BT.601 luma; alpha composited over white (to_grey)
-//   2. background: median grey of the border ring (the outer 2% of the
-//      shorter side, at least 1 pixel) and its spread (1.4826 x the median
-//      absolute deviation, a noise estimate that a garment touching the edge
-//      barely moves). A light background (median >= 128) is negated, so the
-//      garment ends up light on dark whatever the photo.
+//   1. grey: BT.601 luma; alpha composited over white (to_grey).
+//   2. background: the median grey of the border ring (the outer 2% of the
+//      shorter side, at least 1 pixel) and its noise (1.4826 x the median
+//      absolute deviation, which a garment touching the edge barely moves).
 //   3. crop: the bounding box of the rows and columns in which enough pixels
-//      (options.min_fill) differ from the background by more than the
-//      threshold: options.min_contrast, raised for noisy backgrounds to
-//      options.noise_sigmas spreads (at most 64 levels). JPEG noise stays below it.
-//   4. levels: the background level (plus its noise) becomes 0 and full
-//      contrast 255, so a grey backdrop turns black as Zalando's white did.
-//   5. resize: the longest side of the crop to options.size, aspect kept;
-//      area averaging when shrinking (the paper subsampled, which aliases),
+//      (min_fill) differ from the background by more than the threshold,
+//      min_contrast, raised on a noisy background to noise_sigmas x the noise
+//      (at most 64 levels). When the garment is darker than the background
+//      (mostly, by its summed difference), the intensities are negated.
+//   4. the background level plus its noise becomes 0: a grey backdrop turns
+//      black, as Zalando's white did.
+//   5. resize: the longest side of the crop to size, aspect kept; area
+//      averaging when shrinking (the paper subsampled, which aliases),
 //      linear interpolation when enlarging a tiny crop (resize.hpp).
-//   6. centre on a black options.size x options.size canvas.
-// The paper's sharpening step is left out: area averaging keeps edges that
-// the paper's subsampling blurred less, and on the test in
-// tests/test_preprocess.cpp sharpening lowered the agreement with the
-// originals' predictions (docs/image-preprocessing.md has the numbers).
+//   6. centre on a black size x size canvas, an odd margin's extra pixel on
+//      the left and top, as Fashion-MNIST has it.
+//   7. the brightest pixel to 255: every Fashion-MNIST image has its maximum
+//      at 240 or above (92% at 255), so a pale or tinted garment should too.
+//   8. sharpen, when the crop was shrunk: an unsharp mask with the paper's
+//      Gaussian (radius 1, sigma 1), clipped to [0, 255]. Area averaging
+//      leaves edges softer than the paper's subsampling did; an image already
+//      at size (a Fashion-MNIST image itself) is left as it is.
+// docs/image-preprocessing.md has the measurements behind these choices.
 //
 // Thread safety: free functions without shared state; safe from many threads.
 
@@ -45,6 +48,8 @@ struct PreprocessOptions {
   float min_contrast = 0.08f;
   /// On a noisy background the threshold is at least this many noise spreads.
   float noise_sigmas = 3.0f;
+  /// Strength of the unsharp mask after shrinking (step 8); 0 turns it off.
+  float sharpen = 1.0f;
   /// A row or column belongs to the garment when at least this fraction of its
   /// pixels (and at least one) differ from the background: lone specks do not stretch the crop.
   float min_fill = 0.005f;
@@ -60,7 +65,7 @@ struct Preprocessed {
   Image image;                   // size x size, 1 channel, garment light on black
   Box crop;                      // where the garment was found in the input
   std::uint8_t background = 0;   // the background's grey level in the input
-  bool light_background = false; // true when the intensities were negated
+  bool negated = false;          // true when the garment was darker than the background
 };
 
 /// The steps above. Throws UsageError on an empty image or bad options, and

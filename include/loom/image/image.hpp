@@ -70,8 +70,10 @@ Image decode_image(std::span<const std::uint8_t> bytes, const std::string& sourc
 /// Throws UsageError on an empty or inconsistent image, IoError when the file cannot be written.
 void write_png(const std::filesystem::path& path, const Image& image);
 
-/// Writes a baseline JPEG file; quality in [1, 100]. JPEG has no alpha: an alpha
-/// channel is dropped, not composited. Throws like write_png, and UsageError on a bad quality.
+/// Writes a baseline JPEG file; quality in [1, 100]. The file is always colour
+/// (stb_image_write writes Y, Cb, Cr), so a grey image reads back as 3 equal
+/// channels. JPEG has no alpha: an alpha channel is dropped, not composited.
+/// Throws like write_png, and UsageError on a bad quality.
 void write_jpeg(const std::filesystem::path& path, const Image& image, int quality = 90);
 
 }  // namespace loom
