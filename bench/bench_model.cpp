@@ -6,6 +6,9 @@
 //   train/forward    Sequential::forward alone, batch 32
 //   train/backward   Sequential::loss_and_backward alone, batch 32
 //   train/adam       Sequential::step alone (Adam over all 225,034 parameters)
+//   train/non_finite_check  the check fit makes after every batch (loss and
+//                    every gradient finite?), on a healthy batch: its cost
+//                    next to train/step
 //   predict/batch:1     Sequential::predict on one image; real_time and the
 //                       latency counter (seconds in JSON) are the single-image latency
 //   predict/batch:1000  Sequential::predict on 1,000 images
@@ -180,6 +183,21 @@ void train_adam(benchmark::State& state) {
                           static_cast<std::int64_t>(sizeof(float)));
 }
 
+void train_non_finite_check(benchmark::State& state) {
+  Random rng(7);
+  Sequential model = models::fashion_mnist_cnn(42);
+  const Tensor x = random_images(kBatch, rng);
+  const std::vector<Label> y = random_labels(kBatch, rng);
+  const FlushDenormals flush;
+  model.forward(x);
+  const BatchScore s = model.loss_and_backward(y);
+  for (auto _ : state) {
+    const std::string where = model.non_finite_in_last_batch(x, s);
+    benchmark::DoNotOptimize(where.data());
+  }
+  set_rates(state, kBatch, 0.0);
+}
+
 // ---- inference --------------------------------------------------------------
 
 void predict(benchmark::State& state) {
@@ -277,6 +295,7 @@ BENCHMARK(train_step)->Name("train/step")->UseRealTime()->Unit(benchmark::kMilli
 BENCHMARK(train_forward)->Name("train/forward")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(train_backward)->Name("train/backward")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(train_adam)->Name("train/adam")->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(train_non_finite_check)->Name("train/non_finite_check")->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(predict)->Name("predict")->ArgName("batch")->Arg(1)->Arg(1000)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(eigen_gemm, threaded, true)
     ->Name("eigen/gemm")
