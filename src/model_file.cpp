@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <limits>
 #include <memory>
 
@@ -39,6 +40,7 @@ constexpr std::size_t kMaxName = 1024;   // layer names, kinds, optimizer names
 // Limits on what a file may describe, far beyond any model loom trains, so a
 // hostile file cannot make the loader allocate without bound.
 constexpr std::uint64_t kMaxDim = std::uint64_t{1} << 24;
+constexpr Index kMaxInputValues = Index{1} << 30;  // values in one input sample
 constexpr std::uint64_t kMaxFileBytes = std::uint64_t{1} << 34;  // 16 GiB
 
 // Sections in the order they are written; ARCH, COMP and WGHT are required.
@@ -212,18 +214,20 @@ Shape get_shape(ByteReader& r) {
   Index d[3] = {0, 0, 0};
   for (std::uint32_t i = 0; i < rank; ++i) d[i] = get_dim(r, "input dimension");
   if (rank == 1) return Shape{d[0]};
-  if (d[0] * d[1] > static_cast<Index>(kMaxDim) * 64 || d[0] * d[1] * d[2] > static_cast<Index>(kMaxDim) * 64)
-    r.fail("input shape is too large");
+  // Each factor is at most 2^24, so neither product below overflows.
+  if (d[0] * d[1] > kMaxInputValues || d[0] * d[1] * d[2] > kMaxInputValues) r.fail("input shape is too large");
   return Shape{d[0], d[1], d[2]};
 }
 
-// Parameters a layer of this configuration will allocate when built on `in`,
-// saturating: checked against the file's size before the layer is built, so
-// a hostile configuration is refused before its weights are allocated.
-std::uint64_t param_bound(Index per_position, Index out) {
-  const auto a = static_cast<unsigned __int128>(per_position) * static_cast<unsigned __int128>(out) + out;
-  return a > std::numeric_limits<std::uint64_t>::max() ? std::numeric_limits<std::uint64_t>::max()
-                                                      : static_cast<std::uint64_t>(a);
+// Parameters a layer of this configuration will allocate when built:
+// (product of factors + 1) * out, in 128 bits, saturating at 2^64 - 1. Checked
+// against the file's size before the layer is built, so a hostile
+// configuration is refused before its weights are allocated.
+std::uint64_t param_bound(std::initializer_list<Index> factors, Index out) {
+  constexpr auto kMax = static_cast<unsigned __int128>(std::numeric_limits<std::uint64_t>::max());
+  unsigned __int128 per_output = 1;
+  for (const Index f : factors) per_output = std::min(per_output * static_cast<std::uint64_t>(f), kMax);
+  return static_cast<std::uint64_t>(std::min((per_output + 1) * static_cast<std::uint64_t>(out), kMax));
 }
 
 std::unique_ptr<Layer> decode_layer(ByteReader& r, const Shape& in, std::uint64_t& params_claimed) {
@@ -238,7 +242,7 @@ std::unique_ptr<Layer> decode_layer(ByteReader& r, const Shape& in, std::uint64_
       o.strides = get_size2(r, "Conv2D strides");
       o.padding = padding_from(r.get<std::uint8_t>("Conv2D padding"), r);
       o.activation = activation_from(r.get<std::uint8_t>("Conv2D activation"), r);
-      params_claimed += param_bound(o.kernel.h * o.kernel.w * in.channels(), o.filters);
+      params_claimed += param_bound({o.kernel.h, o.kernel.w, in.channels()}, o.filters);
       layer = std::make_unique<Conv2D>(o);
     } else if (kind == "MaxPooling2D") {
       MaxPool2DOptions o;
@@ -250,7 +254,7 @@ std::unique_ptr<Layer> decode_layer(ByteReader& r, const Shape& in, std::uint64_
       DenseOptions o;
       o.units = get_dim(r, "Dense units");
       o.activation = activation_from(r.get<std::uint8_t>("Dense activation"), r);
-      params_claimed += param_bound(in.size(), o.units);
+      params_claimed += param_bound({in.size()}, o.units);
       layer = std::make_unique<Dense>(o);
     } else if (kind == "Flatten") {
       layer = std::make_unique<Flatten>();
@@ -282,7 +286,7 @@ Sequential decode_arch(ByteReader& r, std::size_t file_bytes) {
              ") would hold more parameters than the file has bytes for");
     try {
       model.add(std::move(layer));
-    } catch (const ShapeError& e) {
+    } catch (const Error& e) {  // a ShapeError: the layers do not fit together
       r.fail(std::string("the architecture does not fit together: ") + e.what());
     }
   }
