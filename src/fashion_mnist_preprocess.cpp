@@ -70,7 +70,7 @@ Box garment_box(const Image& grey, std::uint8_t background, float threshold, flo
         ++cols[static_cast<std::size_t>(x)];
       }
   // A row spans w pixels, so its minimum count scales with w; a column's with h.
-  const auto span = [](const std::vector<int>& counts, int need) {
+  const auto extent = [](const std::vector<int>& counts, int need) {
     const auto ok = [need](int k) { return k >= need; };
     const auto first = std::find_if(counts.begin(), counts.end(), ok);
     if (first == counts.end()) return std::pair<int, int>{0, 0};
@@ -78,8 +78,8 @@ Box garment_box(const Image& grey, std::uint8_t background, float threshold, flo
     return std::pair<int, int>{static_cast<int>(first - counts.begin()), static_cast<int>(counts.rend() - last)};
   };
   const auto need = [min_fill](int length) { return std::max(1, static_cast<int>(std::ceil(min_fill * static_cast<float>(length)))); };
-  const auto [y0, y1] = span(rows, need(w));
-  const auto [x0, x1] = span(cols, need(h));
+  const auto [y0, y1] = extent(rows, need(w));
+  const auto [x0, x1] = extent(cols, need(h));
   if (y1 <= y0 || x1 <= x0) return {};
   return {x0, y0, x1 - x0, y1 - y0};
 }

@@ -14,8 +14,9 @@
 #include <iterator>
 #include <memory>
 
-#include "loom/error.hpp"
 #include "image_check.hpp"
+#include "loom/error.hpp"
+#include "loom/image/exif_orientation.hpp"
 
 namespace loom {
 namespace {
@@ -101,7 +102,10 @@ Image decode_image(std::span<const std::uint8_t> bytes, const std::string& sourc
   image.channels = c;
   const std::size_t n = static_cast<std::size_t>(w) * static_cast<std::size_t>(h) * static_cast<std::size_t>(c);
   image.pixels.assign(decoded.get(), decoded.get() + n);
-  return image;
+  decoded.reset();
+  // A phone's portrait JPEG is stored sideways with a tag saying so; stb ignores it.
+  const int orientation = exif_orientation(bytes);
+  return orientation == 1 ? image : apply_orientation(image, orientation);
 }
 
 Image read_image(const std::filesystem::path& path) {

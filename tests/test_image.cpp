@@ -18,6 +18,7 @@
 
 #include "loom/data/dataset.hpp"
 #include "loom/error.hpp"
+#include "loom/image/exif_orientation.hpp"
 #include "loom/image/grey.hpp"
 #include "loom/image/image.hpp"
 #include "loom/image/image_tensor.hpp"
@@ -103,6 +104,33 @@ Bytes bmp_header(std::uint32_t w, std::uint32_t h) {
   put_le(b, 0, 4);   // no compression
   for (int i = 0; i < 5; ++i) put_le(b, 0, 4);
   return b;
+}
+
+// An APP1 segment whose EXIF block holds only IFD0 with the orientation tag,
+// in Intel ("II") or Motorola ("MM") byte order.
+Bytes exif_segment(std::uint16_t orientation, bool little) {
+  Bytes tiff = little ? Bytes{'I', 'I', 42, 0, 8, 0, 0, 0} : Bytes{'M', 'M', 0, 42, 0, 0, 0, 8};
+  const auto u16 = [&](std::uint16_t v) {
+    if (little) tiff.insert(tiff.end(), {static_cast<std::uint8_t>(v), static_cast<std::uint8_t>(v >> 8)});
+    else tiff.insert(tiff.end(), {static_cast<std::uint8_t>(v >> 8), static_cast<std::uint8_t>(v)});
+  };
+  u16(1);                    // one entry
+  u16(0x0112), u16(3);       // orientation, SHORT
+  u16(little ? 1 : 0), u16(little ? 0 : 1);  // count 1
+  u16(orientation), u16(0);  // the value, left-justified in 4 bytes
+  tiff.insert(tiff.end(), {0, 0, 0, 0});  // no next directory
+  Bytes seg = {0xFF, 0xE1};
+  const std::size_t length = 2 + 6 + tiff.size();
+  seg.insert(seg.end(), {static_cast<std::uint8_t>(length >> 8), static_cast<std::uint8_t>(length)});
+  seg.insert(seg.end(), {'E', 'x', 'i', 'f', 0, 0});
+  seg.insert(seg.end(), tiff.begin(), tiff.end());
+  return seg;
+}
+
+// jpeg with segment inserted right after its start marker.
+Bytes with_segment(Bytes jpeg, const Bytes& segment) {
+  jpeg.insert(jpeg.begin() + 2, segment.begin(), segment.end());
+  return jpeg;
 }
 
 }  // namespace
@@ -305,4 +333,52 @@ TEST_CASE("to_tensor scales exactly as Dataset::gather does", "[image]") {
   const std::vector<Image> mixed = {pattern(6, 4, 1), pattern(4, 6, 1)};
   CHECK_THROWS_AS(to_tensor(mixed), ShapeError);
   CHECK_THROWS_AS(to_tensor(std::span<const Image>()), UsageError);
+}
+
+TEST_CASE("apply_orientation turns and mirrors as the EXIF tag says", "[image]") {
+  const Image im = pattern(3, 2, 2);
+  const auto corner = [&](const Image& out, int x, int y) {  // where stored (0, 0) went
+    return out.at(x, y, 0) == im.at(0, 0, 0) && out.at(x, y, 1) == im.at(0, 0, 1);
+  };
+  CHECK(apply_orientation(im, 1).pixels == im.pixels);
+  const Image o2 = apply_orientation(im, 2), o3 = apply_orientation(im, 3), o4 = apply_orientation(im, 4);
+  CHECK((o2.width == 3 && corner(o2, 2, 0) && corner(o3, 2, 1) && corner(o4, 0, 1)));
+  const Image o5 = apply_orientation(im, 5), o6 = apply_orientation(im, 6);
+  const Image o7 = apply_orientation(im, 7), o8 = apply_orientation(im, 8);
+  CHECK((o6.width == 2 && o6.height == 3));
+  CHECK((corner(o5, 0, 0) && corner(o6, 1, 0) && corner(o7, 1, 2) && corner(o8, 0, 2)));
+  CHECK(o5.at(0, 1) == im.at(1, 0));                   // transposed
+  CHECK(apply_orientation(o6, 8).pixels == im.pixels);  // a quarter turn back
+  CHECK(apply_orientation(o3, 3).pixels == im.pixels);
+  CHECK(apply_orientation(o7, 7).pixels == im.pixels);
+  CHECK_THROWS_AS(apply_orientation(im, 9), UsageError);
+}
+
+TEST_CASE("decode_image turns a JPEG upright by its EXIF orientation; bad EXIF blocks are ignored", "[image]") {
+  testing::TempDir dir("loom-test-image");
+  // 64 x 32: a black left half and a white right half, sharp enough for JPEG.
+  Image im(64, 32, 1, 255);
+  for (int y = 0; y < 32; ++y)
+    for (int x = 0; x < 32; ++x) im.at(x, y) = 0;
+  write_jpeg(dir / "s.jpg", im, 95);
+  const Bytes jpeg = file_bytes(dir / "s.jpg");
+  CHECK(exif_orientation(jpeg) == 1);
+
+  for (bool little : {true, false}) {
+    const Bytes rotated = with_segment(jpeg, exif_segment(6, little));
+    CHECK(exif_orientation(rotated) == 6);
+    const Image up = decode_image(rotated);
+    REQUIRE(up.width == 32);
+    REQUIRE(up.height == 64);
+    CHECK(up.at(16, 8, 0) < 30);    // the stored left half is now on top
+    CHECK(up.at(16, 56, 0) > 225);  // and the right half below
+  }
+  CHECK(exif_orientation(with_segment(jpeg, exif_segment(9, true))) == 1);  // no such orientation
+  Bytes cut = exif_segment(3, true);
+  cut.resize(cut.size() - 8);  // the entry runs past the segment's end
+  cut[3] = static_cast<std::uint8_t>(cut.size() - 2);
+  CHECK(exif_orientation(with_segment(jpeg, cut)) == 1);
+  CHECK(exif_orientation(Bytes{0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF}) == 1);  // a length past the end
+  CHECK(exif_orientation(png_header(4, 4)) == 1);
+  CHECK(exif_orientation({}) == 1);
 }

@@ -7,6 +7,7 @@
 #include "loom/data/idx.hpp"
 #include "loom/data/samples.hpp"
 #include "loom/error.hpp"
+#include "loom/image/exif_orientation.hpp"
 #include "loom/image/fashion_mnist_preprocess.hpp"
 #include "loom/image/grey.hpp"
 #include "loom/image/image.hpp"

@@ -6,7 +6,8 @@
 //
 // Reading takes anything stb_image decodes (PNG, JPEG, BMP, GIF's first frame,
 // TGA, PSD, PNM, HDR, PIC), 16-bit files reduced to 8 bits, in the channels the
-// file stores. Writing makes PNG (lossless) or JPEG (lossy).
+// file stores, turned upright as a JPEG's EXIF orientation tag says
+// (exif_orientation.hpp). Writing makes PNG (lossless) or JPEG (lossy).
 //
 // Decoding distrusts the file: its header is read first (stbi_info_from_memory)
 // and an image with a side above max_image_side or more than max_image_pixels
