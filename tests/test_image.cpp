@@ -165,7 +165,7 @@ TEST_CASE("PNG round trip is exact for grey, grey+alpha, RGB and RGBA", "[image]
   }
 }
 
-TEST_CASE("JPEG round trip is close; grey comes back as 3 equal channels, alpha is dropped", "[image]") {
+TEST_CASE("JPEG round trip is close, grey comes back as 3 equal channels, alpha is dropped", "[image]") {
   testing::TempDir dir("loom-test-image");
   for (int c : {1, 3}) {
     const Image im = gradient(64, 48, c);
@@ -286,7 +286,7 @@ TEST_CASE("to_grey: BT.601 luma, alpha over the matte", "[image]") {
   CHECK(to_grey(pattern(5, 4, 1)).pixels == pattern(5, 4, 1).pixels);
 }
 
-TEST_CASE("resize: area averaging undoes an integer enlargement; linear growth; errors", "[image]") {
+TEST_CASE("resize: area averaging undoes an integer enlargement, linear growth, errors", "[image]") {
   const Image small = pattern(7, 5, 3);
   Image big(28, 20, 3);  // each pixel a 4 x 4 block
   for (int y = 0; y < 20; ++y)
@@ -354,7 +354,7 @@ TEST_CASE("apply_orientation turns and mirrors as the EXIF tag says", "[image]")
   CHECK_THROWS_AS(apply_orientation(im, 9), UsageError);
 }
 
-TEST_CASE("decode_image turns a JPEG upright by its EXIF orientation; bad EXIF blocks are ignored", "[image]") {
+TEST_CASE("decode_image turns a JPEG upright by its EXIF orientation, bad EXIF blocks are ignored", "[image]") {
   testing::TempDir dir("loom-test-image");
   // 64 x 32: a black left half and a white right half, sharp enough for JPEG.
   Image im(64, 32, 1, 255);

@@ -127,7 +127,7 @@ TEST_CASE("preprocess: a dark rectangle on white becomes a light one, centred, f
   }
 }
 
-TEST_CASE("preprocess: a tiny image is enlarged smoothly; noise and lone specks do not move the crop",
+TEST_CASE("preprocess: a tiny image is enlarged smoothly, noise and lone specks do not move the crop",
           "[preprocess]") {
   SECTION("a 3 x 6 garment in a 7 x 10 image fills 28 high, smoothly") {
     const auto p = preprocess(rectangle(7, 10, 255, 0, 2, 2, 3, 6));
