@@ -414,7 +414,7 @@ TEST_CASE("Glorot-uniform kernels stay within +-sqrt(6 / (fan_in + fan_out)), bi
   }
 }
 
-TEST_CASE("The same seed gives the same weights; another seed gives others", "[layers]") {
+TEST_CASE("The same seed gives the same weights and another seed gives others", "[layers]") {
   Conv2D a = built(Conv2D({.filters = 8, .kernel = 3}), Shape{6, 6, 2}, 42);
   Conv2D b = built(Conv2D({.filters = 8, .kernel = 3}), Shape{6, 6, 2}, 42);
   Conv2D c = built(Conv2D({.filters = 8, .kernel = 3}), Shape{6, 6, 2}, 43);

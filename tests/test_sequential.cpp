@@ -344,7 +344,7 @@ TEST_CASE("History: one record per epoch, validation metrics iff validation_spli
 
 // ---- determinism ---------------------------------------------------------------------
 
-TEST_CASE("Same seeds give bitwise-identical training; another seed gives other weights", "[sequential]") {
+TEST_CASE("Same seeds give bitwise-identical training and another seed gives other weights", "[sequential]") {
   const Quadrants d = quadrants(96, 31);
   Sequential a = small_cnn(5), b = small_cnn(5), c = small_cnn(6);
   REQUIRE(same_params(a, b));
