@@ -26,58 +26,25 @@
 #include <optional>
 #include <string>
 
-#include "loom/cli.hpp"
 #include "loom/loom.hpp"
+#include "loom/training/command_line.hpp"
 
 namespace {
 
-struct Args {
-  int epochs = 5;
-  loom::Index batch_size = 32;
-  std::optional<loom::Index> limit;
-  std::optional<std::string> data;
-  std::uint64_t seed = 7;  // the median of a 9-seed sweep, see docs/benchmarks.md
-  std::optional<int> threads;
-  int verbose = 1;
-};
-
-const char* kUsage =
+const std::string kUsage = std::string(
     "usage: fashion_mnist_cnn [options]\n"
-    "Trains the Keras Fashion-MNIST CNN and prints the test accuracy, then one JSON line.\n"
-    "  --epochs N       training epochs (default 5)\n"
-    "  --batch-size N   samples per batch (default 32)\n"
-    "  --limit N        train on the first N training images only\n"
-    "  --data DIR       folder with the Fashion-MNIST IDX files (default: $LOOM_DATA_DIR,\n"
-    "                   ./data/fashion-mnist, /usr/share/datasets/fashion-mnist)\n"
-    "  --seed N         seed of weights and shuffling (default 7)\n"
-    "  --threads N      threads for training (default: all cores)\n"
-    "  --verbose N      0 silent, 1 progress bar, 2 one line per epoch (default 1)\n";
+    "Trains the Keras Fashion-MNIST CNN and prints the test accuracy, then one JSON line.\n") +
+    loom::cli::TrainingFlags::help;
 
-Args parse(int argc, char** argv) {
-  using loom::cli::parse_int;
-  Args a;
-  loom::cli::parse_flags(argc, argv, kUsage, [&](const std::string& flag, const char* v) {
-    if (flag == "--epochs") a.epochs = static_cast<int>(parse_int(flag, v, 1));
-    else if (flag == "--batch-size") a.batch_size = parse_int(flag, v, 1);
-    else if (flag == "--limit") a.limit = parse_int(flag, v, 1);
-    else if (flag == "--data") a.data = v;
-    else if (flag == "--seed") a.seed = static_cast<std::uint64_t>(parse_int(flag, v, 0));
-    else if (flag == "--threads") a.threads = static_cast<int>(parse_int(flag, v, 1));
-    else if (flag == "--verbose") a.verbose = static_cast<int>(parse_int(flag, v, 0));
-    else return false;
-    return true;
-  });
-  return a;
+loom::cli::TrainingFlags parse(int argc, char** argv) {
+  loom::cli::TrainingFlags flags;
+  loom::cli::parse_flags(argc, argv, kUsage, [&](const std::string& flag, const char* v) { return flags.take(flag, v); });
+  return flags;
 }
 
-int run(const Args& args) {
+int run(const loom::cli::TrainingFlags& args) {
   using namespace loom;
-  if (args.threads) set_threads(*args.threads);
-
-  const auto dir = fashion_mnist::find_data_dir(args.data);
-  Dataset train = fashion_mnist::load_train(dir);
-  const Dataset test = fashion_mnist::load_test(dir);
-  if (args.limit) train = train.head(std::min(*args.limit, train.size()));
+  const auto [dir, train, test] = args.load();
   std::cout << "Fashion-MNIST from " << dir.string() << ": " << train.size() << " training and " << test.size()
             << " test images, " << threads() << " threads\n";
 

@@ -1,0 +1,74 @@
+#pragma once
+// The command-line flags of programs that train the Fashion-MNIST CNN (the
+// example, `loom train`), defined once: their help text, their parsing and
+// loading the data they name.
+//
+//   cli::TrainingFlags t;
+//   cli::parse_flags(argc, argv, usage, [&](const std::string& flag, const char* v) { return t.take(flag, v); });
+//   const cli::TrainingData data = t.load();   // threads set, train (first --limit images) and test loaded
+//
+// Thread safety: a plain value; load() sets the process's thread count.
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "loom/cli.hpp"
+#include "loom/data/dataset.hpp"
+#include "loom/data/fashion_mnist.hpp"
+#include "loom/threads.hpp"
+
+namespace loom::cli {
+
+struct TrainingData {
+  std::filesystem::path dir;  // where the files were found
+  Dataset train;              // the first --limit training images, or all
+  Dataset test;
+};
+
+struct TrainingFlags {
+  int epochs = 5;
+  Index batch_size = 32;
+  std::optional<Index> limit;
+  std::optional<std::string> data;
+  std::uint64_t seed = 7;  // the median of a 9-seed sweep, see docs/benchmarks.md
+  std::optional<int> threads;
+  int verbose = 1;
+
+  static constexpr const char* help =
+      "  --epochs N       training epochs (default 5)\n"
+      "  --batch-size N   samples per batch (default 32)\n"
+      "  --limit N        train on the first N training images only\n"
+      "  --data DIR       folder with the Fashion-MNIST IDX files (default: $LOOM_DATA_DIR,\n"
+      "                   ./data/fashion-mnist, /usr/share/datasets/fashion-mnist)\n"
+      "  --seed N         seed of weights and shuffling (default 7)\n"
+      "  --threads N      threads (default: all cores)\n"
+      "  --verbose N      0 silent, 1 progress bar, 2 one line per epoch (default 1)\n";
+
+  /// Takes the value of flag when it is one of these; false when it is not.
+  bool take(const std::string& flag, const char* v) {
+    if (flag == "--epochs") epochs = static_cast<int>(parse_int(flag, v, 1));
+    else if (flag == "--batch-size") batch_size = parse_int(flag, v, 1);
+    else if (flag == "--limit") limit = parse_int(flag, v, 1);
+    else if (flag == "--data") data = v;
+    else if (flag == "--seed") seed = static_cast<std::uint64_t>(parse_int(flag, v, 0));
+    else if (flag == "--threads") threads = static_cast<int>(parse_int(flag, v, 1));
+    else if (flag == "--verbose") verbose = static_cast<int>(parse_int(flag, v, 0));
+    else return false;
+    return true;
+  }
+
+  /// Sets the thread count when given, then finds and loads the data.
+  TrainingData load() const {
+    if (threads) set_threads(*threads);
+    std::filesystem::path dir = fashion_mnist::find_data_dir(data);
+    Dataset train = fashion_mnist::load_train(dir);
+    if (limit) train = train.head(std::min(*limit, train.size()));
+    Dataset test = fashion_mnist::load_test(dir);
+    return {std::move(dir), std::move(train), std::move(test)};
+  }
+};
+
+}  // namespace loom::cli
