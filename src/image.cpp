@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "image_check.hpp"
+#include "stb_guard.hpp"
 #include "loom/error.hpp"
 #include "loom/image/exif_orientation.hpp"
 
@@ -76,6 +77,8 @@ Image decode_image(std::span<const std::uint8_t> bytes, const std::string& sourc
                     " bytes)");
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = static_cast<int>(bytes.size());
+
+  detail::refuse_stb_crashers(bytes, source);  // inputs that would reach a known bug of this stb_image
 
   // The header alone first: refuse a hostile size before stb allocates for it.
   int w = 0, h = 0, c = 0;

@@ -1,0 +1,105 @@
+// Guards against known stb_image v2.27 bugs (see stb_guard.hpp).
+//
+// JPEG Huffman tables (DHT segments). stb_image builds each table from 16
+// counts of codes per length without checking that they sum to at most 256,
+// the size of its arrays, and then reads that many symbol values: a sum above
+// 256 writes past the table into the heap (stbi__build_huffman, stbi__process_marker;
+// fixed in stb_image v2.28 with a "bad DHT header" error, which this reproduces).
+//
+// PNG chunk lengths. stb_image grows its buffer for the compressed data to
+// each IDAT chunk's declared length before reading it, so an 87-byte file
+// declaring a 1.5 GB chunk costs a 1.5 GB allocation (found by fuzz_image;
+// v2.28 still allows 1 GiB). A chunk cannot be longer than the rest of the
+// file, and such a file would fail anyway once stb reads past its end.
+//
+// The JPEG walk below visits every DHT segment stb could process: stb finds
+// markers by skipping any bytes up to an FF, then FF fill bytes (between
+// segments and in entropy-coded data alike), consumes each segment whole by its
+// length or stops with an error, and stops at EOI. Counts are read as stb reads
+// them, from the file rather than the segment, with 0 past the end.
+
+#include "stb_guard.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstddef>
+
+#include "loom/error.hpp"
+
+namespace loom::detail {
+namespace {
+
+constexpr unsigned kDht = 0xC4, kEoi = 0xD9, kSoi = 0xD8;
+
+// The tables of the DHT segment whose body (after the length) starts at `at`
+// and is `length` bytes long, parsed as stb parses them. True when one claims
+// more than 256 symbols.
+template <typename Byte>
+bool dht_overflows(Byte byte, std::size_t at, long length) {
+  while (length > 0) {
+    const unsigned q = byte(at++);
+    if ((q >> 4) > 1 || (q & 15) > 3) return false;  // stb refuses the table class or number first
+    long n = 0;
+    for (int i = 0; i < 16; ++i) n += byte(at++);
+    if (n > 256) return true;
+    at += static_cast<std::size_t>(n);
+    length -= 17 + n;
+  }
+  return false;
+}
+
+bool jpeg_has_oversized_huffman_table(std::span<const std::uint8_t> b) {
+  const auto byte = [&](std::size_t i) -> unsigned { return i < b.size() ? b[i] : 0; };
+  std::size_t at = 0;
+  if (byte(0) != 0xFF) return false;  // not a JPEG to stb: SOI must come first
+  while (byte(at) == 0xFF) ++at;
+  if (byte(at++) != kSoi) return false;
+  while (at < b.size()) {
+    if (b[at++] != 0xFF) continue;  // anything before a marker: skipped, or entropy-coded data
+    while (at < b.size() && b[at] == 0xFF) ++at;
+    if (at >= b.size()) break;
+    const unsigned marker = b[at++];
+    if (marker == 0x00 || marker == 0x01 || (marker >= 0xD0 && marker <= kSoi)) continue;  // no length
+    if (marker == kEoi) break;
+    const std::size_t length = byte(at) << 8 | byte(at + 1);  // counts its own 2 bytes
+    if (length < 2) break;                                     // stb stops with an error
+    if (marker == kDht && dht_overflows(byte, at + 2, static_cast<long>(length) - 2)) return true;
+    at += length;
+  }
+  return false;
+}
+
+std::uint32_t big_endian32(std::span<const std::uint8_t> b, std::size_t at) {
+  return std::uint32_t{b[at]} << 24 | std::uint32_t{b[at + 1]} << 16 | std::uint32_t{b[at + 2]} << 8 | b[at + 3];
+}
+
+// Throws when a chunk of a PNG file claims more bytes than follow it. Chunks
+// are read in order as stb reads them: length, type, data, CRC, up to IEND.
+void check_png_chunk_lengths(std::span<const std::uint8_t> b, const std::string& source) {
+  static constexpr std::uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (b.size() < 8 || !std::equal(kSignature, kSignature + 8, b.begin())) return;
+  for (std::size_t at = 8; at + 8 <= b.size();) {
+    const std::uint32_t length = big_endian32(b, at);
+    const std::string type(reinterpret_cast<const char*>(b.data() + at + 4), 4);
+    const std::size_t left = b.size() - at - 8;
+    if (length > left)
+      throw DataError(source + ": corrupt or truncated PNG: a chunk (" +
+                      (std::all_of(type.begin(), type.end(), [](char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; })
+                           ? type
+                           : "unnamed") + ") at byte " +
+                      std::to_string(at) + " declares " + std::to_string(length) + " bytes, but only " +
+                      std::to_string(left) + " follow");
+    if (type == "IEND") return;
+    at += 12 + std::size_t{length};
+  }
+}
+
+}  // namespace
+
+void refuse_stb_crashers(std::span<const std::uint8_t> bytes, const std::string& source) {
+  if (jpeg_has_oversized_huffman_table(bytes))
+    throw DataError(source + ": corrupt JPEG: a Huffman table (DHT segment) declares more than 256 codes");
+  check_png_chunk_lengths(bytes, source);
+}
+
+}  // namespace loom::detail
