@@ -36,8 +36,22 @@ case "$target" in
     # in quarantine.
     limits=(-max_len=65536 -malloc_limit_mb=128 -rss_limit_mb=1024 -timeout=10)
     ;;
+  model)
+    # Model files are CRC-checked and decoded from memory; every count and size
+    # is checked against the bytes that remain, and weights cannot outnumber
+    # the file's bytes / 4. The seeds are 0.6-1.5 KB, so 16 KiB leaves room to
+    # grow; nothing decoded from 16 KiB may allocate more than 64 MB.
+    limits=(-max_len=16384 -malloc_limit_mb=64 -rss_limit_mb=1024 -timeout=10)
+    ;;
+  image)
+    # decode_image admits up to 2^26 pixels (8192 x 8192) of up to 4 channels:
+    # stb_image then legitimately allocates the 256 MB output, and for HDR
+    # files a float buffer of three channels (768 MB) first. Anything above
+    # that is a bug; so is a file that takes more than 30 s.
+    limits=(-max_len=65536 -malloc_limit_mb=1100 -rss_limit_mb=2560 -timeout=30)
+    ;;
   *)
-    echo "fuzz.sh: unknown target '$target'; known: idx" >&2
+    echo "fuzz.sh: unknown target '$target'; known: idx, model, image" >&2
     exit 2
     ;;
 esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of fuzz_idx into corpus/idx/: small valid IDX files,
 raw and gzip, and near-valid ones (truncated, trailing bytes, wrong magic,
-zero and huge dimensions, concatenated gzip members, corrupt CRC).
+zero and huge dimensions, concatenated gzip members, corrupt CRC, one that
+inflates past 16 MiB).
 Deterministic (gzip mtime 0), so rerunning it changes nothing.
 Usage: tests/fuzz/make_idx_corpus.py"""
 import gzip
@@ -39,6 +40,9 @@ seeds = {
     "huge-dims-raw": idx(0x803, [0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF], []),
     "liar-gz": gz(idx(0x803, [2000000, 28, 28], range(100))),
     "html": b"<!DOCTYPE html><html>404</html>",
+    # 20 MB of labels in 20 KB: past read_growing's 16 MiB first chunk, so the
+    # fuzzer starts from a file that takes the buffer-growing path.
+    "big-gz": gz(idx(0x801, [20_000_000], bytes(20_000_000))),
 }
 for name, data in seeds.items():
     (out / name).write_bytes(data)
