@@ -12,6 +12,12 @@
 // v2.28 still allows 1 GiB). A chunk cannot be longer than the rest of the
 // file, and such a file would fail anyway once stb reads past its end.
 //
+// PNM header numbers. stb_image parses the width, height and maximum value of
+// a PGM/PPM header into an int without an overflow check (undefined behaviour
+// for more than 2^31 - 1; found by fuzz_image; fixed in v2.28 with "integer
+// parse overflow"). The parse below follows stbi__pnm_info: whitespace and
+// '#' comments, then digits.
+//
 // The JPEG walk below visits every DHT segment stb could process: stb finds
 // markers by skipping any bytes up to an FF, then FF fill bytes (between
 // segments and in entropy-coded data alike), consumes each segment whole by its
@@ -22,6 +28,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <cstddef>
 
 #include "loom/error.hpp"
@@ -83,22 +90,47 @@ void check_png_chunk_lengths(std::span<const std::uint8_t> b, const std::string&
     const std::string type(reinterpret_cast<const char*>(b.data() + at + 4), 4);
     const std::size_t left = b.size() - at - 8;
     if (length > left)
-      throw DataError(source + ": corrupt or truncated PNG: a chunk (" +
+      throw DataError(source + ": cannot decode the image (corrupt or truncated PNG: a chunk (" +
                       (std::all_of(type.begin(), type.end(), [](char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; })
                            ? type
                            : "unnamed") + ") at byte " +
                       std::to_string(at) + " declares " + std::to_string(length) + " bytes, but only " +
-                      std::to_string(left) + " follow");
+                      std::to_string(left) + " follow)");
     if (type == "IEND") return;
     at += 12 + std::size_t{length};
   }
+}
+
+bool pnm_header_number_overflows(std::span<const std::uint8_t> b) {
+  if (b.size() < 2 || b[0] != 'P' || (b[1] != '5' && b[1] != '6')) return false;
+  std::size_t at = 2;
+  const auto eof = [&] { return at >= b.size(); };
+  const auto next = [&]() -> char { return at < b.size() ? static_cast<char>(b[at++]) : '\0'; };
+  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+  char c = next();
+  for (int field = 0; field < 3; ++field) {  // width, height, maximum value
+    for (;;) {
+      while (!eof() && space(c)) c = next();
+      if (eof() || c != '#') break;
+      while (!eof() && c != '\n' && c != '\r') c = next();
+    }
+    std::int64_t value = 0;
+    while (!eof() && c >= '0' && c <= '9') {
+      value = value * 10 + (c - '0');
+      if (value > INT_MAX) return true;
+      c = next();
+    }
+  }
+  return false;
 }
 
 }  // namespace
 
 void refuse_stb_crashers(std::span<const std::uint8_t> bytes, const std::string& source) {
   if (jpeg_has_oversized_huffman_table(bytes))
-    throw DataError(source + ": corrupt JPEG: a Huffman table (DHT segment) declares more than 256 codes");
+    throw DataError(source + ": cannot decode the image (corrupt JPEG: a Huffman table declares more than 256 codes)");
+  if (pnm_header_number_overflows(bytes))
+    throw DataError(source + ": cannot decode the image (corrupt PNM header: a number above 2^31 - 1)");
   check_png_chunk_lengths(bytes, source);
 }
 
