@@ -2,6 +2,8 @@
 // Activation functions, shared by the standalone ReLU and Softmax layers and
 // by the `activation` option of Conv2D and Dense, so there is one
 // implementation of each. Softmax runs over the last axis (channels), as Keras.
+//
+// Thread safety: pure functions of their arguments; safe from many threads.
 
 #include <algorithm>
 #include <cmath>

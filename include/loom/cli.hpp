@@ -4,6 +4,8 @@
 // arguments are positional; -h or --help prints the usage and exits;
 // an unknown flag, a missing value or a bad number is a UsageError that
 // carries the usage text.
+//
+// Thread safety: parsing reads only its arguments; printing the usage writes to the stream given.
 
 #include <algorithm>
 #include <cerrno>

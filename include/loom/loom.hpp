@@ -1,5 +1,7 @@
 #pragma once
 // loom: what a user includes.
+//
+// Thread safety: see each header; a const Sequential serves predict and evaluate to many threads at once.
 
 #include "loom/activation.hpp"
 #include "loom/data/dataset.hpp"

@@ -10,6 +10,8 @@
 // array expression, which Eigen vectorises (a plain loop with std::sqrt or a
 // select in it is not always vectorised by the compiler). Blocks are fixed, so
 // results do not depend on the thread count.
+//
+// Thread safety: callable from many threads at once; f must be safe on disjoint blocks.
 
 #include <algorithm>
 

@@ -3,6 +3,8 @@
 // channels-last layout (N, H, W, C), as in Keras. A flat feature vector of n
 // values is stored as (N, 1, 1, n), so one tensor type serves every layer and
 // a row-major (N*H*W, C) matrix view of any activation costs nothing.
+//
+// Thread safety: value types and free functions; concurrent reads are safe, writes are not.
 
 #include <Eigen/Core>
 #include <unsupported/Eigen/CXX11/Tensor>

@@ -11,6 +11,8 @@
 //
 // With a softmax activation the layer offers logits() = z and
 // backward_from_logits(dz), for the loss's fused gradient.
+//
+// Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
 #include "loom/activation.hpp"
 #include "loom/layer.hpp"

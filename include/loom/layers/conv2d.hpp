@@ -22,6 +22,8 @@
 //   db   = 1^T dZ           (F)
 //   dcol = dZ W^T           (P, K), then col2im adds each patch row back onto
 //                           the input pixels it came from: dx (N, H, W, C)
+//
+// Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
 #include <algorithm>
 #include <array>

@@ -11,6 +11,8 @@
 //   dW = X^T dZ           (I, O)   sums over the batch
 //   db = 1^T dZ           (O)
 //   dX = dZ W^T           (N, I)
+//
+// Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
 #include <array>
 #include <cmath>

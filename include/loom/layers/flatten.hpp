@@ -1,6 +1,8 @@
 #pragma once
 // Flatten: (N, H, W, C) -> (N, H*W*C), in row-major (h, w, c) order as Keras
 // with channels-last data. Backward reshapes the gradient back.
+//
+// Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
 #include "loom/layer.hpp"
 

@@ -1,5 +1,7 @@
 #pragma once
 // Keras default initialisers. Biases start at zero (Param does that).
+//
+// Thread safety: each call draws from the Random it is given; one thread per generator.
 
 #include <cmath>
 

@@ -9,6 +9,8 @@
 //   dx[argmax[i]] += dy[i]   (+= because overlapping windows can share a winner)
 // Padded positions never win (same padding pads with -infinity, as TensorFlow).
 // Ties go to the first maximum in (ky, kx) order.
+//
+// Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
 #include <algorithm>
 #include <limits>

@@ -1,6 +1,8 @@
 #pragma once
 // ReLU as a standalone layer: y = max(x, 0). The same code as
 // `activation = Activation::ReLU` on Conv2D and Dense (see activation.hpp).
+//
+// Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
 #include "loom/activation.hpp"
 #include "loom/layer.hpp"

@@ -3,6 +3,8 @@
 // The same code as `activation = Activation::Softmax` on Conv2D and Dense.
 // As the last layer it hands the loss its input as logits, so the loss can
 // use the stable fused gradient; backward_from_logits then passes dL/dz on.
+//
+// Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
 #include "loom/activation.hpp"
 #include "loom/layer.hpp"

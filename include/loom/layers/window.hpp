@@ -4,6 +4,8 @@
 //   valid: out = floor((in - k) / s) + 1, no padding (in >= k required)
 //   same:  out = ceil(in / s), total padding max((out - 1) s + k - in, 0),
 //          split with the smaller half before (top/left), as TensorFlow does.
+//
+// Thread safety: plain values and pure functions; safe from many threads.
 
 #include <string>
 #include <string_view>

@@ -7,6 +7,8 @@
 //   v   = b2 v + (1 - b2) g^2
 //   lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)
 //   w  -= lr_t m / (sqrt(v) + eps)
+//
+// Thread safety: step mutates the moments and the parameters: one thread at a time.
 
 #include <cmath>
 #include <string>

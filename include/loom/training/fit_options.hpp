@@ -1,5 +1,7 @@
 #pragma once
 // Options of Sequential::fit, named as in Keras.
+//
+// Thread safety: plain options, read by fit on the calling thread.
 
 #include <cstdint>
 #include <filesystem>
