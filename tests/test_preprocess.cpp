@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "temp_dir.hpp"
+#include "test_scale.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -49,7 +50,8 @@ struct AcceptanceSettings {
   Index test_images = 300;     // Fashion-MNIST test images made into photos
   double min_agreement = 0.85; // of the photos' classes with the originals'
 };
-constexpr AcceptanceSettings settings;
+// Under LOOM_TEST_DATA_SCALE=0.1 (scripts/sanitize.sh): 600 and 100, same threshold.
+const AcceptanceSettings settings{.train_images = testing::scaled(6000), .test_images = testing::scaled(300, 100)};
 
 // A w x h grey image of the given background with a filled rectangle.
 Image rectangle(int w, int h, std::uint8_t background, std::uint8_t fill, int x0, int y0, int rw, int rh) {
