@@ -66,6 +66,9 @@ corpus="$build/corpus/$target"
 artifacts="$build/artifacts/$target/"
 mkdir -p "$corpus" "$artifacts"
 echo "==> fuzz: running fuzz_$target for $seconds s (seeds: tests/fuzz/corpus/$target, corpus: $corpus)"
-# One process, one worker: the machine's cores are shared.
+# One process, one worker: the machine's cores are shared. ASan fills new
+# allocations (up to 1 MiB) with a byte pattern, so a read of uninitialised
+# memory behaves the same on every run instead of depending on heap garbage.
+export ASAN_OPTIONS="max_malloc_fill_size=1048576${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 "$build/tests/fuzz/fuzz_$target" "$corpus" "tests/fuzz/corpus/$target" \
   -max_total_time="$seconds" "${limits[@]}" -artifact_prefix="$artifacts" -print_final_stats=1 "$@"
