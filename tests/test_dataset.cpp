@@ -81,8 +81,6 @@ TEST_CASE("Dataset from vectors: size, shape, labels, image bytes", "[dataset]")
   CHECK(Bytes(img.begin(), img.end()) == Bytes{10, 11, 12, 13, 14, 15});
   CHECK(d.pixels().size() == 12);
   CHECK(d.labels().size() == 2);
-  // Named, not a braced temporary inside CHECK: g++ 12 at -O1 with ASan
-  // miscompiles that form here (a SEGV reading the initializer list).
   const std::vector<Index> counts{0, 0, 1, 0, 0, 0, 0, 1};
   CHECK(d.class_counts() == counts);
   CHECK(loom::Dataset({1, 2}, {0, 1}, loom::Shape{1}, 10).num_classes() == 10);
