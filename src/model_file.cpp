@@ -529,16 +529,40 @@ std::optional<TrainingState> restore_checkpoint(Sequential& model, const fs::pat
   return training;
 }
 
+namespace {
+
+// A new file beside path (same directory, so a rename over path is atomic):
+// its descriptor and name. IoError when the directory does not take one.
+struct TempFile {
+  int fd;
+  std::string name;
+};
+
+fs::path directory_of(const fs::path& path) { return path.has_parent_path() ? path.parent_path() : fs::path("."); }
+
+TempFile create_temp_beside(const fs::path& path) {
+  const fs::path dir = directory_of(path);
+  std::string name = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+  const int fd = ::mkstemp(name.data());
+  if (fd < 0) throw IoError(path.string() + ": cannot create a temporary file in " + dir.string() + ": " + std::strerror(errno));
+  return {fd, std::move(name)};
+}
+
+}  // namespace
+
+void check_writable(const fs::path& path) {
+  const TempFile probe = create_temp_beside(path);
+  ::close(probe.fd);
+  ::unlink(probe.name.c_str());
+}
+
 void write_file_atomically(const fs::path& path, std::span<const std::uint8_t> bytes) {
-  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  std::string temp = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+  const auto [fd, temp] = create_temp_beside(path);
   auto fail = [&](const std::string& what) {
     const std::string why = std::strerror(errno);
     ::unlink(temp.c_str());
     throw IoError(path.string() + ": " + what + ": " + why);
   };
-  const int fd = ::mkstemp(temp.data());
-  if (fd < 0) throw IoError(path.string() + ": cannot create a temporary file in " + dir.string() + ": " + std::strerror(errno));
   for (std::size_t done = 0; done < bytes.size();) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
@@ -555,7 +579,7 @@ void write_file_atomically(const fs::path& path, std::span<const std::uint8_t> b
   if (::close(fd) != 0) fail("closing failed");
   if (::rename(temp.c_str(), path.c_str()) != 0) fail("renaming the temporary file over it failed");
   // The rename itself is durable once the directory is.
-  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY); dfd >= 0) {
+  if (const int dfd = ::open(directory_of(path).c_str(), O_RDONLY | O_DIRECTORY); dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);
   }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <system_error>
 
@@ -29,5 +30,11 @@ struct TempDir {
 
   std::filesystem::path operator/(const std::string& name) const { return path / name; }
 };
+
+/// Creates an empty file at p, and its directories.
+inline void touch(const std::filesystem::path& p) {
+  std::filesystem::create_directories(p.parent_path());
+  std::ofstream{p};
+}
 
 }  // namespace loom::testing

@@ -134,6 +134,18 @@ TEST_CASE("fit with a checkpoint resumes a stopped run and ends bit for bit as a
   }
 }
 
+TEST_CASE("fit refuses a checkpoint it cannot write before training, not after an epoch", "[checkpoint]") {
+  const Quadrants d = quadrants(32, 4);
+  TempDir dir;
+  Sequential m = small_cnn(7);
+  Sequential untouched = small_cnn(7);
+  const FitOptions o{.epochs = 2, .batch_size = 16, .verbose = 0, .checkpoint = dir / "missing" / "ckpt.loom"};
+  CHECK_THROWS_AS(m.fit(d.x, d.y, o), IoError);
+  CHECK_THROWS_WITH(m.fit(d.x, d.y, o), Contains("ckpt.loom: cannot create a temporary file in"));
+  CHECK(same_params(m, untouched));  // no step was taken
+  CHECK(m.history().epochs.empty());
+}
+
 TEST_CASE("A training process killed with SIGKILL mid-epoch resumes from its checkpoint to the same weights",
           "[checkpoint][process]") {
   TempDir killed, straight;

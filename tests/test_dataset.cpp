@@ -25,6 +25,7 @@ namespace fm = loom::fashion_mnist;
 using Catch::Matchers::Contains;
 using Bytes = std::vector<std::uint8_t>;
 using loom::Index;
+using loom::testing::touch;
 
 namespace {
 
@@ -53,11 +54,6 @@ struct ScopedCwd {
   explicit ScopedCwd(const fs::path& p) { fs::current_path(p); }
   ~ScopedCwd() { fs::current_path(saved); }
 };
-
-void touch(const fs::path& p) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p).put('\0');
-}
 
 // The four files, empty: find_data_dir looks only at names.
 void touch_all(const fs::path& dir) {

@@ -65,6 +65,12 @@ TEST_CASE("loom: --help on every command, usage errors exit with status 2", "[to
   CHECK_THAT(unknown.output, Contains("unknown command \"fly\""));
   CHECK(loom_tool(dir, {"predict", "model.loom"}).exit_code == 2);
   CHECK(loom_tool(dir, {"train", "--epochs", "0", "--out", "m.loom"}).exit_code == 2);
+  // An --out that cannot be written fails at once, before any data is loaded or trained on.
+  touch(dir / "a-file");
+  const ProcessResult bad_out = loom_tool(dir, {"train", "--out", (dir / "a-file" / "m.loom").string()});
+  CHECK(bad_out.exit_code == 1);
+  CHECK_THAT(bad_out.output, Contains("m.loom: cannot create its directory"));
+  CHECK_THAT(bad_out.output, !Contains("Fashion-MNIST from"));
   const ProcessResult no_model = loom_tool(dir, {"evaluate", (dir / "missing.loom").string()});
   CHECK(no_model.exit_code == 1);
   CHECK_THAT(no_model.output, Contains("missing.loom"));
@@ -72,7 +78,7 @@ TEST_CASE("loom: --help on every command, usage errors exit with status 2", "[to
 
 TEST_CASE("loom train, predict and evaluate work end to end", "[tool][fashion_mnist]") {
   TempDir dir;
-  const fs::path model = dir / "model.loom";
+  const fs::path model = dir / "new" / "model.loom";  // train creates the directory
 
   // Train: a slice of the training set, one epoch; validation on the test set.
   const ProcessResult train = loom_tool(dir, {"train", "--out", model.string(), "--epochs", "1", "--limit",
@@ -80,8 +86,8 @@ TEST_CASE("loom train, predict and evaluate work end to end", "[tool][fashion_mn
   INFO(train.output);
   REQUIRE(train.exit_code == 0);
   CHECK_THAT(train.output, Contains("\"test_accuracy\": ") && Contains("\"history_csv\": "));
-  CHECK(fs::exists(dir / "model.history.csv"));
-  CHECK_FALSE(fs::exists(dir / "model.loom.checkpoint"));  // removed once the model is saved
+  CHECK(fs::exists(dir / "new" / "model.history.csv"));
+  CHECK_FALSE(fs::exists(dir / "new" / "model.loom.checkpoint"));  // removed once the model is saved
   const Sequential trained = load_model(model);
   REQUIRE(trained.history().epochs.size() == 1);
   CHECK(trained.history().epochs[0].val_accuracy.has_value());

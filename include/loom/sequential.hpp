@@ -385,8 +385,10 @@ class Sequential {
   }
 
   // Loads o.checkpoint when it exists, and checks it belongs to this run.
+  // A checkpoint that cannot be written fails here, not after the first epoch.
   void resume(const FitOptions& o, TrainingState& run, Random& rng, Progress& progress) {
     const std::optional<TrainingState> saved = restore_checkpoint(*this, o.checkpoint);
+    check_writable(o.checkpoint);
     if (!saved) return;
     if (const std::string d = run.run_difference(*saved); !d.empty())
       throw UsageError("fit: checkpoint " + o.checkpoint.string() + " belongs to a different run (" + d +

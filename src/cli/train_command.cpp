@@ -11,6 +11,7 @@
 
 #include "commands.hpp"
 #include "json.hpp"
+#include "loom/io/model_file.hpp"
 #include "loom/models/fashion_mnist_cnn.hpp"
 #include "loom/training/command_line.hpp"
 
@@ -23,7 +24,7 @@ const std::string kUsage = std::string(
     "usage: loom train --out MODEL [options]\n"
     "Trains the Keras Fashion-MNIST CNN and writes MODEL (weights, optimizer state and\n"
     "history) and MODEL's history as CSV beside it (model.loom -> model.history.csv).\n"
-    "  --out PATH       where to write the model (required)\n") +
+    "  --out PATH       where to write the model (required; its directory is created)\n") +
     cli::TrainingFlags::help +
     "  --validation WHAT  scored after every epoch as val_loss/val_accuracy: \"test\" (the test\n"
     "                   set, as Keras's validation_data; the default), \"none\", or a fraction\n"
@@ -75,10 +76,24 @@ fs::path history_csv_path(const fs::path& model) {
 
 }  // namespace
 
+/// Creates path's directory if needed and checks a file can be written there,
+/// so a bad --out or --checkpoint fails now rather than after the training.
+void prepare_output(const fs::path& path) {
+  if (path.has_parent_path()) {
+    std::error_code ec;
+    fs::create_directories(path.parent_path(), ec);
+    if (ec) throw IoError(path.string() + ": cannot create its directory: " + ec.message());
+  }
+  check_writable(path);
+}
+
 int train_command(int argc, char** argv) {
   const Args args = parse(argc, argv);
   const cli::TrainingFlags& t = args.training;
   std::ostream& text = args.json ? std::cerr : std::cout;  // stdout holds only the JSON with --json
+  const fs::path checkpoint = args.checkpoint.value_or(args.out->string() + ".checkpoint");
+  prepare_output(*args.out);
+  if (checkpoint != "none") prepare_output(checkpoint);
   const auto [dir, train, test] = t.load();
   text << "Fashion-MNIST from " << dir.string() << ": " << train.size() << " training and " << test.size()
        << " test images, " << threads() << " threads\n";
@@ -89,7 +104,6 @@ int train_command(int argc, char** argv) {
   FitOptions fit{.epochs = t.epochs, .batch_size = t.batch_size, .seed = t.seed, .verbose = t.verbose};
   if (args.validation == "test") fit.validation_data = &test;
   else if (args.validation != "none") fit.validation_split = parse_fraction(args.validation);
-  const fs::path checkpoint = args.checkpoint.value_or(args.out->string() + ".checkpoint");
   if (checkpoint != "none") fit.checkpoint = checkpoint;
 
   const auto t0 = std::chrono::steady_clock::now();

@@ -66,6 +66,11 @@ Sequential load_model(const std::filesystem::path& path);
 /// (the temporary file is removed).
 void write_file_atomically(const std::filesystem::path& path, std::span<const std::uint8_t> bytes);
 
+/// Checks, before long work, that write_file_atomically(path, ...) could
+/// create its temporary file: IoError naming path when its directory is
+/// missing or not writable. Leaves nothing behind.
+void check_writable(const std::filesystem::path& path);
+
 /// Checkpoints, for Sequential::fit (FitOptions::checkpoint).
 /// Writes the model with its optimizer state, history and the training state.
 void write_checkpoint(const Sequential& model, const TrainingState& state, const std::filesystem::path& path);

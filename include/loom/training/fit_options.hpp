@@ -32,7 +32,9 @@ struct FitOptions {
   // When set, fit writes a checkpoint here atomically after every epoch and,
   // when the file exists at the start, resumes from it (same data and options
   // required): a run killed at any point and restarted with the same call
-  // ends with the same weights, bit for bit, as an uninterrupted one.
+  // ends with the same weights, bit for bit, as an uninterrupted one. A path
+  // that cannot be written (missing or read-only directory) is an IoError
+  // before the first step, not after an epoch's work.
   std::filesystem::path checkpoint;
   NonFinite on_non_finite = NonFinite::Stop;
 };
