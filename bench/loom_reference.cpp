@@ -173,13 +173,5 @@ int run(const Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const loom::UsageError& e) {
-    std::cerr << "loom_reference: " << e.what() << '\n';
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "loom_reference: error: " << e.what() << '\n';
-    return 1;
-  }
+  return loom::cli::run_main("loom_reference", [&] { return run(parse(argc, argv)); });
 }

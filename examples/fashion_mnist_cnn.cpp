@@ -78,13 +78,5 @@ int run(const loom::cli::TrainingFlags& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(parse(argc, argv));
-  } catch (const loom::UsageError& e) {
-    std::cerr << "fashion_mnist_cnn: " << e.what() << '\n';
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "fashion_mnist_cnn: error: " << e.what() << '\n';
-    return 1;
-  }
+  return loom::cli::run_main("fashion_mnist_cnn", [&] { return run(parse(argc, argv)); });
 }

@@ -3,13 +3,15 @@
 // flag takes a value ("--epochs 5") unless it is a switch ("--json"); other
 // arguments are positional; -h or --help prints the usage and exits;
 // an unknown flag, a missing value or a bad number is a UsageError that
-// carries the usage text.
+// carries the usage text. run_main maps a program's outcome to its exit
+// status: 0 (or the body's own), 1 for an error, 2 for a usage error.
 //
 // Thread safety: parsing reads only its arguments; printing the usage writes to the stream given.
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <initializer_list>
 #include <string>
@@ -49,6 +51,23 @@ void parse_args(int argc, char** argv, int first, const std::string& usage,
     const bool is_switch = std::find(switches.begin(), switches.end(), flag) != switches.end();
     if (!is_switch && i + 1 >= argc) throw UsageError("unknown option or missing value: " + flag + "\n" + usage);
     if (!on_flag(flag, is_switch ? nullptr : argv[++i])) throw UsageError("unknown option " + flag + "\n" + usage);
+  }
+}
+
+/// Runs a program's body and turns its outcome into the exit status every
+/// loom program uses: body's own status; 2 after a UsageError (bad flags);
+/// 1 after any other exception (bad data, files). Errors go to stderr,
+/// prefixed with the program's name.
+template <typename Body>
+int run_main(const std::string& program, Body&& body) {
+  try {
+    return body();
+  } catch (const UsageError& e) {
+    std::cerr << program << ": " << e.what() << '\n';
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << program << ": error: " << e.what() << '\n';
+    return 1;
   }
 }
 

@@ -3,11 +3,11 @@
 // docs/loom-tool.md for the whole tool.
 
 #include <cstring>
-#include <exception>
 #include <iostream>
 #include <string>
 
 #include "commands.hpp"
+#include "loom/cli.hpp"
 #include "loom/data/fashion_mnist.hpp"
 #include "loom/error.hpp"
 #include "loom/report/class_names.hpp"
@@ -56,13 +56,5 @@ int main(int argc, char** argv) {
     std::cerr << "loom: unknown command \"" << command << "\"\n\n" << kUsage;
     return 2;
   }
-  try {
-    return run(argc - 1, argv + 1);
-  } catch (const loom::UsageError& e) {
-    std::cerr << "loom " << command << ": " << e.what() << '\n';
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "loom " << command << ": error: " << e.what() << '\n';
-    return 1;
-  }
+  return loom::cli::run_main("loom " + command, [&] { return run(argc - 1, argv + 1); });
 }
