@@ -124,11 +124,21 @@ void set_rates(benchmark::State& state, Index images_per_iteration, double flops
 
 // ---- training ---------------------------------------------------------------
 
-void train_step(benchmark::State& state) {
+// The seed CNN and one batch of random images and labels, the same in every
+// training benchmark.
+struct SeedBatch {
+  Sequential model;
+  Tensor x;
+  std::vector<Label> y;
+};
+
+SeedBatch seed_batch() {
   Random rng(7);
-  Sequential model = models::fashion_mnist_cnn(42);
-  const Tensor x = random_images(kBatch, rng);
-  const std::vector<Label> y = random_labels(kBatch, rng);
+  return {models::fashion_mnist_cnn(42), random_images(kBatch, rng), random_labels(kBatch, rng)};  // in this order
+}
+
+void train_step(benchmark::State& state) {
+  auto [model, x, y] = seed_batch();
   for (auto _ : state) {
     const BatchScore s = model.train_batch(x, y);
     benchmark::DoNotOptimize(s);
@@ -138,9 +148,7 @@ void train_step(benchmark::State& state) {
 }
 
 void train_forward(benchmark::State& state) {
-  Random rng(7);
-  Sequential model = models::fashion_mnist_cnn(42);
-  const Tensor x = random_images(kBatch, rng);
+  auto [model, x, y] = seed_batch();
   const FlushDenormals flush;  // as train_batch does
   for (auto _ : state) {
     const Tensor& out = model.forward(x);
@@ -151,10 +159,7 @@ void train_forward(benchmark::State& state) {
 }
 
 void train_backward(benchmark::State& state) {
-  Random rng(7);
-  Sequential model = models::fashion_mnist_cnn(42);
-  const Tensor x = random_images(kBatch, rng);
-  const std::vector<Label> y = random_labels(kBatch, rng);
+  auto [model, x, y] = seed_batch();
   const FlushDenormals flush;
   model.forward(x);  // loss_and_backward reads what forward kept and changes none of it
   for (auto _ : state) {
@@ -166,10 +171,7 @@ void train_backward(benchmark::State& state) {
 }
 
 void train_adam(benchmark::State& state) {
-  Random rng(7);
-  Sequential model = models::fashion_mnist_cnn(42);
-  const Tensor x = random_images(kBatch, rng);
-  const std::vector<Label> y = random_labels(kBatch, rng);
+  auto [model, x, y] = seed_batch();
   const FlushDenormals flush;
   model.forward(x);
   model.loss_and_backward(y);
@@ -184,10 +186,7 @@ void train_adam(benchmark::State& state) {
 }
 
 void train_non_finite_check(benchmark::State& state) {
-  Random rng(7);
-  Sequential model = models::fashion_mnist_cnn(42);
-  const Tensor x = random_images(kBatch, rng);
-  const std::vector<Label> y = random_labels(kBatch, rng);
+  auto [model, x, y] = seed_batch();
   const FlushDenormals flush;
   model.forward(x);
   const BatchScore s = model.loss_and_backward(y);

@@ -58,6 +58,10 @@ class ByteReader {
   std::size_t remaining() const { return bytes_.size() - pos_; }
   std::size_t offset() const { return base_ + pos_; }
   bool done() const { return pos_ == bytes_.size(); }
+  /// Fails unless every byte has been read: what (e.g. "ARCH section") has N bytes left over.
+  void expect_end(const std::string& what) const {
+    if (!done()) fail(what + " has " + std::to_string(remaining()) + " bytes left over");
+  }
 
   template <typename T>
     requires std::is_arithmetic_v<T>

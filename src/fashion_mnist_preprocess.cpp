@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "image_check.hpp"
+#include "resize_plane.hpp"
 #include "loom/error.hpp"
 #include "loom/image/grey.hpp"
 #include "loom/image/resize.hpp"

@@ -1,5 +1,6 @@
-// Reading and writing IDX files (loom/data/idx.hpp). The one place loom uses zlib,
-// so its header stays out of loom's public headers.
+// Reading and writing IDX files (loom/data/idx.hpp), raw or gzip. zlib is
+// used here and in src/crc32.cpp only, so its header stays out of loom's
+// public headers.
 
 #include "loom/data/idx.hpp"
 

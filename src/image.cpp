@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "image_check.hpp"
+#include "read_whole_file.hpp"
 #include "stb_guard.hpp"
 #include "loom/error.hpp"
 #include "loom/image/exif_orientation.hpp"
@@ -23,6 +24,13 @@ namespace loom {
 namespace {
 
 std::string size_text(std::int64_t w, std::int64_t h) { return std::to_string(w) + " x " + std::to_string(h); }
+
+bool within_limits(std::int64_t w, std::int64_t h) {
+  return w >= 1 && h >= 1 && w <= max_image_side && h <= max_image_side && w * h <= max_image_pixels;
+}
+
+// What a file too large to decode is too large for (see max_file_bytes).
+constexpr const char* kAnyImage = "any image within the limits";
 
 // Why the last stb call on this thread failed (stb keeps the reason thread-local).
 std::string stb_reason() {
@@ -72,9 +80,8 @@ Image::Image(int width_, int height_, int channels_, std::uint8_t fill) {
 Image decode_image(std::span<const std::uint8_t> bytes, const std::string& source) {
   if (bytes.empty()) throw DataError(source + ": empty input (0 bytes), not an image");
   if (bytes.size() > max_file_bytes || bytes.size() > static_cast<std::size_t>(INT_MAX))
-    throw DataError(source + ": " + std::to_string(bytes.size()) +
-                    " bytes is more than any image within the limits can take (" + std::to_string(max_file_bytes) +
-                    " bytes)");
+    throw DataError(source + ": " + std::to_string(bytes.size()) + " bytes is more than " + kAnyImage +
+                    " can take (" + std::to_string(max_file_bytes) + " bytes)");
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = static_cast<int>(bytes.size());
 
@@ -84,7 +91,7 @@ Image decode_image(std::span<const std::uint8_t> bytes, const std::string& sourc
   int w = 0, h = 0, c = 0;
   if (stbi_info_from_memory(data, len, &w, &h, &c) == 0)
     throw DataError(source + ": not a decodable image (" + stb_reason() + ")");
-  if (w < 1 || h < 1 || w > max_image_side || h > max_image_side || std::int64_t{w} * h > max_image_pixels)
+  if (!within_limits(w, h))
     throw DataError(source + ": the image claims to be " + size_text(w, h) + " pixels; loom reads at most " +
                     std::to_string(max_image_side) + " on a side and " + std::to_string(max_image_pixels) +
                     " pixels in all");
@@ -94,8 +101,7 @@ Image decode_image(std::span<const std::uint8_t> bytes, const std::string& sourc
   stbi_convert_iphone_png_to_rgb_thread(0);
   std::unique_ptr<stbi_uc, void (*)(void*)> decoded(stbi_load_from_memory(data, len, &w, &h, &c, 0), stbi_image_free);
   if (!decoded) throw DataError(source + ": cannot decode the image (" + stb_reason() + ")");
-  if (w < 1 || h < 1 || w > max_image_side || h > max_image_side || std::int64_t{w} * h > max_image_pixels || c < 1 ||
-      c > 4)
+  if (!within_limits(w, h) || c < 1 || c > 4)
     throw DataError(source + ": the decoder returned " + size_text(w, h) + " pixels with " + std::to_string(c) +
                     " channels, outside the limits");
 
@@ -108,25 +114,12 @@ Image decode_image(std::span<const std::uint8_t> bytes, const std::string& sourc
   decoded.reset();
   // A phone's portrait JPEG is stored sideways with a tag saying so; stb ignores it.
   const int orientation = exif_orientation(bytes);
-  return orientation == 1 ? image : apply_orientation(image, orientation);
+  if (orientation != 1) return apply_orientation(image, orientation);
+  return image;  // moved, not copied (a ?: with the call above would copy it)
 }
 
 Image read_image(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("read_image: cannot open " + path.string() + ": " + std::strerror(errno));
-  std::error_code ec;
-  const std::uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec) throw IoError("read_image: cannot read " + path.string() + ": " + ec.message());
-  if (size > max_file_bytes)
-    throw DataError(path.string() + ": " + std::to_string(size) +
-                    " bytes is more than any image within the limits can take (" + std::to_string(max_file_bytes) +
-                    " bytes)");
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (static_cast<std::uintmax_t>(in.gcount()) != size)
-    throw IoError("read_image: reading " + path.string() + " failed after " + std::to_string(in.gcount()) + " of " +
-                  std::to_string(size) + " bytes");
-  return decode_image(bytes, path.string());
+  return decode_image(detail::read_whole_file(path, max_file_bytes, kAnyImage), path.string());
 }
 
 void write_png(const std::filesystem::path& path, const Image& image) {

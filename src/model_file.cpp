@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "byte_io.hpp"
+#include "read_whole_file.hpp"
 #include "loom/io/crc32.hpp"
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
@@ -290,7 +291,7 @@ Sequential decode_arch(ByteReader& r, std::size_t file_bytes) {
       r.fail(std::string("the architecture does not fit together: ") + e.what());
     }
   }
-  if (!r.done()) r.fail("ARCH section has " + std::to_string(r.remaining()) + " bytes left over");
+  r.expect_end("ARCH section");
   return model;
 }
 
@@ -304,7 +305,7 @@ void decode_comp(ByteReader& r, Sequential& model) {
   o.beta1 = r.get<float>("Adam beta1");
   o.beta2 = r.get<float>("Adam beta2");
   o.epsilon = r.get<float>("Adam epsilon");
-  if (!r.done()) r.fail("COMP section has " + std::to_string(r.remaining()) + " bytes left over");
+  r.expect_end("COMP section");
   try {
     model.compile(Adam(o), SparseCategoricalCrossentropy({.from_logits = from_logits == 1}), {"accuracy"});
   } catch (const Error& e) {
@@ -333,7 +334,7 @@ void decode_weights(ByteReader& r, Sequential& model) {
       r.get_floats(param.value, static_cast<std::uint64_t>(param.size()), "parameter values");
       ++p;
     }
-  if (!r.done()) r.fail("WGHT section has " + std::to_string(r.remaining()) + " bytes left over");
+  r.expect_end("WGHT section");
 }
 
 void decode_optimizer_state(ByteReader& r, Sequential& model) {
@@ -344,7 +345,7 @@ void decode_optimizer_state(ByteReader& r, Sequential& model) {
   r.need_items(slots, 8, "optimizer slots");
   s.slots.resize(slots);
   for (Eigen::VectorXf& v : s.slots) r.get_floats(v, r.get<std::uint64_t>("optimizer slot length"), "optimizer slot");
-  if (!r.done()) r.fail("OPTS section has " + std::to_string(r.remaining()) + " bytes left over");
+  r.expect_end("OPTS section");
   try {
     model.optimizer().set_state(std::move(s));
   } catch (const UsageError& e) {
@@ -370,7 +371,7 @@ History decode_history(ByteReader& r) {
     e.seconds = r.get<double>("seconds");
     e.skipped_batches = r.get<std::int64_t>("skipped batches");
   }
-  if (!r.done()) r.fail("HIST section has " + std::to_string(r.remaining()) + " bytes left over");
+  r.expect_end("HIST section");
   return h;
 }
 
@@ -392,13 +393,12 @@ TrainingState decode_training(ByteReader& r) {
     i = r.get<std::int64_t>("sample index");
     if (i < 0 || i >= t.samples) r.fail("sample index " + std::to_string(i) + " is out of range");
   }
-  if (!r.done()) r.fail("TRNG section has " + std::to_string(r.remaining()) + " bytes left over");
+  r.expect_end("TRNG section");
   return t;
 }
 
 // The whole file: header and CRC checked first, then each section in order.
-Sequential decode(std::span<const std::uint8_t> bytes, const std::string& source, std::optional<TrainingState>* training,
-                  std::vector<std::uint8_t>* arch_comp = nullptr) {
+Sequential decode(std::span<const std::uint8_t> bytes, const std::string& source, std::optional<TrainingState>* training) {
   ByteReader head(bytes, source);
   if (bytes.size() < kMagic.size() ||
       !std::equal(kMagic.begin(), kMagic.end(), reinterpret_cast<const char*>(bytes.data())))
@@ -447,7 +447,6 @@ Sequential decode(std::span<const std::uint8_t> bytes, const std::string& source
     else if (tag == kOptState) decode_optimizer_state(s, *model);
     else if (tag == kHistory) model->set_history(decode_history(s));
     else if (training) *training = decode_training(s);
-    if (arch_comp && index < 2) arch_comp->insert(arch_comp->end(), payload.begin(), payload.end());
     next = index + 1;
   }
   if (next < 3) r.fail("the " + tag_text(kSectionOrder[next]) + " section is missing");
@@ -455,19 +454,11 @@ Sequential decode(std::span<const std::uint8_t> bytes, const std::string& source
 }
 
 std::vector<std::uint8_t> read_file(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) throw IoError(path.string() + ": cannot open for reading: " + std::strerror(errno));
-  const std::streamoff size = f.tellg();
-  if (size < 0) throw IoError(path.string() + ": cannot determine the file size");
-  if (static_cast<std::uint64_t>(size) > kMaxFileBytes)
-    throw DataError(path.string() + ": " + std::to_string(size) + " bytes is larger than any loom model file");
-  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
-  f.seekg(0);
-  if (!f.read(reinterpret_cast<char*>(bytes.data()), size)) throw IoError(path.string() + ": reading failed");
-  return bytes;
+  return detail::read_whole_file(path, kMaxFileBytes, "any loom model file");
 }
 
-// The comparable identity of a model: its ARCH and COMP payloads.
+// The comparable identity of a model: its ARCH and COMP payloads (encoding is
+// canonical, so a model decoded from a file gives that file's bytes back).
 std::vector<std::uint8_t> arch_comp_of(const Sequential& m) {
   std::vector<std::uint8_t> b = arch_payload(m);
   const std::vector<std::uint8_t> c = comp_payload(m);
@@ -514,12 +505,11 @@ std::optional<TrainingState> restore_checkpoint(Sequential& model, const fs::pat
   std::error_code ec;
   if (!fs::exists(path, ec)) return std::nullopt;
   std::optional<TrainingState> training;
-  std::vector<std::uint8_t> identity;
-  Sequential saved = decode(read_file(path), path.string(), &training, &identity);
+  Sequential saved = decode(read_file(path), path.string(), &training);
   if (!training)
     throw UsageError(path.string() + " is a model file without training state, not a checkpoint; "
                      "give fit a new checkpoint path or delete the file");
-  if (identity != arch_comp_of(model))
+  if (arch_comp_of(saved) != arch_comp_of(model))
     throw UsageError(path.string() + " is a checkpoint of a different model (architecture, loss or optimizer "
                      "settings differ); give fit a new checkpoint path or delete the file");
   const std::span<Param* const> from = saved.params(), to = model.params();

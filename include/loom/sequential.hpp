@@ -313,7 +313,7 @@ class Sequential {
     if (layers_.empty()) throw UsageError("predict: the model has no layers");
     check_batch(x, "predict");
     const Index per = input_.size();
-    return predict_slices(x.dimension(0), batch_size, [&](Index first, Index count, Tensor& xs) {
+    return predict_slices(x.dimension(0), batch_size, [&](Index first, Index count, Tensor& xs, std::vector<Label>&) {
       resize_batch(xs, count, input_);
       std::copy_n(x.data() + first * per, count * per, xs.data());
     });
@@ -321,15 +321,9 @@ class Sequential {
   /// The same over every sample of a data set, in order, without copying it into one tensor first.
   Tensor predict(const Samples& data, Index batch_size = 32) const {
     if (layers_.empty()) throw UsageError("predict: the model has no layers");
-    if (data.size() <= 0) throw DataError("predict: the data set is empty");
-    if (data.shape() != input_)
-      throw ShapeError("predict: samples of shape " + data.shape().to_string() + " do not fit the model's input " +
-                       input_.to_string());
-    return predict_slices(data.size(), batch_size, [&](Index first, Index count, Tensor& xs) {
-      std::vector<Index> idx(static_cast<std::size_t>(count));
-      std::iota(idx.begin(), idx.end(), first);
-      std::vector<Label> ignored(static_cast<std::size_t>(count));
-      data.gather(idx, xs, ignored);
+    check_sample_shape(data, "predict");
+    return predict_slices(data.size(), batch_size, [&](Index first, Index count, Tensor& xs, std::vector<Label>& labels) {
+      gather_range(data, first, count, xs, labels);
     });
   }
 
@@ -358,7 +352,7 @@ class Sequential {
   }
 
  private:
-  // predict's body: load(first, count, x) fills slices of n samples.
+  // predict's body: load(first, count, x, labels) fills slices of n samples.
   template <typename Load>
   Tensor predict_slices(Index n, Index batch_size, Load&& load) const {
     if (batch_size <= 0) throw UsageError("predict: batch_size must be positive, got " + std::to_string(batch_size));
@@ -366,8 +360,7 @@ class Sequential {
     resize_batch(out, n, output_shape());
     const Index k = output_shape().size();
     infer_slices(
-        0, n, batch_size,
-        [&](Index first, Index count, Tensor& xs, std::vector<Label>&) { load(first, count, xs); },
+        0, n, batch_size, load,
         [&](Index, Index first, const Tensor& y, const std::vector<Label>&) {
           std::copy_n(y.data(), y.size(), out.data() + first * k);
         });
@@ -423,10 +416,7 @@ class Sequential {
     infer_slices(
         begin, end, batch_size,
         [&](Index first, Index count, Tensor& x, std::vector<Label>& labels) {
-          std::vector<Index> idx(static_cast<std::size_t>(count));
-          std::iota(idx.begin(), idx.end(), first);
-          labels.resize(static_cast<std::size_t>(count));
-          data.gather(idx, x, labels);
+          gather_range(data, first, count, x, labels);
         },
         [&](Index slice, Index, const Tensor& out, const std::vector<Label>& labels) {
           // Scored as Keras does: probabilities (clipped) from a softmax model, logits from a from_logits one.
@@ -441,6 +431,14 @@ class Sequential {
     }
     const double n = static_cast<double>(end - begin);
     return {total.loss_sum / n, static_cast<double>(total.correct) / n};
+  }
+
+  // Samples [first, first + count) of data into x and labels.
+  static void gather_range(const Samples& data, Index first, Index count, Tensor& x, std::vector<Label>& labels) {
+    std::vector<Index> idx(static_cast<std::size_t>(count));
+    std::iota(idx.begin(), idx.end(), first);
+    labels.resize(static_cast<std::size_t>(count));
+    data.gather(idx, x, labels);
   }
 
   // Inference over samples [begin, end) in slices of `slice` samples, spread
@@ -490,12 +488,16 @@ class Sequential {
     if (o.verbose < 0 || o.verbose > 2) throw UsageError("fit: verbose must be 0, 1 or 2, got " + std::to_string(o.verbose));
   }
 
-  // Checked before the first batch, so bad data never half-trains a model.
-  void check_samples(const Samples& data, const char* what) const {
+  void check_sample_shape(const Samples& data, const char* what) const {
     if (data.size() <= 0) throw DataError(std::string(what) + ": the data set is empty");
     if (data.shape() != input_)
       throw ShapeError(std::string(what) + ": samples of shape " + data.shape().to_string() +
                        " do not fit the model's input " + input_.to_string());
+  }
+
+  // Checked before the first batch, so bad data never half-trains a model.
+  void check_samples(const Samples& data, const char* what) const {
+    check_sample_shape(data, what);
     const Index k = num_classes();
     for (Index i = 0; i < data.size(); ++i)
       if (const Label y = data.label(i); y < 0 || y >= k)

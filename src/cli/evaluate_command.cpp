@@ -14,7 +14,6 @@
 #include "loom/data/fashion_mnist.hpp"
 #include "loom/io/model_file.hpp"
 #include "loom/report/evaluation_report.hpp"
-#include "loom/threads.hpp"
 
 namespace loom::tool {
 namespace {
@@ -40,8 +39,7 @@ struct Args {
   std::optional<std::string> data;
   std::optional<fs::path> report;
   std::optional<Index> limit;
-  std::optional<int> threads;
-  bool json = false;
+  ThreadsAndJson common;
 };
 
 Args parse(int argc, char** argv) {
@@ -52,9 +50,7 @@ Args parse(int argc, char** argv) {
         if (flag == "--data") a.data = v;
         else if (flag == "--report") a.report = v;
         else if (flag == "--limit") a.limit = cli::parse_int(flag, v, 1);
-        else if (flag == "--threads") a.threads = static_cast<int>(cli::parse_int(flag, v, 1));
-        else if (flag == "--json") a.json = true;
-        else return false;
+        else return a.common.take(flag, v);
         return true;
       },
       [&](const std::string& arg) {
@@ -99,7 +95,7 @@ std::string json_of(const ClassificationResults& r, const std::vector<std::strin
 
 int evaluate_command(int argc, char** argv) {
   const Args args = parse(argc, argv);
-  if (args.threads) set_threads(*args.threads);
+  args.common.apply_threads();
   const Sequential model = load_model(*args.model);
   Dataset test = fashion_mnist::load_test(fashion_mnist::find_data_dir(args.data));
   if (args.limit) test = test.head(std::min(*args.limit, test.size()));
@@ -114,8 +110,9 @@ int evaluate_command(int argc, char** argv) {
                                                     .probabilities = probabilities,
                                                     .class_names = names,
                                                     .history = &model.history(),
-                                                    .title = args.model->filename().string()});
-  if (args.json) {
+                                                    .title = args.model->filename().string(),
+                                                    .scores = &r});
+  if (args.common.json) {
     std::cout << json_of(r, names, report) << '\n';
   } else {
     std::cout << format_classification_results(r, names);

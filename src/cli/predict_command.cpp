@@ -18,7 +18,6 @@
 #include "loom/image/image.hpp"
 #include "loom/image/image_tensor.hpp"
 #include "loom/io/model_file.hpp"
-#include "loom/threads.hpp"
 
 namespace loom::tool {
 namespace {
@@ -44,8 +43,7 @@ struct Args {
   std::vector<std::string> paths;  // the model, then the images
   Index top = 3;
   std::optional<fs::path> save_input;
-  std::optional<int> threads;
-  bool json = false;
+  ThreadsAndJson common;
 };
 
 Args parse(int argc, char** argv) {
@@ -55,9 +53,7 @@ Args parse(int argc, char** argv) {
       [&](const std::string& flag, const char* v) {
         if (flag == "--top") a.top = cli::parse_int(flag, v, 1);
         else if (flag == "--save-input") a.save_input = v;
-        else if (flag == "--threads") a.threads = static_cast<int>(cli::parse_int(flag, v, 1));
-        else if (flag == "--json") a.json = true;
-        else return false;
+        else return a.common.take(flag, v);
         return true;
       },
       [&](const std::string& arg) { a.paths.push_back(arg); });
@@ -84,7 +80,7 @@ std::vector<Ranked> ranked(const Tensor& p, Index i, Index top) {
 
 int predict_command(int argc, char** argv) {
   const Args args = parse(argc, argv);
-  if (args.threads) set_threads(*args.threads);
+  args.common.apply_threads();
   const Sequential model = load_model(args.paths[0]);
   const Shape in = model.input_shape();
   if (in.rank() != 3 || in.height() != in.width() || in.channels() != 1)
@@ -120,11 +116,11 @@ int predict_command(int argc, char** argv) {
     if (item.row < 0) {
       ++failures;
       std::cerr << "loom predict: " << item.error << '\n';
-      if (args.json) std::cout << JsonObject().str("file", item.file).str("error", item.error).text() << '\n';
+      if (args.common.json) std::cout << JsonObject().str("file", item.file).str("error", item.error).text() << '\n';
       continue;
     }
     const std::vector<Ranked> top = ranked(p, item.row, args.top);
-    if (args.json) {
+    if (args.common.json) {
       const std::string list = json_array(top, [&](const Ranked& r) {
         return JsonObject().integer("label", r.label).str("class", name(r.label)).num("probability", r.probability).text();
       });

@@ -17,8 +17,8 @@
 //      min_contrast, raised on a noisy background to noise_sigmas x the noise
 //      (at most 64 levels). When the garment is darker than the background
 //      (mostly, by its summed difference), the intensities are negated.
-//   4. the background level plus its noise becomes 0: a grey backdrop turns
-//      black, as Zalando's white did.
+//   4. the background level plus noise_sigmas x its noise (at most the step 3
+//      threshold) becomes 0: a grey backdrop turns black, as Zalando's white did.
 //   5. resize: the longest side of the crop to size, aspect kept; area
 //      averaging when shrinking (the paper subsampled, which aliases),
 //      linear interpolation when enlarging a tiny crop (resize.hpp).
@@ -46,7 +46,8 @@ struct PreprocessOptions {
   /// marks a pixel as garment for the crop. The paper trimmed within 5% of
   /// the maximum; 8% also ignores JPEG ringing around a garment.
   float min_contrast = 0.08f;
-  /// On a noisy background the threshold is at least this many noise spreads.
+  /// On a noisy background the threshold is at least this many noise spreads,
+  /// and so many spreads above the background level are cleared to 0 (step 4).
   float noise_sigmas = 3.0f;
   /// Strength of the unsharp mask after shrinking (step 8); 0 turns it off.
   float sharpen = 1.0f;

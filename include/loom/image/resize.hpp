@@ -10,20 +10,11 @@
 //
 // Thread safety: free functions without shared state; safe from many threads.
 
-#include <span>
-
 #include "loom/image/image.hpp"
 
 namespace loom {
 
 /// image resampled to width x height. Throws UsageError on an empty image or a bad size.
 Image resize(const Image& image, int width, int height);
-
-namespace detail {
-/// The arithmetic behind resize, on floats: src holds (h, w, c) values, dst
-/// receives (out_h, out_w, c). Shared by resize and the preprocessing, which
-/// keeps its intermediate values unrounded.
-void resize_plane(std::span<const float> src, int w, int h, int c, std::span<float> dst, int out_w, int out_h);
-}  // namespace detail
 
 }  // namespace loom

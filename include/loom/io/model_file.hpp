@@ -4,7 +4,7 @@
 // binary file, and back. The format is documented byte by byte in
 // docs/model-format.md; its essentials:
 //   - magic "LOOMMODL", a format version, the content length, then tagged
-//     sections (ARCH, WGHT, OPTM, HIST, TRNG), then a CRC32 over everything before it;
+//     sections (ARCH, COMP, WGHT, OPTS, HIST, TRNG), then a CRC32 over everything before it;
 //   - numbers little-endian, weights float32, so a saved and loaded model
 //     predicts bit for bit as the original did.
 //

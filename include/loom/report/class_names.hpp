@@ -29,7 +29,7 @@ inline std::vector<std::string> class_names_or_numbers(std::span<const std::stri
   return {names.begin(), names.end()};
 }
 
-/// The same from any range of names, e.g. the std::string_view array loom::fashion_mnist::class_names.
+/// string_view names (e.g. loom::fashion_mnist::class_names) copied into strings.
 inline std::vector<std::string> to_class_names(std::span<const std::string_view> names) {
   return {names.begin(), names.end()};
 }

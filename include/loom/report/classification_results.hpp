@@ -54,7 +54,7 @@ inline std::vector<Label> labels_of(const Dataset& data) {
   return {bytes.begin(), bytes.end()};
 }
 
-/// "Test loss: 0.2634 - accuracy: 0.9087 (9087/10000)", a blank line, the
+/// "Test loss: 0.2634 - accuracy: 0.9087 (9087/10000 correct)", a blank line, the
 /// confusion table and the per-class table (loom/report/classification_text.hpp).
 inline std::string format_classification_results(const ClassificationResults& r,
                                                   std::span<const std::string> names = {}, int digits = 4) {

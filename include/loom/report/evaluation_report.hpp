@@ -49,6 +49,9 @@ struct EvaluationReportInputs {
   const History* history = nullptr;           // for training_curves.svg; null or empty: no curves
   std::string title = {};                     // names the model in headings (e.g. its file); may be empty
   EvaluationReportOptions options = {};
+  // score_predictions(labels_of(test), probabilities) when the caller has it
+  // already (loom evaluate prints it too); null: the report scores them itself.
+  const ClassificationResults* scores = nullptr;
 };
 
 /// The report file names, as above.
@@ -107,8 +110,8 @@ inline std::string report_index_html(const EvaluationReportInputs& in, const Cla
 }  // namespace detail
 
 /// Creates dir (and its parents) if needed and writes the report files into
-/// it, replacing files of the same names. Returns the paths written, in the
-/// order of the list above. Throws IoError when the folder cannot be created
+/// it, replacing files of the same names. Returns the paths written: metrics,
+/// confusion matrix, mistakes, the curves (when there are any), index.html last. Throws IoError when the folder cannot be created
 /// or a file cannot be written, ShapeError when probabilities do not match
 /// the test set, UsageError on bad options or a wrong number of class names.
 inline std::vector<std::filesystem::path> write_evaluation_report(const std::filesystem::path& dir,
@@ -119,7 +122,7 @@ inline std::vector<std::filesystem::path> write_evaluation_report(const std::fil
     throw UsageError("write_evaluation_report: options.mistakes must be at least 1, got " +
                      std::to_string(in.options.mistakes));
   const std::vector<Label> truth = labels_of(in.test);
-  const ClassificationResults r = score_predictions(truth, in.probabilities);
+  const ClassificationResults r = in.scores ? *in.scores : score_predictions(truth, in.probabilities);
   const std::vector<std::string> names = class_names_or_numbers(in.class_names, r.confusion.num_classes());
 
   std::error_code ec;
