@@ -501,7 +501,8 @@ void write_checkpoint(const Sequential& model, const TrainingState& state, const
   write_file_atomically(path, encode_model(model, {}, &state));
 }
 
-std::optional<TrainingState> restore_checkpoint(Sequential& model, const fs::path& path) {
+std::optional<TrainingState> restore_checkpoint(Sequential& model, const fs::path& path,
+                                                const TrainingState* this_run) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return std::nullopt;
   std::optional<TrainingState> training;
@@ -512,6 +513,15 @@ std::optional<TrainingState> restore_checkpoint(Sequential& model, const fs::pat
   if (arch_comp_of(saved) != arch_comp_of(model))
     throw UsageError(path.string() + " is a checkpoint of a different model (architecture, loss or optimizer "
                      "settings differ); give fit a new checkpoint path or delete the file");
+  if (this_run) {
+    if (const std::string d = this_run->run_difference(*training); !d.empty())
+      throw UsageError("fit: checkpoint " + path.string() + " belongs to a different run (" + d +
+                       "); use a new checkpoint path or delete the file");
+    if (training->order.size() != this_run->order.size())
+      throw UsageError("fit: checkpoint " + path.string() + " holds an order of " +
+                       std::to_string(training->order.size()) + " samples, this run trains on " +
+                       std::to_string(this_run->order.size()));
+  }
   const std::span<Param* const> from = saved.params(), to = model.params();
   for (std::size_t i = 0; i < to.size(); ++i) to[i]->value = from[i]->value;
   model.optimizer().set_state(saved.optimizer().state());

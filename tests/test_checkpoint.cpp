@@ -122,6 +122,9 @@ TEST_CASE("fit with a checkpoint resumes a stopped run and ends bit for bit as a
     other.batch_size = 8;
     Sequential m = small_cnn(7);
     CHECK_THROWS_WITH(m.fit(d.x, d.y, other), Contains("different run") && Contains("batch_size 16 (checkpoint) vs 8"));
+    Sequential fresh = small_cnn(7);
+    CHECK(same_params(m, fresh));  // refused before anything of the checkpoint was loaded
+    CHECK(m.history().epochs.empty());
     Sequential wider(Shape{8, 8, 1}, 7);
     wider.add(Flatten());
     wider.add(Dense({.units = 4, .activation = Activation::Softmax}));

@@ -377,19 +377,13 @@ class Sequential {
     return count > 0 ? sum / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
   }
 
-  // Loads o.checkpoint when it exists, and checks it belongs to this run.
-  // A checkpoint that cannot be written fails here, not after the first epoch.
+  // Loads o.checkpoint when it exists and belongs to this run (else the
+  // model is left alone and fit throws). A checkpoint that cannot be written
+  // fails here, not after the first epoch.
   void resume(const FitOptions& o, TrainingState& run, Random& rng, Progress& progress) {
-    const std::optional<TrainingState> saved = restore_checkpoint(*this, o.checkpoint);
+    const std::optional<TrainingState> saved = restore_checkpoint(*this, o.checkpoint, &run);
     check_writable(o.checkpoint);
     if (!saved) return;
-    if (const std::string d = run.run_difference(*saved); !d.empty())
-      throw UsageError("fit: checkpoint " + o.checkpoint.string() + " belongs to a different run (" + d +
-                       "); use a new checkpoint path or delete the file");
-    if (saved->order.size() != run.order.size())
-      throw UsageError("fit: checkpoint " + o.checkpoint.string() + " holds an order of " +
-                       std::to_string(saved->order.size()) + " samples, this run trains on " +
-                       std::to_string(run.order.size()));
     run = *saved;
     rng.set_state(run.shuffle_state);
     progress.note("Resuming from checkpoint " + o.checkpoint.string() + ": " + std::to_string(run.epochs_done) +

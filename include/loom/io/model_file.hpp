@@ -75,10 +75,12 @@ void check_writable(const std::filesystem::path& path);
 /// Writes the model with its optimizer state, history and the training state.
 void write_checkpoint(const Sequential& model, const TrainingState& state, const std::filesystem::path& path);
 /// When path exists: checks that it was written for a model of this very
-/// architecture (else UsageError), loads its weights, optimizer state and
-/// history into model, and returns the training state. std::nullopt when
-/// there is no file at path.
-std::optional<TrainingState> restore_checkpoint(Sequential& model, const std::filesystem::path& path);
+/// architecture and, when this_run is given, for the same run (data size,
+/// batch size, seed, shuffle, validation split), else UsageError with model
+/// untouched; then loads its weights, optimizer state and history into model
+/// and returns the training state. std::nullopt when there is no file at path.
+std::optional<TrainingState> restore_checkpoint(Sequential& model, const std::filesystem::path& path,
+                                                const TrainingState* this_run = nullptr);
 
 }  // namespace loom
 
