@@ -551,6 +551,9 @@ TempFile create_temp_beside(const fs::path& path) {
 }  // namespace
 
 void check_writable(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec))  // the final rename over it would fail, after the work
+    throw IoError(path.string() + ": is a directory; give the path of a file to write");
   const TempFile probe = create_temp_beside(path);
   ::close(probe.fd);
   ::unlink(probe.name.c_str());

@@ -142,6 +142,7 @@ TEST_CASE("Saving refuses what a model file cannot hold, and leaves no temporary
   m.save(dir / "m.loom");  // over an existing file
   CHECK_THROWS_WITH(check_writable("/nonexistent-dir/m.loom"),
                     Contains("/nonexistent-dir/m.loom: cannot create a temporary file in /nonexistent-dir"));
+  CHECK_THROWS_WITH(check_writable(dir.path), Contains("is a directory"));
   check_writable(dir / "other.loom");  // a writable place: no error, and no file left behind
   std::size_t files = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path)) ++files;

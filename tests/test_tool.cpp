@@ -71,6 +71,9 @@ TEST_CASE("loom: --help on every command, usage errors exit with status 2", "[to
   CHECK(bad_out.exit_code == 1);
   CHECK_THAT(bad_out.output, Contains("m.loom: cannot create its directory"));
   CHECK_THAT(bad_out.output, !Contains("Fashion-MNIST from"));
+  const ProcessResult dir_out = loom_tool(dir, {"train", "--out", dir.path.string()});
+  CHECK(dir_out.exit_code == 1);
+  CHECK_THAT(dir_out.output, Contains("is a directory"));
   const ProcessResult no_model = loom_tool(dir, {"evaluate", (dir / "missing.loom").string()});
   CHECK(no_model.exit_code == 1);
   CHECK_THAT(no_model.output, Contains("missing.loom"));

@@ -67,8 +67,9 @@ Sequential load_model(const std::filesystem::path& path);
 void write_file_atomically(const std::filesystem::path& path, std::span<const std::uint8_t> bytes);
 
 /// Checks, before long work, that write_file_atomically(path, ...) could
-/// create its temporary file: IoError naming path when its directory is
-/// missing or not writable. Leaves nothing behind.
+/// create its temporary file and rename it to path: IoError naming path when
+/// its directory is missing or not writable, or path is a directory. Leaves
+/// nothing behind.
 void check_writable(const std::filesystem::path& path);
 
 /// Checkpoints, for Sequential::fit (FitOptions::checkpoint).
