@@ -560,7 +560,9 @@ void check_writable(const fs::path& path) {
 }
 
 void write_file_atomically(const fs::path& path, std::span<const std::uint8_t> bytes) {
-  const auto [fd, temp] = create_temp_beside(path);
+  const TempFile file = create_temp_beside(path);  // not a structured binding: clang 14 cannot capture one
+  const int fd = file.fd;
+  const std::string& temp = file.name;
   auto fail = [&](const std::string& what) {
     const std::string why = std::strerror(errno);
     ::unlink(temp.c_str());
