@@ -1,5 +1,6 @@
 // Whole-model microbenchmarks of the seed Fashion-MNIST CNN, a plain Eigen
 // matrix product as the machine's reference peak, and main() of loom_bench.
+// (The suite's models, suite/*: bench_suite.cpp.)
 //
 //   train/step       Sequential::train_batch on a batch of 32 (forward, fused
 //                    softmax cross-entropy, backward, Adam)
@@ -46,7 +47,7 @@
 // Counters: items_per_second (images), GFLOP/s (matrix products only, each
 // 2*M*N*K; a training step counts the forward products plus dW for every
 // layer plus dX for every layer that computes it, i.e. all but the first;
-// see bench_layers.cpp), and for
+// see flops.hpp), and for
 // predict/batch:1 latency (seconds per call). Every rate is over wall time (UseRealTime).
 
 #include <benchmark/benchmark.h>
@@ -60,6 +61,8 @@
 
 #include "loom/loom.hpp"
 #include "loom/parallel.hpp"  // parallel_product, for eigen/gemm
+#include "model_cases.hpp"
+#include "synthetic.hpp"
 
 namespace {
 
@@ -68,59 +71,9 @@ using namespace loom;
 constexpr Index kBatch = 32;
 const Shape kInput{28, 28, 1};
 
-Tensor random_batch(Index n, const Shape& s, Random& rng, float lo, float hi) {
-  Tensor t(n, s.height(), s.width(), s.channels());
-  for (Index i = 0; i < t.size(); ++i) t.data()[i] = rng.uniform(lo, hi);
-  return t;
-}
-
-// Synthetic images: max(0, uniform(-1, 1)) pixels, about half of them 0 as in
-// Fashion-MNIST's background (see bench_layers.cpp for why it matters).
-Tensor random_images(Index n, Random& rng) {
-  Tensor t = random_batch(n, kInput, rng, -1.0f, 1.0f);
-  for (Index i = 0; i < t.size(); ++i) t.data()[i] = std::max(0.0f, t.data()[i]);
-  return t;
-}
-
-std::vector<Label> random_labels(Index n, Random& rng) {
-  std::vector<Label> y(static_cast<std::size_t>(n));
-  for (Label& l : y) l = static_cast<Label>(rng.below(10));
-  return y;
-}
-
-
-// Matrix-product FLOPs per image of one layer's forward: 2 * OH * OW * |kernel|
-// (see bench_layers.cpp); 0 for layers without a kernel.
-double layer_flops(const Layer& l) {
-  for (const Param& p : l.params())
-    if (p.name == "kernel")
-      return 2.0 * static_cast<double>(l.output_shape().height()) * static_cast<double>(l.output_shape().width()) *
-             static_cast<double>(p.size());
-  return 0.0;
-}
-
-// Per image, forward: the sum over layers (5.26 MFLOP for the seed model).
-double forward_flops_per_image(const Sequential& model) {
-  double flops = 0.0;
-  for (std::size_t i = 0; i < model.size(); ++i) flops += layer_flops(model.layer(i));
-  return flops;
-}
-
-// Per image, backward: dW for every layer, dX for those that compute it (all
-// but the first, which Sequential::compile tells to skip it).
-double backward_flops_per_image(const Sequential& model) {
-  double flops = 0.0;
-  for (std::size_t i = 0; i < model.size(); ++i)
-    flops += layer_flops(model.layer(i)) * (model.layer(i).needs_input_gradient() ? 2.0 : 1.0);
-  return flops;
-}
-
-void set_rates(benchmark::State& state, Index images_per_iteration, double flops_per_iteration) {
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * images_per_iteration);
-  if (flops_per_iteration > 0.0)
-    state.counters["GFLOP/s"] =
-        benchmark::Counter(flops_per_iteration * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-}
+using bench::backward_flops_per_image;
+using bench::forward_flops_per_image;
+using bench::set_rates;
 
 // ---- training ---------------------------------------------------------------
 
@@ -134,17 +87,13 @@ struct SeedBatch {
 
 SeedBatch seed_batch() {
   Random rng(7);
-  return {models::fashion_mnist_cnn(42), random_images(kBatch, rng), random_labels(kBatch, rng)};  // in this order
+  Tensor x = bench::random_images(kBatch, kInput, rng);  // images first, then labels: the data stays as it was
+  return {models::fashion_mnist_cnn(42), std::move(x), bench::random_labels(kBatch, 10, rng)};
 }
 
 void train_step(benchmark::State& state) {
   auto [model, x, y] = seed_batch();
-  for (auto _ : state) {
-    const BatchScore s = model.train_batch(x, y);
-    benchmark::DoNotOptimize(s);
-    benchmark::ClobberMemory();
-  }
-  set_rates(state, kBatch, (forward_flops_per_image(model) + backward_flops_per_image(model)) * kBatch);
+  bench::train_step_case(state, model, x, y);
 }
 
 void train_forward(benchmark::State& state) {
@@ -202,18 +151,9 @@ void train_non_finite_check(benchmark::State& state) {
 void predict(benchmark::State& state) {
   const Index n = state.range(0);
   Random rng(7);
-  Sequential model = models::fashion_mnist_cnn(42);
-  const Tensor x = random_images(n, rng);
-  benchmark::DoNotOptimize(model.predict(x).data());  // warm-up, outside the timing
-  for (auto _ : state) {
-    Tensor p = model.predict(x);
-    benchmark::DoNotOptimize(p.data());
-    benchmark::ClobberMemory();
-  }
-  set_rates(state, n, forward_flops_per_image(model) * static_cast<double>(n));
-  if (n == 1)  // seconds per call (iterations per second, inverted); the console shows e.g. "latency=152us"
-    state.counters["latency"] =
-        benchmark::Counter(1.0, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  const Sequential model = models::fashion_mnist_cnn(42);
+  const Tensor x = bench::random_images(n, kInput, rng);
+  bench::predict_case(state, model, x, 32);  // predict's default slices of 32, as loom_reference
 }
 
 // ---- the hardware reference: plain Eigen products ---------------------------

@@ -24,8 +24,6 @@
 //   loom_reference [--data DIR] [--epochs 5] [--batch-size 32] [--limit N]
 //                  [--threads 2] [--seed 7] [--inference-repeats 3]
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -39,12 +37,17 @@
 
 #include "loom/cli.hpp"
 #include "loom/loom.hpp"
+#include "measure.hpp"
 
 #ifndef LOOM_REFERENCE_VERSION
 #define LOOM_REFERENCE_VERSION "unknown"
 #endif
 
 namespace {
+
+using loom::bench::median;
+using loom::bench::peak_rss_mb;
+using loom::bench::seconds_since;
 
 struct Args {
   std::optional<std::string> data;
@@ -82,22 +85,6 @@ Args parse(int argc, char** argv) {
     return true;
   });
   return a;
-}
-
-double peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux: kilobytes
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 int run(const Args& args) {

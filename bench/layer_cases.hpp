@@ -1,0 +1,105 @@
+#pragma once
+// One layer's forward or backward as a Google Benchmark case, on the input the
+// layers before it make of one synthetic batch: shared by the seed model's
+// layer/* cases (bench_layers.cpp) and the suite's suite/<model>/conv*/ cases
+// (bench_suite.cpp).
+//
+// "forward" is the training forward (Layer::forward: keeps what backward
+// needs, activation included). "backward" is Layer::backward after one
+// forward, activation derivative included; for a layer ending in softmax it
+// is backward_from_logits, the path training takes with the fused softmax
+// loss. The upstream gradient dy is uniform in [-0.01, 0.01).
+//
+// Counters (rates over wall time: register with UseRealTime, since OpenMP
+// threads do the work and the main thread's CPU time would understate it):
+//   items_per_second  images per second
+//   GFLOP/s           matrix-product arithmetic per second (Conv2D, Dense;
+//                     the convention of flops.hpp)
+//   bytes_per_second  float traffic, input + output (layers without products)
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "flops.hpp"
+#include "loom/loom.hpp"
+#include "synthetic.hpp"
+
+namespace loom::bench {
+
+// A compiled model (so the first layer knows, as in training, that no one
+// reads its input gradient) and inputs[i], what layer i sees for one batch of
+// random_images.
+struct LayerInputs {
+  Sequential model;
+  Index batch;
+  std::vector<Tensor> inputs;
+
+  LayerInputs(Sequential m, Index n, std::uint64_t data_seed) : model(std::move(m)), batch(n) {
+    Random rng(data_seed);
+    Tensor x = random_images(n, model.input_shape(), rng);
+    for (std::size_t i = 0; i < model.size(); ++i) {
+      inputs.push_back(x);
+      x = model.layer(i).forward(x);
+    }
+  }
+};
+
+// Sets the counters shared by forward and backward; flops is per iteration.
+inline void report_layer(benchmark::State& state, const Layer& layer, Index batch, double flops) {
+  const auto iterations = static_cast<std::int64_t>(state.iterations());
+  state.SetItemsProcessed(iterations * batch);
+  if (flops > 0.0) {
+    state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  } else {
+    const auto floats = batch * (layer.input_shape().size() + layer.output_shape().size());
+    state.SetBytesProcessed(iterations * floats * static_cast<std::int64_t>(sizeof(float)));
+  }
+}
+
+inline void layer_forward_case(benchmark::State& state, LayerInputs& f, std::size_t i) {
+  Layer& layer = f.model.layer(i);
+  const Tensor& x = f.inputs[i];
+  const FlushDenormals flush;  // as fit and train_batch do
+  for (auto _ : state) {
+    const Tensor& y = layer.forward(x);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  report_layer(state, layer, f.batch, forward_flops_per_image(layer) * static_cast<double>(f.batch));
+}
+
+inline void layer_backward_case(benchmark::State& state, LayerInputs& f, std::size_t i) {
+  Layer& layer = f.model.layer(i);
+  const Tensor& x = f.inputs[i];
+  Random rng(2);
+  const Tensor dy = random_batch(f.batch, layer.output_shape(), rng, -1e-2f, 1e-2f);
+  const FlushDenormals flush;
+  layer.forward(x);  // backward reads what this forward kept; it changes none of it
+  const bool fused = layer.ends_with_softmax();
+  for (auto _ : state) {
+    const Tensor& dx = fused ? layer.backward_from_logits(dy) : layer.backward(dy);
+    benchmark::DoNotOptimize(dx.data());
+    benchmark::ClobberMemory();
+  }
+  report_layer(state, layer, f.batch, backward_flops_per_image(layer) * static_cast<double>(f.batch));
+}
+
+// Registers <stem>/forward and <stem>/backward of layer i of the fixture that
+// fixture() returns (built on first use: benchmarks run one at a time).
+inline void register_layer_cases(const std::string& stem, const std::function<LayerInputs&()>& fixture,
+                                 std::size_t i) {
+  benchmark::RegisterBenchmark((stem + "/forward").c_str(),
+                               [=](benchmark::State& s) { layer_forward_case(s, fixture(), i); })
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark((stem + "/backward").c_str(),
+                               [=](benchmark::State& s) { layer_backward_case(s, fixture(), i); })
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+}
+
+}  // namespace loom::bench
