@@ -7,14 +7,19 @@ thread count. Each framework runs in its own child process, one after the
 other (never at once):
 
   PyTorch  bench/pytorch_reference.py   (this interpreter: /usr/bin/python3,
-                                         Debian's torch and numpy)
+                                         Debian's torch and numpy), once in
+                                         NCHW and once in channels_last
   loom     build/bench/loom_reference   (bench/loom_reference.cpp)
 
-Both print one JSON line with the same keys. This script adds each child's
-peak resident memory as the kernel saw it (os.wait4 on that child alone),
-then prints a table, the ratios loom/pytorch, pass/fail against the targets,
-and one JSON line (also written to --json-out). --markdown prints the table
-as markdown, ready for docs/benchmarks.md.
+First a probe (bench/torch_env.py) prints which BLAS and oneDNN PyTorch
+loads; against the reference BLAS the script refuses to compare (exit 2)
+unless --allow-reference-blas. All children print one JSON line with the
+same keys. This script adds each child's peak resident memory as the kernel
+saw it (os.wait4 on that child alone), then prints a table (both PyTorch
+layouts; loom/PyTorch is against the better layout of each measure),
+pass/fail against the targets, and one JSON line (also written to
+--json-out). --markdown prints the table as markdown, ready for
+docs/benchmarks.md. The other models: bench/suite.py.
 
   /usr/bin/python3 bench/compare_pytorch.py --threads 2              # the full run: 5 epochs, 60,000 images
   /usr/bin/python3 bench/compare_pytorch.py --epochs 1 --limit 6000  # a quick check
@@ -42,18 +47,15 @@ child error.
 """
 import argparse
 import datetime
-import json
 import os
-import platform
-import shlex
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402
+from benchlib import die, fmt, verdict  # noqa: E402
+
+HERE, ROOT = bl.HERE, bl.ROOT
 
 TARGET_EPOCH_RATIO = 0.25
 TARGET_INFERENCE_RATIO = 8.0
@@ -61,11 +63,6 @@ TARGET_LATENCY_MS = 0.1
 TARGET_TRAIN_RSS_MB = 150.0
 TARGET_ACCURACY = 0.905
 FULL_TRAIN_IMAGES = 60000
-
-
-def die(message):
-    print(f"compare_pytorch: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def data_dir(given):
@@ -86,33 +83,6 @@ def data_dir(given):
         "; pass --data DIR (or apt-get install dataset-fashion-mnist, or run data/fetch.sh)")
 
 
-def run_child(name, cmd, threads):
-    """Runs cmd with its stderr passed through; returns (its JSON line, seconds, peak RSS in MB of that child)."""
-    print(f"==> {name}: {' '.join(shlex.quote(c) for c in cmd)}", file=sys.stderr, flush=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    with tempfile.TemporaryFile(mode="w+") as out:
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=None, env=env)
-        except OSError as e:
-            die(f"cannot start {name}: {e}")
-        # wait4 on this child alone: ru_maxrss is its own peak, not the largest of all children so far.
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        seconds = time.perf_counter() - t0
-        out.seek(0)
-        text = out.read()
-    if proc.returncode != 0:
-        sys.stderr.write(text)
-        die(f"{name} failed with exit status {proc.returncode}")
-    lines = [l for l in text.splitlines() if l.startswith("{")]
-    if not lines:
-        sys.stderr.write(text)
-        die(f"{name} printed no JSON line")
-    result = json.loads(lines[-1])
-    return result, seconds, usage.ru_maxrss / 1024.0  # Linux: kilobytes
-
-
 def summarise(r, rss_mb):
     return {
         "epoch_seconds_median": statistics.median(r["epoch_seconds"]),
@@ -128,119 +98,64 @@ def summarise(r, rss_mb):
     }
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+# PyTorch's figure for each measure: its better layout (lower or higher is better).
+LOWER_IS_BETTER = ("epoch_seconds_median", "latency_ms", "train_peak_rss_mb", "peak_rss_mb")
+HIGHER_IS_BETTER = ("inference_images_per_second",)
 
 
-def git_state():
-    """The commit measured, '+dirty' when tracked files differ from it (None outside a git checkout)."""
-    try:
-        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return head + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def fmt(v, spec):
-    return "-" if v is None else format(v, spec)
-
-
-def verdict(ok):
-    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+def best_of_layouts(by_layout):
+    """One summary from PyTorch's per-layout summaries: each measure from its better layout (which one in
+    "layout_of"); accuracy and loss from the layout with the faster epochs, the run the epoch time compares."""
+    out, layout_of = {}, {}
+    for key in LOWER_IS_BETTER + HIGHER_IS_BETTER:
+        have = [(v[key], k) for k, v in by_layout.items() if v.get(key) is not None]
+        if have:
+            out[key], layout_of[key] = (min if key in LOWER_IS_BETTER else max)(have, key=lambda x: x[0])
+    faster = layout_of.get("epoch_seconds_median", next(iter(by_layout)))
+    for key in ("epoch_seconds", "test_accuracy", "test_loss", "train_images", "version"):
+        out[key] = by_layout[faster].get(key)
+    out["layout_of"] = layout_of
+    return out
 
 
 def rows(report):
-    """Table rows: (measure, pytorch, loom, loom/pytorch, target, verdict)."""
-    p, l, r, t = report["pytorch"], report["loom"], report["ratios"], report["targets"]
+    """Table rows: (measure, pytorch per layout..., loom, loom/pytorch's better layout, target, verdict)."""
+    l, r, t, by = report["loom"], report["ratios"], report["targets"], report["pytorch_layouts"]
+
+    def line(measure, key, spec, ratio_key, target, verdict_key):
+        return ((measure,) + tuple(fmt(by[k].get(key), spec) if k in by else "-" for k in bl.LAYOUTS) +
+                (fmt(l[key], spec), fmt(r[ratio_key], ".3f") if ratio_key else "", target,
+                 verdict(t[verdict_key]["pass"]) if verdict_key else ""))
+
     return [
-        ("seconds per epoch (median)", fmt(p["epoch_seconds_median"], ".2f"), fmt(l["epoch_seconds_median"], ".2f"),
-         fmt(r["epoch_time"], ".3f"), f"ratio <= {TARGET_EPOCH_RATIO}", verdict(t["epoch_time"]["pass"])),
-        ("inference images/s (batch 1,000)", fmt(p["inference_images_per_second"], ",.0f"),
-         fmt(l["inference_images_per_second"], ",.0f"), fmt(r["inference"], ".2f"),
-         f"ratio >= {TARGET_INFERENCE_RATIO:g}", verdict(t["inference"]["pass"])),
-        ("single-image latency ms (median)", fmt(p["latency_ms"], ".4f"), fmt(l["latency_ms"], ".4f"),
-         fmt(r["latency"], ".3f"), f"loom <= {TARGET_LATENCY_MS} ms", verdict(t["latency"]["pass"])),
-        ("peak RSS while training, MB", fmt(p["train_peak_rss_mb"], ".1f"), fmt(l["train_peak_rss_mb"], ".1f"),
-         fmt(r["train_rss"], ".3f"), f"loom <= {TARGET_TRAIN_RSS_MB:g} MB", verdict(t["train_rss"]["pass"])),
-        ("peak RSS whole run, MB", fmt(p["peak_rss_mb"], ".1f"), fmt(l["peak_rss_mb"], ".1f"),
-         fmt(r["rss"], ".3f"), "", ""),
-        (f"test accuracy after {report['epochs']} epochs", fmt(p["test_accuracy"], ".4f"),
-         fmt(l["test_accuracy"], ".4f"), "", f"loom >= {TARGET_ACCURACY} (5 epochs, full data)",
-         verdict(t["accuracy"]["pass"])),
+        line("seconds per epoch (median)", "epoch_seconds_median", ".2f", "epoch_time",
+             f"ratio <= {TARGET_EPOCH_RATIO}", "epoch_time"),
+        line("inference images/s (batch 1,000)", "inference_images_per_second", ",.0f", "inference",
+             f"ratio >= {TARGET_INFERENCE_RATIO:g}", "inference"),
+        line("single-image latency ms (median)", "latency_ms", ".4f", "latency", f"loom <= {TARGET_LATENCY_MS} ms",
+             "latency"),
+        line("peak RSS while training, MB", "train_peak_rss_mb", ".1f", "train_rss",
+             f"loom <= {TARGET_TRAIN_RSS_MB:g} MB", "train_rss"),
+        line("peak RSS whole run, MB", "peak_rss_mb", ".1f", "rss", "", None),
+        line(f"test accuracy after {report['epochs']} epochs", "test_accuracy", ".4f", None,
+             f"loom >= {TARGET_ACCURACY} (5 epochs, full data)", "accuracy"),
     ]
 
 
-HEADER = ("measure", "PyTorch", "loom", "loom/PyTorch", "target", "")
-
-
-def text_table(report):
-    table = [HEADER] + rows(report)
-    widths = [max(len(row[i]) for row in table) for i in range(len(HEADER))]
-    lines = []
-    for k, row in enumerate(table):
-        cells = [row[0].ljust(widths[0])] + [row[i].rjust(widths[i]) for i in (1, 2, 3)] + \
-                [row[4].ljust(widths[4]), row[5]]
-        lines.append("  ".join(cells).rstrip())
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def markdown_table(report):
-    lines = ["| " + " | ".join(HEADER[:5]) + " | pass |", "|---|---:|---:|---:|---|---|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows(report)]
-    return "\n".join(lines)
+HEADER = ("measure", "PyTorch NCHW", "PyTorch channels_last", "loom", "loom/PyTorch", "target", "")
 
 
 # ---- the per-layer table from loom_bench's JSON --------------------------------
 
 LAYERS = ("conv1", "pool1", "conv2", "pool2", "flatten", "dense1", "dense2")
-TO_US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
-
-
-def bench_results(path):
-    """loom_bench JSON -> (context, {run name without /real_time: entry}); the median when repeated."""
-    with open(path) as f:
-        doc = json.load(f)
-    medians, runs = {}, {}
-    for b in doc.get("benchmarks", []):
-        name = b.get("run_name", b["name"])
-        name = name[: -len("/real_time")] if name.endswith("/real_time") else name
-        if b.get("run_type") == "aggregate":
-            if b.get("aggregate_name") == "median":
-                medians[name] = b
-        elif "error_occurred" not in b or not b["error_occurred"]:
-            runs.setdefault(name, []).append(b)
-    out = {}
-    for name, entries in runs.items():
-        entries.sort(key=lambda e: e["real_time"])
-        out[name] = entries[len(entries) // 2]
-    out.update(medians)
-    return doc.get("context", {}), out
-
-
-def micros(entry):
-    return entry["real_time"] * TO_US[entry.get("time_unit", "ns")]
+micros = bl.micros
 
 
 def layer_table(path):
-    ctx, res = bench_results(path)
+    ctx, res = bl.bench_results(path)
     # eigen/gemm/*: parallel_product over T threads (the peak); eigen/gemm1t/*: one thread.
     gemm = {n: e for n, e in res.items() if n.startswith(("eigen/gemm/", "eigen/gemm1t/"))}
-    threaded = {n: e for n, e in gemm.items() if n.startswith("eigen/gemm/")}
-    if not threaded:
-        die(f"{path} has no eigen/gemm results; run loom_bench without a filter that excludes them")
-    peak_name, peak = max(((n, e["GFLOP/s"]) for n, e in threaded.items()), key=lambda x: x[1])
+    peak_name, peak = bl.gemm_peak(res, path)
     threads = int(ctx.get("loom_threads", 1))
 
     def shape_gflops(names):
@@ -295,7 +210,6 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n".join(__doc__.splitlines()[2:]))
     ap.add_argument("--epochs", type=int, default=5, help="training epochs (default 5)")
-    ap.add_argument("--threads", type=int, default=2, help="threads for both frameworks (default 2)")
     ap.add_argument("--limit", type=int, default=0, help="train on the first N training images only (0: all)")
     ap.add_argument("--data", help="folder with the Fashion-MNIST IDX files (default: loom's search order)")
     ap.add_argument("--batch-size", type=int, default=32, help="samples per batch (default 32)")
@@ -306,9 +220,9 @@ def main():
                     help="the loom_reference program (default: build/bench/loom_reference)")
     ap.add_argument("--pytorch-script", default=os.path.join(HERE, "pytorch_reference.py"),
                     help="the PyTorch reference (default: bench/pytorch_reference.py)")
-    ap.add_argument("--json-out", help="also write the JSON result to this file")
-    ap.add_argument("--markdown", action="store_true", help="print the table as markdown")
-    ap.add_argument("--check", action="store_true", help="exit with status 1 when a target (not n/a) fails")
+    ap.add_argument("--layouts", default=",".join(bl.LAYOUTS),
+                    help="PyTorch's layouts, each in its own run; the faster counts (default nchw,channels_last)")
+    bl.add_common_args(ap)
     ap.add_argument("--layer-table", metavar="BENCH_JSON",
                     help="print the per-layer markdown table of a loom_bench JSON file and exit (runs nothing)")
     a = ap.parse_args()
@@ -320,22 +234,26 @@ def main():
             ap.error(f"--{name.replace('_', '-')} must be at least 1")
     if a.limit < 0:
         ap.error("--limit must not be negative")
-    if not os.access(a.loom_binary, os.X_OK):
-        ap.error(f"{a.loom_binary} is not an executable; build it with\n"
-                 f"  cmake -S {ROOT} -B build && cmake --build build --target loom_reference\n"
-                 f"or pass --loom-binary PATH")
+    layouts = [x for x in a.layouts.split(",") if x]
+    if not layouts or any(x not in bl.LAYOUTS for x in layouts):
+        ap.error(f"--layouts: expected some of {','.join(bl.LAYOUTS)}, got {a.layouts!r}")
+    bl.executable(a.loom_binary, "loom_reference")
 
     data = data_dir(a.data)
     common = ["--data", data, "--epochs", str(a.epochs), "--batch-size", str(a.batch_size), "--limit", str(a.limit),
               "--threads", str(a.threads), "--seed", str(a.seed), "--inference-repeats", str(a.inference_repeats)]
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = list(os.getloadavg())  # how busy the (shared) machine was
-    pt, pt_seconds, pt_rss = run_child("pytorch", [sys.executable, a.pytorch_script] + common, a.threads)
-    lm, lm_seconds, lm_rss = run_child("loom", [a.loom_binary] + common, a.threads)
-    p, l = summarise(pt, pt_rss), summarise(lm, lm_rss)
-
-    def ratio(x, y):
-        return None if x is None or not y else x / y
+    torch_info = bl.probe_torch(a.threads)
+    bl.check_blas(torch_info, a.allow_reference_blas)
+    by_layout, child_seconds = {}, {}
+    for layout in layouts:
+        pt, child_seconds[f"pytorch_{layout}"], pt_rss = bl.run_child(
+            f"pytorch {layout}", [sys.executable, a.pytorch_script, "--layout", layout] + common, a.threads)
+        by_layout[layout] = summarise(pt, pt_rss)
+    lm, child_seconds["loom"], lm_rss = bl.run_child("loom", [a.loom_binary] + common, a.threads)
+    p, l = best_of_layouts(by_layout), summarise(lm, lm_rss)
+    ratio = bl.ratio
 
     ratios = {
         "epoch_time": ratio(l["epoch_seconds_median"], p["epoch_seconds_median"]),
@@ -358,33 +276,24 @@ def main():
                      "pass": (l["test_accuracy"] >= TARGET_ACCURACY) if full else None},
     }
     report = {
-        "kind": "loom_vs_pytorch",
-        "date": started.isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(c) for c in [sys.executable] + sys.argv),
-        "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "loadavg_before": load_before,
-                    "loadavg_after": list(os.getloadavg())},
-        "loom_commit": git_state(),
-        "threads": a.threads, "epochs": a.epochs, "limit": a.limit, "batch_size": a.batch_size, "seed": a.seed,
+        **bl.report_head("loom_vs_pytorch", started, load_before, a.threads),
+        "epochs": a.epochs, "limit": a.limit, "batch_size": a.batch_size, "seed": a.seed,
         "data": data,
-        "pytorch": p, "loom": l, "ratios": ratios, "targets": targets,
-        "child_seconds": {"pytorch": round(pt_seconds, 1), "loom": round(lm_seconds, 1)},
+        "pytorch_env": torch_info, "pytorch": p, "pytorch_layouts": by_layout, "loom": l, "ratios": ratios,
+        "targets": targets, "child_seconds": {k: round(v, 1) for k, v in child_seconds.items()},
     }
     print()
     print(f"seed CNN, {l['train_images']} training images, {a.epochs} epoch(s), batch {a.batch_size}, "
-          f"{a.threads} thread(s), {cpu_model()}; PyTorch {p['version']}, loom {l['version']} "
-          f"(commit {report['loom_commit']})")
-    print(markdown_table(report) if a.markdown else text_table(report))
-    print(f"epoch seconds: PyTorch {p['epoch_seconds']}, loom {l['epoch_seconds']}")
+          f"{a.threads} thread(s), {bl.cpu_model()}; loom {l['version']} (commit {report['loom_commit']})")
+    print(bl.blas_summary(torch_info))
+    print(f"loom/PyTorch: against PyTorch's better layout for each measure "
+          f"({', '.join(f'{k}: {v}' for k, v in p['layout_of'].items())})")
+    print(bl.table(HEADER, rows(report), a.markdown, left=(0, 5, 6)))
+    print(f"epoch seconds: PyTorch ({p['layout_of'].get('epoch_seconds_median')}) {p['epoch_seconds']}, "
+          f"loom {l['epoch_seconds']}")
     if not full:
         print("accuracy target: n/a (needs --epochs 5 or more on all 60,000 training images)")
-    line = json.dumps(report, separators=(", ", ": "))
-    print(line)
-    if a.json_out:
-        with open(a.json_out, "w") as f:
-            f.write(line + "\n")
-    if a.check and any(t["pass"] is False for t in targets.values()):
-        return 1
-    return 0
+    return bl.finish(report, a.json_out, a.check)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,14 @@
 
 Same architecture, Keras initialisation (Glorot-uniform kernels, zero biases),
 Adam with Keras defaults (lr 1e-3, betas 0.9/0.999, eps 1e-7), batch 32,
-shuffled every epoch. Prints one JSON line:
+shuffled every epoch, in the layout --layout names: nchw (PyTorch's default)
+or channels_last (model and every batch in torch.channels_last).
+compare_pytorch.py runs both and compares loom with the faster. Prints one
+JSON line:
   {"framework": "pytorch", "version": V, "threads": T, "epochs": E,
    "train_images": N, "epoch_seconds": [...], "test_accuracy": a,
    "test_loss": l, "inference_images_per_second": r, "latency_ms": m,
-   "train_peak_rss_mb": t, "peak_rss_mb": p}
+   "train_peak_rss_mb": t, "peak_rss_mb": p, "layout": ..., "torch": {...}}
 
 bench/loom_reference.cpp is its loom twin: same flags, same keys, same
 measurements:
@@ -19,6 +22,8 @@ measurements:
   latency_ms                   median of 200 single-image forwards, after 20 untimed
   train_peak_rss_mb            ru_maxrss right after training
   peak_rss_mb                  ru_maxrss at the end
+  torch                        bench/torch_env.py's description: the BLAS and
+                               oneDNN this process loaded, its threads
 Run it with /usr/bin/python3 (Debian's torch and numpy).
 """
 import argparse, gzip, json, os, resource, struct, sys, time
@@ -27,6 +32,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_env  # noqa: E402
 
 
 def read_idx(path):
@@ -82,7 +90,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--inference-repeats", type=int, default=3)
+    ap.add_argument("--layout", default="nchw", choices=("nchw", "channels_last"))
     a = ap.parse_args()
+    fmt = torch.channels_last if a.layout == "channels_last" else torch.contiguous_format
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -91,7 +101,7 @@ def main():
     if a.limit:
         x_train, y_train = x_train[: a.limit], y_train[: a.limit]
 
-    model = SeedCNN()
+    model = SeedCNN().to(memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
     epoch_seconds = []
     for epoch in range(a.epochs):
@@ -101,7 +111,7 @@ def main():
         total, correct, loss_sum = 0, 0, 0.0
         for i in range(0, len(x_train), a.batch_size):
             idx = perm[i : i + a.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
+            xb, yb = x_train[idx].contiguous(memory_format=fmt), y_train[idx]
             opt.zero_grad(set_to_none=True)
             out = model(xb)
             loss = F.cross_entropy(out, yb)
@@ -117,7 +127,7 @@ def main():
 
     model.eval()
     with torch.no_grad():
-        slices = [x_test[i : i + 1000].contiguous() for i in range(0, len(x_test), 1000)]
+        slices = [x_test[i : i + 1000].contiguous(memory_format=fmt) for i in range(0, len(x_test), 1000)]
         model(slices[0])  # warm-up
         pass_seconds = []
         for _ in range(a.inference_repeats):
@@ -127,7 +137,7 @@ def main():
         infer_seconds = float(np.median(pass_seconds))
         test_loss = F.cross_entropy(logits, y_test).item()
         test_acc = (logits.argmax(1) == y_test).float().mean().item()
-        one = x_test[:1]
+        one = x_test[:1].contiguous(memory_format=fmt)
         for _ in range(20):
             model(one)
         times = []
@@ -143,6 +153,7 @@ def main():
         "latency_ms": round(float(np.median(times)) * 1000, 4),
         "train_peak_rss_mb": round(train_rss, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "layout": a.layout, "torch": torch_env.describe(),
     }))
 
 

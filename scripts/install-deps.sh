@@ -15,7 +15,9 @@
 # (apt-get update) only when something has to be installed, so a second run
 # is quick and works offline.
 #
-# Usage: scripts/install-deps.sh
+# Usage: scripts/install-deps.sh [EXTRA_PACKAGE...]
+# (extra packages: for scripts/install-bench-deps.sh, which installs the
+# benchmarks' PyTorch reference with it)
 set -euo pipefail
 
 packages=(
@@ -27,6 +29,7 @@ packages=(
   catch2
   libbenchmark-dev
   dataset-fashion-mnist
+  "$@"
 )
 
 installed() {
