@@ -8,7 +8,7 @@ seed (the Fashion-MNIST CNN), vgg (3x3 same-padded stack on 32x32 RGB), photo
 72, 100) and mlp (784-512-512-10), on random data.
 
   /usr/bin/python3 bench/suite.py              # the full suite (several minutes)
-  /usr/bin/python3 bench/suite.py --quick      # a smoke run: batch 32 only, 2 repetitions (about a minute)
+  /usr/bin/python3 bench/suite.py --quick      # a smoke run: batch 32 only, 2 repetitions (1-2 minutes)
 
 The children run one after the other, never at once, all with --threads:
   1. bench/torch_env.py: which BLAS and oneDNN PyTorch loads; against the
