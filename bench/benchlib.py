@@ -186,10 +186,10 @@ def finish(report, json_out, check):
     """Prints the report as one JSON line (and writes it to json_out); the exit status: 1 when check and a
     target failed, else 0."""
     line = json.dumps(report, separators=(", ", ": "))
-    print(line)
-    if json_out:
+    if json_out:  # first, so the file is there even when stdout is closed early (| head)
         with open(json_out, "w") as f:
             f.write(line + "\n")
+    print(line, flush=True)
     return 1 if check and any(t["pass"] is False for t in report["targets"].values()) else 0
 
 
