@@ -44,6 +44,22 @@ void parallel_product(Dst&& dst, const Lhs& lhs, const Rhs& rhs) {
   }
 }
 
+/// sums (1, cols) = the column sums of m (rows, cols), in fixed blocks of rows
+/// spread over the threads and added in block order, so the result does not
+/// depend on the thread count.
+template <typename Matrix>
+void column_sums(const Matrix& m, Eigen::VectorXf& sums) {
+  constexpr Index kRows = 2048;
+  const Index blocks = (m.rows() + kRows - 1) / kRows;
+  Eigen::MatrixXf parts(m.cols(), std::max<Index>(blocks, 1));
+  parts.setZero();
+#pragma omp parallel for schedule(static) if (blocks > 1 && m.size() >= (Index{1} << 16))
+  for (Index b = 0; b < blocks; ++b)
+    parts.col(b).noalias() = m.middleRows(b * kRows, std::min(kRows, m.rows() - b * kRows)).colwise().sum().transpose();
+  sums = parts.col(0);
+  for (Index b = 1; b < blocks; ++b) sums += parts.col(b);
+}
+
 using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
 using ConstArrayMap = Eigen::Map<const Eigen::ArrayXf>;
 

@@ -1,0 +1,55 @@
+#pragma once
+// The shapes of one convolution, as every algorithm of the engine sees them:
+// one sample's input (H, W, C), the kernel (KH, KW, C, F), strides, the
+// padding before the first row and column (Keras/TensorFlow rules, see
+// layers/window.hpp) and the output (OH, OW, F). Batches are NHWC.
+//
+//   x      (N, H, W, C)
+//   kernel (KH, KW, C, F)   seen as the matrix W (K, F), K = KH*KW*C
+//   bias   (F)
+//   z      (N, OH, OW, F)   z[n, oy, ox, f] = b[f] + sum over (ky, kx, c) of
+//                           x[n, oy*SH + ky - pad_top, ox*SW + kx - pad_left, c] W[ky, kx, c, f]
+//                           (zero where the input index falls outside the image)
+//
+// Thread safety: plain values; safe from many threads.
+
+#include <algorithm>
+
+#include "loom/tensor.hpp"
+
+namespace loom::conv {
+
+struct ConvGeometry {
+  Index h = 0, w = 0, c = 0;   // input height, width, channels
+  Index kh = 0, kw = 0, f = 0; // kernel height, width, filters
+  Index sh = 1, sw = 1;        // strides
+  Index pad_top = 0, pad_left = 0;
+  Index oh = 0, ow = 0;        // output height, width
+
+  Index input_size() const { return h * w * c; }   // floats per input sample
+  Index pixels() const { return oh * ow; }         // output pixels per sample
+  Index output_size() const { return pixels() * f; }
+  Index patch() const { return kh * kw * c; }      // K: values under one window
+  /// Multiply-adds of one sample's forward pass, computed directly.
+  Index macs() const { return pixels() * patch() * f; }
+};
+
+/// The layer's parameters as the engine reads them.
+struct ConvWeights {
+  const float* kernel;  // (KH, KW, C, F)
+  const float* bias;    // (F)
+};
+
+/// A batch cut into chunks of whole samples, `per` samples each (the last may
+/// hold fewer). Chunks are the engine's units of parallel work: fixed by the
+/// shapes, never by the thread count, so results do not depend on it.
+struct SampleChunks {
+  Index n = 0, per = 1;
+  SampleChunks(Index samples, Index per_chunk) : n(samples), per(per_chunk < 1 ? 1 : per_chunk) {}
+  Index count() const { return (n + per - 1) / per; }
+  Index first(Index chunk) const { return chunk * per; }
+  Index end(Index chunk) const { return std::min(n, first(chunk) + per); }
+  Index size(Index chunk) const { return end(chunk) - first(chunk); }
+};
+
+}  // namespace loom::conv

@@ -1,0 +1,154 @@
+#pragma once
+// Convolution as im2col followed by a matrix product: the general algorithm,
+// for any kernel, stride and padding, and the reference the others are tested
+// against. NHWC makes the taps along a kernel row one contiguous run of KW*C
+// floats; the patch matrix (P, K) times the kernel (K, F) is the output in NHWC
+// directly. The batch is cut into chunks of whole samples (about 512 patch
+// rows each); chunks run in parallel, one thread each, and each does im2col,
+// product, bias and ReLU while its patches are still in cache.
+//
+//   P = N*OH*OW output pixels, K = KH*KW*C
+//   col    (P, K)   row p holds the input patch under output pixel p, in
+//                   (kh, kw, c) order, zeros where padded
+//   z      (P, F)   = col W + b
+// Backward, for dZ = dL/dZ (P, F):
+//   dW   = col^T dZ   (K, F)   each chunk into a partial of its own, summed in chunk order
+//   dcol = dZ W^T     (P, K), then col2im adds each patch row back onto the
+//                     input pixels it came from: dx (N, H, W, C)
+//
+// Thread safety: infer is const (scratch of its own); forward/backward from one thread.
+
+#include <algorithm>
+
+#include "loom/activation.hpp"
+#include "loom/conv/conv_geometry.hpp"
+
+namespace loom::conv {
+
+class Im2colConv {
+ public:
+  /// z = act(conv(x) + b), keeping the patches for backward.
+  void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) {
+    col_.resize(x.dimension(0) * g.pixels(), g.patch());
+    compute(g, w, x, z, &col_, act);
+  }
+  /// The same arithmetic without keeping anything.
+  void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const {
+    compute(g, w, x, z, nullptr, act);
+  }
+
+  /// dW (K, F) for dz of the last forward, and dx (N, H, W, C) when dx is not null.
+  /// One parallel pass over chunks: each adds its share of dW into a partial of
+  /// its own and writes its samples' dx; partials are summed in chunk order.
+  void backward(const ConvGeometry& g, const ConvWeights& w, const Tensor& dz, float* dkernel, Tensor* dx) {
+    const Index n = dz.dimension(0), k = g.patch(), f = g.f;
+    const SampleChunks chunks(n, chunk_samples(g));
+    const ConstMatrixMap dZ(dz.data(), n * g.pixels(), f);
+    const ConstMatrixMap W(w.kernel, k, f);
+    dw_parts_.resize(chunks.count() * k, f);
+    if (dx) dcol_.resize(n * g.pixels(), k);
+#pragma omp parallel for schedule(static) if (chunks.count() > 1)
+    for (Index c = 0; c < chunks.count(); ++c) {
+      const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
+      const auto dZc = dZ.middleRows(r0, rows);
+      dw_parts_.middleRows(c * k, k).noalias() = col_.middleRows(r0, rows).transpose() * dZc;
+      if (!dx) continue;
+      dcol_.middleRows(r0, rows).noalias() = dZc * W.transpose();
+      std::fill_n(dx->data() + s0 * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
+      for (Index s = s0; s < chunks.end(c); ++s)
+        col2im(g, dcol_.data() + s * g.pixels() * k, dx->data() + s * g.input_size());
+    }
+    MatrixMap dW(dkernel, k, f);
+    dW = dw_parts_.topRows(k);
+    for (Index c = 1; c < chunks.count(); ++c) dW += dw_parts_.middleRows(c * k, k);
+  }
+
+  /// Samples per chunk of work: enough patch rows for an efficient product,
+  /// few enough that a chunk's patches are still in cache for the product
+  /// right after im2col wrote them.
+  static Index chunk_samples(const ConvGeometry& g) { return std::max<Index>(1, 512 / g.pixels()); }
+
+  // ---- im2col ----------------------------------------------------------------
+  // Visits the patches of one sample's output pixels as runs along the
+  // kernel's width: for each (output pixel, ky), the taps kx whose input lies
+  // inside the image are one contiguous run of (kx_end - kx_begin) * C floats
+  // in x (NHWC) and in the patch row alike; taps in the padding are runs with
+  // pixel = -1. f(offset in the sample's patch rows, offset in the sample's
+  // image or -1, length). One loop nest serves im2col and col2im, so their
+  // index arithmetic cannot drift apart.
+  template <typename Fn>
+  static void for_each_run(const ConvGeometry& g, Fn&& fn) {
+    const Index k = g.patch();
+    for (Index oy = 0; oy < g.oh; ++oy)
+      for (Index ox = 0; ox < g.ow; ++ox) {
+        const Index row = (oy * g.ow + ox) * k;
+        const Index ix0 = ox * g.sw - g.pad_left;  // input x under kx = 0
+        const Index kx_begin = std::max<Index>(0, -ix0), kx_end = std::min<Index>(g.kw, g.w - ix0);
+        for (Index ky = 0; ky < g.kh; ++ky) {
+          const Index iy = oy * g.sh + ky - g.pad_top;
+          const Index tap = row + ky * g.kw * g.c;
+          if (iy < 0 || iy >= g.h || kx_begin >= kx_end) {
+            fn(tap, Index{-1}, g.kw * g.c);
+            continue;
+          }
+          if (kx_begin > 0) fn(tap, Index{-1}, kx_begin * g.c);
+          fn(tap + kx_begin * g.c, (iy * g.w + ix0 + kx_begin) * g.c, (kx_end - kx_begin) * g.c);
+          if (kx_end < g.kw) fn(tap + kx_end * g.c, Index{-1}, (g.kw - kx_end) * g.c);
+        }
+      }
+  }
+
+  /// One sample's image (H, W, C) to its patch rows (OH * OW, K). Runs are
+  /// short (KW * C floats: 3 in a first layer), so Eigen maps copy them inline
+  /// rather than through memcpy calls.
+  static void im2col(const ConvGeometry& g, const float* image, float* patches) {
+    for_each_run(g, [&](Index tap, Index pixel, Index len) {
+      if (pixel < 0)
+        VectorMap(patches + tap, len).setZero();
+      else
+        VectorMap(patches + tap, len) = ConstVectorMap(image + pixel, len);
+    });
+  }
+
+  /// Adds one sample's patch-row gradients (OH * OW, K) back onto its image gradient (H, W, C).
+  static void col2im(const ConvGeometry& g, const float* dpatches, float* dimage) {
+    for_each_run(g, [&](Index tap, Index pixel, Index len) {
+      if (pixel >= 0) VectorMap(dimage + pixel, len) += ConstVectorMap(dpatches + tap, len);
+    });
+  }
+
+ private:
+  // z = act(col W + b), chunk by chunk of samples: im2col, product, bias and
+  // ReLU while the chunk is in cache. Training keeps every patch in *keep for
+  // dW; inference uses a chunk-sized scratch per thread, so a large batch
+  // costs no large patch matrix.
+  static void compute(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, RowMatrix* keep,
+                      Activation act) {
+    const Index k = g.patch(), f = g.f;
+    const SampleChunks chunks(x.dimension(0), chunk_samples(g));
+    const ConstMatrixMap W(w.kernel, k, f);
+    const Eigen::Map<const Eigen::RowVectorXf> b(w.bias, f);
+#pragma omp parallel if (chunks.count() > 1)  // one image: no team to wake
+    {
+      RowMatrix scratch;
+#pragma omp for schedule(static)
+      for (Index c = 0; c < chunks.count(); ++c) {
+        const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
+        if (!keep) scratch.resize(rows, k);
+        float* col = keep ? keep->data() + r0 * k : scratch.data();
+        for (Index s = s0; s < chunks.end(c); ++s)
+          im2col(g, x.data() + s * g.input_size(), col + (s - s0) * g.pixels() * k);
+        MatrixMap Z(z.data() + r0 * f, rows, f);
+        Z.noalias() = ConstMatrixMap(col, rows, k) * W;
+        Z.rowwise() += b;
+        if (act == Activation::ReLU) activation::relu_forward(Z.data(), Z.data(), Z.size());
+      }
+    }
+  }
+
+  RowMatrix col_;       // (P, K) patches of the last forward
+  RowMatrix dcol_;      // (P, K)
+  RowMatrix dw_parts_;  // (chunks * K, F) each chunk's share of dW
+};
+
+}  // namespace loom::conv

@@ -1,0 +1,172 @@
+// The convolution engine: every algorithm agrees with im2col (the reference,
+// itself gradient-checked in test_gradients.cpp) on forward, infer, dW, db and
+// dx over shape classes that reach its edge cases; Winograd is also
+// gradient-checked on its own; the choice rule and forced algorithms.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "gradient_check.hpp"
+#include "loom/layers/conv2d.hpp"
+#include "loom/threads.hpp"
+
+using namespace loom;
+using Catch::Matchers::Contains;
+
+namespace {
+
+Conv2D built(Conv2DOptions o, const Shape& in, bool needs_dx = true, std::uint64_t seed = 3) {
+  Conv2D conv(o);
+  Random rng(seed);
+  conv.build(in, rng);
+  conv.set_needs_input_gradient(needs_dx);
+  return conv;
+}
+
+Tensor random_tensor(Index n, const Shape& s, std::uint64_t seed) {
+  Random rng(seed);
+  return loom::testing::random_tensor(n, s[0], s[1], s[2], rng);
+}
+
+// Largest |a - b| over the largest |b|: the error relative to the tensor's scale.
+double relative_error(const float* a, const float* b, Index n) {
+  double diff = 0, scale = 1e-30;
+  for (Index i = 0; i < n; ++i) {
+    diff = std::max(diff, std::abs(double(a[i]) - b[i]));
+    scale = std::max(scale, std::abs(double(b[i])));
+  }
+  return diff / scale;
+}
+
+struct Case {
+  const char* what;
+  Conv2DOptions o;
+  Shape in;
+};
+
+// Per algorithm, tolerance relative to each tensor's largest entry. Winograd
+// F(4x4) multiplies by up to 8 and divides by 24 in its transforms: its
+// rounding is a few 1e-6 of the scale in forward, more in dW, whose sums run
+// over every tile of the batch.
+double tolerance(ConvAlgorithm a) { return a == ConvAlgorithm::Winograd4 ? 2e-5 : 2e-6; }
+
+void check_against_im2col(ConvAlgorithm algorithm, const Case& c) {
+  INFO(c.what << ": " << to_string(algorithm) << ", filters " << c.o.filters << ", kernel " << c.o.kernel.to_string()
+               << " on " << c.in.to_string());
+  const bool needs_dx = algorithm != ConvAlgorithm::Direct;
+  Conv2DOptions fast = c.o, reference = c.o;
+  fast.algorithm = algorithm;
+  reference.algorithm = ConvAlgorithm::Im2col;
+  Conv2D a = built(fast, c.in, needs_dx), b = built(reference, c.in, needs_dx);
+  REQUIRE(a.algorithm() == algorithm);
+  const Tensor x = random_tensor(3, c.in, 5);
+  const Tensor ya = a.forward(x);
+  const Tensor yb = b.forward(x);
+  REQUIRE(ya.dimensions() == yb.dimensions());
+  CHECK(relative_error(ya.data(), yb.data(), ya.size()) < tolerance(algorithm));
+  Tensor inferred;
+  a.infer(x, inferred);
+  CHECK(loom::testing::bitwise_equal(inferred, ya));
+
+  const Tensor dy = random_tensor(3, a.output_shape(), 6);
+  const Tensor dxa = a.backward(dy);
+  const Tensor dxb = b.backward(dy);
+  for (int p = 0; p < 2; ++p) {
+    INFO("gradient of " << a.params()[p].name);
+    CHECK(relative_error(a.params()[p].grad.data(), b.params()[p].grad.data(), a.params()[p].size()) <
+          tolerance(algorithm) * 4);
+  }
+  if (needs_dx) {
+    REQUIRE(dxa.dimensions() == x.dimensions());
+    CHECK(relative_error(dxa.data(), dxb.data(), dxa.size()) < tolerance(algorithm));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("Winograd F(4x4) and F(2x2) agree with im2col on every shape class", "[conv]") {
+  const std::vector<Case> cases = {
+      {"the seed model's conv2, valid", {.filters = 64, .kernel = 3, .activation = Activation::ReLU}, Shape{13, 13, 32}},
+      {"same padding, sizes no tile divides", {.filters = 19, .kernel = 3, .padding = Padding::Same}, Shape{7, 10, 5}},
+      {"channels and filters past one lane block", {.filters = 33, .kernel = 3, .padding = Padding::Same}, Shape{9, 6, 20}},
+      {"an output smaller than one tile", {.filters = 8, .kernel = 3}, Shape{4, 5, 8}},
+      {"one input channel", {.filters = 16, .kernel = 3, .padding = Padding::Same}, Shape{8, 8, 1}},
+  };
+  for (const Case& c : cases) {
+    check_against_im2col(ConvAlgorithm::Winograd4, c);
+    check_against_im2col(ConvAlgorithm::Winograd2, c);
+  }
+}
+
+TEST_CASE("The direct first-layer convolution agrees with im2col", "[conv]") {
+  const std::vector<Case> cases = {
+      {"the seed model's conv1", {.filters = 32, .kernel = 3, .activation = Activation::ReLU}, Shape{9, 8, 1}},
+      {"colour, padded, strided", {.filters = 16, .kernel = 3, .strides = 2, .padding = Padding::Same}, Shape{7, 6, 3}},
+      {"non-square kernel, unequal strides",
+       {.filters = 64, .kernel = {2, 3}, .strides = {1, 2}, .padding = Padding::Same},
+       Shape{5, 9, 2}},
+      {"wide border, 4-pixel groups and rest", {.filters = 32, .kernel = 5, .padding = Padding::Same}, Shape{6, 11, 1}},
+  };
+  for (const Case& c : cases) check_against_im2col(ConvAlgorithm::Direct, c);
+}
+
+TEST_CASE("Winograd gradients match finite differences", "[conv][gradient]") {
+  for (ConvAlgorithm algorithm : {ConvAlgorithm::Winograd2, ConvAlgorithm::Winograd4}) {
+    INFO(to_string(algorithm));
+    Conv2D same = built({.filters = 3, .kernel = 3, .padding = Padding::Same, .algorithm = algorithm}, Shape{5, 6, 2});
+    REQUIRE_GRADIENTS(same, random_tensor(2, Shape{5, 6, 2}, 7));
+    Conv2D valid = built({.filters = 2, .kernel = 3, .algorithm = algorithm}, Shape{7, 5, 3});
+    REQUIRE_GRADIENTS(valid, random_tensor(2, Shape{7, 5, 3}, 8));
+  }
+}
+
+TEST_CASE("Winograd results do not depend on the thread count", "[conv]") {
+  const Shape in{12, 12, 24};
+  Conv2D conv = built({.filters = 40, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU}, in);
+  REQUIRE(conv.algorithm() == ConvAlgorithm::Winograd4);
+  const Tensor x = random_tensor(9, in, 9), dy = random_tensor(9, conv.output_shape(), 10);
+  const int saved = threads();
+  std::vector<float> seen[2];
+  for (int t : {1, 2}) {
+    set_threads(t);
+    const Tensor y = conv.forward(x);
+    const Tensor dx = conv.backward(dy);
+    auto& v = seen[t - 1];
+    v.assign(y.data(), y.data() + y.size());
+    v.insert(v.end(), dx.data(), dx.data() + dx.size());
+    v.insert(v.end(), conv.params()[0].grad.data(), conv.params()[0].grad.data() + conv.params()[0].size());
+    v.insert(v.end(), conv.params()[1].grad.data(), conv.params()[1].grad.data() + conv.params()[1].size());
+  }
+  set_threads(saved);
+  REQUIRE(seen[0].size() == seen[1].size());
+  CHECK(std::memcmp(seen[0].data(), seen[1].data(), seen[0].size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("The engine's rule picks direct, Winograd or im2col from the shapes", "[conv]") {
+  // The seed model: conv1 is a first layer on grey images, conv2 a 3x3 layer on 32 channels.
+  CHECK(built({.filters = 32, .kernel = 3}, Shape{28, 28, 1}, false).algorithm() == ConvAlgorithm::Direct);
+  CHECK(built({.filters = 64, .kernel = 3}, Shape{13, 13, 32}).algorithm() == ConvAlgorithm::Winograd4);
+  // The same first layer inside a model, where its dx is wanted: too few channels for Winograd.
+  CHECK(built({.filters = 32, .kernel = 3}, Shape{28, 28, 1}).algorithm() == ConvAlgorithm::Im2col);
+  CHECK(built({.filters = 6, .kernel = 3}, Shape{16, 16, 32}).algorithm() == ConvAlgorithm::Im2col);
+  CHECK(built({.filters = 64, .kernel = 3, .strides = 2}, Shape{16, 16, 32}).algorithm() == ConvAlgorithm::Im2col);
+  CHECK(built({.filters = 64, .kernel = 1}, Shape{16, 16, 32}).algorithm() == ConvAlgorithm::Im2col);
+  CHECK(built({.filters = 64, .kernel = 5}, Shape{16, 16, 32}).algorithm() == ConvAlgorithm::Im2col);
+  CHECK(built({.filters = 64, .kernel = 3, .algorithm = ConvAlgorithm::Im2col}, Shape{16, 16, 32}).algorithm() ==
+        ConvAlgorithm::Im2col);
+}
+
+TEST_CASE("A forced algorithm that cannot compute the layer is a clear error", "[conv]") {
+  REQUIRE_THROWS_WITH(built({.filters = 8, .kernel = 5, .algorithm = ConvAlgorithm::Winograd4}, Shape{9, 9, 8}),
+                      Contains("conv2d (Conv2D)") && Contains("winograd4x4") && Contains("3x3 kernel with stride 1"));
+  REQUIRE_THROWS_WITH(
+      built({.filters = 8, .kernel = 3, .strides = 2, .algorithm = ConvAlgorithm::Winograd2}, Shape{9, 9, 8}),
+      Contains("winograd2x2") && Contains("stride 1"));
+  Conv2D needs_dx = built({.filters = 32, .kernel = 3, .algorithm = ConvAlgorithm::Direct}, Shape{8, 8, 1});
+  REQUIRE_THROWS_WITH(needs_dx.forward(random_tensor(1, Shape{8, 8, 1}, 1)),
+                      Contains("direct") && Contains("no input gradient"));
+  Conv2D too_wide = built({.filters = 32, .kernel = 3, .algorithm = ConvAlgorithm::Direct}, Shape{8, 8, 8}, false);
+  REQUIRE_THROWS_WITH(too_wide.forward(random_tensor(1, Shape{8, 8, 8}, 1)), Contains("at most 32 values"));
+}
