@@ -170,3 +170,13 @@ TEST_CASE("A forced algorithm that cannot compute the layer is a clear error", "
   Conv2D too_wide = built({.filters = 32, .kernel = 3, .algorithm = ConvAlgorithm::Direct}, Shape{8, 8, 8}, false);
   REQUIRE_THROWS_WITH(too_wide.forward(random_tensor(1, Shape{8, 8, 8}, 1)), Contains("at most 32 values"));
 }
+
+TEST_CASE("set_algorithm forces an algorithm on a built layer and refuses one that cannot compute it", "[conv]") {
+  Conv2D conv = built({.filters = 16, .kernel = 3, .padding = Padding::Same}, Shape{8, 8, 16});
+  REQUIRE(conv.algorithm() == ConvAlgorithm::Winograd4);
+  conv.set_algorithm(ConvAlgorithm::Im2col);
+  CHECK(conv.algorithm() == ConvAlgorithm::Im2col);
+  Conv2D strided = built({.filters = 16, .kernel = 3, .strides = 2}, Shape{8, 8, 16});
+  REQUIRE_THROWS_WITH(strided.set_algorithm(ConvAlgorithm::Winograd4), Contains("stride 1"));
+  CHECK(strided.algorithm() == ConvAlgorithm::Im2col);  // unchanged
+}

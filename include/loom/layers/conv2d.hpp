@@ -59,6 +59,20 @@ class Conv2D final : public ActivatedLayer {
   /// choice for its shapes and for whether its input gradient is wanted.
   ConvAlgorithm algorithm() const { return conv::choose_algorithm(g_, needs_input_gradient(), o_.algorithm, label()); }
 
+  /// Forces an algorithm (or Auto) on a built layer, e.g. one loaded from a
+  /// model file, which records the architecture but not how it is computed.
+  /// A UsageError when the algorithm cannot compute this layer.
+  void set_algorithm(ConvAlgorithm a) {
+    const ConvAlgorithm before = o_.algorithm;
+    o_.algorithm = a;
+    try {
+      if (built() && a != ConvAlgorithm::Direct) (void)algorithm();
+    } catch (...) {
+      o_.algorithm = before;
+      throw;
+    }
+  }
+
   Shape build(const Shape& input, Random& rng) override {
     if (input.rank() != 3)
       throw ShapeError(label() + ": expects images (height, width, channels), got " + input.to_string());
