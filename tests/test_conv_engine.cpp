@@ -108,6 +108,8 @@ TEST_CASE("The direct first-layer convolution agrees with im2col", "[conv]") {
        {.filters = 64, .kernel = {2, 3}, .strides = {1, 2}, .padding = Padding::Same},
        Shape{5, 9, 2}},
       {"wide border, 4-pixel groups and rest", {.filters = 32, .kernel = 5, .padding = Padding::Same}, Shape{6, 11, 1}},
+      {"24 filters, colour", {.filters = 24, .kernel = 3, .padding = Padding::Same}, Shape{7, 9, 3}},
+      {"8 filters", {.filters = 8, .kernel = 3}, Shape{6, 6, 2}},
   };
   for (const Case& c : cases) check_against_im2col(ConvAlgorithm::Direct, c);
 }
@@ -169,6 +171,8 @@ TEST_CASE("A forced algorithm that cannot compute the layer is a clear error", "
                       Contains("direct") && Contains("no input gradient"));
   Conv2D too_wide = built({.filters = 32, .kernel = 3, .algorithm = ConvAlgorithm::Direct}, Shape{8, 8, 8}, false);
   REQUIRE_THROWS_WITH(too_wide.forward(random_tensor(1, Shape{8, 8, 8}, 1)), Contains("at most 32 values"));
+  Conv2D odd_filters = built({.filters = 20, .kernel = 3, .algorithm = ConvAlgorithm::Direct}, Shape{8, 8, 1}, false);
+  REQUIRE_THROWS_WITH(odd_filters.forward(random_tensor(1, Shape{8, 8, 1}, 1)), Contains("multiple of 8 filters"));
 }
 
 TEST_CASE("set_algorithm forces an algorithm on a built layer and refuses one that cannot compute it", "[conv]") {

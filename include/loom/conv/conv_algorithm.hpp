@@ -4,8 +4,9 @@
 //
 // The rule (choose_algorithm), in order:
 //   1. Direct      the layer computes no input gradient (a model's first
-//                  layer), its patches hold at most 32 values and it has 16,
-//                  32 or 64 filters: a 3x3 layer on grey or colour images.
+//                  layer), its patches hold at most 32 values and its filters
+//                  are a multiple of 8 up to 64: a 3x3 layer on grey or
+//                  colour images.
 //   2. Winograd4   3x3 kernel, stride 1, at least 8 input channels and 8
 //                  filters: F(4x4, 3x3), a quarter of the multiply-adds.
 //   3. Im2col      everything else (strided, 1x1, 5x5, 7x7, few channels).
@@ -51,7 +52,7 @@ inline std::string unsupported_reason(ConvAlgorithm algorithm, const ConvGeometr
       if (needs_dx) return "the direct algorithm computes no input gradient; it serves only a model's first layer";
       if (!DirectConv::supports(g))
         return "the direct algorithm needs patches of at most " + std::to_string(DirectConv::kMaxPatch) +
-               " values (KH*KW*C) and 16, 32 or 64 filters";
+               " values (KH*KW*C) and a multiple of 8 filters up to 64";
       return {};
     case ConvAlgorithm::Winograd2:
     case ConvAlgorithm::Winograd4:

@@ -4,7 +4,7 @@
 // a reduction runs far below peak, and im2col spends more time copying 3-float
 // runs than the product multiplies. Computed directly instead, each output
 // pixel's F sums stay in registers while all its taps are added (F fixed at
-// compile time: 16, 32 or 64), and dW accumulates tap by tap over the pixels.
+// compile time: a multiple of 8 up to 64), and dW accumulates tap by tap over the pixels.
 // It computes no input gradient, so it serves only a layer whose dx has no
 // reader (the first layer of a model, see Layer::set_needs_input_gradient).
 // Training and inference take the same code, so forward and infer agree bit for bit.
@@ -23,7 +23,7 @@ class DirectConv {
   /// Patches of at most this many values are worth convolving directly.
   static constexpr Index kMaxPatch = 32;
   static bool supports(const ConvGeometry& g) {
-    return g.patch() <= kMaxPatch && (g.f == 16 || g.f == 32 || g.f == 64);
+    return g.patch() <= kMaxPatch && g.f % 8 == 0 && g.f <= 64;
   }
 
   void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) {
@@ -68,12 +68,18 @@ class DirectConv {
  private:
   static Index chunk_samples(const ConvGeometry& g) { return std::max<Index>(1, 512 / g.pixels()); }
 
-  // Calls body(std::integral_constant<int, F>) for the layer's filter count.
+  // Calls body(std::integral_constant<int, F>) for the layer's filter count
+  // (one of 8, 16, ..., 64: supports() was checked).
   template <typename Body>
   static void dispatch(const ConvGeometry& g, Body&& body) {
     switch (g.f) {
+      case 8: body(std::integral_constant<int, 8>{}); break;
       case 16: body(std::integral_constant<int, 16>{}); break;
+      case 24: body(std::integral_constant<int, 24>{}); break;
       case 32: body(std::integral_constant<int, 32>{}); break;
+      case 40: body(std::integral_constant<int, 40>{}); break;
+      case 48: body(std::integral_constant<int, 48>{}); break;
+      case 56: body(std::integral_constant<int, 56>{}); break;
       default: body(std::integral_constant<int, 64>{}); break;
     }
   }
