@@ -2,6 +2,7 @@
 //
 //   build/bench/loom_search_bench --model seed.loom [--data DIR] [--threads 2]
 //                                 [--queries 10000] [--baseline-queries 10000] [--photos 1000]
+//                                 [--write-photos DIR]
 //
 // With the seed model (trained 5 epochs: build/bin/loom train --out seed.loom):
 //   - embedding and indexing the 60,000 training images (Sequential::embed + Catalog::add);
@@ -12,6 +13,8 @@
 //     photo-like queries (--photos test images made into photos, converted as loom predict does);
 //   - speed of exact search: all queries in one batch, and one query at a time (median
 //     and mean over 200 queries, after embedding).
+// --write-photos DIR writes the photo of the first test image of a few classes as
+// DIR/<class>.png, for trying loom search by hand (docs/visual-search.md shows them).
 // Timings are wall-clock seconds on the threads given; the machine's other load counts.
 
 #include <algorithm>
@@ -45,7 +48,7 @@ namespace {
 
 const char* kUsage =
     "usage: loom_search_bench --model MODEL [--data DIR] [--threads 2] [--queries 10000]\n"
-    "                         [--baseline-queries 10000] [--photos 1000]\n";
+    "                         [--baseline-queries 10000] [--photos 1000] [--write-photos DIR]\n";
 
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -67,7 +70,7 @@ std::vector<Label> labels_of(const Dataset& d) { return {d.labels().begin(), d.l
 
 int main(int argc, char** argv) {
   return cli::run_main("loom_search_bench", [&] {
-    std::string model_path, data;
+    std::string model_path, data, photo_dir;
     int threads = 2;
     Index queries = 10000, baseline_queries = 10000, photos = 1000;
     cli::parse_flags(argc, argv, kUsage, [&](const std::string& flag, const char* v) {
@@ -77,6 +80,7 @@ int main(int argc, char** argv) {
       else if (flag == "--queries") queries = cli::parse_int(flag, v, 1);
       else if (flag == "--baseline-queries") baseline_queries = cli::parse_int(flag, v, 1);
       else if (flag == "--photos") photos = cli::parse_int(flag, v, 0);
+      else if (flag == "--write-photos") photo_dir = v;
       else return false;
       return true;
     });
@@ -90,6 +94,17 @@ int main(int argc, char** argv) {
     const std::vector<std::string> names = to_class_names(fashion_mnist::class_names);
     const std::vector<Label> truth = labels_of(test);
     const std::vector<std::int64_t> ids = iota_ids(train.size());
+
+    if (!photo_dir.empty()) {
+      std::filesystem::create_directories(photo_dir);
+      for (const Label c : {3, 6, 7, 8, 9}) {  // Dress, Shirt, Sneaker, Bag, Ankle boot
+        Index i = 0;
+        while (test.label(i) != c) ++i;
+        std::string name = names[static_cast<std::size_t>(c)];
+        std::replace(name.begin(), name.end(), ' ', '-');
+        write_png(std::filesystem::path(photo_dir) / (name + ".png"), testing::light_background_photo(test.image_bytes(i)));
+      }
+    }
 
     // Embedding and indexing the training set.
     auto t0 = Clock::now();

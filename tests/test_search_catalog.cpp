@@ -39,7 +39,7 @@ void refit_frame(std::vector<std::uint8_t>& b) {
 
 }  // namespace
 
-TEST_CASE("catalog: add, find and remove items; removal compacts", "[search][catalog]") {
+TEST_CASE("catalog: add, find and remove items, removal compacts", "[search][catalog]") {
   Catalog c = synthetic_catalog(10, 8, 3, 1);
   REQUIRE(c.size() == 10);
   CHECK(c.find(1000 + 3 * 4) == 4);

@@ -131,7 +131,7 @@ TEST_CASE("loom index and search: catalogs of the training set, queries by photo
                               Contains("\"map_at_10\": ") && Contains("\"raw_pixels\": {\"precision_at_1\": "));
 }
 
-TEST_CASE("loom index --images: a folder of photos, labelled by the model; an empty folder is refused",
+TEST_CASE("loom index --images: a folder of photos, labelled by the model, and an empty folder refused",
           "[tool][search][fashion_mnist]") {
   TempDir dir;
   const std::string model = (dir / "m.loom").string();
