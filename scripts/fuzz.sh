@@ -3,7 +3,7 @@
 # and runs it for SECONDS seconds on one core.
 #
 # Usage: scripts/fuzz.sh TARGET SECONDS [extra libFuzzer flags...]
-#   TARGET: idx | model | image   (or fuzz_idx, fuzz_model, fuzz_image)
+#   TARGET: idx | model | catalog | image   (or fuzz_idx, fuzz_model, ...)
 #   e.g.    scripts/fuzz.sh idx 600
 #
 # Seeds come from tests/fuzz/corpus/<target>/ (read only); the corpus the run
@@ -43,6 +43,13 @@ case "$target" in
     # grow; nothing decoded from 16 KiB may allocate more than 64 MB.
     limits=(-max_len=16384 -malloc_limit_mb=64 -rss_limit_mb=1024 -timeout=10)
     ;;
+  catalog)
+    # Catalog files are CRC-checked and decoded from memory like model files;
+    # every count is checked against the bytes that remain, so nothing decoded
+    # from 64 KiB may allocate more than 64 MB (the HNSW graph of a decoded
+    # catalog included: its items cannot outnumber the file's bytes / 12).
+    limits=(-max_len=65536 -malloc_limit_mb=64 -rss_limit_mb=1024 -timeout=10)
+    ;;
   image)
     # decode_image admits up to 2^26 pixels (8192 x 8192) of up to 4 channels:
     # stb_image then legitimately allocates the 256 MB output, and for HDR
@@ -51,7 +58,7 @@ case "$target" in
     limits=(-max_len=65536 -malloc_limit_mb=1100 -rss_limit_mb=2560 -timeout=30)
     ;;
   *)
-    echo "fuzz.sh: unknown target '$target'; known: idx, model, image" >&2
+    echo "fuzz.sh: unknown target '$target'; known: idx, model, catalog, image" >&2
     exit 2
     ;;
 esac

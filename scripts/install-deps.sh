@@ -7,6 +7,7 @@
 #   libeigen3-dev             tensors and matrix products
 #   zlib1g-dev                reading .gz IDX files
 #   libstb-dev                image reading and writing
+#   libhnswlib-dev            approximate nearest-neighbour search (HNSW, header-only)
 #   catch2                    the test suite
 #   libbenchmark-dev          the benchmarks
 #   dataset-fashion-mnist     the real data, in /usr/share/datasets/fashion-mnist
@@ -26,6 +27,7 @@ packages=(
   libeigen3-dev
   zlib1g-dev
   libstb-dev
+  libhnswlib-dev
   catch2
   libbenchmark-dev
   dataset-fashion-mnist

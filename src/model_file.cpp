@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "byte_io.hpp"
+#include "framed_file.hpp"
 #include "read_whole_file.hpp"
 #include "loom/io/crc32.hpp"
 #include "loom/layers/conv2d.hpp"
@@ -34,9 +35,7 @@ using detail::ByteReader;
 using detail::ByteWriter;
 using Tag = std::array<char, 4>;
 
-constexpr std::array<char, 8> kMagic{'L', 'O', 'O', 'M', 'M', 'O', 'D', 'L'};
-constexpr std::size_t kHeaderSize = 24;  // magic, version, reserved, content length
-constexpr std::size_t kCrcSize = 4;
+constexpr detail::FrameKind kModelFrame{"loom model file", {'L', 'O', 'O', 'M', 'M', 'O', 'D', 'L'}, kModelFormatVersion};
 constexpr std::size_t kMaxName = 1024;   // layer names, kinds, optimizer names
 // Limits on what a file may describe, far beyond any model loom trains, so a
 // hostile file cannot make the loader allocate without bound.
@@ -399,32 +398,8 @@ TrainingState decode_training(ByteReader& r) {
 
 // The whole file: header and CRC checked first, then each section in order.
 Sequential decode(std::span<const std::uint8_t> bytes, const std::string& source, std::optional<TrainingState>* training) {
-  ByteReader head(bytes, source);
-  if (bytes.size() < kMagic.size() ||
-      !std::equal(kMagic.begin(), kMagic.end(), reinterpret_cast<const char*>(bytes.data())))
-    head.fail("not a loom model file (the magic bytes \"LOOMMODL\" are missing)");
-  head.get_bytes(kMagic.size(), "magic");
-  const auto version = head.get<std::uint32_t>("format version");
-  if (version == 0 || version > kModelFormatVersion)
-    head.fail("format version " + std::to_string(version) + " is " + (version ? "newer than" : "not") +
-              " what this build of loom reads (versions 1 to " + std::to_string(kModelFormatVersion) +
-              ")" + (version ? "; upgrade loom to load it" : ""));
-  head.get<std::uint32_t>("reserved");
-  const auto content = head.get<std::uint64_t>("content length");
-  if (content > bytes.size() || bytes.size() - kHeaderSize - kCrcSize != content) {
-    if (bytes.size() < kHeaderSize + kCrcSize || content > bytes.size() - kHeaderSize - kCrcSize)
-      head.fail("truncated: the header declares " + std::to_string(content + kHeaderSize + kCrcSize) +
-                " bytes, the file has " + std::to_string(bytes.size()));
-    head.fail("the file has " + std::to_string(bytes.size() - kHeaderSize - kCrcSize - content) +
-              " bytes more than its header declares");
-  }
-  const std::size_t crc_at = kHeaderSize + content;
-  std::uint32_t stored;
-  std::memcpy(&stored, bytes.data() + crc_at, sizeof stored);
-  if (const std::uint32_t actual = crc32(bytes.first(crc_at)); actual != stored)
-    head.fail("corrupt: CRC32 of the content is " + std::to_string(actual) + ", the file says " + std::to_string(stored));
-
-  ByteReader r(bytes.subspan(kHeaderSize, content), source, kHeaderSize);
+  const detail::Frame frame = detail::open_frame(bytes, source, kModelFrame);
+  ByteReader r(frame.content, source, detail::kFrameHeaderSize);
   std::optional<Sequential> model;
   std::size_t next = 0;  // index into kSectionOrder
   while (!r.done()) {
@@ -471,10 +446,7 @@ std::vector<std::uint8_t> arch_comp_of(const Sequential& m) {
 std::vector<std::uint8_t> encode_model(const Sequential& model, const SaveOptions& options, const TrainingState* training) {
   if (!model.compiled()) throw UsageError("save: compile the model first; a model file records its loss and optimizer");
   ByteWriter w;
-  for (char c : kMagic) w.put(c);
-  w.put<std::uint32_t>(kModelFormatVersion);
-  w.put<std::uint32_t>(0);
-  w.put<std::uint64_t>(0);  // content length, patched below
+  detail::begin_frame(w, kModelFrame);
   put_section(w, kArch, [&] { w.put_bytes(arch_payload(model)); });
   put_section(w, kComp, [&] { w.put_bytes(comp_payload(model)); });
   put_section(w, kWeights, [&] { put_weights(w, model); });
@@ -482,9 +454,7 @@ std::vector<std::uint8_t> encode_model(const Sequential& model, const SaveOption
     put_section(w, kOptState, [&] { put_optimizer_state(w, model.optimizer().state()); });
   if (options.include_history || training) put_section(w, kHistory, [&] { put_history(w, model.history()); });
   if (training) put_section(w, kTraining, [&] { put_training(w, *training); });
-  w.patch<std::uint64_t>(16, w.size() - kHeaderSize);
-  w.put(crc32(w.bytes()));
-  return std::move(w.bytes());
+  return detail::finish_frame(w);
 }
 
 Sequential decode_model(std::span<const std::uint8_t> bytes, const std::string& source) {

@@ -21,6 +21,7 @@
 #include "loom/error.hpp"
 #include "loom/image/image.hpp"
 #include "loom/io/model_file.hpp"
+#include "loom/search/catalog_file.hpp"
 #include "loom/sequential.hpp"
 
 namespace fs = std::filesystem;
@@ -70,6 +71,11 @@ TEST_CASE("fuzz corpus: every IDX seed is parsed or refused with a loom::Error",
 
 TEST_CASE("fuzz corpus: every model seed is decoded or refused with a loom::Error", "[fuzz-corpus][model_file]") {
   check_corpus("model", [](std::span<const std::uint8_t> b, const std::string& s) { (void)loom::decode_model(b, s); });
+}
+
+TEST_CASE("fuzz corpus: every catalog seed is decoded or refused with a loom::Error", "[fuzz-corpus][search]") {
+  check_corpus("catalog",
+               [](std::span<const std::uint8_t> b, const std::string& s) { (void)loom::search::decode_catalog(b, s); });
 }
 
 TEST_CASE("fuzz corpus: every image seed is decoded or refused with a loom::Error", "[fuzz-corpus][image]") {

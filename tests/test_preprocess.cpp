@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "photo_like.hpp"
 #include "temp_dir.hpp"
 #include "test_scale.hpp"
 
@@ -31,6 +32,8 @@ std::ostream& operator<<(std::ostream& os, const Box& b) {
 }  // namespace loom::fashion_mnist
 
 using namespace loom;
+using testing::Colour;
+using testing::photo_of;
 using Catch::Matchers::Contains;
 using fashion_mnist::preprocess;
 
@@ -162,30 +165,6 @@ TEST_CASE("preprocess: errors", "[preprocess]") {
 }
 
 namespace {
-
-struct Colour {
-  std::uint8_t r, g, b;
-};
-
-// Fashion-MNIST sample i as a photo: the garment (intensity v) in colour
-// garment over background at opacity v / 255, enlarged `scale` times with
-// linear interpolation, on a canvas with uneven margins.
-Image photo_of(std::span<const std::uint8_t> pixels28, int scale, int left, int top, int right, int bottom,
-               Colour garment, Colour background) {
-  Image small(28, 28, 1);
-  std::copy(pixels28.begin(), pixels28.end(), small.pixels.begin());
-  const Image big = resize(small, 28 * scale, 28 * scale);
-  Image photo(big.width + left + right, big.height + top + bottom, 3);
-  for (int y = 0; y < photo.height; ++y)
-    for (int x = 0; x < photo.width; ++x) {
-      const bool inside = x >= left && x < left + big.width && y >= top && y < top + big.height;
-      const float a = inside ? big.at(x - left, y - top) / 255.0f : 0.0f;
-      photo.at(x, y, 0) = static_cast<std::uint8_t>(std::lround(background.r + a * (garment.r - background.r)));
-      photo.at(x, y, 1) = static_cast<std::uint8_t>(std::lround(background.g + a * (garment.g - background.g)));
-      photo.at(x, y, 2) = static_cast<std::uint8_t>(std::lround(background.b + a * (garment.b - background.b)));
-    }
-  return photo;
-}
 
 // The seed model after one epoch on the first training images, trained once
 // and shared by every test case that needs it.

@@ -34,6 +34,7 @@
 #include <numeric>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "loom/activation.hpp"
@@ -310,22 +311,19 @@ class Sequential {
   /// from_logits (before compile, the output as it is). Always (N, 1, 1, K)
   /// for a compiled model. Inference path: const, safe from many threads.
   Tensor predict(const Tensor& x, Index batch_size = 32) const {
-    if (layers_.empty()) throw UsageError("predict: the model has no layers");
-    check_batch(x, "predict");
-    const Index per = input_.size();
-    return predict_slices(x.dimension(0), batch_size, [&](Index first, Index count, Tensor& xs, std::vector<Label>&) {
-      resize_batch(xs, count, input_);
-      std::copy_n(x.data() + first * per, count * per, xs.data());
-    });
+    return probabilities(layer_outputs(x, layers_.size(), batch_size, "predict"));
   }
   /// The same over every sample of a data set, in order, without copying it into one tensor first.
   Tensor predict(const Samples& data, Index batch_size = 32) const {
-    if (layers_.empty()) throw UsageError("predict: the model has no layers");
-    check_sample_shape(data, "predict");
-    return predict_slices(data.size(), batch_size, [&](Index first, Index count, Tensor& xs, std::vector<Label>& labels) {
-      gather_range(data, first, count, xs, labels);
-    });
+    return probabilities(layer_outputs(data, layers_.size(), batch_size, "predict"));
   }
+
+  /// Embeddings: the output of the named layer (default: the input of the
+  /// last Dense layer) for every sample, flattened to (N, 1, 1, D) and
+  /// L2-normalised. The inference path of predict: const, safe from many
+  /// threads. Defined in search/embed.hpp.
+  Tensor embed(const Tensor& x, std::string_view layer = {}, Index batch_size = 32) const;
+  Tensor embed(const Samples& data, std::string_view layer = {}, Index batch_size = 32) const;
 
  /// After forward(x) and loss_and_backward: empty when the batch's loss and
   /// every gradient are finite; otherwise where a NaN or infinity first
@@ -352,19 +350,49 @@ class Sequential {
   }
 
  private:
-  // predict's body: load(first, count, x, labels) fills slices of n samples.
+  // The output of the first `depth` layers for every sample, (N, that layer's output shape);
+  // the body of predict and embed.
+  Tensor layer_outputs(const Tensor& x, std::size_t depth, Index batch_size, const char* what) const {
+    if (layers_.empty()) throw UsageError(std::string(what) + ": the model has no layers");
+    check_batch(x, what);
+    const Index per = input_.size();
+    return collect_slices(x.dimension(0), depth, batch_size, what,
+                          [&](Index first, Index count, Tensor& xs, std::vector<Label>&) {
+                            resize_batch(xs, count, input_);
+                            std::copy_n(x.data() + first * per, count * per, xs.data());
+                          });
+  }
+  Tensor layer_outputs(const Samples& data, std::size_t depth, Index batch_size, const char* what) const {
+    if (layers_.empty()) throw UsageError(std::string(what) + ": the model has no layers");
+    check_sample_shape(data, what);
+    return collect_slices(data.size(), depth, batch_size, what,
+                          [&](Index first, Index count, Tensor& xs, std::vector<Label>& labels) {
+                            gather_range(data, first, count, xs, labels);
+                          });
+  }
+
+  // load(first, count, x, labels) fills slices of n samples; their outputs
+  // after `depth` layers are copied into one tensor.
   template <typename Load>
-  Tensor predict_slices(Index n, Index batch_size, Load&& load) const {
-    if (batch_size <= 0) throw UsageError("predict: batch_size must be positive, got " + std::to_string(batch_size));
+  Tensor collect_slices(Index n, std::size_t depth, Index batch_size, const char* what, Load&& load) const {
+    if (batch_size <= 0)
+      throw UsageError(std::string(what) + ": batch_size must be positive, got " + std::to_string(batch_size));
+    const Shape shape = depth == 0 ? input_ : layers_[depth - 1]->output_shape();
     Tensor out;
-    resize_batch(out, n, output_shape());
-    const Index k = output_shape().size();
+    resize_batch(out, n, shape);
+    const Index k = shape.size();
     infer_slices(
         0, n, batch_size, load,
         [&](Index, Index first, const Tensor& y, const std::vector<Label>&) {
           std::copy_n(y.data(), y.size(), out.data() + first * k);
-        });
-    if (!ends_in_probabilities()) activate(Activation::Softmax, out, out);  // a from_logits model: probabilities all the same
+        },
+        depth);
+    return out;
+  }
+
+  // A from_logits model's outputs as probabilities all the same.
+  Tensor probabilities(Tensor out) const {
+    if (!ends_in_probabilities()) activate(Activation::Softmax, out, out);
     return out;
   }
 
@@ -390,13 +418,13 @@ class Sequential {
                   " of " + std::to_string(o.epochs) + " epochs done");
   }
 
-  // Inference through every layer, ping-ponging between two scratch tensors
-  // of the caller's; returns the one holding the output.
-  const Tensor& infer(const Tensor& x, Tensor& a, Tensor& b) const {
+  // Inference through the first `depth` layers, ping-ponging between two
+  // scratch tensors of the caller's; returns the one holding the output.
+  const Tensor& infer(const Tensor& x, Tensor& a, Tensor& b, std::size_t depth) const {
     const Tensor* in = &x;
     Tensor* out = &a;
-    for (const auto& l : layers_) {
-      l->infer(*in, *out);
+    for (std::size_t i = 0; i < depth; ++i) {
+      layers_[i]->infer(*in, *out);
       in = out;
       out = out == &a ? &b : &a;
     }
@@ -443,8 +471,11 @@ class Sequential {
   //   load(first, count, x, labels)   fills a slice's input (and labels)
   //   visit(slice, first, y, labels)  consumes its output; slices are disjoint
   // Both run on worker threads. An exception in either is rethrown here.
+  // depth: how many layers to run (all by default; fewer for embed).
   template <typename Load, typename Visit>
-  void infer_slices(Index begin, Index end, Index slice, Load&& load, Visit&& visit) const {
+  void infer_slices(Index begin, Index end, Index slice, Load&& load, Visit&& visit,
+                    std::size_t depth = std::numeric_limits<std::size_t>::max()) const {
+    depth = std::min(depth, layers_.size());
     const Index slices = (end - begin + slice - 1) / slice;
     const FlushDenormals flush(slices > 1);
     std::exception_ptr error;
@@ -457,7 +488,7 @@ class Sequential {
         try {
           const Index first = begin + i * slice, count = std::min(slice, end - first);
           load(first, count, x, labels);
-          visit(i, first, infer(x, a, b), labels);
+          visit(i, first, infer(x, a, b, depth), labels);
         } catch (...) {
 #pragma omp critical(loom_infer_error)
           if (!error) error = std::current_exception();
@@ -533,3 +564,6 @@ class Sequential {
 };
 
 }  // namespace loom
+
+// Sequential::embed, last so that it sees the whole class (as model_file.hpp does with Sequential).
+#include "loom/search/embed.hpp"  // IWYU pragma: export

@@ -16,6 +16,8 @@ namespace loom::tool {
 int train_command(int argc, char** argv);
 int predict_command(int argc, char** argv);
 int evaluate_command(int argc, char** argv);
+int index_command(int argc, char** argv);
+int search_command(int argc, char** argv);
 
 /// --threads N and --json, as predict and evaluate take them (train's
 /// --threads comes with cli::TrainingFlags).

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "json.hpp"
+#include "loom/io/json.hpp"
 #include "loom/cli.hpp"
 #include "loom/data/fashion_mnist.hpp"
 #include "loom/io/model_file.hpp"

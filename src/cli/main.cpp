@@ -1,5 +1,6 @@
 // loom: train the Fashion-MNIST CNN, classify image files with a saved model,
-// and evaluate a model with a report. `loom COMMAND --help` for each command;
+// evaluate a model with a report, and search a catalog for similar images.
+// `loom COMMAND --help` for each command;
 // docs/loom-tool.md for the whole tool.
 
 #include <cstring>
@@ -32,6 +33,8 @@ const char* kUsage =
     "  train      train the Fashion-MNIST CNN and save the model and its history\n"
     "  predict    classify image files (PNG, JPEG, BMP, GIF, PGM, ...) with a saved model\n"
     "  evaluate   test loss, accuracy, confusion matrix and per-class metrics, with a report folder\n"
+    "  index      embed the training set or a folder of photos into a catalog for visual search\n"
+    "  search     find the catalog items that look like each image file\n"
     "\n"
     "`loom COMMAND --help` describes each command's options.\n";
 
@@ -51,6 +54,8 @@ int main(int argc, char** argv) {
   int (*run)(int, char**) = command == "train"      ? train_command
                             : command == "predict"  ? predict_command
                             : command == "evaluate" ? evaluate_command
+                            : command == "index"    ? index_command
+                            : command == "search"   ? search_command
                                                     : nullptr;
   if (!run) {
     std::cerr << "loom: unknown command \"" << command << "\"\n\n" << kUsage;

@@ -12,11 +12,9 @@
 #include <vector>
 
 #include "commands.hpp"
-#include "json.hpp"
+#include "image_inputs.hpp"
+#include "loom/io/json.hpp"
 #include "loom/cli.hpp"
-#include "loom/image/fashion_mnist_preprocess.hpp"
-#include "loom/image/image.hpp"
-#include "loom/image/image_tensor.hpp"
 #include "loom/io/model_file.hpp"
 
 namespace loom::tool {
@@ -82,37 +80,17 @@ int predict_command(int argc, char** argv) {
   const Args args = parse(argc, argv);
   args.common.apply_threads();
   const Sequential model = load_model(args.paths[0]);
-  const Shape in = model.input_shape();
-  if (in.rank() != 3 || in.height() != in.width() || in.channels() != 1)
-    throw UsageError("predict: " + args.paths[0] + " takes input " + in.to_string() +
-                     "; image files are converted to square grey images, (None, N, N, 1)");
+  check_takes_images(model, args.paths[0], "predict");
   const std::vector<std::string> names = class_names_for(model);
-  if (args.save_input) fs::create_directories(*args.save_input);
 
   // Read and convert every image first; one predict call then classifies them all.
-  struct Item {
-    std::string file;
-    std::string error;  // empty when the image was read and converted
-    Index row = -1;     // its row in the batch
-  };
-  std::vector<Item> items;
-  std::vector<Image> inputs;
-  for (std::size_t i = 1; i < args.paths.size(); ++i) {
-    Item& item = items.emplace_back(Item{args.paths[i]});
-    try {
-      Image seen = fashion_mnist::preprocess(read_image(item.file), {.size = static_cast<int>(in.height())}).image;
-      if (args.save_input) write_png(*args.save_input / (fs::path(item.file).filename().string() + ".input.png"), seen);
-      item.row = static_cast<Index>(inputs.size());
-      inputs.push_back(std::move(seen));
-    } catch (const Error& e) {
-      item.error = e.what();
-    }
-  }
-  const Tensor p = inputs.empty() ? Tensor() : model.predict(to_tensor(inputs));
+  const ImageInputs inputs =
+      read_image_inputs(std::span(args.paths).subspan(1), model, args.save_input);
+  const Tensor p = inputs.seen.empty() ? Tensor() : model.predict(inputs.batch());
 
   int failures = 0;
   const auto name = [&](Label c) { return names[static_cast<std::size_t>(c)]; };
-  for (const Item& item : items) {  // in the order given
+  for (const ImageInputs::Item& item : inputs.items) {  // in the order given
     if (item.row < 0) {
       ++failures;
       std::cerr << "loom predict: " << item.error << '\n';

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "commands.hpp"
-#include "json.hpp"
+#include "loom/io/json.hpp"
 #include "loom/io/model_file.hpp"
 #include "loom/models/fashion_mnist_cnn.hpp"
 #include "loom/training/command_line.hpp"

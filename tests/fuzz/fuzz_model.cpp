@@ -21,14 +21,12 @@
 #include <vector>
 
 #include "loom/error.hpp"
-#include "loom/io/crc32.hpp"
+#include "repaired_frame.hpp"
 #include "loom/io/model_file.hpp"
 #include "loom/sequential.hpp"
 
 namespace {
 
-constexpr std::size_t kHeaderBytes = 24;  // magic (8), version (4), reserved (4), content length (8)
-constexpr std::size_t kCrcBytes = 4;      // CRC32 of everything before it, little-endian
 
 void check(bool ok) {
   if (!ok) __builtin_trap();
@@ -78,14 +76,6 @@ void one(std::span<const std::uint8_t> bytes) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  one({data, size});
-  if (size >= kHeaderBytes + kCrcBytes) {
-    std::vector<std::uint8_t> fixed(data, data + size);
-    const std::uint64_t content = size - kHeaderBytes - kCrcBytes;
-    std::memcpy(fixed.data() + 16, &content, sizeof content);
-    const std::uint32_t crc = loom::crc32(std::span(fixed).first(size - kCrcBytes));
-    std::memcpy(fixed.data() + size - kCrcBytes, &crc, sizeof crc);
-    one(fixed);
-  }
+  loom::fuzzing::as_given_and_repaired(data, size, one);
   return 0;
 }

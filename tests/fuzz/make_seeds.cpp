@@ -1,5 +1,6 @@
-// Writes the seed corpora of fuzz_model and fuzz_image: small valid files made
-// by loom's own writers (model files, checkpoints, PNG, JPEG) and, for the
+// Writes the seed corpora of fuzz_model, fuzz_catalog and fuzz_image: small
+// valid files made by loom's own writers (model files, checkpoints, catalogs,
+// PNG, JPEG) and, for the
 // image formats loom does not write, tiny hand-made files (PGM, PPM, BMP,
 // TGA, GIF, HDR). The fuzzers derive the near-valid ones themselves.
 // Built with LOOM_FUZZ=ON; usage: build-fuzz/tests/fuzz/fuzz_make_seeds tests/fuzz/corpus
@@ -22,6 +23,8 @@
 #include "loom/layers/softmax.hpp"
 #include "loom/optimizers/adam.hpp"
 #include "loom/random.hpp"
+#include "loom/search/catalog_file.hpp"
+#include "loom/search/catalog_model.hpp"
 #include "loom/sequential.hpp"
 
 namespace fs = std::filesystem;
@@ -81,6 +84,34 @@ void model_seeds(const fs::path& dir) {
   }
 }
 
+void catalog_seeds(const fs::path& dir) {
+  using namespace loom::search;
+  fs::create_directories(dir);
+  Sequential m(Shape{4}, 4);  // a tiny model whose catalog keeps it
+  m.add(Dense({.units = 3, .activation = Activation::ReLU}));
+  m.add(Dense({.units = 2, .activation = Activation::Softmax}));
+  m.compile(Adam(), SparseCategoricalCrossentropy(), {"accuracy"});
+  Tensor x(5, 1, 1, 4);
+  Random rng(5);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = rng.uniform01();
+  const Tensor e = m.embed(x);
+  const std::vector<std::int64_t> ids{0, 1, 2, 3, 4};
+  const std::vector<Label> labels{0, 1, 1, 0, 1};
+  for (const VectorEncoding enc : {VectorEncoding::Float32, VectorEncoding::Int8}) {
+    Catalog c(catalog_info_for(m, "", {"a", "b"}, enc));
+    c.add(e, ids, labels);
+    write(dir / (std::string("model-") + encoding_name(enc)), encode_catalog(c));
+  }
+  Catalog paths(catalog_info_for(m, "", {"a", "b"}));
+  paths.add(e, ids, labels, std::vector<std::string>{"a.png", "b.jpg", "c/d.png", "e.png", "f.gif"});
+  write(dir / "paths", encode_catalog(paths));
+  Catalog bare({.dim = 2});  // vectors from elsewhere: no model, no class names
+  const std::vector<float> v{0.6f, 0.8f, 1.0f, 0.0f, 0.0f, -1.0f};
+  bare.add(v.data(), std::vector<std::int64_t>{-5, 9, 100}, std::vector<Label>{0, 7, 3});
+  write(dir / "no-model", encode_catalog(bare));
+  write(dir / "empty", encode_catalog(Catalog({.dim = 3, .class_names = {"x"}})));
+}
+
 void image_seeds(const fs::path& dir) {
   fs::create_directories(dir);
   for (int c = 1; c <= 4; ++c) {
@@ -129,24 +160,26 @@ void image_seeds(const fs::path& dir) {
 
 int main(int argc, char** argv) {
   if (argc != 2) {
-    std::cerr << "usage: fuzz_make_seeds CORPUS_DIR   (writes CORPUS_DIR/model and CORPUS_DIR/image)\n";
+    std::cerr << "usage: fuzz_make_seeds CORPUS_DIR   (writes CORPUS_DIR/model, CORPUS_DIR/catalog and CORPUS_DIR/image)\n";
     return 2;
   }
   const fs::path root = argv[1];
   model_seeds(root / "model");
+  catalog_seeds(root / "catalog");
   image_seeds(root / "image");
   // Every seed written here must be valid: each fuzzer starts from files loom
   // accepts. (Files named regression-* are inputs that once found a bug, kept
   // as seeds; they need not be valid.)
-  for (const char* kind : {"model", "image"})
+  for (const char* kind : {"model", "catalog", "image"})
     for (const auto& e : fs::directory_iterator(root / kind)) {
       if (e.path().filename().string().starts_with("regression-")) continue;
       if (kind == std::string("model")) (void)load_model(e.path());
+      else if (kind == std::string("catalog")) (void)loom::search::load_catalog(e.path());
       else (void)read_image(e.path());
     }
   if (read_image(root / "image" / "jpeg-exif-rotated").width != 4) {  // turned: 5 x 4 became 4 x 5
     std::cerr << "fuzz_make_seeds: the EXIF seed was not turned upright\n";
     return 1;
   }
-  std::cout << "wrote the model and image seeds under " << root << '\n';
+  std::cout << "wrote the model, catalog and image seeds under " << root << '\n';
 }

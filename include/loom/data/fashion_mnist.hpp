@@ -30,7 +30,7 @@ namespace loom::fashion_mnist {
 
 /// Class names, indexed by label.
 inline constexpr std::array<std::string_view, 10> class_names = {
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Bag", "Sneaker", "Ankle boot"};
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
 inline constexpr Index num_classes = 10;
 
 /// The environment variable naming a data directory.

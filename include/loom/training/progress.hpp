@@ -10,6 +10,9 @@
 // Otherwise (verbose 2, or the stream is not a terminal: a log file, CI), one
 // plain line per epoch. verbose 0 prints nothing.
 //
+// begin_task / update(done) / end_task show the same bar for other long
+// work, without loss and accuracy (loom index embedding a catalog).
+//
 // Thread safety: one Progress per training loop.
 
 #include <unistd.h>
@@ -44,15 +47,27 @@ class Progress {
   }
 
   /// After `done` batches, with running means of loss and accuracy.
-  void update(Index done, double loss, double accuracy) {
-    if (!bar_) return;
-    const auto now = Clock::now();
-    if (done < steps_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
-    last_draw_ = now;
-    const double elapsed = seconds_since(start_, now);
-    const double eta = done > 0 ? elapsed / static_cast<double>(done) * static_cast<double>(steps_ - done) : 0.0;
-    std::string line = counter(done) + ' ' + bar(done) + " - ETA: " + duration(eta) + metrics(loss, accuracy);
-    draw(line);
+  void update(Index done, double loss, double accuracy) { advance(done, metrics(loss, accuracy)); }
+
+  /// Other long work (embedding a catalog's images): a bar titled `title`
+  /// over `steps` units, updated with update(done), closed with end_task.
+  void begin_task(const std::string& title, Index steps) {
+    title_ = title;
+    steps_ = steps;
+    start_ = Clock::now();
+    last_draw_ = start_ - std::chrono::seconds(1);
+    if (bar_) out_ << title << '\n' << std::flush;
+  }
+  void update(Index done) { advance(done, ""); }
+  void end_task() {
+    if (verbose_ == 0) return;
+    const std::string tail = " - " + duration(seconds_since(start_));
+    if (bar_) {
+      draw(counter(steps_) + ' ' + bar(steps_) + tail);
+      out_ << '\n' << std::flush;
+    } else {
+      out_ << title_ << " - " << counter(steps_) << tail << '\n' << std::flush;
+    }
   }
 
   void end_epoch(const EpochRecord& r) {
@@ -81,6 +96,15 @@ class Progress {
   }
 
  private:
+  void advance(Index done, const std::string& tail) {
+    if (!bar_) return;
+    const auto now = Clock::now();
+    if (done < steps_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
+    const double elapsed = seconds_since(start_, now);
+    const double eta = done > 0 ? elapsed / static_cast<double>(done) * static_cast<double>(steps_ - done) : 0.0;
+    draw(counter(done) + ' ' + bar(done) + " - ETA: " + duration(eta) + tail);
+  }
   static std::string fixed(double v, int digits) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.*f", digits, v);
@@ -120,6 +144,7 @@ class Progress {
   int verbose_;
   bool bar_ = false;
   int epoch_ = 0, epochs_ = 0;
+  std::string title_;
   Index steps_ = 0;
   Clock::time_point start_, last_draw_;
   std::size_t drawn_ = 0;

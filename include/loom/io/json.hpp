@@ -1,14 +1,17 @@
 #pragma once
-// The little JSON the loom tool prints with --json: one object per line,
+// The little JSON loom writes: the tool's --json lines and the JSON-lines
+// exports of a catalog (search/catalog_export.hpp). One object per line,
 // built field by field. Strings are escaped; numbers are written with enough
 // digits to read back what was measured.
+//
+// Thread safety: value types and pure functions.
 
 #include <cmath>
 #include <cstdio>
 #include <string>
 #include <string_view>
 
-namespace loom::tool {
+namespace loom {
 
 inline std::string json_string(std::string_view s) {
   std::string out = "\"";
@@ -68,4 +71,4 @@ std::string json_array(const Range& items, Format&& format) {
   return out + "]";
 }
 
-}  // namespace loom::tool
+}  // namespace loom

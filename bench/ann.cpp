@@ -1,0 +1,148 @@
+// loom_ann_bench: approximate (HNSW) against exact search on synthetic
+// vectors, one JSON line.
+//
+//   build/bench/loom_ann_bench [--n 1000000] [--dim 128] [--queries 1000] [--clusters 1000]
+//                              [--m 16] [--ef-construction 100] [--ef 16,32,64,128,256] [--threads 2]
+//
+// The vectors are a mixture of --clusters Gaussian clusters on the unit
+// sphere (uniform random vectors in 128 dimensions have no neighbours worth
+// the name: every item is almost equally far from a query). Queries are drawn
+// from the same mixture. Exact search gives the true top 10 of every query
+// (all queries in one batch on --threads threads) and its one-query latency
+// (median of 20, on --threads threads); the HNSW graph is built on --threads
+// threads; then, on ONE thread, each --ef is timed over all queries
+// (queries per second per thread) and scored by recall@10 against the truth.
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "loom/cli.hpp"
+#include "loom/io/json.hpp"
+#include "loom/random.hpp"
+#include "loom/search/embed.hpp"
+#include "loom/search/exact_search.hpp"
+#include "loom/search/hnsw_index.hpp"
+#include "loom/search/retrieval_metrics.hpp"
+#include "loom/threads.hpp"
+
+using namespace loom;
+using namespace loom::search;
+
+namespace {
+
+const char* kUsage =
+    "usage: loom_ann_bench [--n 1000000] [--dim 128] [--queries 1000] [--clusters 1000] [--m 16]\n"
+    "                      [--ef-construction 100] [--ef 16,32,64,128,256] [--threads 2]\n";
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// A standard normal draw (Box-Muller).
+float normal(Random& rng) {
+  const float u1 = std::max(rng.uniform01(), 1e-7f), u2 = rng.uniform01();
+  return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.28318531f * u2);
+}
+
+// n unit vectors around `centres` (k, dim): centre + N(0, sigma^2) per value, normalised.
+std::vector<float> mixture(Index n, Index dim, const std::vector<float>& centres, Index k, Random& rng) {
+  std::vector<float> v(static_cast<std::size_t>(n * dim));
+  const float sigma = 1.0f / std::sqrt(static_cast<float>(dim));  // noise as large as the centre
+  for (Index i = 0; i < n; ++i) {
+    const auto c = static_cast<Index>(rng.below(static_cast<std::uint64_t>(k)));
+    for (Index j = 0; j < dim; ++j)
+      v[static_cast<std::size_t>(i * dim + j)] = centres[static_cast<std::size_t>(c * dim + j)] + sigma * normal(rng);
+  }
+  l2_normalize_rows(v.data(), n, dim);
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return cli::run_main("loom_ann_bench", [&] {
+    Index n = 1000000, dim = 128, queries = 1000, clusters = 1000;
+    int m = 16, ef_construction = 100, threads = 2;
+    std::vector<int> efs{16, 32, 64, 128, 256};
+    cli::parse_flags(argc, argv, kUsage, [&](const std::string& flag, const char* v) {
+      if (flag == "--n") n = cli::parse_int(flag, v, 100);
+      else if (flag == "--dim") dim = cli::parse_int(flag, v, 1);
+      else if (flag == "--queries") queries = cli::parse_int(flag, v, 1);
+      else if (flag == "--clusters") clusters = cli::parse_int(flag, v, 1);
+      else if (flag == "--m") m = static_cast<int>(cli::parse_int(flag, v, 2));
+      else if (flag == "--ef-construction") ef_construction = static_cast<int>(cli::parse_int(flag, v, 1));
+      else if (flag == "--threads") threads = static_cast<int>(cli::parse_int(flag, v, 1));
+      else if (flag == "--ef") {
+        efs.clear();
+        std::stringstream s(v);
+        for (std::string e; std::getline(s, e, ',');) efs.push_back(static_cast<int>(cli::parse_int(flag, e.c_str(), 1)));
+      } else return false;
+      return true;
+    });
+    set_threads(threads);
+    Random rng(2026);
+    std::vector<float> centres(static_cast<std::size_t>(clusters * dim));
+    for (float& c : centres) c = normal(rng);
+    l2_normalize_rows(centres.data(), clusters, dim);
+    auto t0 = Clock::now();
+    const std::vector<float> items = mixture(n, dim, centres, clusters, rng);
+    const std::vector<float> q = mixture(queries, dim, centres, clusters, rng);
+    Catalog catalog({.dim = dim, .class_names = {"all"}});
+    std::vector<std::int64_t> ids(static_cast<std::size_t>(n));
+    std::iota(ids.begin(), ids.end(), 0);
+    catalog.add(items.data(), ids, std::vector<Label>(static_cast<std::size_t>(n), 0));
+    const double generate_seconds = since(t0);
+
+    const ExactSearch exact(catalog);
+    t0 = Clock::now();
+    const SearchResults truth = exact.search(q.data(), queries, {.k = 10});
+    const double exact_batch_seconds = since(t0);
+    std::vector<double> single;
+    for (Index i = 0; i < std::min<Index>(20, queries); ++i) {
+      t0 = Clock::now();
+      (void)exact.search(q.data() + i * dim, 1, {.k = 10});
+      single.push_back(since(t0));
+    }
+    std::sort(single.begin(), single.end());
+
+    t0 = Clock::now();
+    HnswIndex index(catalog, {.m = m, .ef_construction = ef_construction, .ef_search = efs.front()});
+    const double build_seconds = since(t0);
+    set_threads(1);
+    std::string runs;
+    for (const int ef : efs) {
+      index.set_ef_search(std::max(ef, 10));
+      t0 = Clock::now();
+      const SearchResults r = index.search(q.data(), queries, {.k = 10});
+      const double s = since(t0);
+      runs += (runs.empty() ? "" : ", ") + JsonObject()
+                                              .integer("ef", std::max(ef, 10))
+                                              .num("recall_at_10", recall_at_k(r, truth, 10))
+                                              .num("queries_per_second_per_thread", static_cast<double>(queries) / s)
+                                              .text();
+    }
+    std::cout << JsonObject()
+                     .str("benchmark", "ann")
+                     .integer("n", n)
+                     .integer("dim", dim)
+                     .integer("queries", queries)
+                     .integer("clusters", clusters)
+                     .integer("threads", threads)
+                     .num("generate_seconds", generate_seconds)
+                     .num("exact_all_queries_seconds", exact_batch_seconds)
+                     .num("exact_one_query_median_ms", single[single.size() / 2] * 1e3)
+                     .integer("hnsw_m", m)
+                     .integer("hnsw_ef_construction", ef_construction)
+                     .num("hnsw_build_seconds", build_seconds)
+                     .integer("hnsw_memory_bytes", static_cast<long long>(index.memory_bytes()))
+                     .raw("hnsw", "[" + runs + "]")
+                     .text()
+              << '\n';
+    return 0;
+  });
+}

@@ -1,0 +1,81 @@
+#pragma once
+// What every search backend answers: for each query vector, the k catalog
+// items most similar to it by cosine similarity (the dot product of unit
+// vectors), optionally only among some classes ("only shoes"). ExactSearch
+// (exact_search.hpp) is the reference; HnswIndex (hnsw_index.hpp) the
+// approximate backend for large catalogs, measured against it.
+//
+// Order: highest score first; equal scores by id, smallest first, so results
+// are deterministic. With a class filter, k results come back whenever the
+// chosen classes hold k items (fewer only when they hold fewer).
+//
+// Thread safety: search is const and safe from many threads at once.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "loom/search/catalog.hpp"
+
+namespace loom::search {
+
+struct Neighbour {
+  Index row = 0;          // position in the catalog
+  std::int64_t id = 0;    // the item's id
+  float score = 0.0f;     // cosine similarity, in [-1, 1]
+  bool operator==(const Neighbour&) const = default;
+};
+
+/// The order of results: higher score first, then smaller id.
+inline bool ranks_before(const Neighbour& a, const Neighbour& b) {
+  return a.score > b.score || (a.score == b.score && a.id < b.id);
+}
+
+struct SearchOptions {
+  Index k = 10;                // neighbours per query
+  std::vector<Label> classes;  // only items of these labels; empty: every item
+};
+
+/// Neighbours of each query, in query order.
+using SearchResults = std::vector<std::vector<Neighbour>>;
+
+class VectorIndex {
+ public:
+  virtual ~VectorIndex() = default;
+  virtual const Catalog& catalog() const = 0;
+  /// queries: (m, dim) row-major, unit rows (as embed gives them).
+  virtual SearchResults search(const float* queries, Index m, const SearchOptions& options) const = 0;
+  /// (m, 1, 1, dim) embeddings.
+  SearchResults search(const Tensor& queries, const SearchOptions& options) const {
+    if (queries.size() != queries.dimension(0) * catalog().dim())
+      throw ShapeError("search: queries of dimensions " + dims_string(queries) + " do not hold vectors of the catalog's " +
+                       std::to_string(catalog().dim()) + " values");
+    return search(queries.data(), queries.dimension(0), options);
+  }
+};
+
+/// Checks options against a catalog: UsageError when k is below 1 or above
+/// the catalog's size, or a class is not one of its labels.
+inline void check_search_options(const Catalog& c, const SearchOptions& o) {
+  if (o.k < 1) throw UsageError("search: k must be at least 1, got " + std::to_string(o.k));
+  if (o.k > c.size())
+    throw UsageError("search: k = " + std::to_string(o.k) + " is more than the catalog's " + std::to_string(c.size()) +
+                     " items");
+  const auto classes = static_cast<Label>(c.info().class_names.size());
+  for (const Label l : o.classes)
+    if (l < 0 || (classes > 0 && l >= classes))
+      throw UsageError("search: class label " + std::to_string(l) + " is not one of the catalog's " +
+                       std::to_string(classes) + " classes");
+}
+
+/// allowed[label] != 0 for the labels options.classes admits (all when empty); sized past every label in c.
+inline std::vector<char> allowed_labels(const Catalog& c, const SearchOptions& o) {
+  Label top = static_cast<Label>(c.info().class_names.size());
+  for (const Label l : c.labels()) top = std::max(top, l + 1);
+  for (const Label l : o.classes) top = std::max(top, l + 1);
+  std::vector<char> allowed(static_cast<std::size_t>(top), o.classes.empty() ? 1 : 0);
+  for (const Label l : o.classes) allowed[static_cast<std::size_t>(l)] = 1;
+  return allowed;
+}
+
+}  // namespace loom::search

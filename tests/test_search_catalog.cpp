@@ -1,0 +1,163 @@
+// Catalogs and their files: adding and removing items, the round trip
+// through a file (float32 and int8), and every kind of bad file refused with
+// an error that names the file and what was expected.
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <fstream>
+
+#include "loom/io/crc32.hpp"
+#include "loom/search/catalog_file.hpp"
+#include "loom/search/catalog_model.hpp"
+#include "search_fixtures.hpp"
+#include "temp_dir.hpp"
+#include "toy_model.hpp"
+
+using namespace loom;
+using namespace loom::search;
+using namespace loom::testing;
+using Catch::Contains;
+
+namespace {
+
+bool same_items(const Catalog& a, const Catalog& b) {
+  if (a.size() != b.size() || a.dim() != b.dim() || a.encoding() != b.encoding()) return false;
+  for (Index i = 0; i < a.size(); ++i)
+    if (a.id(i) != b.id(i) || a.label(i) != b.label(i) || a.path(i) != b.path(i)) return false;
+  const std::vector<float> va = a.all_vectors(), vb = b.all_vectors();
+  return std::memcmp(va.data(), vb.data(), va.size() * sizeof(float)) == 0;
+}
+
+// Repairs the content length and CRC after an edit, so the decoder behind them is reached.
+void refit_frame(std::vector<std::uint8_t>& b) {
+  const std::uint64_t content = b.size() - 28;
+  std::memcpy(b.data() + 16, &content, sizeof content);
+  const std::uint32_t crc = crc32(std::span(b).first(b.size() - 4));
+  std::memcpy(b.data() + b.size() - 4, &crc, sizeof crc);
+}
+
+}  // namespace
+
+TEST_CASE("catalog: add, find and remove items, removal compacts", "[search][catalog]") {
+  Catalog c = synthetic_catalog(10, 8, 3, 1);
+  REQUIRE(c.size() == 10);
+  CHECK(c.find(1000 + 3 * 4) == 4);
+  CHECK(c.find(7) == -1);
+  const std::vector<float> before = c.all_vectors();
+  const std::vector<std::int64_t> gone{1003, 1027};  // rows 1 and 9
+  c.remove(gone);
+  REQUIRE(c.size() == 8);
+  CHECK(c.find(1003) == -1);
+  CHECK(c.find(1006) == 1);  // row 2 moved up to 1
+  const std::vector<float> after = c.all_vectors();
+  CHECK(std::equal(after.begin() + 8, after.begin() + 16, before.begin() + 16));  // its vector moved with it
+  CHECK_THROWS_WITH(c.remove(std::vector<std::int64_t>{5}), Contains("no item has id 5"));
+  const std::vector<float> v(8, 0.5f);
+  CHECK_THROWS_WITH(c.add(v.data(), std::vector<std::int64_t>{1000}, std::vector<Label>{0}),
+                    Contains("id 1000 is already in the catalog"));
+  CHECK(c.size() == 8);  // a refused add leaves it as it was
+  CHECK_THROWS_WITH(c.add(v.data(), std::vector<std::int64_t>{5}, std::vector<Label>{3}),
+                    Contains("label 3 is not one of the catalog's 3 classes"));
+  c.add(v.data(), std::vector<std::int64_t>{5}, std::vector<Label>{2});
+  CHECK(c.find(5) == 8);
+}
+
+TEST_CASE("catalog files: float32 and int8 catalogs round trip exactly", "[search][catalog]") {
+  TempDir dir;
+  for (const VectorEncoding e : {VectorEncoding::Float32, VectorEncoding::Int8}) {
+    INFO(encoding_name(e));
+    Catalog c = synthetic_catalog(50, 16, 4, 2, {.encoding = e});
+    const std::vector<float> v(16, 0.25f);
+    c.add(v.data(), std::vector<std::int64_t>{-7}, std::vector<Label>{3}, std::vector<std::string>{"photos/a.jpg"});
+    save_catalog(c, dir / "c.ctlg");
+    const Catalog back = load_catalog(dir / "c.ctlg");
+    CHECK(same_items(c, back));
+    CHECK(back.path(50) == "photos/a.jpg");
+    CHECK(back.path(0).empty());
+    CHECK(back.info().class_names == c.info().class_names);
+    CHECK(back.info().layer == "dense");
+    CHECK(back.info().model_fingerprint == 42);
+    CHECK(encode_catalog(back) == encode_catalog(c));
+  }
+  // int8 keeps every value within half a quantisation step, at about a quarter of the memory.
+  const Catalog f = synthetic_catalog(200, 128, 4, 3), q = f.with_encoding(VectorEncoding::Int8);
+  const std::vector<float> fv = f.all_vectors(), qv = q.all_vectors();
+  float worst = 0.0f;
+  for (std::size_t i = 0; i < fv.size(); ++i) worst = std::max(worst, std::abs(fv[i] - qv[i]));
+  CHECK(worst <= 0.5f / 127.0f + 1e-6f);
+  CHECK(q.memory_bytes() * 10 < f.memory_bytes() * 4);
+}
+
+TEST_CASE("catalog files: truncated, flipped, foreign and newer files are refused, naming the file",
+          "[search][catalog]") {
+  const std::vector<std::uint8_t> good = encode_catalog(synthetic_catalog(20, 8, 3, 4));
+  REQUIRE_NOTHROW(decode_catalog(good, "c.ctlg"));
+  SECTION("truncated") {
+    const std::vector<std::uint8_t> b(good.begin(), good.end() - 100);
+    CHECK_THROWS_AS(decode_catalog(b, "c.ctlg"), DataError);
+    CHECK_THROWS_WITH(decode_catalog(b, "c.ctlg"), Contains("c.ctlg: truncated: the header declares"));
+  }
+  SECTION("a flipped bit") {
+    std::vector<std::uint8_t> b = good;
+    b[100] ^= 0x10;
+    CHECK_THROWS_WITH(decode_catalog(b, "c.ctlg"), Contains("c.ctlg: corrupt: CRC32"));
+  }
+  SECTION("a foreign file: a model file") {
+    const std::vector<std::uint8_t> model = encode_model(small_cnn(1));
+    CHECK_THROWS_WITH(decode_catalog(model, "m.loom"),
+                      Contains("m.loom: not a loom catalog file (the magic bytes \"LOOMCTLG\" are missing)"));
+  }
+  SECTION("a newer version") {
+    std::vector<std::uint8_t> b = good;
+    b[8] = 9;
+    CHECK_THROWS_WITH(decode_catalog(b, "c.ctlg"), Contains("format version 9 is newer"));
+  }
+  SECTION("an item count larger than the file") {
+    std::vector<std::uint8_t> b = good;
+    // fingerprint 8, model length 8 (0), layer 4+5, dim 8, encoding 1, classes 4 + 3 x (4 + 6): count at 24 + 68
+    const std::size_t at = 24 + 8 + 8 + 9 + 8 + 1 + 4 + 30;
+    std::uint64_t count;
+    std::memcpy(&count, b.data() + at, 8);
+    REQUIRE(count == 20);
+    count = std::uint64_t{1} << 40;
+    std::memcpy(b.data() + at, &count, 8);
+    refit_frame(b);
+    CHECK_THROWS_WITH(decode_catalog(b, "c.ctlg"), Contains("c.ctlg: items: 1099511627776 items of 12 bytes claimed"));
+  }
+  SECTION("a label outside the classes") {
+    std::vector<std::uint8_t> b = good;
+    const std::size_t first_label = 24 + 8 + 8 + 9 + 8 + 1 + 4 + 30 + 8 + 8;
+    const std::int32_t bad = 7;
+    std::memcpy(b.data() + first_label, &bad, 4);
+    refit_frame(b);
+    CHECK_THROWS_WITH(decode_catalog(b, "c.ctlg"), Contains("item 0 has label 7, expected 0 to 2"));
+  }
+  SECTION("bytes left over") {
+    std::vector<std::uint8_t> b = good;
+    b.insert(b.end() - 4, {1, 2, 3});
+    refit_frame(b);
+    CHECK_THROWS_WITH(decode_catalog(b, "c.ctlg"), Contains("the catalog has 3 bytes left over"));
+  }
+  SECTION("a file that cannot be read") {
+    CHECK_THROWS_AS(load_catalog("/nonexistent/c.ctlg"), IoError);
+    CHECK_THROWS_WITH(load_catalog("/nonexistent/c.ctlg"), Contains("/nonexistent/c.ctlg"));
+  }
+}
+
+TEST_CASE("catalog: the catalog's own model is kept, and another model is refused", "[search][catalog]") {
+  const Sequential model = small_cnn(1), other = small_cnn(2);
+  Catalog c(catalog_info_for(model, "", {"a", "b", "c", "d"}));
+  CHECK(c.dim() == 36);  // the flatten layer's output: the input of the last Dense layer
+  CHECK(c.info().layer == "flatten");
+  const std::vector<std::uint8_t> bytes = encode_catalog(c);
+  const Catalog back = decode_catalog(bytes, "c.ctlg");
+  const Sequential kept = catalog_model(back, "c.ctlg");
+  CHECK(model_fingerprint(kept) == model_fingerprint(model));
+  CHECK_NOTHROW(check_same_model(back, model, "c.ctlg", "m.loom"));
+  CHECK_THROWS_AS(check_same_model(back, other, "c.ctlg", "other.loom"), DataError);
+  CHECK_THROWS_WITH(check_same_model(back, other, "c.ctlg", "other.loom"),
+                    Contains("c.ctlg: the catalog was made by another model") && Contains("than other.loom"));
+  const Catalog no_model = synthetic_catalog(3, 4, 2, 1);
+  CHECK_THROWS_WITH(catalog_model(no_model, "raw.ctlg"), Contains("raw.ctlg: the catalog holds no model"));
+}
