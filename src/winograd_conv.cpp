@@ -1,0 +1,315 @@
+// Winograd convolution F(m x m, 3 x 3): the arithmetic behind
+// include/loom/conv/winograd_conv.hpp (which explains it), compiled once for
+// m = 2 and m = 4.
+
+#include "loom/conv/winograd_conv.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "loom/conv/winograd_transforms.hpp"
+
+namespace loom::conv {
+namespace {
+
+template <int M>
+struct Winograd {
+  using Mat = winograd::Matrices<M>;
+  static constexpr int A = Mat::a;        // input tile side
+  static constexpr int XI = A * A;        // tile positions
+  static constexpr int L = winograd::kLanes;
+
+
+  static void forward(std::vector<float>& u_, std::vector<float>& v_, const ConvGeometry& g, const ConvWeights& w,
+                      const Tensor& x, Tensor& z, Activation act) {
+    const Tiles t(g, x.dimension(0));
+    u_.resize(static_cast<std::size_t>(XI * g.c * g.f));
+    transform_kernel(g, w.kernel, u_.data());
+    v_.resize(static_cast<std::size_t>(XI * t.total * g.c));
+    compute(g, t, u_.data(), w.bias, x, z, act, v_.data());
+  }
+
+  static void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) {
+    const Tiles t(g, x.dimension(0));
+    float* u = scratch<kKernelSlot>(static_cast<std::size_t>(XI * g.c * g.f));
+    transform_kernel(g, w.kernel, u);
+    compute(g, t, u, w.bias, x, z, act, nullptr);
+  }
+
+  static void backward(const std::vector<float>& u_, const std::vector<float>& v_, std::vector<float>& dmx_,
+                       std::vector<float>& du_, const ConvGeometry& g, const Tensor& dz, float* dkernel, Tensor* dx) {
+    const Index n = dz.dimension(0);
+    const Tiles t(g, n);
+    const SampleChunks chunks(n, t.chunk_samples());
+    dmx_.resize(static_cast<std::size_t>(XI * t.total * g.f));
+    // dMx = A dY AT, tile by tile, into each chunk's slabs (a*a, chunk's tiles, F).
+#pragma omp parallel for schedule(static) if (chunks.count() > 1)
+    for (Index c = 0; c < chunks.count(); ++c) {
+      float* dmx = dmx_.data() + XI * t.first(chunks, c) * g.f;
+      const Index slab = t.count(chunks, c) * g.f;
+      alignas(64) float tile[XI * L], out[XI * L];
+      for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
+        for (Index f0 = 0; f0 < g.f; f0 += L) {
+          const Index lanes = std::min<Index>(L, g.f - f0);
+          load_image_tile<M>(dz.data() + s * g.output_size(), g.oh, g.ow, g.f, ty * M, tx * M, f0, lanes, tile);
+          winograd::sandwich<typename Mat::AT, true>(tile, out);
+          store_slabs(out, dmx, slab, ti * g.f + f0, lanes);
+        }
+      });
+    }
+    // dU[xi] = the sum over chunks, in chunk order, of V[xi]^T dMx[xi]: one
+    // thread per tile position, then dW = GT dU G.
+    du_.resize(static_cast<std::size_t>(XI * g.c * g.f));
+#pragma omp parallel for schedule(static)
+    for (int xi = 0; xi < XI; ++xi) {
+      MatrixMap dU(du_.data() + xi * g.c * g.f, g.c, g.f);
+      for (Index c = 0; c < chunks.count(); ++c) {
+        const Index t0 = t.first(chunks, c), tn = t.count(chunks, c);
+        const ConstMatrixMap V(v_.data() + (XI * t0 + xi * tn) * g.c, tn, g.c);
+        const ConstMatrixMap dMx(dmx_.data() + (XI * t0 + xi * tn) * g.f, tn, g.f);
+        if (c == 0)
+          dU.noalias() = V.transpose() * dMx;
+        else
+          dU.noalias() += V.transpose() * dMx;
+      }
+    }
+    untransform_kernel_gradient(g, du_.data(), dkernel);
+    if (!dx) return;
+    // dV = dMx U^T per chunk, then B dV BT added onto the input pixels.
+#pragma omp parallel for schedule(static) if (chunks.count() > 1)
+    for (Index c = 0; c < chunks.count(); ++c) {
+      const Index t0 = t.first(chunks, c), tn = t.count(chunks, c);
+      float* dv = scratch<kTileSlot>(static_cast<std::size_t>(XI * tn * g.c));  // (a*a, chunk's tiles, C)
+      for (int xi = 0; xi < XI; ++xi) {
+        const ConstMatrixMap dMx(dmx_.data() + (XI * t0 + xi * tn) * g.f, tn, g.f);
+        const ConstMatrixMap U(u_.data() + xi * g.c * g.f, g.c, g.f);
+        MatrixMap(dv + xi * tn * g.c, tn, g.c).noalias() = dMx * U.transpose();
+      }
+      std::fill_n(dx->data() + chunks.first(c) * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
+      alignas(64) float tile[XI * L], out[XI * L];
+      for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
+        for (Index c0 = 0; c0 < g.c; c0 += L) {
+          const Index lanes = std::min<Index>(L, g.c - c0);
+          load_slabs(dv, tn * g.c, ti * g.c + c0, lanes, tile);
+          winograd::sandwich<typename Mat::BT, true>(tile, out);
+          add_image_tile<A>(out, dx->data() + s * g.input_size(), g.h, g.w, g.c, ty * M - g.pad_top,
+                            tx * M - g.pad_left, c0, lanes);
+        }
+      });
+    }
+  }
+
+  // The batch's tiles: rows x cols per sample, numbered sample by sample.
+  // Buffers of tiles (V, dMx) are chunk-major: chunk c's (a*a, its tiles, ...)
+  // slabs start at a*a * first(c) rows, so a chunk's tiles stay close in memory.
+  struct Tiles {
+    Index rows, cols, per_sample, total;
+    Tiles(const ConvGeometry& g, Index n)
+        : rows((g.oh + M - 1) / M), cols((g.ow + M - 1) / M), per_sample(rows * cols), total(n * per_sample) {}
+    // About 128 tiles per chunk (bench_conv: 64 and 256 were slower at every shape tried).
+    static constexpr Index kChunkTiles = 128;
+    Index chunk_samples() const { return std::max<Index>(1, kChunkTiles / per_sample); }
+    Index first(const SampleChunks& ch, Index c) const { return ch.first(c) * per_sample; }
+    Index count(const SampleChunks& ch, Index c) const { return ch.size(c) * per_sample; }
+  };
+
+  // fn(sample, tile row, tile column, tile index within the chunk) for each tile of chunk c.
+  template <typename Fn>
+  static void for_each_tile(const Tiles& t, const SampleChunks& ch, Index c, Fn&& fn) {
+    Index ti = 0;
+    for (Index s = ch.first(c); s < ch.end(c); ++s)
+      for (Index ty = 0; ty < t.rows; ++ty)
+        for (Index tx = 0; tx < t.cols; ++tx) fn(s, ty, tx, ti++);
+  }
+
+  // Per-thread scratch that lives across calls, one buffer per slot: no
+  // allocation (and no page faults) in the batch loop once sizes settle, and
+  // safe for many threads calling infer at once.
+  static constexpr int kKernelSlot = 0, kTileSlot = 1, kProductSlot = 2;
+  template <int Slot>
+  static float* scratch(std::size_t n) {
+    thread_local std::vector<float> buffer;
+    if (buffer.size() < n) buffer.resize(n);
+    return buffer.data();
+  }
+
+  // ---- moving tiles in and out -------------------------------------------------
+  // A tile's vectors are L lanes wide; the last block of channels may fill
+  // fewer (`lanes`), and the rest of its vector is zero. Full vectors are
+  // copied with a fixed-length loop: a copy of run-time length becomes
+  // `rep movs`, whose start-up cost was most of the transforms' time.
+  static void copy_lanes(const float* __restrict src, float* __restrict dst, Index lanes) {
+    if (lanes == L) {
+      for (int k = 0; k < L; ++k) dst[k] = src[k];
+      return;
+    }
+    for (Index k = 0; k < L; ++k) dst[k] = k < lanes ? src[k] : 0.0f;
+  }
+  static void zero_lanes(float* dst) {
+    for (int k = 0; k < L; ++k) dst[k] = 0.0f;
+  }
+
+  // Tile (R x R vectors) at (y0, x0) of an (H, W, C) image, lanes [c0, c0 +
+  // lanes) of each pixel; zeros outside the image.
+  template <int R>
+  static void load_image_tile(const float* image, Index h, Index w, Index ch, Index y0, Index x0, Index c0,
+                              Index lanes, float* tile) {
+    for (int i = 0; i < R; ++i) {
+      const Index y = y0 + i;
+      for (int j = 0; j < R; ++j) {
+        const Index x = x0 + j;
+        float* dst = tile + (i * R + j) * L;
+        if (y < 0 || y >= h || x < 0 || x >= w)
+          zero_lanes(dst);
+        else
+          copy_lanes(image + (y * w + x) * ch + c0, dst, lanes);
+      }
+    }
+  }
+  // Adds a tile back onto the image pixels it covers (those inside it).
+  template <int R>
+  static void add_image_tile(const float* tile, float* image, Index h, Index w, Index ch, Index y0, Index x0,
+                             Index c0, Index lanes) {
+    for (int i = 0; i < R; ++i) {
+      const Index y = y0 + i;
+      if (y < 0 || y >= h) continue;
+      for (int j = 0; j < R; ++j) {
+        const Index x = x0 + j;
+        if (x < 0 || x >= w) continue;
+        float* px = image + (y * w + x) * ch + c0;
+        const float* tv = tile + (i * R + j) * L;
+        if (lanes == L)
+          for (int k = 0; k < L; ++k) px[k] += tv[k];
+        else
+          for (Index k = 0; k < lanes; ++k) px[k] += tv[k];
+      }
+    }
+  }
+  // The a*a vectors of one tile in a (a*a, rows, cols) buffer: slab xi starts
+  // at xi * slab, the tile's lanes at `at` within it.
+  // (Count vectors: the a*a of a tile, or the 9 taps of a kernel.)
+  template <int Count = XI>
+  static void load_slabs(const float* buf, Index slab, Index at, Index lanes, float* tile) {
+    for (int xi = 0; xi < Count; ++xi) copy_lanes(buf + xi * slab + at, tile + xi * L, lanes);
+  }
+  template <int Count = XI>
+  static void store_slabs(const float* tile, float* buf, Index slab, Index at, Index lanes) {
+    for (int xi = 0; xi < Count; ++xi) {
+      float* dst = buf + xi * slab + at;
+      if (lanes == L)
+        for (int k = 0; k < L; ++k) dst[k] = tile[xi * L + k];
+      else
+        for (Index k = 0; k < lanes; ++k) dst[k] = tile[xi * L + k];
+    }
+  }
+
+  // ---- the kernel --------------------------------------------------------------
+  // u (a*a, C, F) = G g GT for every (c, f), F lanes at a time.
+  static void transform_kernel(const ConvGeometry& g, const float* kernel, float* u) {
+#pragma omp parallel for schedule(static) if (g.c * g.f >= (1 << 14))
+    for (Index c = 0; c < g.c; ++c) {
+      alignas(64) float tile[9 * L], out[XI * L];
+      for (Index f0 = 0; f0 < g.f; f0 += L) {
+        const Index lanes = std::min<Index>(L, g.f - f0);
+        load_slabs<9>(kernel, g.c * g.f, c * g.f + f0, lanes, tile);  // the 3x3 taps of (c, f0..)
+        winograd::sandwich<typename Mat::G>(tile, out);
+        store_slabs(out, u, g.c * g.f, c * g.f + f0, lanes);
+      }
+    }
+  }
+  // dW (3, 3, C, F) = GT dU G for every (c, f).
+  static void untransform_kernel_gradient(const ConvGeometry& g, const float* du, float* dkernel) {
+#pragma omp parallel for schedule(static) if (g.c * g.f >= (1 << 14))
+    for (Index c = 0; c < g.c; ++c) {
+      alignas(64) float tile[XI * L], out[9 * L];
+      for (Index f0 = 0; f0 < g.f; f0 += L) {
+        const Index lanes = std::min<Index>(L, g.f - f0);
+        load_slabs(du, g.c * g.f, c * g.f + f0, lanes, tile);
+        winograd::sandwich<typename Mat::G, true>(tile, out);
+        store_slabs<9>(out, dkernel, g.c * g.f, c * g.f + f0, lanes);
+      }
+    }
+  }
+
+  // ---- forward -----------------------------------------------------------------
+  // Chunk by chunk: input tiles to V, the a*a products with the transformed
+  // kernel u, the output transform with bias and ReLU. Training writes V into
+  // keep (the whole batch's, chunk-major, for dU); inference into scratch.
+  static void compute(const ConvGeometry& g, const Tiles& t, const float* u, const float* bias, const Tensor& x,
+                      Tensor& z, Activation act, float* keep) {
+    const SampleChunks chunks(x.dimension(0), t.chunk_samples());
+#pragma omp parallel for schedule(static) if (chunks.count() > 1)
+    for (Index c = 0; c < chunks.count(); ++c) {
+      const Index tn = t.count(chunks, c);
+      float* v = keep ? keep + XI * t.first(chunks, c) * g.c : scratch<kTileSlot>(static_cast<std::size_t>(XI * tn * g.c));
+      float* mx = scratch<kProductSlot>(static_cast<std::size_t>(XI * tn * g.f));
+      alignas(64) float tile[XI * L], out[XI * L];
+      for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
+        for (Index c0 = 0; c0 < g.c; c0 += L) {
+          const Index lanes = std::min<Index>(L, g.c - c0);
+          load_image_tile<A>(x.data() + s * g.input_size(), g.h, g.w, g.c, ty * M - g.pad_top, tx * M - g.pad_left,
+                             c0, lanes, tile);
+          winograd::sandwich<typename Mat::BT>(tile, out);
+          store_slabs(out, v, tn * g.c, ti * g.c + c0, lanes);
+        }
+      });
+      for (int xi = 0; xi < XI; ++xi) {
+        const ConstMatrixMap V(v + xi * tn * g.c, tn, g.c);
+        const ConstMatrixMap U(u + xi * g.c * g.f, g.c, g.f);
+        MatrixMap(mx + xi * tn * g.f, tn, g.f).noalias() = V * U;
+      }
+      for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
+        for (Index f0 = 0; f0 < g.f; f0 += L) {
+          const Index lanes = std::min<Index>(L, g.f - f0);
+          load_slabs(mx, tn * g.f, ti * g.f + f0, lanes, tile);
+          winograd::sandwich<typename Mat::AT>(tile, out);
+          store_output_tile(out, bias + f0, act, z.data() + s * g.output_size(), g, ty * M, tx * M, f0, lanes);
+        }
+      });
+    }
+  }
+
+  // The m x m output tile plus bias, through ReLU, into the pixels inside the output.
+  static void store_output_tile(const float* tile, const float* bias, Activation act, float* image,
+                                const ConvGeometry& g, Index y0, Index x0, Index f0, Index lanes) {
+    using Lanes = Eigen::Array<float, L, 1>;
+    Lanes b;
+    copy_lanes(bias, b.data(), lanes);
+    const bool relu = act == Activation::ReLU;
+    for (int i = 0; i < M && y0 + i < g.oh; ++i)
+      for (int j = 0; j < M && x0 + j < g.ow; ++j) {
+        Lanes v = Eigen::Map<const Lanes>(tile + (i * M + j) * L) + b;
+        if (relu) v = v.max(0.0f);
+        float* px = image + ((y0 + i) * g.ow + x0 + j) * g.f + f0;
+        if (lanes == L)
+          Eigen::Map<Lanes>{px} = v;
+        else
+          std::copy_n(v.data(), lanes, px);
+      }
+  }
+
+};
+
+}  // namespace
+
+template <int M>
+void WinogradConv<M>::forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z,
+                              Activation act) {
+  Winograd<M>::forward(u_, v_, g, w, x, z, act);
+}
+
+template <int M>
+void WinogradConv<M>::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z,
+                            Activation act) const {
+  Winograd<M>::infer(g, w, x, z, act);
+}
+
+template <int M>
+void WinogradConv<M>::backward(const ConvGeometry& g, const Tensor& dz, float* dkernel, Tensor* dx) {
+  Winograd<M>::backward(u_, v_, dmx_, du_, g, dz, dkernel, dx);
+}
+
+template class WinogradConv<2>;
+template class WinogradConv<4>;
+
+}  // namespace loom::conv
