@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "measure.hpp"
 #include "loom/cli.hpp"
 #include "loom/io/json.hpp"
 #include "loom/random.hpp"
@@ -41,7 +42,6 @@ const char* kUsage =
     "                      [--ef-construction 100] [--ef 16,32,64,128,256] [--threads 2]\n";
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // A standard normal draw (Box-Muller).
 float normal(Random& rng) {
@@ -96,30 +96,30 @@ int main(int argc, char** argv) {
     std::vector<std::int64_t> ids(static_cast<std::size_t>(n));
     std::iota(ids.begin(), ids.end(), 0);
     catalog.add(items.data(), ids, std::vector<Label>(static_cast<std::size_t>(n), 0));
-    const double generate_seconds = since(t0);
+    const double generate_seconds = bench::seconds_since(t0);
 
     const ExactSearch exact(catalog);
     t0 = Clock::now();
     const SearchResults truth = exact.search(q.data(), queries, {.k = 10});
-    const double exact_batch_seconds = since(t0);
+    const double exact_batch_seconds = bench::seconds_since(t0);
     std::vector<double> single;
     for (Index i = 0; i < std::min<Index>(20, queries); ++i) {
       t0 = Clock::now();
       (void)exact.search(q.data() + i * dim, 1, {.k = 10});
-      single.push_back(since(t0));
+      single.push_back(bench::seconds_since(t0));
     }
     std::sort(single.begin(), single.end());
 
     t0 = Clock::now();
     HnswIndex index(catalog, {.m = m, .ef_construction = ef_construction, .ef_search = efs.front()});
-    const double build_seconds = since(t0);
+    const double build_seconds = bench::seconds_since(t0);
     set_threads(1);
     std::string runs;
     for (const int ef : efs) {
       index.set_ef_search(std::max(ef, 10));
       t0 = Clock::now();
       const SearchResults r = index.search(q.data(), queries, {.k = 10});
-      const double s = since(t0);
+      const double s = bench::seconds_since(t0);
       runs += (runs.empty() ? "" : ", ") + JsonObject()
                                               .integer("ef", std::max(ef, 10))
                                               .num("recall_at_10", recall_at_k(r, truth, 10))

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "measure.hpp"
 #include "loom/cli.hpp"
 #include "loom/data/fashion_mnist.hpp"
 #include "loom/image/fashion_mnist_preprocess.hpp"
@@ -51,7 +52,6 @@ const char* kUsage =
     "                         [--baseline-queries 10000] [--photos 1000] [--write-photos DIR]\n";
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 std::string scores(const RetrievalScores& s) {
   return JsonObject().num("precision_at_1", s.precision_at_1).num("precision_at_10", s.precision_at_k)
@@ -110,26 +110,26 @@ int main(int argc, char** argv) {
     auto t0 = Clock::now();
     Catalog catalog(catalog_info_for(model, "", names));
     catalog.add(model.embed(train), ids, labels_of(train));
-    const double index_seconds = since(t0);
+    const double index_seconds = bench::seconds_since(t0);
 
     // The file.
     const auto file = std::filesystem::temp_directory_path() / "loom-search-bench.ctlg";
     t0 = Clock::now();
     save_catalog(catalog, file);
-    const double save_seconds = since(t0);
+    const double save_seconds = bench::seconds_since(t0);
     const auto file_bytes = std::filesystem::file_size(file);
     t0 = Clock::now();
     const Catalog loaded = load_catalog(file);
-    const double load_seconds = since(t0);
+    const double load_seconds = bench::seconds_since(t0);
 
     // Queries: embedding, then search of them all.
     t0 = Clock::now();
     const Tensor q = model.embed(test);
-    const double query_embed_seconds = since(t0);
+    const double query_embed_seconds = bench::seconds_since(t0);
     const ExactSearch exact(loaded);
     t0 = Clock::now();
     const SearchResults found = exact.search(q, {.k = 10});
-    const double batch_seconds = since(t0);
+    const double batch_seconds = bench::seconds_since(t0);
     const RetrievalScores learnt = score_retrieval(truth, found, loaded, 10);
 
     // One query at a time.
@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
     for (Index i = 0; i < std::min<Index>(200, test.size()); ++i) {
       t0 = Clock::now();
       const SearchResults r = exact.search(q.data() + i * d, 1, {.k = 10});
-      single.push_back(since(t0));
+      single.push_back(bench::seconds_since(t0));
       if (r[0].size() != 10) throw Error("single query returned " + std::to_string(r[0].size()));
     }
     std::vector<double> sorted = single;
@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
     std::filesystem::remove(file);
     t0 = Clock::now();
     const SearchResults found8 = ExactSearch(int8).search(q, {.k = 10});
-    const double int8_batch_seconds = since(t0);
+    const double int8_batch_seconds = bench::seconds_since(t0);
     const RetrievalScores learnt8 = score_retrieval(truth, found8, int8, 10);
 
     // Photo-like queries: test images as product photos, converted as loom predict does.
@@ -174,7 +174,7 @@ int main(int argc, char** argv) {
     const Dataset base_test = test.head(std::min(baseline_queries, test.size()));
     const SearchResults raw_found = ExactSearch(raw).search(pixel_vectors(base_test), {.k = 10});
     const RetrievalScores pixels = score_retrieval(labels_of(base_test), raw_found, raw, 10);
-    const double raw_seconds = since(t0);
+    const double raw_seconds = bench::seconds_since(t0);
 
     std::cout << JsonObject()
                      .str("benchmark", "visual_search")
