@@ -9,7 +9,7 @@
 // from (N x H x W x C -> F, 3x3, stride 1). GFLOP/s counts the direct
 // convolution's arithmetic (2 * N*OH*OW * 9*C * F per product; backward is two
 // such products), whatever the algorithm really does: Winograd above the
-// GEMM peak (eigen/gemm/*) means it saved more arithmetic than its transforms
+// GEMM peak (gemm/*) means it saved more arithmetic than its transforms
 // cost. The choice rule in conv/conv_algorithm.hpp is read off these numbers:
 //
 //   build/bench/loom_bench --benchmark_filter='^conv/'

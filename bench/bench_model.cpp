@@ -13,14 +13,13 @@
 //   predict/batch:1     Sequential::predict on one image; real_time and the
 //                       latency counter (seconds in JSON) are the single-image latency
 //   predict/batch:1000  Sequential::predict on 1,000 images
-//   eigen/gemm/S     C = A B for S x S float matrices (2*S^3 FLOP) with
-//                    loom::parallel_product: C in fixed blocks of 64 columns
-//                    spread over the T OpenMP threads, each block a
-//                    single-threaded Eigen product (the library defines
-//                    EIGEN_DONT_PARALLELIZE). The T-thread peak of this
-//                    machine, in this run: the "% of peak" reference.
-//   eigen/gemm1t/S   the same product as ONE single-threaded Eigen product:
-//                    the one-thread peak, in the same run
+//   gemm/S           C = A B for S x S float matrices (2*S^3 FLOP) with
+//                    loom::gemm::parallel_multiply (loom/gemm.hpp) over the
+//                    T OpenMP threads: the T-thread peak of this machine, in
+//                    this run, and the "% of peak" reference
+//   gemm1t/S         the same product on one thread (loom::gemm::multiply)
+//   eigen/gemm1t/S   the same product as ONE single-threaded Eigen product
+//                    (the library defines EIGEN_DONT_PARALLELIZE), for comparison
 //   eigen/shape/...  one single-threaded Eigen product at each exact shape of
 //                    the seed model's convolution and dense products (whole
 //                    batch of 32, one product per matrix): what one thread of
@@ -60,7 +59,7 @@
 #include <vector>
 
 #include "loom/loom.hpp"
-#include "loom/parallel.hpp"  // parallel_product, for eigen/gemm
+#include "loom/gemm.hpp"
 #include "model_cases.hpp"
 #include "synthetic.hpp"
 
@@ -164,17 +163,18 @@ RowMatrix random_matrix(Index rows, Index cols, Random& rng) {
   return m;
 }
 
-// C = A B, S x S. threaded: loom::parallel_product (64-column blocks of C over
-// the OpenMP threads, each a single-threaded Eigen product), the way Dense
-// spreads its products; otherwise one single-threaded Eigen product.
-void eigen_gemm(benchmark::State& state, bool threaded) {
+// C = A B, S x S, with loom's product on T threads or one, or with Eigen's.
+enum class Gemm { Threaded, OneThread, Eigen };
+void square_gemm(benchmark::State& state, Gemm how) {
   const Index s = state.range(0);
   Random rng(3);
   const RowMatrix a = random_matrix(s, s, rng), b = random_matrix(s, s, rng);
   RowMatrix c(s, s);
   for (auto _ : state) {
-    if (threaded)
-      parallel_product(c, a, b);
+    if (how == Gemm::Threaded)
+      gemm::parallel_multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
+    else if (how == Gemm::OneThread)
+      gemm::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
     else
       c.noalias() = a * b;
     benchmark::DoNotOptimize(c.data());
@@ -236,13 +236,18 @@ BENCHMARK(train_backward)->Name("train/backward")->UseRealTime()->Unit(benchmark
 BENCHMARK(train_adam)->Name("train/adam")->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(train_non_finite_check)->Name("train/non_finite_check")->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(predict)->Name("predict")->ArgName("batch")->Arg(1)->Arg(1000)->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(eigen_gemm, threaded, true)
-    ->Name("eigen/gemm")
+BENCHMARK_CAPTURE(square_gemm, threaded, Gemm::Threaded)
+    ->Name("gemm")
     ->Arg(1024)
     ->Arg(2048)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(eigen_gemm, one_thread, false)
+BENCHMARK_CAPTURE(square_gemm, one_thread, Gemm::OneThread)
+    ->Name("gemm1t")
+    ->Arg(1024)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(square_gemm, eigen, Gemm::Eigen)
     ->Name("eigen/gemm1t")
     ->Arg(1024)
     ->UseRealTime()

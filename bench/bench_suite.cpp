@@ -11,12 +11,12 @@
 //                                    layers before it make of a synthetic batch
 //
 // GFLOP/s follows flops.hpp (direct-equivalent matrix-product FLOPs); compare
-// the conv layers with eigen/gemm/* of the same run, the T-thread GEMM peak
+// the conv layers with gemm/* of the same run, the T-thread GEMM peak
 // (bench/suite.py does, from this program's JSON). Counters: layer_cases.hpp
 // and model_cases.hpp. main() and the thread count: bench_model.cpp.
 //
 //   build/bench/loom_bench --benchmark_filter='^suite/vgg/'
-//   build/bench/loom_bench --benchmark_filter='^(eigen/gemm/|suite/.*/conv)'
+//   build/bench/loom_bench --benchmark_filter='^(gemm/|suite/.*/conv)'
 
 #include <map>
 #include <memory>

@@ -224,8 +224,8 @@ def micros(entry):
 
 
 def gemm_peak(res, path):
-    """(name, GFLOP/s) of the fastest eigen/gemm/* (the T-thread GEMM peak of the run)."""
-    threaded = {n: e for n, e in res.items() if n.startswith("eigen/gemm/")}
+    """(name, GFLOP/s) of the fastest gemm/* (loom's T-thread product: the GEMM peak of the run)."""
+    threaded = {n: e for n, e in res.items() if n.startswith("gemm/")}
     if not threaded:
-        die(f"{path} has no eigen/gemm results; run loom_bench without a filter that excludes them")
+        die(f"{path} has no gemm/* results; run loom_bench without a filter that excludes them")
     return max(((n, e["GFLOP/s"]) for n, e in threaded.items()), key=lambda x: x[1])

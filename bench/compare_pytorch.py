@@ -35,7 +35,7 @@ better layout; bench/suite.py has the same for the other models):
 
 It also turns a loom_bench JSON file into the per-layer markdown table of
 docs/benchmarks.md (achieved GFLOP/s against the T-thread peak of the same
-run, eigen/gemm/*, and against T times one thread of Eigen at the layer's own
+run, gemm/* (loom's product), and against T times one thread of Eigen at the layer's own
 shapes, eigen/shape/*):
 
   build/bench/loom_bench --benchmark_out=bench.json --benchmark_out_format=json
@@ -154,8 +154,8 @@ micros = bl.micros
 
 def layer_table(path):
     ctx, res = bl.bench_results(path)
-    # eigen/gemm/*: parallel_product over T threads (the peak); eigen/gemm1t/*: one thread.
-    gemm = {n: e for n, e in res.items() if n.startswith(("eigen/gemm/", "eigen/gemm1t/"))}
+    # gemm/*: loom's product over T threads (the peak); gemm1t/*: one thread; eigen/gemm1t/*: Eigen's, one thread.
+    gemm = {n: e for n, e in res.items() if n.startswith(("gemm/", "gemm1t/", "eigen/gemm1t/"))}
     peak_name, peak = bl.gemm_peak(res, path)
     threads = int(ctx.get("loom_threads", 1))
 
@@ -171,7 +171,7 @@ def layer_table(path):
 
     lines = [f"loom_bench, {ctx.get('loom_threads', '?')} thread(s), {ctx.get('date', '?')}, load average "
              f"{', '.join(f'{x:.2f}' for x in ctx.get('load_avg', []))}; peak {peak:.1f} GFLOP/s "
-             f"({peak_name}: parallel_product over {threads} thread(s), "
+             f"({peak_name}: loom's product over {threads} thread(s), "
              f"{ctx.get('eigen_simd', '').split(',')[0]})",
              "",
              f"| layer | pass | µs per batch of 32 | images/s | GFLOP/s | % of peak "
@@ -200,7 +200,7 @@ def layer_table(path):
         t = f"{us / 1000:,.2f} ms" if us >= 1000 else f"{us:,.1f} µs"
         g = e.get("GFLOP/s")
         lines.append(f"| {name} | {t} | {e.get('items_per_second', 0):,.0f} | {fmt(g, '.1f')} | {pct(g)} |")
-    for n in sorted(gemm):  # eigen/gemm/* (T threads), then eigen/gemm1t/* (one)
+    for n in sorted(gemm):  # eigen/gemm1t/*, gemm/* (T threads), gemm1t/* (one)
         lines.append(f"| {n} | {micros(gemm[n]) / 1000:,.2f} ms | - | {gemm[n]['GFLOP/s']:.1f} | "
                      f"{pct(gemm[n]['GFLOP/s'])} |")
     return "\n".join(lines)

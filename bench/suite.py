@@ -14,7 +14,7 @@ The children run one after the other, never at once, all with --threads:
   1. bench/torch_env.py: which BLAS and oneDNN PyTorch loads; against the
      reference BLAS the suite refuses to run (exit 2) unless
      --allow-reference-blas;
-  2. build/bench/loom_bench on eigen/gemm/* (the GEMM peak of this run) and
+  2. build/bench/loom_bench on gemm/* (the GEMM peak of this run) and
      suite/<model>/conv*/* (every conv layer's forward and backward, GFLOP/s
      in the direct-equivalent convention of bench/flops.hpp);
   3. per model, build/bench/loom_suite, then bench/suite_pytorch.py in NCHW
@@ -74,7 +74,7 @@ def parse_list(text, what, choices=None):
 
 def run_layer_bench(a, models):
     """loom_bench on the GEMM peak and every conv layer of the models: (context, results)."""
-    gemm = "eigen/gemm/1024" if a.quick else "eigen/gemm/"
+    gemm = "gemm/1024" if a.quick else "gemm/"
     flt = f"^({gemm}|suite/({'|'.join(models)})/conv[0-9]+/)"
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         cmd = [a.loom_bench, f"--threads={a.threads}", f"--benchmark_filter={flt}",

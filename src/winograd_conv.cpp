@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "loom/conv/winograd_transforms.hpp"
+#include "loom/gemm.hpp"
 
 namespace loom::conv {
 namespace {
@@ -67,10 +68,7 @@ struct Winograd {
         const Index t0 = t.first(chunks, c), tn = t.count(chunks, c);
         const ConstMatrixMap V(v_.data() + (XI * t0 + xi * tn) * g.c, tn, g.c);
         const ConstMatrixMap dMx(dmx_.data() + (XI * t0 + xi * tn) * g.f, tn, g.f);
-        if (c == 0)
-          dU.noalias() = V.transpose() * dMx;
-        else
-          dU.noalias() += V.transpose() * dMx;
+        gemm::multiply(gemm::mutable_view(dU), gemm::view(V.transpose()), gemm::view(dMx), {c > 0});
       }
     }
     untransform_kernel_gradient(g, du_.data(), dkernel);
@@ -83,7 +81,8 @@ struct Winograd {
       for (int xi = 0; xi < XI; ++xi) {
         const ConstMatrixMap dMx(dmx_.data() + (XI * t0 + xi * tn) * g.f, tn, g.f);
         const ConstMatrixMap U(u_.data() + xi * g.c * g.f, g.c, g.f);
-        MatrixMap(dv + xi * tn * g.c, tn, g.c).noalias() = dMx * U.transpose();
+        gemm::multiply(gemm::mutable_view(MatrixMap(dv + xi * tn * g.c, tn, g.c)), gemm::view(dMx),
+                       gemm::view(U.transpose()));
       }
       std::fill_n(dx->data() + chunks.first(c) * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
       alignas(64) float tile[XI * L], out[XI * L];
@@ -256,7 +255,7 @@ struct Winograd {
       for (int xi = 0; xi < XI; ++xi) {
         const ConstMatrixMap V(v + xi * tn * g.c, tn, g.c);
         const ConstMatrixMap U(u + xi * g.c * g.f, g.c, g.f);
-        MatrixMap(mx + xi * tn * g.f, tn, g.f).noalias() = V * U;
+        gemm::multiply(gemm::mutable_view(MatrixMap(mx + xi * tn * g.f, tn, g.f)), gemm::view(V), gemm::view(U));
       }
       for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
         for (Index f0 = 0; f0 < g.f; f0 += L) {

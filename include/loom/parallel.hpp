@@ -2,8 +2,8 @@
 // loom's threading. Eigen's own product threads are off (the CMake target
 // defines EIGEN_DONT_PARALLELIZE): they cost more than they give on the small
 // products of a CNN, by as much as 3x on one image's inference. loom instead
-// spreads fixed blocks of work (samples, columns, array blocks) over OpenMP
-// threads, each block computed single-threaded.
+// spreads fixed blocks of work (samples, array blocks, stripes of a product:
+// loom/gemm.hpp) over OpenMP threads, each block computed single-threaded.
 //
 // Elementwise work over long arrays is split into fixed blocks that OpenMP
 // spreads over the threads when there is enough of it. Each block is an Eigen
@@ -26,22 +26,6 @@ void for_blocks(Index n, F&& f) {
   const Index blocks = (n + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (blocks > 4)
   for (Index b = 0; b < blocks; ++b) f(b * kBlock, std::min(kBlock, n - b * kBlock));
-}
-
-/// dst = lhs * rhs in fixed blocks of 64 columns of dst, spread over the
-/// threads; each block is a single-threaded Eigen product. Blocks are fixed, so
-/// the result does not depend on the thread count. Products too small to be
-/// worth a team (one image's inference) run on the calling thread.
-template <typename Dst, typename Lhs, typename Rhs>
-void parallel_product(Dst&& dst, const Lhs& lhs, const Rhs& rhs) {
-  constexpr Index kCols = 64;
-  const Index cols = dst.cols(), blocks = (cols + kCols - 1) / kCols;
-  const bool worth_it = blocks > 1 && dst.rows() * lhs.cols() * cols >= (Index{1} << 20);
-#pragma omp parallel for schedule(static) if (worth_it)
-  for (Index b = 0; b < blocks; ++b) {
-    const Index c0 = b * kCols, w = std::min(kCols, cols - c0);
-    dst.middleCols(c0, w).noalias() = lhs * rhs.middleCols(c0, w);
-  }
 }
 
 /// sums (1, cols) = the column sums of m (rows, cols), in fixed blocks of rows

@@ -22,6 +22,7 @@
 
 #include "loom/activation.hpp"
 #include "loom/conv/conv_geometry.hpp"
+#include "loom/gemm.hpp"
 
 namespace loom::conv {
 
@@ -51,9 +52,10 @@ class Im2colConv {
     for (Index c = 0; c < chunks.count(); ++c) {
       const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
       const auto dZc = dZ.middleRows(r0, rows);
-      dw_parts_.middleRows(c * k, k).noalias() = col_.middleRows(r0, rows).transpose() * dZc;
+      gemm::multiply(gemm::mutable_view(dw_parts_.middleRows(c * k, k)), gemm::view(col_.middleRows(r0, rows).transpose()),
+                     gemm::view(dZc));
       if (!dx) continue;
-      dcol_.middleRows(r0, rows).noalias() = dZc * W.transpose();
+      gemm::multiply(gemm::mutable_view(dcol_.middleRows(r0, rows)), gemm::view(dZc), gemm::view(W.transpose()));
       std::fill_n(dx->data() + s0 * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
       for (Index s = s0; s < chunks.end(c); ++s)
         col2im(g, dcol_.data() + s * g.pixels() * k, dx->data() + s * g.input_size());
@@ -118,8 +120,9 @@ class Im2colConv {
   }
 
  private:
-  // z = act(col W + b), chunk by chunk of samples: im2col, product, bias and
-  // ReLU while the chunk is in cache. Training keeps every patch in *keep for
+  // z = act(col W + b), chunk by chunk of samples: im2col, then the product
+  // with bias and ReLU in its epilogue, while the chunk is in cache. One chunk
+  // (one image) runs its product on every thread. Training keeps every patch in *keep for
   // dW; inference uses a chunk-sized scratch per thread, so a large batch
   // costs no large patch matrix.
   static void compute(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, RowMatrix* keep,
@@ -127,7 +130,6 @@ class Im2colConv {
     const Index k = g.patch(), f = g.f;
     const SampleChunks chunks(x.dimension(0), chunk_samples(g));
     const ConstMatrixMap W(w.kernel, k, f);
-    const Eigen::Map<const Eigen::RowVectorXf> b(w.bias, f);
 #pragma omp parallel if (chunks.count() > 1)  // one image: no team to wake
     {
       RowMatrix scratch;
@@ -138,10 +140,9 @@ class Im2colConv {
         float* col = keep ? keep->data() + r0 * k : scratch.data();
         for (Index s = s0; s < chunks.end(c); ++s)
           im2col(g, x.data() + s * g.input_size(), col + (s - s0) * g.pixels() * k);
-        MatrixMap Z(z.data() + r0 * f, rows, f);
-        Z.noalias() = ConstMatrixMap(col, rows, k) * W;
-        Z.rowwise() += b;
-        if (act == Activation::ReLU) activation::relu_forward(Z.data(), Z.data(), Z.size());
+        gemm::parallel_multiply(gemm::mutable_view(MatrixMap(z.data() + r0 * f, rows, f)),
+                                gemm::view(ConstMatrixMap(col, rows, k)), gemm::view(W),
+                                {false, w.bias, act == Activation::ReLU});
       }
     }
   }

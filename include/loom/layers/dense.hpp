@@ -21,7 +21,7 @@
 
 #include "loom/layers/activated_layer.hpp"
 #include "loom/layers/init.hpp"
-#include "loom/parallel.hpp"
+#include "loom/gemm.hpp"
 
 namespace loom {
 
@@ -62,21 +62,24 @@ class Dense final : public ActivatedLayer {
   void linear_infer(const Tensor& x, Tensor& z, Activation act) const override {
     const Index n = x.dimension(0), in = input_shape()[0];
     resize_batch(z, n, output_shape());
-    MatrixMap Z = as_matrix(z, n, units_);
-    parallel_product(Z, as_matrix(x, n, in), kernel());
-    Z.rowwise() += bias().transpose();
-    activate(act, z, z);
+    // Bias and ReLU in the product's epilogue; any other activation after it.
+    const bool relu = act == Activation::ReLU;
+    gemm::parallel_multiply(gemm::mutable_view(as_matrix(z, n, units_)), gemm::view(as_matrix(x, n, in)),
+                            gemm::view(kernel()), {false, bias().data(), relu});
+    if (!relu) activate(act, z, z);
   }
 
   const Tensor& linear_backward(const Tensor& dz) override {
     const Index n = x_.dimension(0), in = input_shape()[0];
     const ConstMatrixMap dZ = as_matrix(dz, n, units_);
     const ConstMatrixMap X = as_matrix(std::as_const(x_), n, in);
-    parallel_product(MatrixMap(params_[0].grad.data(), in, units_), X.transpose(), dZ);
+    gemm::parallel_multiply(gemm::mutable_view(MatrixMap(params_[0].grad.data(), in, units_)),
+                            gemm::view(X.transpose()), gemm::view(dZ));
     params_[1].grad.noalias() = dZ.colwise().sum().transpose();
     if (!needs_input_gradient()) return dx_;  // first layer: nobody wants dx
     resize_batch(dx_, n, input_shape());
-    parallel_product(as_matrix(dx_, n, in), dZ, kernel().transpose());
+    gemm::parallel_multiply(gemm::mutable_view(as_matrix(dx_, n, in)), gemm::view(dZ),
+                            gemm::view(kernel().transpose()));
     return dx_;
   }
 

@@ -1,0 +1,271 @@
+// loom::gemm (loom/gemm.hpp): packed, blocked single-precision products.
+//
+// Loops, outermost first (Goto's algorithm, as BLIS names them):
+//   jc  columns of C in blocks of kNc      B block (kKc x kNc) packed: in L3
+//   pc  the sum over K in blocks of kKc     (fixed: the order every element is summed in)
+//   ic  rows of C in blocks of kMc         A block (kMc x kKc) packed: in L2
+//   jr  16 columns at a time               one B panel (kKc x 16): in L1
+//   ir  6 rows at a time                   the kernel: a 6 x 16 tile of C in 12 registers
+// Packed panels are zero-padded to whole tiles, so the kernel never branches
+// on edges; a tile cut by C's edge goes through a small buffer on its way out.
+
+#include "loom/gemm.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define LOOM_GEMM_AVX2 1
+#endif
+
+namespace loom::gemm {
+namespace {
+
+constexpr Index kMr = 6;     // rows of the register tile
+constexpr Index kNr = 16;    // columns of the register tile: two 8-float vectors
+constexpr Index kKc = 256;   // K per block: a B panel of 16 KB stays in L1
+constexpr Index kMc = 120;   // rows per A block: 120 KB, in L2
+constexpr Index kNc = 1024;  // columns per B block: 1 MB
+
+Index round_up(Index n, Index m) { return (n + m - 1) / m * m; }
+
+// Per-thread packing buffers, 64-byte aligned, grown on demand.
+class Scratch {
+ public:
+  float* get(Index n) {
+    if (n > size_) {
+      storage_.reset(new float[static_cast<std::size_t>(n) + 16]);
+      size_ = n;
+    }
+    auto p = reinterpret_cast<std::uintptr_t>(storage_.get());
+    return reinterpret_cast<float*>((p + 63) & ~std::uintptr_t{63});
+  }
+
+ private:
+  std::unique_ptr<float[]> storage_;
+  Index size_ = 0;
+};
+
+// A (rows x depth, rows <= kMc) into panels of kMr rows: panel p holds, for
+// each k, A(p*kMr + 0..5, k) side by side; rows past the edge are zeros.
+void pack_a(const ConstView& a, Index i0, Index rows, Index k0, Index depth, float* out) {
+  for (Index p = 0; p < rows; p += kMr, out += kMr * depth) {
+    const Index r = std::min(kMr, rows - p);
+    const float* src = a.data + (i0 + p) * a.row_stride + k0 * a.col_stride;
+    if (a.row_stride == 1 && r == kMr) {  // A transposed in memory: 6 contiguous values per k
+      for (Index k = 0; k < depth; ++k) std::memcpy(out + k * kMr, src + k * a.col_stride, kMr * sizeof(float));
+      continue;
+    }
+    for (Index i = 0; i < kMr; ++i) {
+      if (i >= r) {
+        for (Index k = 0; k < depth; ++k) out[k * kMr + i] = 0.0f;
+        continue;
+      }
+      const float* row = src + i * a.row_stride;
+      for (Index k = 0; k < depth; ++k) out[k * kMr + i] = row[k * a.col_stride];
+    }
+  }
+}
+
+// B (depth x cols, cols <= kNc) into panels of kNr columns: panel p holds, for
+// each k, B(k, p*kNr + 0..15) side by side; columns past the edge are zeros.
+void pack_b(const ConstView& b, Index k0, Index depth, Index j0, Index cols, float* out) {
+  for (Index p = 0; p < cols; p += kNr, out += kNr * depth) {
+    const Index w = std::min(kNr, cols - p);
+    const float* src = b.data + k0 * b.row_stride + (j0 + p) * b.col_stride;
+    if (b.col_stride == 1) {  // rows of B contiguous
+      if (w == kNr) {  // a fixed-size copy the compiler turns into two vector moves
+        for (Index k = 0; k < depth; ++k) std::memcpy(out + k * kNr, src + k * b.row_stride, kNr * sizeof(float));
+        continue;
+      }
+      for (Index k = 0; k < depth; ++k) {
+        for (Index j = 0; j < w; ++j) out[k * kNr + j] = src[k * b.row_stride + j];
+        for (Index j = w; j < kNr; ++j) out[k * kNr + j] = 0.0f;
+      }
+      continue;
+    }
+    for (Index j = 0; j < kNr; ++j) {  // B transposed in memory: walk each column
+      if (j >= w) {
+        for (Index k = 0; k < depth; ++k) out[k * kNr + j] = 0.0f;
+        continue;
+      }
+      const float* col = src + j * b.col_stride;
+      for (Index k = 0; k < depth; ++k) out[k * kNr + j] = col[k * b.row_stride];
+    }
+  }
+}
+
+// What the kernel does with its tile on the way out.
+struct TileOut {
+  bool accumulate;     // add C's current values
+  const float* bias;   // per column, already offset to the tile's first column; null: none
+  bool relu;
+};
+
+// tile (kMr x kNr, row-major) -> C (rows x cols of it), with the epilogue.
+void store_tile(const float* tile, float* c, Index rs, Index cs, Index rows, Index cols, const TileOut& o) {
+  for (Index i = 0; i < rows; ++i)
+    for (Index j = 0; j < cols; ++j) {
+      float& dst = c[i * rs + j * cs];
+      float v = tile[i * kNr + j];
+      if (o.accumulate) v = dst + v;
+      if (o.bias) v += o.bias[j];
+      if (o.relu) v = std::max(v, 0.0f);
+      dst = v;
+    }
+}
+
+#ifdef LOOM_GEMM_AVX2
+// The 6 x 16 kernel: 12 accumulators, per k one B row (two vectors) and six
+// broadcasts of A. Full tiles of a row-major C are read and written in place.
+// A is a packed panel (kPackedA: the 6 values of each k side by side) or six
+// rows of a row-major A, lda apart, read where they are.
+template <bool kPackedA>
+void kernel(Index depth, const float* a, Index lda, const float* b, float* c, Index rs, Index cs, Index rows,
+            Index cols, const TileOut& o) {
+  const Index ars = kPackedA ? 1 : lda, acs = kPackedA ? kMr : 1;
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (Index k = 0; k < depth; ++k, a += acs, b += kNr) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    __m256 x = _mm256_broadcast_ss(a);
+    c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
+    x = _mm256_broadcast_ss(a + ars);
+    c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);
+    x = _mm256_broadcast_ss(a + 2 * ars);
+    c20 = _mm256_fmadd_ps(x, b0, c20), c21 = _mm256_fmadd_ps(x, b1, c21);
+    x = _mm256_broadcast_ss(a + 3 * ars);
+    c30 = _mm256_fmadd_ps(x, b0, c30), c31 = _mm256_fmadd_ps(x, b1, c31);
+    x = _mm256_broadcast_ss(a + 4 * ars);
+    c40 = _mm256_fmadd_ps(x, b0, c40), c41 = _mm256_fmadd_ps(x, b1, c41);
+    x = _mm256_broadcast_ss(a + 5 * ars);
+    c50 = _mm256_fmadd_ps(x, b0, c50), c51 = _mm256_fmadd_ps(x, b1, c51);
+  }
+  const __m256 acc[kMr][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (rows == kMr && cols == kNr && cs == 1) {
+    const __m256 zero = _mm256_setzero_ps();
+    __m256 bias0 = zero, bias1 = zero;
+    if (o.bias) bias0 = _mm256_loadu_ps(o.bias), bias1 = _mm256_loadu_ps(o.bias + 8);
+    for (Index i = 0; i < kMr; ++i) {
+      float* row = c + i * rs;
+      __m256 v0 = acc[i][0], v1 = acc[i][1];
+      if (o.accumulate) v0 = _mm256_add_ps(_mm256_loadu_ps(row), v0), v1 = _mm256_add_ps(_mm256_loadu_ps(row + 8), v1);
+      if (o.bias) v0 = _mm256_add_ps(v0, bias0), v1 = _mm256_add_ps(v1, bias1);
+      if (o.relu) v0 = _mm256_max_ps(v0, zero), v1 = _mm256_max_ps(v1, zero);
+      _mm256_storeu_ps(row, v0);
+      _mm256_storeu_ps(row + 8, v1);
+    }
+    return;
+  }
+  alignas(32) float tile[kMr * kNr];
+  for (Index i = 0; i < kMr; ++i) _mm256_store_ps(tile + i * kNr, acc[i][0]), _mm256_store_ps(tile + i * kNr + 8, acc[i][1]);
+  store_tile(tile, c, rs, cs, rows, cols, o);
+}
+#else
+// Portable kernel: the same tile and order of sums, left to the compiler's vectoriser.
+template <bool kPackedA>
+void kernel(Index depth, const float* a, Index lda, const float* b, float* c, Index rs, Index cs, Index rows,
+            Index cols, const TileOut& o) {
+  const Index ars = kPackedA ? 1 : lda, acs = kPackedA ? kMr : 1;
+  alignas(32) float tile[kMr * kNr] = {};
+  for (Index k = 0; k < depth; ++k, a += acs, b += kNr)
+    for (Index i = 0; i < kMr; ++i)
+      for (Index j = 0; j < kNr; ++j) tile[i * kNr + j] += a[i * ars] * b[j];
+  store_tile(tile, c, rs, cs, rows, cols, o);
+}
+#endif
+
+void check_shapes(const View& c, const ConstView& a, const ConstView& b) {
+  if (a.cols != b.rows || c.rows != a.rows || c.cols != b.cols)
+    throw ShapeError("gemm: cannot multiply (" + std::to_string(a.rows) + ", " + std::to_string(a.cols) + ") by (" +
+                     std::to_string(b.rows) + ", " + std::to_string(b.cols) + ") into (" + std::to_string(c.rows) +
+                     ", " + std::to_string(c.cols) + ")");
+}
+
+void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
+  const Index m = c.rows, n = c.cols, kk = a.cols;
+  if (m == 0 || n == 0) return;
+  if (kk == 0) {  // an empty sum: C = 0 (or C), then the epilogue
+    alignas(32) const float zeros[kMr * kNr] = {};
+    for (Index i = 0; i < m; i += kMr)
+      for (Index j = 0; j < n; j += kNr)
+        store_tile(zeros, c.data + i * c.row_stride + j * c.col_stride, c.row_stride, c.col_stride,
+                   std::min(kMr, m - i), std::min(kNr, n - j), {e.accumulate, e.bias ? e.bias + j : nullptr, e.relu});
+    return;
+  }
+  thread_local Scratch a_scratch, b_scratch;
+  float* pa = a_scratch.get(kMc * kKc);
+  float* pb = b_scratch.get(kKc * round_up(std::min(n, kNc), kNr));
+  const bool direct_a = a.col_stride == 1;
+  for (Index jc = 0; jc < n; jc += kNc) {
+    const Index nc = std::min(kNc, n - jc);
+    for (Index pc = 0; pc < kk; pc += kKc) {
+      const Index kc = std::min(kKc, kk - pc);
+      const bool first = pc == 0, last = pc + kc == kk;
+      pack_b(b, pc, kc, jc, nc, pb);
+      for (Index ic = 0; ic < m; ic += kMc) {
+        const Index mc = std::min(kMc, m - ic);
+        // A row-major A is read in place, six rows at a time; only a last
+        // panel of fewer rows is packed (zero-padded). Any other A is packed.
+        const Index direct = direct_a ? mc / kMr * kMr : 0;
+        if (direct < mc) pack_a(a, ic + direct, mc - direct, pc, kc, pa);
+        for (Index jr = 0; jr < nc; jr += kNr) {
+          const Index j = jc + jr, cols = std::min(kNr, nc - jr);
+          const TileOut o{!first || e.accumulate, last && e.bias ? e.bias + j : nullptr, last && e.relu};
+          float* cj = c.data + j * c.col_stride;
+          const float* bp = pb + jr * kc;
+          for (Index ir = 0; ir < direct; ir += kMr) {
+            const Index i = ic + ir;
+            kernel<false>(kc, a.data + i * a.row_stride + pc, a.row_stride, bp, cj + i * c.row_stride, c.row_stride,
+                          c.col_stride, kMr, cols, o);
+          }
+          for (Index ir = direct; ir < mc; ir += kMr) {
+            const Index i = ic + ir;
+            kernel<true>(kc, pa + (ir - direct) * kc, 0, bp, cj + i * c.row_stride, c.row_stride, c.col_stride,
+                         std::min(kMr, mc - ir), cols, o);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void multiply(View c, ConstView a, ConstView b, const Epilogue& e) {
+  check_shapes(c, a, b);
+  multiply_unchecked(c, a, b, e);
+}
+
+void parallel_multiply(View c, ConstView a, ConstView b, const Epilogue& e) {
+  check_shapes(c, a, b);
+  const Index m = c.rows, n = c.cols;
+  const bool worth_it = m * n * a.cols >= (Index{1} << 18) && !omp_in_parallel() && omp_get_max_threads() > 1;
+  if (!worth_it) return multiply_unchecked(c, a, b, e);
+  // Stripes of whole tiles along C's longer side; each thread packs what its stripe needs.
+  const bool by_rows = m >= n;
+  const Index unit = by_rows ? kMr : kNr, length = by_rows ? m : n;
+#pragma omp parallel
+  {
+    const Index t = omp_get_thread_num(), threads = omp_get_num_threads();
+    const Index tiles = (length + unit - 1) / unit;
+    const Index begin = std::min(length, tiles * t / threads * unit);
+    const Index end = std::min(length, tiles * (t + 1) / threads * unit);
+    if (begin < end) {
+      if (by_rows)
+        multiply_unchecked({c.data + begin * c.row_stride, end - begin, n, c.row_stride, c.col_stride},
+                           {a.data + begin * a.row_stride, end - begin, a.cols, a.row_stride, a.col_stride}, b, e);
+      else
+        multiply_unchecked({c.data + begin * c.col_stride, m, end - begin, c.row_stride, c.col_stride}, a,
+                           {b.data + begin * b.col_stride, b.rows, end - begin, b.row_stride, b.col_stride},
+                           {e.accumulate, e.bias ? e.bias + begin : nullptr, e.relu});
+    }
+  }
+}
+
+}  // namespace loom::gemm

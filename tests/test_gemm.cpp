@@ -1,0 +1,129 @@
+// loom::gemm: the packed product against a plain triple loop in double
+// precision, over shapes that cut every block and tile at its edge, operands
+// transposed and sliced in memory, each epilogue, and 1 against 2 threads.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "loom/gemm.hpp"
+#include "loom/random.hpp"
+#include "loom/threads.hpp"
+
+using namespace loom;
+
+namespace {
+
+RowMatrix random_matrix(Index rows, Index cols, std::uint64_t seed) {
+  Random rng(seed);
+  RowMatrix m(rows, cols);
+  for (Index i = 0; i < m.size(); ++i) m.data()[i] = rng.uniform(-1.0f, 1.0f);
+  return m;
+}
+
+// C = A B (+ C0) (+ bias) (ReLU) in double: the reference.
+Eigen::MatrixXd reference(const RowMatrix& a, const RowMatrix& b, const RowMatrix* c0, const float* bias, bool relu) {
+  Eigen::MatrixXd c = a.cast<double>() * b.cast<double>();
+  if (c0) c += c0->cast<double>();
+  for (Index i = 0; i < c.rows(); ++i)
+    for (Index j = 0; j < c.cols(); ++j) {
+      if (bias) c(i, j) += bias[j];
+      if (relu) c(i, j) = std::max(c(i, j), 0.0);
+    }
+  return c;
+}
+
+// Largest |c - ref| over sqrt(K): float sums of K terms of size <= 1 are off by about sqrt(K) * 1e-7.
+double scaled_error(const RowMatrix& c, const Eigen::MatrixXd& ref, Index k) {
+  return (c.cast<double>() - ref).cwiseAbs().maxCoeff() / std::sqrt(static_cast<double>(std::max<Index>(k, 1)));
+}
+
+struct Shape3 {
+  Index m, k, n;
+};
+
+// Past one tile (6 x 16), one A block (120 rows), one K block (256) and one B block (1024 columns).
+const Shape3 kShapes[] = {{1, 1, 1},    {5, 3, 15},    {6, 7, 16},   {7, 9, 17},     {13, 257, 33},
+                          {121, 300, 50}, {200, 513, 31}, {64, 20, 1030}, {1, 1600, 128}, {37, 64, 1}};
+
+}  // namespace
+
+TEST_CASE("gemm: products agree with a double-precision reference on every edge of the blocking") {
+  for (const Shape3& s : kShapes) {
+    INFO("M " << s.m << ", K " << s.k << ", N " << s.n);
+    const RowMatrix a = random_matrix(s.m, s.k, 1), b = random_matrix(s.k, s.n, 2);
+    RowMatrix c(s.m, s.n);
+    gemm::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
+    CHECK(scaled_error(c, reference(a, b, nullptr, nullptr, false), s.k) < 1e-6);
+  }
+}
+
+TEST_CASE("gemm: transposed and sliced operands are read in place") {
+  const Index m = 29, k = 270, n = 37;
+  // A^T and B^T stored, plus a destination that is a block of a wider matrix.
+  const RowMatrix at = random_matrix(k, m, 3), bt = random_matrix(n, k, 4);
+  RowMatrix wide = RowMatrix::Constant(m + 2, n + 5, 7.0f);
+  auto block = wide.block(1, 2, m, n);
+  gemm::multiply(gemm::mutable_view(block), gemm::view(at.transpose()), gemm::view(bt.transpose()));
+  const RowMatrix a = at.transpose(), b = bt.transpose();
+  CHECK(scaled_error(RowMatrix(block), reference(a, b, nullptr, nullptr, false), k) < 1e-6);
+  // Outside the block nothing was written.
+  CHECK(wide.row(0).cwiseEqual(7.0f).all());
+  CHECK(wide.row(m + 1).cwiseEqual(7.0f).all());
+  CHECK(wide.leftCols(2).cwiseEqual(7.0f).all());
+  CHECK(wide.rightCols(3).cwiseEqual(7.0f).all());
+  // A column-major destination (C^T stored): every element through the edge path.
+  RowMatrix ct(n, m);
+  auto c = ct.transpose();
+  gemm::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
+  CHECK(scaled_error(RowMatrix(c), reference(a, b, nullptr, nullptr, false), k) < 1e-6);
+}
+
+TEST_CASE("gemm: accumulate, bias and ReLU are applied once, after the whole sum") {
+  const Index m = 50, k = 600, n = 40;  // three K blocks: the epilogue must wait for the last
+  const RowMatrix a = random_matrix(m, k, 5), b = random_matrix(k, n, 6), c0 = random_matrix(m, n, 7);
+  const RowMatrix bias_row = random_matrix(1, n, 8) * 10.0f;  // large enough to move many signs
+  for (const bool accumulate : {false, true})
+    for (const bool bias : {false, true})
+      for (const bool relu : {false, true}) {
+        INFO("accumulate " << accumulate << ", bias " << bias << ", relu " << relu);
+        RowMatrix c = c0;
+        gemm::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b),
+                       {accumulate, bias ? bias_row.data() : nullptr, relu});
+        CHECK(scaled_error(c, reference(a, b, accumulate ? &c0 : nullptr, bias ? bias_row.data() : nullptr, relu), k) <
+              1e-6);
+        if (relu) CHECK(c.minCoeff() == 0.0f);
+      }
+}
+
+TEST_CASE("gemm: an empty sum gives zeros, then the epilogue") {
+  const RowMatrix a(9, 0), b(0, 20);
+  const RowMatrix bias = RowMatrix::Constant(1, 20, -1.0f);
+  RowMatrix c = RowMatrix::Constant(9, 20, 3.0f);
+  gemm::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b), {true, bias.data(), false});
+  CHECK(c.cwiseEqual(2.0f).all());
+  gemm::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b), {false, bias.data(), true});
+  CHECK(c.cwiseEqual(0.0f).all());
+}
+
+TEST_CASE("gemm: mismatched shapes are refused") {
+  const RowMatrix a(4, 5), b(6, 7);
+  RowMatrix c(4, 7);
+  CHECK_THROWS_AS(gemm::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b)), ShapeError);
+  CHECK_THROWS_AS(gemm::parallel_multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b)), ShapeError);
+}
+
+TEST_CASE("gemm: the threaded product is bitwise the one-thread product, split by rows or by columns") {
+  const int saved = threads();
+  for (const Shape3 s : {Shape3{700, 300, 40}, Shape3{40, 300, 700}}) {
+    INFO("M " << s.m << ", K " << s.k << ", N " << s.n);
+    const RowMatrix a = random_matrix(s.m, s.k, 9), b = random_matrix(s.k, s.n, 10);
+    const RowMatrix bias = random_matrix(1, s.n, 11);
+    RowMatrix one(s.m, s.n), two(s.m, s.n);
+    gemm::multiply(gemm::mutable_view(one), gemm::view(a), gemm::view(b), {false, bias.data(), true});
+    set_threads(2);
+    gemm::parallel_multiply(gemm::mutable_view(two), gemm::view(a), gemm::view(b), {false, bias.data(), true});
+    set_threads(saved);
+    CHECK(one == two);
+  }
+}
