@@ -21,7 +21,7 @@ cmake --build build -j "$(nproc)"
 
 echo "==> test: running the test suite"
 status=0
-ctest --test-dir build --output-on-failure || status=$?
+ctest --test-dir build --output-on-failure -j "$(nproc)" || status=$?
 if ((status == 0)); then
   echo "==> test: all tests passed"
 else

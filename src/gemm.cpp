@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -100,24 +101,18 @@ void pack_b(const ConstView& b, Index k0, Index depth, Index j0, Index cols, flo
   }
 }
 
-// What the kernel does with its tile on the way out.
-struct TileOut {
-  bool accumulate;     // add C's current values
-  const float* bias;   // per column, already offset to the tile's first column; null: none
-  bool relu;
-};
+// One element of C on its way out: its sum (+ C) (+ bias[j]) (then ReLU).
+inline void finish(float sum, float& dst, Index j, const Epilogue& o) {
+  if (o.accumulate) sum = dst + sum;
+  if (o.bias) sum += o.bias[j];
+  if (o.relu) sum = std::max(sum, 0.0f);
+  dst = sum;
+}
 
 // tile (kMr x kNr, row-major) -> C (rows x cols of it), with the epilogue.
-void store_tile(const float* tile, float* c, Index rs, Index cs, Index rows, Index cols, const TileOut& o) {
+void store_tile(const float* tile, float* c, Index rs, Index cs, Index rows, Index cols, const Epilogue& o) {
   for (Index i = 0; i < rows; ++i)
-    for (Index j = 0; j < cols; ++j) {
-      float& dst = c[i * rs + j * cs];
-      float v = tile[i * kNr + j];
-      if (o.accumulate) v = dst + v;
-      if (o.bias) v += o.bias[j];
-      if (o.relu) v = std::max(v, 0.0f);
-      dst = v;
-    }
+    for (Index j = 0; j < cols; ++j) finish(tile[i * kNr + j], c[i * rs + j * cs], j, o);
 }
 
 #ifdef LOOM_GEMM_AVX2
@@ -127,7 +122,7 @@ void store_tile(const float* tile, float* c, Index rs, Index cs, Index rows, Ind
 // rows of a row-major A, lda apart, read where they are.
 template <bool kPackedA>
 void kernel(Index depth, const float* a, Index lda, const float* b, float* c, Index rs, Index cs, Index rows,
-            Index cols, const TileOut& o) {
+            Index cols, const Epilogue& o) {
   const Index ars = kPackedA ? 1 : lda, acs = kPackedA ? kMr : 1;
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -170,7 +165,7 @@ void kernel(Index depth, const float* a, Index lda, const float* b, float* c, In
 // Portable kernel: the same tile and order of sums, left to the compiler's vectoriser.
 template <bool kPackedA>
 void kernel(Index depth, const float* a, Index lda, const float* b, float* c, Index rs, Index cs, Index rows,
-            Index cols, const TileOut& o) {
+            Index cols, const Epilogue& o) {
   const Index ars = kPackedA ? 1 : lda, acs = kPackedA ? kMr : 1;
   alignas(32) float tile[kMr * kNr] = {};
   for (Index k = 0; k < depth; ++k, a += acs, b += kNr)
@@ -187,9 +182,40 @@ void check_shapes(const View& c, const ConstView& a, const ConstView& b) {
                      ", " + std::to_string(c.cols) + ")");
 }
 
+// Fewer rows than a tile and a row-major B (one image through a Dense
+// layer): packing B would copy the whole of it for a handful of rows, so B is
+// streamed once instead, each of its rows added into every row of C's sums.
+// The arithmetic is the packed path's, element for element: each K block
+// summed in order from zero (a*b+s contracts to an FMA exactly where the
+// kernel's does: when the target has FMA), then added onto C, so a sample's
+// result does not depend on how many rows it was multiplied with.
+void multiply_thin(View c, ConstView a, ConstView b, const Epilogue& e) {
+  const Index m = c.rows, n = c.cols, kk = a.cols;
+  thread_local std::vector<float> sums;
+  sums.resize(static_cast<std::size_t>(m * n));
+  for (Index pc = 0; pc < kk; pc += kKc) {
+    const Index kc = std::min(kKc, kk - pc);
+    std::fill(sums.begin(), sums.end(), 0.0f);
+    for (Index k = pc; k < pc + kc; ++k) {
+      const float* brow = b.data + k * b.row_stride;
+      for (Index i = 0; i < m; ++i) {
+        const float aik = a.data[i * a.row_stride + k * a.col_stride];
+        float* s = sums.data() + i * n;
+        for (Index j = 0; j < n; ++j) s[j] += aik * brow[j];
+      }
+    }
+    const bool last = pc + kc == kk;
+    const Epilogue o{pc > 0 || e.accumulate, last ? e.bias : nullptr, last && e.relu};
+    for (Index i = 0; i < m; ++i)
+      for (Index j = 0; j < n; ++j)
+        finish(sums[static_cast<std::size_t>(i * n + j)], c.data[i * c.row_stride + j * c.col_stride], j, o);
+  }
+}
+
 void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
   const Index m = c.rows, n = c.cols, kk = a.cols;
   if (m == 0 || n == 0) return;
+  if (m < kMr && b.col_stride == 1) return multiply_thin(c, a, b, e);
   if (kk == 0) {  // an empty sum: C = 0 (or C), then the epilogue
     alignas(32) const float zeros[kMr * kNr] = {};
     for (Index i = 0; i < m; i += kMr)
@@ -216,7 +242,7 @@ void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
         if (direct < mc) pack_a(a, ic + direct, mc - direct, pc, kc, pa);
         for (Index jr = 0; jr < nc; jr += kNr) {
           const Index j = jc + jr, cols = std::min(kNr, nc - jr);
-          const TileOut o{!first || e.accumulate, last && e.bias ? e.bias + j : nullptr, last && e.relu};
+          const Epilogue o{!first || e.accumulate, last && e.bias ? e.bias + j : nullptr, last && e.relu};
           float* cj = c.data + j * c.col_stride;
           const float* bp = pb + jr * kc;
           for (Index ir = 0; ir < direct; ir += kMr) {

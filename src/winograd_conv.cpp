@@ -30,11 +30,13 @@ struct Winograd {
     compute(g, t, u_.data(), w.bias, x, z, act, v_.data());
   }
 
-  static void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) {
+  static void infer(const TransformedKernel& kept, const ConvGeometry& g, const ConvWeights& w, const Tensor& x,
+                    Tensor& z, Activation act) {
     const Tiles t(g, x.dimension(0));
-    float* u = scratch<kKernelSlot>(static_cast<std::size_t>(XI * g.c * g.f));
-    transform_kernel(g, w.kernel, u);
-    compute(g, t, u, w.bias, x, z, act, nullptr);
+    kept.use(
+        w.kernel, static_cast<std::size_t>(9 * g.c * g.f), static_cast<std::size_t>(XI * g.c * g.f),
+        [&](const float* kernel, float* u) { transform_kernel(g, kernel, u); },
+        [&](const float* u) { compute(g, t, u, w.bias, x, z, act, nullptr); });
   }
 
   static void backward(const std::vector<float>& u_, const std::vector<float>& v_, std::vector<float>& dmx_,
@@ -124,7 +126,7 @@ struct Winograd {
   // Per-thread scratch that lives across calls, one buffer per slot: no
   // allocation (and no page faults) in the batch loop once sizes settle, and
   // safe for many threads calling infer at once.
-  static constexpr int kKernelSlot = 0, kTileSlot = 1, kProductSlot = 2;
+  static constexpr int kTileSlot = 0, kProductSlot = 1;
   template <int Slot>
   static float* scratch(std::size_t n) {
     thread_local std::vector<float> buffer;
@@ -300,7 +302,7 @@ void WinogradConv<M>::forward(const ConvGeometry& g, const ConvWeights& w, const
 template <int M>
 void WinogradConv<M>::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z,
                             Activation act) const {
-  Winograd<M>::infer(g, w, x, z, act);
+  Winograd<M>::infer(inference_u_, g, w, x, z, act);
 }
 
 template <int M>

@@ -184,3 +184,20 @@ TEST_CASE("set_algorithm forces an algorithm on a built layer and refuses one th
   REQUIRE_THROWS_WITH(strided.set_algorithm(ConvAlgorithm::Winograd4), Contains("stride 1"));
   CHECK(strided.algorithm() == ConvAlgorithm::Im2col);  // unchanged
 }
+
+TEST_CASE("Winograd inference transforms the kernel again when the weights change, and a copy keeps up", "[conv]") {
+  Conv2DOptions o{.filters = 16, .kernel = 3, .padding = Padding::Same};
+  o.algorithm = ConvAlgorithm::Winograd4;
+  Conv2D conv = built(o, Shape{8, 8, 8});
+  const Tensor x = random_tensor(2, Shape{8, 8, 8}, 9);
+  Tensor before, after, fresh;
+  conv.infer(x, before);  // keeps the transform of these weights
+  conv.params()[0].value *= -0.5f;
+  conv.infer(x, after);
+  CHECK(loom::testing::bitwise_equal(after, conv.forward(x)));
+  CHECK_FALSE(loom::testing::bitwise_equal(after, before));
+  Conv2D copy = conv;  // starts without a kept transform
+  copy.params()[0].value *= 2.0f;
+  copy.infer(x, fresh);
+  CHECK(loom::testing::bitwise_equal(fresh, copy.forward(x)));
+}

@@ -42,7 +42,8 @@ struct Shape3 {
   Index m, k, n;
 };
 
-// Past one tile (6 x 16), one A block (120 rows), one K block (256) and one B block (1024 columns).
+// Past one tile (6 x 16), one A block (120 rows), one K block (256) and one B
+// block (1024 columns); fewer rows than a tile take the unpacked path.
 const Shape3 kShapes[] = {{1, 1, 1},    {5, 3, 15},    {6, 7, 16},   {7, 9, 17},     {13, 257, 33},
                           {121, 300, 50}, {200, 513, 31}, {64, 20, 1030}, {1, 1600, 128}, {37, 64, 1}};
 
@@ -59,7 +60,9 @@ TEST_CASE("gemm: products agree with a double-precision reference on every edge 
 }
 
 TEST_CASE("gemm: transposed and sliced operands are read in place") {
-  const Index m = 29, k = 270, n = 37;
+  // 29 rows: packed tiles; 4 rows: fewer than a tile, with B read transposed.
+  const Index k = 270, n = 37;
+  const Index m = GENERATE(Index{29}, Index{4});
   // A^T and B^T stored, plus a destination that is a block of a wider matrix.
   const RowMatrix at = random_matrix(k, m, 3), bt = random_matrix(n, k, 4);
   RowMatrix wide = RowMatrix::Constant(m + 2, n + 5, 7.0f);
@@ -125,5 +128,19 @@ TEST_CASE("gemm: the threaded product is bitwise the one-thread product, split b
     gemm::parallel_multiply(gemm::mutable_view(two), gemm::view(a), gemm::view(b), {false, bias.data(), true});
     set_threads(saved);
     CHECK(one == two);
+  }
+}
+
+TEST_CASE("gemm: a row's result does not depend on how many rows it is multiplied with") {
+  // K past two blocks; 1 to 5 rows take the unpacked path, 6 and more the packed one.
+  const Index k = 600, n = 40;
+  const RowMatrix a = random_matrix(13, k, 12), b = random_matrix(k, n, 13), bias = random_matrix(1, n, 14);
+  RowMatrix all(13, n);
+  gemm::multiply(gemm::mutable_view(all), gemm::view(a), gemm::view(b), {false, bias.data(), true});
+  for (Index rows = 1; rows <= 13; ++rows) {
+    INFO(rows << " rows");
+    RowMatrix part(rows, n);
+    gemm::multiply(gemm::mutable_view(part), gemm::view(a.topRows(rows)), gemm::view(b), {false, bias.data(), true});
+    CHECK(part == all.topRows(rows));
   }
 }

@@ -435,3 +435,23 @@ TEST_CASE("Training and prediction are bitwise identical on 1 and 2 threads", "[
   CHECK(same_params(one, two));
   CHECK(same_tensor(p1, p2));
 }
+
+TEST_CASE("predict gives each sample the same bits whatever the batch size and thread count", "[sequential][threads]") {
+  // The seed CNN: a direct first layer, Winograd, and a Dense with K = 1600
+  // (several K blocks), so slices of fewer rows than a product tile take
+  // other code paths than full ones.
+  Random rng(8);
+  Tensor x(37, 28, 28, 1);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = rng.uniform01();
+  const Sequential m = models::fashion_mnist_cnn(6);
+  const int saved = threads();
+  const Tensor reference = m.predict(x, 37);
+  for (const int t : {1, 2})
+    for (const Index batch : {Index{1}, Index{5}, Index{16}, Index{100}}) {
+      INFO(t << " threads, batch_size " << batch);
+      set_threads(t);
+      const Tensor p = m.predict(x, batch);
+      set_threads(saved);
+      CHECK(same_tensor(p, reference));
+    }
+}

@@ -31,15 +31,64 @@
 // rounding (F(4x4): up to about 1e-5 of each tensor's scale; tested in
 // test_conv_engine.cpp).
 //
-// Thread safety: infer is const (scratch of its own); forward/backward from one thread.
+// Inference keeps the transformed kernel with a copy of the weights it came
+// from, and transforms again only when they changed (a byte compare): at one
+// image, transforming the kernel cost as much as the convolution.
+//
+// Thread safety: infer is const and safe from many threads (scratch of its
+// own; the kept kernel behind a reader-writer lock); forward/backward from one thread.
 
 #include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <shared_mutex>
 #include <vector>
 
 #include "loom/activation.hpp"
 #include "loom/conv/conv_geometry.hpp"
 
 namespace loom::conv {
+
+/// A transformed kernel kept with the weights it was made from. Copies start empty.
+class TransformedKernel {
+ public:
+  TransformedKernel() = default;
+  TransformedKernel(const TransformedKernel&) {}
+  TransformedKernel& operator=(const TransformedKernel&) {
+    const std::unique_lock lock(mutex_);
+    weights_.clear();
+    u_.clear();
+    return *this;
+  }
+
+  /// use(u) with the transform of `weights` (n floats) into u_size floats,
+  /// made by transform(weights, u) only when the weights are not the kept ones.
+  template <typename Transform, typename Use>
+  void use(const float* weights, std::size_t n, std::size_t u_size, Transform&& transform, Use&& use) const {
+    {
+      const std::shared_lock lock(mutex_);
+      if (holds(weights, n, u_size)) return use(u_.data());
+    }
+    {
+      const std::unique_lock lock(mutex_);
+      if (!holds(weights, n, u_size)) {
+        weights_.assign(weights, weights + n);
+        u_.resize(u_size);
+        transform(weights, u_.data());
+      }
+    }
+    const std::shared_lock lock(mutex_);
+    use(u_.data());
+  }
+
+ private:
+  bool holds(const float* weights, std::size_t n, std::size_t u_size) const {
+    return weights_.size() == n && u_.size() == u_size && std::memcmp(weights_.data(), weights, n * sizeof(float)) == 0;
+  }
+
+  mutable std::shared_mutex mutex_;
+  mutable std::vector<float> weights_, u_;
+};
 
 template <int M>
 class WinogradConv {
@@ -58,6 +107,7 @@ class WinogradConv {
   std::vector<float> v_;    // (T, C) in chunk-major slabs: transformed input tiles of the last forward
   std::vector<float> dmx_;  // (T, F) in chunk-major slabs: transformed output gradient
   std::vector<float> du_;   // (a*a, C, F)
+  TransformedKernel inference_u_;  // U for infer
 };
 
 // The arithmetic is compiled once, in src/winograd_conv.cpp, for m = 2 and 4:

@@ -114,21 +114,32 @@ class MaxPool2D final : public Layer {
               const Index at = ((s * h + iy) * w + ix) * c;
               const float* v = src + at;
               if (first) {
-                for (Index ch = 0; ch < c; ++ch) {
-                  best[ch] = v[ch];
-                  if constexpr (kArgmax) best_at[ch] = at + ch;
-                }
+                Eigen::Map<Eigen::ArrayXf>(best, c) = Eigen::Map<const Eigen::ArrayXf>(v, c);
+                if constexpr (kArgmax)
+                  for (Index ch = 0; ch < c; ++ch) best_at[ch] = at + ch;
                 first = false;
                 continue;
               }
-              for (Index ch = 0; ch < c; ++ch)
-                if (v[ch] > best[ch]) {
-                  best[ch] = v[ch];
-                  if constexpr (kArgmax) best_at[ch] = at + ch;
-                }
+              if constexpr (kArgmax) {
+                for (Index ch = 0; ch < c; ++ch)
+                  if (v[ch] > best[ch]) {
+                    best[ch] = v[ch];
+                    best_at[ch] = at + ch;
+                  }
+              } else {
+                max_into(best, v, c);
+              }
             }
           }
         }
+  }
+
+  // best = max(best, v) per channel as an Eigen array expression, which is
+  // vectorised (g++ left the plain loop scalar). Eigen's max(a, b) is
+  // std::max's (a < b ? b : a): a NaN in v is ignored, as in the argmax path.
+  static void max_into(float* best, const float* v, Index c) {
+    Eigen::Map<Eigen::ArrayXf> b(best, c);
+    b = b.max(Eigen::Map<const Eigen::ArrayXf>(v, c));
   }
 
   MaxPool2DOptions o_;
