@@ -215,7 +215,6 @@ void multiply_thin(View c, ConstView a, ConstView b, const Epilogue& e) {
 void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
   const Index m = c.rows, n = c.cols, kk = a.cols;
   if (m == 0 || n == 0) return;
-  if (m < kMr && b.col_stride == 1) return multiply_thin(c, a, b, e);
   if (kk == 0) {  // an empty sum: C = 0 (or C), then the epilogue
     alignas(32) const float zeros[kMr * kNr] = {};
     for (Index i = 0; i < m; i += kMr)
@@ -224,6 +223,7 @@ void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
                    std::min(kMr, m - i), std::min(kNr, n - j), {e.accumulate, e.bias ? e.bias + j : nullptr, e.relu});
     return;
   }
+  if (m < kMr && b.col_stride == 1) return multiply_thin(c, a, b, e);
   thread_local Scratch a_scratch, b_scratch;
   float* pa = a_scratch.get(kMc * kKc);
   float* pb = b_scratch.get(kKc * round_up(std::min(n, kNc), kNr));

@@ -107,6 +107,10 @@ TEST_CASE("gemm: an empty sum gives zeros, then the epilogue") {
   CHECK(c.cwiseEqual(2.0f).all());
   gemm::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b), {false, bias.data(), true});
   CHECK(c.cwiseEqual(0.0f).all());
+  // Fewer rows than a tile, where the unpacked path would otherwise take it.
+  RowMatrix thin = RowMatrix::Constant(2, 20, 3.0f);
+  gemm::multiply(gemm::mutable_view(thin), gemm::view(RowMatrix(2, 0)), gemm::view(b), {true, bias.data(), false});
+  CHECK(thin.cwiseEqual(2.0f).all());
 }
 
 TEST_CASE("gemm: mismatched shapes are refused") {
