@@ -43,7 +43,7 @@ struct Winograd {
                        std::vector<float>& du_, const ConvGeometry& g, const Tensor& dz, float* dkernel, Tensor* dx) {
     const Index n = dz.dimension(0);
     const Tiles t(g, n);
-    const SampleChunks chunks(n, t.chunk_samples());
+    const auto chunks = SampleChunks::balanced(n, t.chunk_samples());
     dmx_.resize(static_cast<std::size_t>(XI * t.total * g.f));
     // dMx = A dY AT, tile by tile, into each chunk's slabs (a*a, chunk's tiles, F).
 #pragma omp parallel for schedule(static) if (chunks.count() > 1)
@@ -238,7 +238,7 @@ struct Winograd {
   // keep (the whole batch's, chunk-major, for dU); inference into scratch.
   static void compute(const ConvGeometry& g, const Tiles& t, const float* u, const float* bias, const Tensor& x,
                       Tensor& z, Activation act, float* keep) {
-    const SampleChunks chunks(x.dimension(0), t.chunk_samples());
+    const auto chunks = SampleChunks::balanced(x.dimension(0), t.chunk_samples());
 #pragma omp parallel for schedule(static) if (chunks.count() > 1)
     for (Index c = 0; c < chunks.count(); ++c) {
       const Index tn = t.count(chunks, c);
