@@ -3,16 +3,22 @@
 //
 //   x      (N, H, W, C)
 //   y      (N, OH, OW, C)   y = max over the (PH, PW) window
-//   argmax (N, OH, OW, C)   flat index into x of each maximum (training only)
+//   winner (N, OH, OW, C)   the window tap (ky * PW + kx) that holds each maximum (training only)
 //
 // Backward: the gradient of a max flows only to the input that won, so
-//   dx[argmax[i]] += dy[i]   (+= because overlapping windows can share a winner)
+//   dx[input under tap winner[i] of window i] += dy[i]
+// (+= because overlapping windows can share a winner). Keeping the tap rather
+// than a flat index into x makes both passes plain channel loops with a
+// select, which vectorise: the flat-index version took 657 us for the seed's
+// first pool at batch 32 (loom_bench layer/pool1/forward).
 // Padded positions never win (same padding pads with -infinity, as TensorFlow).
 // Ties go to the first maximum in (ky, kx) order.
 //
 // Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <vector>
@@ -56,21 +62,29 @@ class MaxPool2D final : public Layer {
   const Tensor& forward(const Tensor& x) override {
     check_input(x);
     resize_batch(y_, x.dimension(0), output_shape());
-    argmax_.resize(static_cast<std::size_t>(y_.size()));
-    pool(x, y_, argmax_.data());
+    winner_.resize(static_cast<std::size_t>(y_.size()));
+    pool_impl<true>(x, y_, winner_.data());
     return y_;
   }
 
   const Tensor& backward(const Tensor& dy) override {
-    const Index n = dy.dimension(0), per_out = output_shape().size(), per_in = input_shape().size();
+    const Index n = dy.dimension(0), per_in = input_shape().size(), c = input_shape()[2];
     resize_batch(dx_, n, input_shape());
     const float* g = dy.data();
     float* dx = dx_.data();
-    const Index* arg = argmax_.data();
+    const std::int32_t* won = winner_.data();
 #pragma omp parallel for schedule(static) if (n > 1)
-    for (Index s = 0; s < n; ++s) {  // a sample's winners lie in its own part of dx, zeroed by the same thread
-      std::fill_n(dx + s * per_in, per_in, 0.0f);
-      for (Index i = s * per_out; i < (s + 1) * per_out; ++i) dx[arg[i]] += g[i];
+    for (Index s = 0; s < n; ++s) {  // a sample's winners lie in its own part of dx, written by the same thread
+      if (tiles_input()) {  // every input under exactly one tap: assign, no zeroing pass
+        for_each_tap(s, [&](Index out, Index at, std::int32_t tap) {
+          route_where_won<true>(dx + at, g + out, won + out, tap, c);
+        });
+      } else {
+        std::fill_n(dx + s * per_in, per_in, 0.0f);
+        for_each_tap(s, [&](Index out, Index at, std::int32_t tap) {
+          route_where_won<false>(dx + at, g + out, won + out, tap, c);
+        });
+      }
     }
     return dx_;
   }
@@ -78,65 +92,96 @@ class MaxPool2D final : public Layer {
   void infer(const Tensor& x, Tensor& y) const override {
     check_input(x);
     resize_batch(y, x.dimension(0), output_shape());
-    pool(x, y, nullptr);
+    pool_impl<false>(x, y, nullptr);
   }
 
  private:
-  // y = max over windows; writes winners' flat indices into argmax when given.
-  // The innermost loop runs over channels, contiguous in NHWC, so it vectorises.
-  void pool(const Tensor& x, Tensor& y, Index* argmax) const {
-    if (argmax)
-      pool_impl<true>(x, y, argmax);
-    else
-      pool_impl<false>(x, y, nullptr);
-  }
-
-  template <bool kArgmax>
-  void pool_impl(const Tensor& x, Tensor& y, Index* argmax) const {
-    const Index n = x.dimension(0), h = input_shape()[0], w = input_shape()[1], c = input_shape()[2];
-    const Index oh = win_.y.out, ow = win_.x.out;
+  // y = max over windows; records each maximum's tap in winner when kTrack.
+  // The innermost loops run over channels, contiguous in NHWC, so they vectorise.
+  template <bool kTrack>
+  void pool_impl(const Tensor& x, Tensor& y, std::int32_t* winner) const {
+    const Index n = x.dimension(0), c = input_shape()[2];
     const float* src = x.data();
     float* dst = y.data();
 #pragma omp parallel for schedule(static) if (n > 1)
-    for (Index s = 0; s < n; ++s)
-      for (Index oy = 0; oy < oh; ++oy)
-        for (Index ox = 0; ox < ow; ++ox) {
-          const Index out = ((s * oh + oy) * ow + ox) * c;
-          float* best = dst + out;
-          [[maybe_unused]] Index* best_at = kArgmax ? argmax + out : nullptr;
-          bool first = true;  // valid padding always has a first tap; same padding too (pad < pool)
-          for (Index ky = 0; ky < o_.pool.h; ++ky) {
-            const Index iy = oy * o_.strides.h + ky - win_.y.pad_before;
-            if (iy < 0 || iy >= h) continue;
-            for (Index kx = 0; kx < o_.pool.w; ++kx) {
-              const Index ix = ox * o_.strides.w + kx - win_.x.pad_before;
-              if (ix < 0 || ix >= w) continue;
-              const Index at = ((s * h + iy) * w + ix) * c;
-              const float* v = src + at;
-              if (first) {
-                Eigen::Map<Eigen::ArrayXf>(best, c) = Eigen::Map<const Eigen::ArrayXf>(v, c);
-                if constexpr (kArgmax)
-                  for (Index ch = 0; ch < c; ++ch) best_at[ch] = at + ch;
-                first = false;
-                continue;
-              }
-              if constexpr (kArgmax) {
-                for (Index ch = 0; ch < c; ++ch)
-                  if (v[ch] > best[ch]) {
-                    best[ch] = v[ch];
-                    best_at[ch] = at + ch;
-                  }
-              } else {
-                max_into(best, v, c);
-              }
-            }
+    for (Index s = 0; s < n; ++s) {
+      Index first_of = -1;  // the output element whose first tap was seen
+      for_each_tap(s, [&](Index out, Index at, std::int32_t tap) {
+        float* best = dst + out;
+        const float* v = src + at;
+        if (first_of != out) {  // valid padding always has a first tap; same padding too (pad < pool)
+          first_of = out;
+          std::copy_n(v, c, best);
+          if constexpr (kTrack) std::fill_n(winner + out, c, tap);
+        } else if constexpr (kTrack) {
+          take_if_greater(best, winner + out, v, tap, c);
+        } else {
+          max_into(best, v, c);
+        }
+      });
+    }
+  }
+
+  // fn(output offset, input offset, tap) for every tap inside the input of
+  // every window of sample s, window by window, taps in (ky, kx) order.
+  // Offsets are of the first channel, into y (N, OH, OW, C) and x (N, H, W, C).
+  template <typename Fn>
+  void for_each_tap(Index s, Fn&& fn) const {
+    const Index h = input_shape()[0], w = input_shape()[1], c = input_shape()[2];
+    const Index oh = win_.y.out, ow = win_.x.out;
+    for (Index oy = 0; oy < oh; ++oy)
+      for (Index ox = 0; ox < ow; ++ox) {
+        const Index out = ((s * oh + oy) * ow + ox) * c;
+        for (Index ky = 0; ky < o_.pool.h; ++ky) {
+          const Index iy = oy * o_.strides.h + ky - win_.y.pad_before;
+          if (iy < 0 || iy >= h) continue;
+          for (Index kx = 0; kx < o_.pool.w; ++kx) {
+            const Index ix = ox * o_.strides.w + kx - win_.x.pad_before;
+            if (ix < 0 || ix >= w) continue;
+            fn(out, ((s * h + iy) * w + ix) * c, static_cast<std::int32_t>(ky * o_.pool.w + kx));
           }
         }
+      }
+  }
+
+  // Where v beats best (strictly: ties keep the earlier tap), take v and its
+  // tap. Written as arithmetic with unconditional stores: as a conditional
+  // store, g++ made it a masked store, which is microcoded and slow on AMD.
+  static void take_if_greater(float* __restrict best, std::int32_t* __restrict won, const float* __restrict v,
+                              std::int32_t tap, Index c) {
+    for (Index ch = 0; ch < c; ++ch) {
+      const std::int32_t greater = -static_cast<std::int32_t>(v[ch] > best[ch]);  // all ones or zero
+      won[ch] += (tap - won[ch]) & greater;
+      best[ch] = std::max(best[ch], v[ch]);  // (best < v ? v : best): the same choice
+    }
+  }
+  // dx = or += (dy where this tap won, else 0). A select by bit mask, not a
+  // product: a non-finite dy stays out of the inputs that did not win; and not
+  // a `?:`, which g++ made a masked load, as slow as the masked store above.
+  template <bool kAssign>
+  static void route_where_won(float* __restrict dx, const float* __restrict dy, const std::int32_t* __restrict won,
+                              std::int32_t tap, Index c) {
+    for (Index ch = 0; ch < c; ++ch) {
+      const std::int32_t won_here = -static_cast<std::int32_t>(won[ch] == tap);  // all ones or zero
+      const float routed = std::bit_cast<float>(std::bit_cast<std::int32_t>(dy[ch]) & won_here);
+      if constexpr (kAssign)
+        dx[ch] = routed;
+      else
+        dx[ch] += routed;
+    }
+  }
+
+  // Whether the windows cover the input exactly once (stride = pool, no
+  // padding, sizes multiples of the pool), as the seed model's 26x26 -> 13x13.
+  bool tiles_input() const {
+    return o_.strides.h == o_.pool.h && o_.strides.w == o_.pool.w && win_.y.pad_before == 0 &&
+           win_.x.pad_before == 0 && win_.y.out * o_.pool.h == input_shape()[0] &&
+           win_.x.out * o_.pool.w == input_shape()[1];
   }
 
   // best = max(best, v) per channel as an Eigen array expression, which is
   // vectorised (g++ left the plain loop scalar). Eigen's max(a, b) is
-  // std::max's (a < b ? b : a): a NaN in v is ignored, as in the argmax path.
+  // std::max's (a < b ? b : a): a NaN in v is ignored, as when training.
   static void max_into(float* best, const float* v, Index c) {
     Eigen::Map<Eigen::ArrayXf> b(best, c);
     b = b.max(Eigen::Map<const Eigen::ArrayXf>(v, c));
@@ -145,7 +190,7 @@ class MaxPool2D final : public Layer {
   MaxPool2DOptions o_;
   Window win_;
   Tensor y_;                  // (N, OH, OW, C)
-  std::vector<Index> argmax_;  // (N, OH, OW, C) flat indices into x
+  std::vector<std::int32_t> winner_;  // (N, OH, OW, C) winning taps
   Tensor dx_;                 // (N, H, W, C)
 };
 
