@@ -27,12 +27,40 @@ void dispatch(const ConvGeometry& g, Body&& body) {
   }
 }
 
-// z (OH * OW, F) = the convolution of one image (H, W, C), without bias.
-// Output pixels whose window lies inside the image go four at a time: four
-// independent sums hide the latency of each fused multiply-add. Pixels at a
-// padded border go one at a time, skipping the taps that fall outside.
+// P output pixels of a row times FB filters, the register tile: P * FB / 8
+// accumulators of 8 floats (12 of the 16 AVX registers at 6 x 16, like the
+// product's tile), every tap added while they stay in registers, then bias
+// and ReLU as they are stored. `in` is the first pixel's window corner,
+// `kernel`, `bias` and `out` start at the tile's first filter.
+template <int FB, int P>
+void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, const float* bias, bool relu, float* out) {
+  using Row = Eigen::Matrix<float, 1, FB>;
+  const Index step = g.sw * g.c, taps = g.kw * g.c, row = g.w * g.c, f = g.f;
+  Row acc[P];
+  for (int p = 0; p < P; ++p) acc[p].setZero();
+  for (Index ky = 0; ky < g.kh; ++ky) {
+    const float* x = in + ky * row;
+    const float* wt = kernel + ky * taps * f;
+    for (Index j = 0; j < taps; ++j) {  // (kx, ch) taps: contiguous in input and kernel
+      const Row w = Eigen::Map<const Row>(wt + j * f);
+      for (int p = 0; p < P; ++p) acc[p].noalias() += x[j + p * step] * w;
+    }
+  }
+  const Row b = Eigen::Map<const Row>(bias);
+  for (int p = 0; p < P; ++p) {
+    Row v = acc[p] + b;
+    if (relu) v = v.array().max(0.0f).matrix();
+    Eigen::Map<Row>(out + p * f) = v;
+  }
+}
+
+// z (OH * OW, F) = act(the convolution of one image (H, W, C) + bias).
+// Output pixels whose window lies inside the image go in register tiles of
+// (6, then 2 and 1) pixels x 16 filters; pixels at a padded border one at a
+// time, skipping the taps that fall outside.
 template <int F>
-void forward_one(const ConvGeometry& g, const float* kw, const float* image, float* z) {
+void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, bool relu, const float* image,
+                 float* z) {
   using Row = Eigen::Matrix<float, 1, F>;
   using WRow = Eigen::Map<const Row>;
   const Index h = g.h, w = g.w, c = g.c, ow = g.ow, kh = g.kh, kwid = g.kw, sx = g.sw, px = g.pad_left;
@@ -48,11 +76,13 @@ void forward_one(const ConvGeometry& g, const float* kw, const float* image, flo
         const Index ix = ox * sx + kx - px;
         if (ix < 0 || ix >= w) continue;
         const float* in = image + (iy * w + ix) * c;
-        const float* wt = kw + (ky * kwid + kx) * c * F;
+        const float* wt = kernel + (ky * kwid + kx) * c * F;
         for (Index ch = 0; ch < c; ++ch) acc.noalias() += in[ch] * WRow(wt + ch * F);
       }
     }
-    Eigen::Map<Row>(z + (oy * ow + ox) * F) = acc;
+    Row v = acc + WRow(bias);
+    if (relu) v = v.array().max(0.0f).matrix();
+    Eigen::Map<Row>(z + (oy * ow + ox) * F) = v;
   };
   for (Index oy = 0; oy < g.oh; ++oy) {
     const Index iy0 = oy * g.sh - g.pad_top;
@@ -62,61 +92,99 @@ void forward_one(const ConvGeometry& g, const float* kw, const float* image, flo
     }
     Index ox = 0;
     for (; ox < in_lo; ++ox) one(oy, ox);
-    const Index step = sx * c;  // input distance between neighbouring output pixels
-    for (; ox + 4 <= in_hi; ox += 4) {
-      Row a0 = Row::Zero(), a1 = Row::Zero(), a2 = Row::Zero(), a3 = Row::Zero();
-      for (Index ky = 0; ky < kh; ++ky) {
-        const float* in = image + ((iy0 + ky) * w + ox * sx - px) * c;
-        const float* wt = kw + ky * kwid * c * F;
-        for (Index j = 0; j < kwid * c; ++j) {  // (kx, ch) taps: contiguous in input and kernel
-          const WRow wr(wt + j * F);
-          a0.noalias() += in[j] * wr;
-          a1.noalias() += in[j + step] * wr;
-          a2.noalias() += in[j + 2 * step] * wr;
-          a3.noalias() += in[j + 3 * step] * wr;
-        }
+    // interior pixels: tiles of 6 pixels, then of 2 and 1 for the rest of the row
+    auto tiles = [&]<int P>(std::integral_constant<int, P>) {
+      for (; ox + P <= in_hi; ox += P) {
+        const float* in = image + (iy0 * w + ox * sx - px) * c;
+        float* out = z + (oy * ow + ox) * F;
+        int f0 = 0;
+        for (; f0 + 16 <= F; f0 += 16) pixel_tile<16, P>(g, in, kernel + f0, bias + f0, relu, out + f0);
+        if constexpr (F % 16 != 0) pixel_tile<8, P>(g, in, kernel + f0, bias + f0, relu, out + f0);
       }
-      float* out = z + (oy * ow + ox) * F;
-      Eigen::Map<Row>{out} = a0;
-      Eigen::Map<Row>(out + F) = a1;
-      Eigen::Map<Row>(out + 2 * F) = a2;
-      Eigen::Map<Row>(out + 3 * F) = a3;
-    }
+    };
+    tiles(std::integral_constant<int, 6>{});
+    tiles(std::integral_constant<int, 2>{});
+    tiles(std::integral_constant<int, 1>{});
     for (; ox < ow; ++ox) one(oy, ox);
   }
 }
 
+// Output pixels (rows and columns) whose whole window lies inside the image.
+struct Interior {
+  Index y0, y1, x0, x1;  // [y0, y1) x [x0, x1)
+  explicit Interior(const ConvGeometry& g)
+      : y0(first_inside(g.pad_top, g.sh, g.oh)), y1(end_inside(g.h, g.kh, g.pad_top, g.sh, g.oh)),
+        x0(first_inside(g.pad_left, g.sw, g.ow)), x1(end_inside(g.w, g.kw, g.pad_left, g.sw, g.ow)) {
+    if (y1 < y0) y1 = y0;
+    if (x1 < x0) x1 = x0;
+  }
+  bool contains(Index oy, Index ox) const { return oy >= y0 && oy < y1 && ox >= x0 && ox < x1; }
+  // first o with o*s - pad >= 0; end of o with o*s - pad + k <= n
+  static Index first_inside(Index pad, Index s, Index out) { return std::min(out, (pad + s - 1) / s); }
+  static Index end_inside(Index n, Index k, Index pad, Index s, Index out) {
+    return n - k + pad < 0 ? 0 : std::min(out, (n - k + pad) / s + 1);
+  }
+};
+
+// T taps x FB filters of dW, the register tile (12 accumulators at 6 x 16):
+// dW[t0 + t] += the sum over the interior pixels p of x[p's window + off[t]] * dZ[p].
+template <int FB, int T>
+void dw_tile(const ConvGeometry& g, const Interior& in, const Index* off, const float* image, const float* dz,
+             float* dw) {
+  using Row = Eigen::Matrix<float, 1, FB>;
+  Row acc[T];
+  for (int t = 0; t < T; ++t) acc[t].setZero();
+  for (Index oy = in.y0; oy < in.y1; ++oy) {
+    const float* x = image + ((oy * g.sh - g.pad_top) * g.w + in.x0 * g.sw - g.pad_left) * g.c;
+    const float* gz = dz + (oy * g.ow + in.x0) * g.f;
+    for (Index ox = in.x0; ox < in.x1; ++ox, x += g.sw * g.c, gz += g.f) {
+      const Row d = Eigen::Map<const Row>(gz);
+      for (int t = 0; t < T; ++t) acc[t].noalias() += x[off[t]] * d;
+    }
+  }
+  for (int t = 0; t < T; ++t) Eigen::Map<Row>(dw + t * g.f) += acc[t];
+}
+
 // dW (K, F) += one image's share, from its dZ (OH * OW, F): for each tap t,
 // dW[t] += sum over output pixels p of x[input of p under t] * dZ[p].
+// Interior pixels go through register tiles of (6, then 3, 2, 1) taps x 16
+// filters; pixels at a padded border follow, tap by tap, skipping the taps
+// outside the image.
 template <int F>
 void dw_one(const ConvGeometry& g, const float* image, const float* dz, float* dw) {
   using Row = Eigen::Matrix<float, 1, F>;
-  const Index h = g.h, w = g.w, c = g.c, ow = g.ow, sx = g.sw, px = g.pad_left;
-  for (Index ky = 0; ky < g.kh; ++ky)
-    for (Index kx = 0; kx < g.kw; ++kx) {
-      // output columns whose input column ox*sx + kx - px lies in [0, w)
-      const Index first = px - kx, last = w - 1 + px - kx;
-      const Index lo = first <= 0 ? 0 : (first + sx - 1) / sx;
-      const Index hi = last < 0 ? 0 : std::min(ow, last / sx + 1);
-      for (Index ch = 0; ch < c; ++ch) {
-        // four independent sums hide the latency of each fused multiply-add
-        Row a0 = Row::Zero(), a1 = Row::Zero(), a2 = Row::Zero(), a3 = Row::Zero();
-        const Index step = sx * c;
-        for (Index oy = 0; oy < g.oh; ++oy) {
-          const Index iy = oy * g.sh + ky - g.pad_top;
-          if (iy < 0 || iy >= h) continue;
-          const float* in = image + (iy * w + lo * sx + kx - px) * c + ch;
-          const float* gz = dz + (oy * ow + lo) * F;
-          Index ox = lo;
-          for (; ox + 4 <= hi; ox += 4, in += 4 * step, gz += 4 * F) {
-            a0.noalias() += in[0] * Eigen::Map<const Row>(gz);
-            a1.noalias() += in[step] * Eigen::Map<const Row>(gz + F);
-            a2.noalias() += in[2 * step] * Eigen::Map<const Row>(gz + 2 * F);
-            a3.noalias() += in[3 * step] * Eigen::Map<const Row>(gz + 3 * F);
-          }
-          for (; ox < hi; ++ox, in += step, gz += F) a0.noalias() += *in * Eigen::Map<const Row>(gz);
+  const Index k = g.patch();
+  Index off[DirectConv::kMaxPatch];  // tap t = (ky, kx, ch), as the kernel's rows: its offset in a window
+  for (Index ky = 0, t = 0; ky < g.kh; ++ky)
+    for (Index kx = 0; kx < g.kw; ++kx)
+      for (Index ch = 0; ch < g.c; ++ch) off[t++] = (ky * g.w + kx) * g.c + ch;
+  const Interior in(g);
+  Index t0 = 0;
+  auto tiles = [&]<int T>(std::integral_constant<int, T>) {
+    for (; t0 + T <= k; t0 += T) {
+      int f0 = 0;
+      for (; f0 + 16 <= F; f0 += 16) dw_tile<16, T>(g, in, off + t0, image, dz + f0, dw + t0 * F + f0);
+      if constexpr (F % 16 != 0) dw_tile<8, T>(g, in, off + t0, image, dz + f0, dw + t0 * F + f0);
+    }
+  };
+  tiles(std::integral_constant<int, 6>{});
+  tiles(std::integral_constant<int, 3>{});
+  tiles(std::integral_constant<int, 2>{});
+  tiles(std::integral_constant<int, 1>{});
+  if (in.y0 == 0 && in.y1 == g.oh && in.x0 == 0 && in.x1 == g.ow) return;
+  for (Index oy = 0; oy < g.oh; ++oy)
+    for (Index ox = 0; ox < g.ow; ++ox) {
+      if (in.contains(oy, ox)) continue;
+      const Eigen::Map<const Row> d(dz + (oy * g.ow + ox) * F);
+      for (Index ky = 0; ky < g.kh; ++ky) {
+        const Index iy = oy * g.sh + ky - g.pad_top;
+        if (iy < 0 || iy >= g.h) continue;
+        for (Index kx = 0; kx < g.kw; ++kx) {
+          const Index ix = ox * g.sw + kx - g.pad_left;
+          if (ix < 0 || ix >= g.w) continue;
+          for (Index ch = 0; ch < g.c; ++ch)
+            Eigen::Map<Row>(dw + ((ky * g.kw + kx) * g.c + ch) * F) += image[(iy * g.w + ix) * g.c + ch] * d;
         }
-        Eigen::Map<Row>(dw + ((ky * g.kw + kx) * c + ch) * F) += (a0 + a1) + (a2 + a3);
       }
     }
 }
@@ -125,18 +193,14 @@ void dw_one(const ConvGeometry& g, const float* image, const float* dz, float* d
 
 void DirectConv::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const {
   const SampleChunks chunks(x.dimension(0), chunk_samples(g));
-  const Eigen::Map<const Eigen::RowVectorXf> b(w.bias, g.f);
+  const bool relu = act == Activation::ReLU;
 #pragma omp parallel for schedule(static) if (chunks.count() > 1)
-  for (Index c = 0; c < chunks.count(); ++c) {
-    const Index s0 = chunks.first(c), rows = chunks.size(c) * g.pixels();
-    for (Index s = s0; s < chunks.end(c); ++s)
+  for (Index c = 0; c < chunks.count(); ++c)
+    for (Index s = chunks.first(c); s < chunks.end(c); ++s)
       dispatch(g, [&](auto fixed) {
-        forward_one<decltype(fixed)::value>(g, w.kernel, x.data() + s * g.input_size(), z.data() + s * g.output_size());
+        forward_one<decltype(fixed)::value>(g, w.kernel, w.bias, relu, x.data() + s * g.input_size(),
+                                            z.data() + s * g.output_size());
       });
-    MatrixMap Z(z.data() + s0 * g.output_size(), rows, g.f);
-    Z.rowwise() += b;
-    if (act == Activation::ReLU) activation::relu_forward(Z.data(), Z.data(), Z.size());
-  }
 }
 
 

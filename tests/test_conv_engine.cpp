@@ -107,7 +107,7 @@ TEST_CASE("The direct first-layer convolution agrees with im2col", "[conv]") {
       {"non-square kernel, unequal strides",
        {.filters = 64, .kernel = {2, 3}, .strides = {1, 2}, .padding = Padding::Same},
        Shape{5, 9, 2}},
-      {"wide border, 4-pixel groups and rest", {.filters = 32, .kernel = 5, .padding = Padding::Same}, Shape{6, 11, 1}},
+      {"wide border, a 6-pixel tile and rest", {.filters = 32, .kernel = 5, .padding = Padding::Same}, Shape{6, 11, 1}},
       {"24 filters, colour", {.filters = 24, .kernel = 3, .padding = Padding::Same}, Shape{7, 9, 3}},
       {"8 filters", {.filters = 8, .kernel = 3}, Shape{6, 6, 2}},
   };
