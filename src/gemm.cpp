@@ -212,28 +212,30 @@ void multiply_thin(View c, ConstView a, ConstView b, const Epilogue& e) {
   }
 }
 
-void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
-  const Index m = c.rows, n = c.cols, kk = a.cols;
-  if (m == 0 || n == 0) return;
-  if (kk == 0) {  // an empty sum: C = 0 (or C), then the epilogue
-    alignas(32) const float zeros[kMr * kNr] = {};
-    for (Index i = 0; i < m; i += kMr)
-      for (Index j = 0; j < n; j += kNr)
-        store_tile(zeros, c.data + i * c.row_stride + j * c.col_stride, c.row_stride, c.col_stride,
-                   std::min(kMr, m - i), std::min(kNr, n - j), {e.accumulate, e.bias ? e.bias + j : nullptr, e.relu});
-    return;
-  }
-  if (m < kMr && b.col_stride == 1) return multiply_thin(c, a, b, e);
-  thread_local Scratch a_scratch, b_scratch;
+// An empty sum (K = 0): C = 0 (or C), then the epilogue.
+void multiply_empty(View c, const Epilogue& e) {
+  alignas(32) const float zeros[kMr * kNr] = {};
+  for (Index i = 0; i < c.rows; i += kMr)
+    for (Index j = 0; j < c.cols; j += kNr)
+      store_tile(zeros, c.data + i * c.row_stride + j * c.col_stride, c.row_stride, c.col_stride,
+                 std::min(kMr, c.rows - i), std::min(kNr, c.cols - j),
+                 {e.accumulate, e.bias ? e.bias + j : nullptr, e.relu});
+}
+
+// The blocked product; panels_of(jc, nc, pc, kc) gives B's packed panels of
+// that block (packed there and then, or packed beforehand: PackedB).
+template <typename PanelsOf>
+void multiply_blocked(View c, ConstView a, Index kk, PanelsOf&& panels_of, const Epilogue& e) {
+  const Index m = c.rows, n = c.cols;
+  thread_local Scratch a_scratch;
   float* pa = a_scratch.get(kMc * kKc);
-  float* pb = b_scratch.get(kKc * round_up(std::min(n, kNc), kNr));
   const bool direct_a = a.col_stride == 1;
   for (Index jc = 0; jc < n; jc += kNc) {
     const Index nc = std::min(kNc, n - jc);
     for (Index pc = 0; pc < kk; pc += kKc) {
       const Index kc = std::min(kKc, kk - pc);
       const bool first = pc == 0, last = pc + kc == kk;
-      pack_b(b, pc, kc, jc, nc, pb);
+      const float* pb = panels_of(jc, nc, pc, kc);
       for (Index ic = 0; ic < m; ic += kMc) {
         const Index mc = std::min(kMc, m - ic);
         // A row-major A is read in place, six rows at a time; only a last
@@ -261,11 +263,49 @@ void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
   }
 }
 
+void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
+  const Index m = c.rows, n = c.cols, kk = a.cols;
+  if (m == 0 || n == 0) return;
+  if (kk == 0) return multiply_empty(c, e);
+  if (m < kMr && b.col_stride == 1) return multiply_thin(c, a, b, e);
+  thread_local Scratch b_scratch;
+  float* pb = b_scratch.get(kKc * round_up(std::min(n, kNc), kNr));
+  multiply_blocked(c, a, kk, [&](Index jc, Index nc, Index pc, Index kc) {
+    pack_b(b, pc, kc, jc, nc, pb);
+    return static_cast<const float*>(pb);
+  }, e);
+}
+
 }  // namespace
 
 void multiply(View c, ConstView a, ConstView b, const Epilogue& e) {
   check_shapes(c, a, b);
   multiply_unchecked(c, a, b, e);
+}
+
+// Blocks in the order the product takes them: column block jc (kNc columns,
+// padded to whole panels) holds its K blocks one after the other, so block
+// (jc, pc) starts at jc * K + padded(nc) * pc.
+void PackedB::pack(ConstView b) {
+  rows_ = b.rows, cols_ = b.cols;
+  panels_.resize(static_cast<std::size_t>(round_up(cols_, kNr) * rows_));
+  for (Index jc = 0; jc < cols_; jc += kNc)
+    for (Index pc = 0; pc < rows_; pc += kKc) {
+      const Index nc = std::min(kNc, cols_ - jc), kc = std::min(kKc, rows_ - pc);
+      pack_b(b, pc, kc, jc, nc, panels_.data() + block_offset(jc, pc));
+    }
+}
+
+Index PackedB::block_offset(Index jc, Index pc) const {
+  return jc * rows_ + round_up(std::min(kNc, cols_ - jc), kNr) * pc;
+}
+
+void multiply(View c, ConstView a, const PackedB& b, const Epilogue& e) {
+  check_shapes(c, a, {nullptr, b.rows(), b.cols(), 0, 0});
+  if (c.rows == 0 || c.cols == 0) return;
+  if (a.cols == 0) return multiply_empty(c, e);
+  multiply_blocked(c, a, a.cols, [&](Index jc, Index, Index pc, Index) { return b.panels() + b.block_offset(jc, pc); },
+                   e);
 }
 
 void parallel_multiply(View c, ConstView a, ConstView b, const Epilogue& e) {

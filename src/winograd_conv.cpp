@@ -21,26 +21,26 @@ struct Winograd {
   static constexpr int L = winograd::kLanes;
 
 
-  static void forward(std::vector<float>& u_, std::vector<float>& v_, const ConvGeometry& g, const ConvWeights& w,
+  static void forward(WinogradKernel& u_, std::vector<float>& v_, const ConvGeometry& g, const ConvWeights& w,
                       const Tensor& x, Tensor& z, Activation act) {
     const Tiles t(g, x.dimension(0));
-    u_.resize(static_cast<std::size_t>(XI * g.c * g.f));
-    transform_kernel(g, w.kernel, u_.data());
+    transform(g, w.kernel, u_);
     v_.resize(static_cast<std::size_t>(XI * t.total * g.c));
-    compute(g, t, u_.data(), w.bias, x, z, act, v_.data());
+    compute(g, t, u_, w.bias, x, z, act, v_.data());
   }
 
   static void infer(const TransformedKernel& kept, const ConvGeometry& g, const ConvWeights& w, const Tensor& x,
                     Tensor& z, Activation act) {
     const Tiles t(g, x.dimension(0));
     kept.use(
-        w.kernel, static_cast<std::size_t>(9 * g.c * g.f), static_cast<std::size_t>(XI * g.c * g.f),
-        [&](const float* kernel, float* u) { transform_kernel(g, kernel, u); },
-        [&](const float* u) { compute(g, t, u, w.bias, x, z, act, nullptr); });
+        w.kernel, static_cast<std::size_t>(9 * g.c * g.f),
+        [&](const float* kernel, WinogradKernel& u) { transform(g, kernel, u); },
+        [&](const WinogradKernel& u) { compute(g, t, u, w.bias, x, z, act, nullptr); });
   }
 
-  static void backward(const std::vector<float>& u_, const std::vector<float>& v_, std::vector<float>& dmx_,
-                       std::vector<float>& du_, const ConvGeometry& g, const Tensor& dz, float* dkernel, Tensor* dx) {
+  static void backward(const WinogradKernel& u_, std::vector<gemm::PackedB>& packed_ut_, const std::vector<float>& v_,
+                       std::vector<float>& dmx_, std::vector<float>& du_, const ConvGeometry& g, const Tensor& dz,
+                       float* dkernel, Tensor* dx) {
     const Index n = dz.dimension(0);
     const Tiles t(g, n);
     const auto chunks = SampleChunks::balanced(n, t.chunk_samples());
@@ -75,6 +75,7 @@ struct Winograd {
     }
     untransform_kernel_gradient(g, du_.data(), dkernel);
     if (!dx) return;
+    pack_each(packed_ut_, g.c * g.f, [&](int xi) { return gemm::view(u_matrix(g, u_.u, xi).transpose()); });
     // dV = dMx U^T per chunk, then B dV BT added onto the input pixels.
 #pragma omp parallel for schedule(static) if (chunks.count() > 1)
     for (Index c = 0; c < chunks.count(); ++c) {
@@ -82,9 +83,7 @@ struct Winograd {
       float* dv = scratch<kTileSlot>(static_cast<std::size_t>(XI * tn * g.c));  // (a*a, chunk's tiles, C)
       for (int xi = 0; xi < XI; ++xi) {
         const ConstMatrixMap dMx(dmx_.data() + (XI * t0 + xi * tn) * g.f, tn, g.f);
-        const ConstMatrixMap U(u_.data() + xi * g.c * g.f, g.c, g.f);
-        gemm::multiply(gemm::mutable_view(MatrixMap(dv + xi * tn * g.c, tn, g.c)), gemm::view(dMx),
-                       gemm::view(U.transpose()));
+        gemm::multiply(gemm::mutable_view(MatrixMap(dv + xi * tn * g.c, tn, g.c)), gemm::view(dMx), packed_ut_[xi]);
       }
       std::fill_n(dx->data() + chunks.first(c) * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
       alignas(64) float tile[XI * L], out[XI * L];
@@ -205,6 +204,23 @@ struct Winograd {
   }
 
   // ---- the kernel --------------------------------------------------------------
+  // U and its products' packed panels.
+  static void transform(const ConvGeometry& g, const float* kernel, WinogradKernel& k) {
+    k.u.resize(static_cast<std::size_t>(XI * g.c * g.f));
+    transform_kernel(g, kernel, k.u.data());
+    pack_each(k.packed, g.c * g.f, [&](int xi) { return gemm::view(u_matrix(g, k.u, xi)); });
+  }
+  static ConstMatrixMap u_matrix(const ConvGeometry& g, const std::vector<float>& u, int xi) {
+    return {u.data() + xi * g.c * g.f, g.c, g.f};
+  }
+  // packed[xi] = the packing of matrix(xi), for each tile position; in
+  // parallel when there is enough of it (size: floats per matrix).
+  template <typename MatrixOf>
+  static void pack_each(std::vector<gemm::PackedB>& packed, Index size, MatrixOf&& matrix) {
+    packed.resize(XI);
+#pragma omp parallel for schedule(static) if (size >= (1 << 12))
+    for (int xi = 0; xi < XI; ++xi) packed[xi].pack(matrix(xi));
+  }
   // u (a*a, C, F) = G g GT for every (c, f), F lanes at a time.
   static void transform_kernel(const ConvGeometry& g, const float* kernel, float* u) {
 #pragma omp parallel for schedule(static) if (g.c * g.f >= (1 << 14))
@@ -236,8 +252,8 @@ struct Winograd {
   // Chunk by chunk: input tiles to V, the a*a products with the transformed
   // kernel u, the output transform with bias and ReLU. Training writes V into
   // keep (the whole batch's, chunk-major, for dU); inference into scratch.
-  static void compute(const ConvGeometry& g, const Tiles& t, const float* u, const float* bias, const Tensor& x,
-                      Tensor& z, Activation act, float* keep) {
+  static void compute(const ConvGeometry& g, const Tiles& t, const WinogradKernel& u, const float* bias,
+                      const Tensor& x, Tensor& z, Activation act, float* keep) {
     const auto chunks = SampleChunks::balanced(x.dimension(0), t.chunk_samples());
 #pragma omp parallel for schedule(static) if (chunks.count() > 1)
     for (Index c = 0; c < chunks.count(); ++c) {
@@ -256,8 +272,7 @@ struct Winograd {
       });
       for (int xi = 0; xi < XI; ++xi) {
         const ConstMatrixMap V(v + xi * tn * g.c, tn, g.c);
-        const ConstMatrixMap U(u + xi * g.c * g.f, g.c, g.f);
-        gemm::multiply(gemm::mutable_view(MatrixMap(mx + xi * tn * g.f, tn, g.f)), gemm::view(V), gemm::view(U));
+        gemm::multiply(gemm::mutable_view(MatrixMap(mx + xi * tn * g.f, tn, g.f)), gemm::view(V), u.packed[xi]);
       }
       for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
         for (Index f0 = 0; f0 < g.f; f0 += L) {
@@ -307,7 +322,7 @@ void WinogradConv<M>::infer(const ConvGeometry& g, const ConvWeights& w, const T
 
 template <int M>
 void WinogradConv<M>::backward(const ConvGeometry& g, const Tensor& dz, float* dkernel, Tensor* dx) {
-  Winograd<M>::backward(u_, v_, dmx_, du_, g, dz, dkernel, dx);
+  Winograd<M>::backward(u_, packed_ut_, v_, dmx_, du_, g, dz, dkernel, dx);
 }
 
 template class WinogradConv<2>;

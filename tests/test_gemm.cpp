@@ -3,7 +3,9 @@
 // transposed and sliced in memory, each epilogue, and 1 against 2 threads.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "loom/gemm.hpp"
@@ -147,4 +149,29 @@ TEST_CASE("gemm: a row's result does not depend on how many rows it is multiplie
     gemm::multiply(gemm::mutable_view(part), gemm::view(a.topRows(rows)), gemm::view(b), {false, bias.data(), true});
     CHECK(part == all.topRows(rows));
   }
+}
+
+TEST_CASE("gemm: a product with B packed beforehand is bitwise the product with B") {
+  // K past one block of 256 and N past one block of 1,024 columns, N not a
+  // multiple of 16; M of 1 (the unpacked path's thin case), 6 and 13; B as is
+  // and transposed in memory; with each part of the epilogue.
+  for (const auto [m, k, n] : {std::array<Index, 3>{1, 32, 64}, {6, 300, 40}, {13, 70, 1030}, {4, 0, 20}}) {
+    const RowMatrix a = random_matrix(m, k, 1), b = random_matrix(k, n, 2), bt = b.transpose();
+    const RowMatrix c0 = random_matrix(m, n, 3);
+    const std::vector<float> bias(static_cast<std::size_t>(n), 0.25f);
+    for (const bool transposed : {false, true}) {
+      const gemm::ConstView bv = transposed ? gemm::view(bt.transpose()) : gemm::view(b);
+      const gemm::PackedB packed(bv);
+      for (const gemm::Epilogue& e : {gemm::Epilogue{}, gemm::Epilogue{true, bias.data(), true}}) {
+        RowMatrix expected = c0, got = c0;
+        gemm::multiply(gemm::mutable_view(expected), gemm::view(a), bv, e);
+        gemm::multiply(gemm::mutable_view(got), gemm::view(a), packed, e);
+        INFO("M " << m << ", K " << k << ", N " << n << (transposed ? ", B transposed" : ""));
+        CHECK(std::memcmp(expected.data(), got.data(), sizeof(float) * static_cast<std::size_t>(m * n)) == 0);
+      }
+    }
+  }
+  const gemm::PackedB packed(gemm::view(random_matrix(5, 7, 4)));
+  RowMatrix c(2, 7);
+  CHECK_THROWS_AS(gemm::multiply(gemm::mutable_view(c), gemm::view(random_matrix(2, 6, 5)), packed), ShapeError);
 }

@@ -16,6 +16,8 @@
 //
 // Thread safety: callable from many threads at once (packing scratch is per thread).
 
+#include <vector>
+
 #include "loom/tensor.hpp"
 
 namespace loom::gemm {
@@ -47,6 +49,30 @@ void multiply(View c, ConstView a, ConstView b, const Epilogue& e = {});
 /// C, whichever is longer) when it is large enough to be worth a team, and on
 /// the calling thread otherwise or inside a parallel region.
 void parallel_multiply(View c, ConstView a, ConstView b, const Epilogue& e = {});
+
+/// B packed once for many products with it (the same weights against many
+/// blocks of A, as Winograd's transformed kernel against every chunk of
+/// tiles): the panels multiply() would otherwise pack again on every call.
+/// Products with it give the same bits as with B itself.
+class PackedB {
+ public:
+  PackedB() = default;
+  explicit PackedB(ConstView b) { pack(b); }
+  /// Packs b (reusing the storage).
+  void pack(ConstView b);
+  Index rows() const { return rows_; }
+  Index cols() const { return cols_; }
+  const float* panels() const { return panels_.data(); }
+  /// Where the panels of column block jc, K block pc start (see src/gemm.cpp).
+  Index block_offset(Index jc, Index pc) const;
+
+ private:
+  Index rows_ = 0, cols_ = 0;
+  std::vector<float, Eigen::aligned_allocator<float>> panels_;  // aligned: the kernel's vector loads
+};
+
+/// C = A B (with the epilogue) on the calling thread, B packed beforehand.
+void multiply(View c, ConstView a, const PackedB& b, const Epilogue& e = {});
 
 /// Views of Eigen matrices and expressions with direct access (Map, Matrix,
 /// Block, Transpose of those): no copy.

@@ -42,12 +42,21 @@
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
+#include <utility>
 #include <vector>
 
 #include "loom/activation.hpp"
 #include "loom/conv/conv_geometry.hpp"
+#include "loom/gemm.hpp"
 
 namespace loom::conv {
+
+/// A kernel in the Winograd domain: U (a*a, C, F), and each U[xi] packed as
+/// the B of the products with it (packed once, not once per chunk of tiles).
+struct WinogradKernel {
+  std::vector<float> u;
+  std::vector<gemm::PackedB> packed;
+};
 
 /// A transformed kernel kept with the weights it was made from. Copies start empty.
 class TransformedKernel {
@@ -57,37 +66,38 @@ class TransformedKernel {
   TransformedKernel& operator=(const TransformedKernel&) {
     const std::unique_lock lock(mutex_);
     weights_.clear();
-    u_.clear();
+    kernel_ = {};
     return *this;
   }
 
-  /// use(u) with the transform of `weights` (n floats) into u_size floats,
-  /// made by transform(weights, u) only when the weights are not the kept ones.
+  /// use(kernel) with the transform of `weights` (n floats), made by
+  /// transform(weights, kernel) only when the weights are not the kept ones.
   template <typename Transform, typename Use>
-  void use(const float* weights, std::size_t n, std::size_t u_size, Transform&& transform, Use&& use) const {
+  void use(const float* weights, std::size_t n, Transform&& transform, Use&& use) const {
     {
       const std::shared_lock lock(mutex_);
-      if (holds(weights, n, u_size)) return use(u_.data());
+      if (holds(weights, n)) return use(std::as_const(kernel_));
     }
     {
       const std::unique_lock lock(mutex_);
-      if (!holds(weights, n, u_size)) {
+      if (!holds(weights, n)) {
+        weights_.clear();  // not kept until transformed: a throwing transform leaves nothing stale
+        transform(weights, kernel_);
         weights_.assign(weights, weights + n);
-        u_.resize(u_size);
-        transform(weights, u_.data());
       }
     }
     const std::shared_lock lock(mutex_);
-    use(u_.data());
+    use(std::as_const(kernel_));
   }
 
  private:
-  bool holds(const float* weights, std::size_t n, std::size_t u_size) const {
-    return weights_.size() == n && u_.size() == u_size && std::memcmp(weights_.data(), weights, n * sizeof(float)) == 0;
+  bool holds(const float* weights, std::size_t n) const {
+    return n > 0 && weights_.size() == n && std::memcmp(weights_.data(), weights, n * sizeof(float)) == 0;
   }
 
   mutable std::shared_mutex mutex_;
-  mutable std::vector<float> weights_, u_;
+  mutable std::vector<float> weights_;
+  mutable WinogradKernel kernel_;
 };
 
 template <int M>
@@ -103,7 +113,8 @@ class WinogradConv {
   void backward(const ConvGeometry& g, const Tensor& dz, float* dkernel, Tensor* dx);
 
  private:
-  std::vector<float> u_;    // (a*a, C, F) transformed kernel of the last forward
+  WinogradKernel u_;        // transformed kernel of the last forward
+  std::vector<gemm::PackedB> packed_ut_;  // each U[xi]^T packed, for dx
   std::vector<float> v_;    // (T, C) in chunk-major slabs: transformed input tiles of the last forward
   std::vector<float> dmx_;  // (T, F) in chunk-major slabs: transformed output gradient
   std::vector<float> du_;   // (a*a, C, F)
