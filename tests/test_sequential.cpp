@@ -454,4 +454,15 @@ TEST_CASE("predict gives each sample the same bits whatever the batch size and t
       set_threads(saved);
       CHECK(same_tensor(p, reference));
     }
+  // One image alone is one slice, whose layers spread their own work over the threads.
+  for (const int t : {1, 2})
+    for (const Index i : {Index{0}, Index{36}}) {
+      INFO(t << " threads, image " << i << " alone");
+      Tensor one(1, 28, 28, 1);
+      std::copy_n(x.data() + i * 784, 784, one.data());
+      set_threads(t);
+      const Tensor p = m.predict(one);
+      set_threads(saved);
+      CHECK(std::equal(p.data(), p.data() + p.size(), reference.data() + i * p.size()));
+    }
 }
