@@ -27,6 +27,23 @@ void dispatch(const ConvGeometry& g, Body&& body) {
   }
 }
 
+// Output pixels (rows and columns) whose whole window lies inside the image.
+struct Interior {
+  Index y0, y1, x0, x1;  // [y0, y1) x [x0, x1)
+  explicit Interior(const ConvGeometry& g)
+      : y0(first_inside(g.pad_top, g.sh, g.oh)), y1(end_inside(g.h, g.kh, g.pad_top, g.sh, g.oh)),
+        x0(first_inside(g.pad_left, g.sw, g.ow)), x1(end_inside(g.w, g.kw, g.pad_left, g.sw, g.ow)) {
+    if (y1 < y0) y1 = y0;
+    if (x1 < x0) x1 = x0;
+  }
+  bool contains(Index oy, Index ox) const { return oy >= y0 && oy < y1 && ox >= x0 && ox < x1; }
+  // first o with o*s - pad >= 0; end of o with o*s - pad + k <= n
+  static Index first_inside(Index pad, Index s, Index out) { return std::min(out, (pad + s - 1) / s); }
+  static Index end_inside(Index n, Index k, Index pad, Index s, Index out) {
+    return n - k + pad < 0 ? 0 : std::min(out, (n - k + pad) / s + 1);
+  }
+};
+
 // P output pixels of a row times FB filters, the register tile: P * FB / 8
 // accumulators of 8 floats (12 of the 16 AVX registers at 6 x 16, like the
 // product's tile), every tap added while they stay in registers, then bias
@@ -64,9 +81,8 @@ void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, 
   using Row = Eigen::Matrix<float, 1, F>;
   using WRow = Eigen::Map<const Row>;
   const Index h = g.h, w = g.w, c = g.c, ow = g.ow, kh = g.kh, kwid = g.kw, sx = g.sw, px = g.pad_left;
-  // output columns whose whole window row is inside: ox*sx - px >= 0 and ox*sx - px + kw <= w
-  const Index in_lo = std::min(ow, (px + sx - 1) / sx);
-  const Index in_hi = w - kwid + px < 0 ? 0 : std::min(ow, (w - kwid + px) / sx + 1);
+  const Interior inside(g);
+  const Index in_lo = inside.x0, in_hi = inside.x1;
   auto one = [&](Index oy, Index ox) {
     Row acc = Row::Zero();
     for (Index ky = 0; ky < kh; ++ky) {
@@ -86,7 +102,7 @@ void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, 
   };
   for (Index oy = 0; oy < g.oh; ++oy) {
     const Index iy0 = oy * g.sh - g.pad_top;
-    if (iy0 < 0 || iy0 + kh > h || in_lo >= in_hi) {
+    if (oy < inside.y0 || oy >= inside.y1 || in_lo >= in_hi) {
       for (Index ox = 0; ox < ow; ++ox) one(oy, ox);
       continue;
     }
@@ -108,23 +124,6 @@ void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, 
     for (; ox < ow; ++ox) one(oy, ox);
   }
 }
-
-// Output pixels (rows and columns) whose whole window lies inside the image.
-struct Interior {
-  Index y0, y1, x0, x1;  // [y0, y1) x [x0, x1)
-  explicit Interior(const ConvGeometry& g)
-      : y0(first_inside(g.pad_top, g.sh, g.oh)), y1(end_inside(g.h, g.kh, g.pad_top, g.sh, g.oh)),
-        x0(first_inside(g.pad_left, g.sw, g.ow)), x1(end_inside(g.w, g.kw, g.pad_left, g.sw, g.ow)) {
-    if (y1 < y0) y1 = y0;
-    if (x1 < x0) x1 = x0;
-  }
-  bool contains(Index oy, Index ox) const { return oy >= y0 && oy < y1 && ox >= x0 && ox < x1; }
-  // first o with o*s - pad >= 0; end of o with o*s - pad + k <= n
-  static Index first_inside(Index pad, Index s, Index out) { return std::min(out, (pad + s - 1) / s); }
-  static Index end_inside(Index n, Index k, Index pad, Index s, Index out) {
-    return n - k + pad < 0 ? 0 : std::min(out, (n - k + pad) / s + 1);
-  }
-};
 
 // T taps x FB filters of dW, the register tile (12 accumulators at 6 x 16):
 // dW[t0 + t] += the sum over the interior pixels p of x[p's window + off[t]] * dZ[p].

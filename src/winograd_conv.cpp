@@ -262,67 +262,31 @@ struct Winograd {
     const auto chunks = SampleChunks::balanced(x.dimension(0), t.chunk_samples());
 #pragma omp parallel for schedule(static) if (chunks.count() > 1)
     for (Index c = 0; c < chunks.count(); ++c) {
-      const ChunkBuffers b = buffers(g, t, chunks, c, keep);
-      for (Index ti = 0; ti < b.tiles; ++ti) transform_input_tile(g, t, chunks, c, ti, x, b);
-      for (int xi = 0; xi < XI; ++xi) product(g, u, xi, b);
-      for (Index ti = 0; ti < b.tiles; ++ti) transform_output_tile(g, t, chunks, c, ti, bias, act, z, b);
-    }
-  }
-
-  // A chunk's V (a*a, its tiles, C) and Mx (a*a, its tiles, F).
-  struct ChunkBuffers {
-    Index tiles;
-    float* v;
-    float* mx;
-  };
-  static ChunkBuffers buffers(const ConvGeometry& g, const Tiles& t, const SampleChunks& chunks, Index c,
-                              float* keep) {
-    const Index tn = t.count(chunks, c);
-    return {tn,
-            keep ? keep + XI * t.first(chunks, c) * g.c : scratch<kTileSlot>(static_cast<std::size_t>(XI * tn * g.c)),
-            scratch<kProductSlot>(static_cast<std::size_t>(XI * tn * g.f))};
-  }
-
-  // Tile ti of chunk c: its sample, tile row and tile column.
-  struct TileAt {
-    Index s, ty, tx;
-  };
-  static TileAt tile_at(const Tiles& t, const SampleChunks& chunks, Index c, Index ti) {
-    const Index r = ti % t.per_sample;
-    return {chunks.first(c) + ti / t.per_sample, r / t.cols, r % t.cols};
-  }
-
-  // V's vectors of tile ti: BT d B, 16 channels at a time.
-  static void transform_input_tile(const ConvGeometry& g, const Tiles& t, const SampleChunks& chunks, Index c,
-                                   Index ti, const Tensor& x, const ChunkBuffers& b) {
-    const TileAt at = tile_at(t, chunks, c, ti);
-    alignas(64) float tile[XI * L], out[XI * L];
-    for (Index c0 = 0; c0 < g.c; c0 += L) {
-      const Index lanes = std::min<Index>(L, g.c - c0);
-      load_image_tile<A>(x.data() + at.s * g.input_size(), g.h, g.w, g.c, at.ty * M - g.pad_top,
-                         at.tx * M - g.pad_left, c0, lanes, tile);
-      winograd::sandwich<typename Mat::BT>(tile, out);
-      store_slabs(out, b.v, b.tiles * g.c, ti * g.c + c0, lanes);
-    }
-  }
-
-  // Mx[xi] = V[xi] U[xi] for the chunk's tiles.
-  static void product(const ConvGeometry& g, const WinogradKernel& u, int xi, const ChunkBuffers& b) {
-    const ConstMatrixMap V(b.v + xi * b.tiles * g.c, b.tiles, g.c);
-    gemm::multiply(gemm::mutable_view(MatrixMap(b.mx + xi * b.tiles * g.f, b.tiles, g.f)), gemm::view(V),
-                   u.packed[xi]);
-  }
-
-  // Output pixels of tile ti: AT Mx A, plus bias, through ReLU.
-  static void transform_output_tile(const ConvGeometry& g, const Tiles& t, const SampleChunks& chunks, Index c,
-                                    Index ti, const float* bias, Activation act, Tensor& z, const ChunkBuffers& b) {
-    const TileAt at = tile_at(t, chunks, c, ti);
-    alignas(64) float tile[XI * L], out[XI * L];
-    for (Index f0 = 0; f0 < g.f; f0 += L) {
-      const Index lanes = std::min<Index>(L, g.f - f0);
-      load_slabs(b.mx, b.tiles * g.f, ti * g.f + f0, lanes, tile);
-      winograd::sandwich<typename Mat::AT>(tile, out);
-      store_output_tile(out, bias + f0, act, z.data() + at.s * g.output_size(), g, at.ty * M, at.tx * M, f0, lanes);
+      const Index tn = t.count(chunks, c);
+      float* v = keep ? keep + XI * t.first(chunks, c) * g.c : scratch<kTileSlot>(static_cast<std::size_t>(XI * tn * g.c));
+      float* mx = scratch<kProductSlot>(static_cast<std::size_t>(XI * tn * g.f));
+      alignas(64) float tile[XI * L], out[XI * L];
+      for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
+        for (Index c0 = 0; c0 < g.c; c0 += L) {
+          const Index lanes = std::min<Index>(L, g.c - c0);
+          load_image_tile<A>(x.data() + s * g.input_size(), g.h, g.w, g.c, ty * M - g.pad_top, tx * M - g.pad_left,
+                             c0, lanes, tile);
+          winograd::sandwich<typename Mat::BT>(tile, out);
+          store_slabs(out, v, tn * g.c, ti * g.c + c0, lanes);
+        }
+      });
+      for (int xi = 0; xi < XI; ++xi) {
+        const ConstMatrixMap V(v + xi * tn * g.c, tn, g.c);
+        gemm::multiply(gemm::mutable_view(MatrixMap(mx + xi * tn * g.f, tn, g.f)), gemm::view(V), u.packed[xi]);
+      }
+      for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
+        for (Index f0 = 0; f0 < g.f; f0 += L) {
+          const Index lanes = std::min<Index>(L, g.f - f0);
+          load_slabs(mx, tn * g.f, ti * g.f + f0, lanes, tile);
+          winograd::sandwich<typename Mat::AT>(tile, out);
+          store_output_tile(out, bias + f0, act, z.data() + s * g.output_size(), g, ty * M, tx * M, f0, lanes);
+        }
+      });
     }
   }
 

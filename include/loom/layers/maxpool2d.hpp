@@ -73,18 +73,16 @@ class MaxPool2D final : public Layer {
     const float* g = dy.data();
     float* dx = dx_.data();
     const std::int32_t* won = winner_.data();
+    const bool assign = tiles_input();  // every input under exactly one tap: assign, no zeroing pass
 #pragma omp parallel for schedule(static) if (n > 1)
     for (Index s = 0; s < n; ++s) {  // a sample's winners lie in its own part of dx, written by the same thread
-      if (tiles_input()) {  // every input under exactly one tap: assign, no zeroing pass
-        for_each_tap(s, [&](Index out, Index at, std::int32_t tap) {
+      if (!assign) std::fill_n(dx + s * per_in, per_in, 0.0f);
+      for_each_tap(s, [&](Index out, Index at, std::int32_t tap) {
+        if (assign)
           route_where_won<true>(dx + at, g + out, won + out, tap, c);
-        });
-      } else {
-        std::fill_n(dx + s * per_in, per_in, 0.0f);
-        for_each_tap(s, [&](Index out, Index at, std::int32_t tap) {
+        else
           route_where_won<false>(dx + at, g + out, won + out, tap, c);
-        });
-      }
+      });
     }
     return dx_;
   }
