@@ -5,6 +5,9 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
 #include <omp.h>
 
 #include "loom/search/exact_search.hpp"
@@ -116,14 +119,78 @@ TEST_CASE("exact search: ties are broken by id, results do not depend on the thr
   CHECK(one == many);
 }
 
-TEST_CASE("exact search over an int8 catalog finds nearly the same neighbours", "[search][exact]") {
+TEST_CASE("exact search over an int8 catalog is exact for its decoded vectors, and near the float32 one", "[search][exact]") {
   const Catalog f = synthetic_catalog(3000, 64, 5, 9);
   const Catalog q8 = f.with_encoding(VectorEncoding::Int8);
   const Vectors q = clustered_vectors(50, 64, 5, 10);
+  check_matches(q8, q, 50, {.k = 10});  // brute force scores the decoded int8 vectors
   const SearchResults exact = ExactSearch(f).search(q.values.data(), 50, {.k = 10});
   const SearchResults approx = ExactSearch(q8).search(q.values.data(), 50, {.k = 10});
   CHECK(recall_at_k(approx, exact, 10) >= 0.95);
   for (std::size_t i = 0; i < exact.size(); ++i) CHECK(approx[i][0].score == Approx(exact[i][0].score).margin(0.01));
+}
+
+// The screen rules items out by a bound; these catalogs make the bound work
+// hard: no direction stronger than another (the rotation's head is nearly
+// everything), odd and tiny dimensions, vectors of very different lengths,
+// near-ties, and all-zero vectors. The results must still be brute force's.
+TEST_CASE("exact search: the screen never drops a neighbour", "[search][exact]") {
+  SECTION("no structure: uniform noise, odd dimension") {
+    const Catalog c = synthetic_catalog(2000, 37, 2, 11, {.spread = 5.0f});
+    check_matches(c, clustered_vectors(30, 37, 2, 12, 5.0f), 30, {.k = 10});
+  }
+  SECTION("one and three dimensions") {
+    check_matches(synthetic_catalog(500, 1, 2, 13), clustered_vectors(10, 1, 2, 14), 10, {.k = 7});
+    check_matches(synthetic_catalog(500, 3, 2, 15), clustered_vectors(10, 3, 2, 16), 10, {.k = 7});
+  }
+  SECTION("many dimensions, as raw pixels") {
+    check_matches(synthetic_catalog(600, 784, 4, 17), clustered_vectors(5, 784, 4, 18), 5, {.k = 10});
+  }
+  SECTION("vectors of lengths from 1e-3 to 1e3, and zero vectors") {
+    Vectors v = clustered_vectors(3000, 16, 3, 19);
+    Random rng(20);
+    for (Index i = 0; i < 3000; ++i) {
+      const float length = i % 97 == 0 ? 0.0f : std::pow(10.0f, rng.uniform(-3.0f, 3.0f));
+      for (Index j = 0; j < 16; ++j) v.values[static_cast<std::size_t>(i * 16 + j)] *= length;
+    }
+    Catalog c({.dim = 16, .class_names = {"a", "b", "c"}});
+    std::vector<std::int64_t> ids(3000);
+    std::iota(ids.begin(), ids.end(), 0);
+    c.add(v.values.data(), ids, v.labels);
+    Vectors q = clustered_vectors(20, 16, 3, 21);
+    for (Index j = 0; j < 16; ++j) q.values[static_cast<std::size_t>(j)] *= 250.0f;  // one long query
+    check_matches(c, q, 20, {.k = 10});
+    check_matches(c.with_encoding(VectorEncoding::Int8), q, 20, {.k = 10});
+  }
+  SECTION("near-ties: one vector with noise below float32's resolution of the scores") {
+    const Vectors base = clustered_vectors(1, 24, 1, 22);
+    Random rng(23);
+    std::vector<float> v(static_cast<std::size_t>(5000 * 24));
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = base.values[i % 24] + rng.uniform(-1e-4f, 1e-4f);
+    Catalog c({.dim = 24, .class_names = {"a"}});
+    std::vector<std::int64_t> ids(5000);
+    std::iota(ids.begin(), ids.end(), 0);
+    c.add(v.data(), ids, std::vector<Label>(5000, 0));
+    check_matches(c, base, 1, {.k = 20});
+  }
+}
+
+TEST_CASE("exact search: non-finite values and a changed catalog are errors", "[search][exact]") {
+  Catalog c = synthetic_catalog(100, 8, 2, 24);
+  const Vectors q = clustered_vectors(3, 8, 2, 25);
+  {
+    const ExactSearch s(c);
+    std::vector<float> bad = q.values;
+    bad[8 + 3] = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_WITH(s.search(bad.data(), 3, {.k = 5}), Contains("query 1 has a value that is not finite"));
+    c.add(q.values.data(), std::vector<std::int64_t>{1, 2, 4}, q.labels);
+    CHECK_THROWS_WITH(s.search(q.values.data(), 3, {.k = 5}), Contains("the catalog changed (100 items, now 103)"));
+  }
+  std::vector<float> inf(8, 0.1f);
+  inf[2] = std::numeric_limits<float>::infinity();
+  c.add(inf.data(), std::vector<std::int64_t>{77}, std::vector<Label>{0});
+  CHECK_THROWS_AS(ExactSearch(c), DataError);
+  CHECK_THROWS_WITH(ExactSearch(c), Contains("item 77 of the catalog has a value that is not finite"));
 }
 
 TEST_CASE("retrieval metrics: precision@k and mAP@k by hand", "[search][metrics]") {
