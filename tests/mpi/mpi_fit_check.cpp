@@ -88,17 +88,6 @@ bool same_everywhere(Collective& world, const std::vector<std::uint8_t>& mine) {
   return differ == 0.0;
 }
 
-double max_relative_difference(Sequential& a, Sequential& b) {
-  double worst = 0.0;
-  for (std::size_t i = 0; i < a.params().size(); ++i) {
-    const Eigen::VectorXf& va = a.params()[i]->value;
-    const Eigen::VectorXf& vb = b.params()[i]->value;
-    const double scale = std::max(1e-3, static_cast<double>(va.cwiseAbs().maxCoeff()));
-    worst = std::max(worst, static_cast<double>((va - vb).cwiseAbs().maxCoeff()) / scale);
-  }
-  return worst;
-}
-
 int same(distributed::MpiCommunicator& world) {
   const int rank = world.rank();
   const testing::Quadrants train = testing::quadrants(kSamples, 11), val = testing::quadrants(51, 12);
@@ -115,7 +104,7 @@ int same(distributed::MpiCommunicator& world) {
     const History reference = alone.fit(data, o);
     if (!same_everywhere(world, weight_bytes(parallel))) fail(rank, "epoch " + std::to_string(epoch) + ": weights differ between ranks");
     if (!same_everywhere(world, history_bytes(h))) fail(rank, "epoch " + std::to_string(epoch) + ": History differs between ranks");
-    const double d = max_relative_difference(parallel, alone);
+    const double d = testing::max_relative_difference(parallel, alone);
     if (!(d < 1e-4)) fail(rank, "epoch " + std::to_string(epoch) + ": weights differ from one process by " + std::to_string(d));
     const EpochRecord &p = h.epochs.at(0), &r = reference.epochs.at(0);
     if (!(std::abs(p.loss - r.loss) < 1e-5 * std::abs(r.loss) + 1e-7 && p.accuracy == r.accuracy &&
