@@ -8,6 +8,8 @@
 #   zlib1g-dev                reading .gz IDX files
 #   libstb-dev                image reading and writing
 #   libhnswlib-dev            approximate nearest-neighbour search (HNSW, header-only)
+#   libopenmpi-dev openmpi-bin  data-parallel training over MPI (loom::distributed,
+#                             LOOM_MPI) and mpirun for its tests; loom builds without them
 #   catch2                    the test suite
 #   libbenchmark-dev          the benchmarks
 #   dataset-fashion-mnist     the real data, in /usr/share/datasets/fashion-mnist
@@ -28,6 +30,8 @@ packages=(
   zlib1g-dev
   libstb-dev
   libhnswlib-dev
+  libopenmpi-dev
+  openmpi-bin
   catch2
   libbenchmark-dev
   dataset-fashion-mnist

@@ -11,7 +11,8 @@
 # The tests that train on real data use a tenth of it (LOOM_TEST_DATA_SCALE,
 # see tests/test_scale.hpp); set LOOM_TEST_DATA_SCALE=1 to run them whole.
 # Skipped: install.find_package_consumer, which builds a separate,
-# uninstrumented project against the installed library; scripts/test.sh runs it.
+# uninstrumented project against the installed library, and the tests labelled
+# mpi (whole programs under mpirun, built only by scripts/test.sh, which runs them).
 #
 # OpenMP: gcc's libgomp is not built with ThreadSanitizer, so TSan cannot see
 # the synchronisation inside its barriers and would report races between
@@ -43,7 +44,7 @@ cmake --build build-asan -j "$jobs" --target loom_tests
 echo "==> sanitize: running the test suite under ASan + UBSan (LOOM_TEST_DATA_SCALE=$LOOM_TEST_DATA_SCALE)"
 export ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-ctest --test-dir build-asan --output-on-failure -j "$jobs" -LE install
+ctest --test-dir build-asan --output-on-failure -j "$jobs" -LE "install|mpi"
 
 echo "==> sanitize: TSan build of the concurrency tests in build-tsan/"
 cmake -S . -B build-tsan "${common[@]}" -DLOOM_SANITIZE=thread >/dev/null

@@ -471,24 +471,34 @@ void write_checkpoint(const Sequential& model, const TrainingState& state, const
   write_file_atomically(path, encode_model(model, {}, &state));
 }
 
+std::vector<std::uint8_t> read_checkpoint(const fs::path& path) {
+  std::error_code ec;
+  return fs::exists(path, ec) ? read_file(path) : std::vector<std::uint8_t>{};
+}
+
 std::optional<TrainingState> restore_checkpoint(Sequential& model, const fs::path& path,
                                                 const TrainingState* this_run) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return std::nullopt;
+  return restore_checkpoint(model, read_file(path), path.string(), this_run);
+}
+
+std::optional<TrainingState> restore_checkpoint(Sequential& model, std::span<const std::uint8_t> bytes,
+                                                const std::string& source, const TrainingState* this_run) {
   std::optional<TrainingState> training;
-  Sequential saved = decode(read_file(path), path.string(), &training);
+  Sequential saved = decode(bytes, source, &training);
   if (!training)
-    throw UsageError(path.string() + " is a model file without training state, not a checkpoint; "
+    throw UsageError(source + " is a model file without training state, not a checkpoint; "
                      "give fit a new checkpoint path or delete the file");
   if (arch_comp_of(saved) != arch_comp_of(model))
-    throw UsageError(path.string() + " is a checkpoint of a different model (architecture, loss or optimizer "
+    throw UsageError(source + " is a checkpoint of a different model (architecture, loss or optimizer "
                      "settings differ); give fit a new checkpoint path or delete the file");
   if (this_run) {
     if (const std::string d = this_run->run_difference(*training); !d.empty())
-      throw UsageError("fit: checkpoint " + path.string() + " belongs to a different run (" + d +
+      throw UsageError("fit: checkpoint " + source + " belongs to a different run (" + d +
                        "); use a new checkpoint path or delete the file");
     if (training->order.size() != this_run->order.size())
-      throw UsageError("fit: checkpoint " + path.string() + " holds an order of " +
+      throw UsageError("fit: checkpoint " + source + " holds an order of " +
                        std::to_string(training->order.size()) + " samples, this run trains on " +
                        std::to_string(this_run->order.size()));
   }

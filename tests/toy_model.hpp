@@ -2,6 +2,7 @@
 // A small problem every model test can train on in milliseconds, a small CNN
 // for it, and bitwise comparisons of models and tensors.
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -46,6 +47,19 @@ inline Sequential small_cnn(std::uint64_t seed, float learning_rate = 0.01f) {
   m.add(Dense({.units = 4, .activation = Activation::Softmax}));
   m.compile(Adam({.learning_rate = learning_rate}));
   return m;
+}
+
+// The largest difference between two models' weights, relative to each
+// tensor's largest magnitude in a (at least 1e-3): summation-order tolerance.
+inline double max_relative_difference(Sequential& a, Sequential& b) {
+  double worst = 0.0;
+  for (std::size_t i = 0; i < a.params().size(); ++i) {
+    const Eigen::VectorXf& va = a.params()[i]->value;
+    const Eigen::VectorXf& vb = b.params()[i]->value;
+    const double scale = std::max(1e-3, static_cast<double>(va.cwiseAbs().maxCoeff()));
+    worst = std::max(worst, static_cast<double>((va - vb).cwiseAbs().maxCoeff()) / scale);
+  }
+  return worst;
 }
 
 inline bool same_params(Sequential& a, Sequential& b) {

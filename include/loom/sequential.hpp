@@ -49,6 +49,7 @@
 #include "loom/threads.hpp"
 #include "loom/training/fit_options.hpp"
 #include "loom/training/checkpoint_state.hpp"
+#include "loom/training/data_parallel.hpp"
 #include "loom/training/history.hpp"
 #include "loom/training/progress.hpp"
 
@@ -217,11 +218,16 @@ class Sequential {
 
   /// Trains for o.epochs over data and returns their History (also kept as
   /// history(), and saved with the model). With o.checkpoint, writes a
-  /// checkpoint after every epoch and resumes from one it finds.
+  /// checkpoint after every epoch and resumes from one it finds. With
+  /// o.collective, trains data-parallel with the other ranks (FitOptions).
   History fit(const Samples& data, const FitOptions& o = {}) {
     require_compiled("fit");
     const FlushDenormals flush;
     check_fit_options(o);
+    std::optional<DataParallel> parallel;
+    if (o.collective) parallel.emplace(*o.collective);
+    DataParallel* const dp = parallel ? &*parallel : nullptr;
+    const bool leader = !dp || dp->leader();
     check_samples(data, "fit");
     const Index n = data.size();
     const Index n_train = static_cast<Index>(static_cast<double>(n) * (1.0 - o.validation_split));
@@ -236,9 +242,10 @@ class Sequential {
     run.order.resize(static_cast<std::size_t>(n_train));
     std::iota(run.order.begin(), run.order.end(), Index{0});
     Random rng(o.seed);
-    Progress progress(o.log ? *o.log : std::cerr, o.verbose);
+    Progress progress(o.log ? *o.log : std::cerr, leader ? o.verbose : 0);
     history_ = {};
-    if (!o.checkpoint.empty()) resume(o, run, rng, progress);
+    if (dp) dp->broadcast_weights(params_);
+    if (!o.checkpoint.empty()) resume(o, run, rng, progress, dp);
 
     std::vector<Label> labels(static_cast<std::size_t>(std::min(o.batch_size, n_train)));
     for (int epoch = run.epochs_done + 1; epoch <= o.epochs; ++epoch) {
@@ -250,11 +257,9 @@ class Sequential {
       for (Index b = 0; b < steps; ++b) {
         const Index begin = b * o.batch_size, count = std::min(o.batch_size, n_train - begin);
         const std::span<const Index> idx(run.order.data() + begin, static_cast<std::size_t>(count));
-        const std::span<Label> y(labels.data(), static_cast<std::size_t>(count));
-        data.gather(idx, batch_, y);
-        forward(batch_);
-        const BatchScore s = loss_and_backward(y);
-        if (const std::string where = non_finite_in_last_batch(batch_, s); !where.empty()) {
+        BatchScore s;
+        if (const std::string where = dp ? shared_batch(data, idx, labels, *dp, s) : own_batch(data, idx, labels, s);
+            !where.empty()) {
           if (o.on_non_finite == NonFinite::Stop)
             throw NumericError("fit: epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1) + " of " +
                                std::to_string(steps) + ": " + where +
@@ -274,18 +279,19 @@ class Sequential {
       r.accuracy = mean(static_cast<double>(correct), seen);
       r.skipped_batches = skipped;
       if (o.validation_data || n_train < n) {
-        const Evaluation v = o.validation_data ? evaluate_range(*o.validation_data, 0, o.validation_data->size())
-                                               : evaluate_range(data, n_train, n);
+        const Evaluation v = o.validation_data ? validate(*o.validation_data, 0, o.validation_data->size(), dp)
+                                               : validate(data, n_train, n, dp);
         r.val_loss = v.loss;
         r.val_accuracy = v.accuracy;
       }
       r.seconds = Progress::seconds_since(t0);
+      if (dp) r.seconds = dp->leader_value(r.seconds);  // the History is the same on every rank
       progress.end_epoch(r);
       history_.epochs.push_back(r);
       if (!o.checkpoint.empty()) {
         run.epochs_done = epoch;
         run.shuffle_state = rng.state();
-        write_checkpoint(*this, run, o.checkpoint);
+        if (leader) write_checkpoint(*this, run, o.checkpoint);
       }
     }
     return history_;
@@ -402,21 +408,63 @@ class Sequential {
     return out;
   }
 
-  // One vectorised pass: x * 0 is 0 for every finite x and NaN for NaN and
-  // infinities, so the sum is 0 exactly when all are finite. (Eigen's
-  // allFinite makes two passes; this runs once per batch in fit.)
-  static bool all_finite(const float* p, Index n) { return (ConstArrayMap(p, n) * 0.0f).sum() == 0.0f; }
+  static bool all_finite(const float* p, Index n) { return loom::all_finite(p, n); }  // parallel.hpp
   static bool all_finite(const Tensor& t) { return all_finite(t.data(), t.size()); }
   static double mean(double sum, Index count) {
     return count > 0 ? sum / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
   }
 
+  // One batch of fit in this process alone: gather, forward, loss and
+  // backward. Returns where a value is not finite, empty when all are.
+  std::string own_batch(const Samples& data, std::span<const Index> idx, std::vector<Label>& labels, BatchScore& s) {
+    const std::span<Label> y(labels.data(), idx.size());
+    data.gather(idx, batch_, y);
+    forward(batch_);
+    s = loss_and_backward(y);
+    return non_finite_in_last_batch(batch_, s);
+  }
+
+  // The same for one rank of a data-parallel fit: its share of the global
+  // batch idx, then the gradients and s summed over every rank. Every rank
+  // returns empty or not alike (the decision is made on the summed values);
+  // the rank where the value appeared names its place.
+  std::string shared_batch(const Samples& data, std::span<const Index> idx, std::vector<Label>& labels,
+                           DataParallel& dp, BatchScore& s) {
+    const Share mine = dp.share(static_cast<Index>(idx.size()));
+    BatchScore local;
+    if (mine.count > 0) {
+      const std::span<Label> y(labels.data(), static_cast<std::size_t>(mine.count));
+      data.gather(idx.subspan(static_cast<std::size_t>(mine.first), y.size()), batch_, y);
+      forward(batch_);
+      local = loss_and_backward(y);
+    }
+    s = local;
+    if (dp.reduce_gradients(params_, mine.count, static_cast<Index>(idx.size()), s)) return {};
+    const std::string where = mine.count > 0 ? non_finite_in_last_batch(batch_, local) : std::string();
+    return where.empty() ? "a value on another rank is not finite"
+                         : where + " (on rank " + std::to_string(dp.rank()) + ")";
+  }
+
+  // Validation of an epoch: this process alone, or each rank scores its share
+  // and the sums are added up, the same on every rank.
+  Evaluation validate(const Samples& data, Index begin, Index end, DataParallel* dp) const {
+    if (!dp) return evaluate_range(data, begin, end);
+    const Share mine = dp->share(end - begin);
+    const BatchScore sums =
+        dp->reduce_score(mine.count > 0 ? score_range(data, begin + mine.first, begin + mine.first + mine.count)
+                                        : BatchScore{});
+    const double n = static_cast<double>(end - begin);
+    return {sums.loss_sum / n, static_cast<double>(sums.correct) / n};
+  }
+
   // Loads o.checkpoint when it exists and belongs to this run (else the
   // model is left alone and fit throws). A checkpoint that cannot be written
   // fails here, not after the first epoch.
-  void resume(const FitOptions& o, TrainingState& run, Random& rng, Progress& progress) {
-    const std::optional<TrainingState> saved = restore_checkpoint(*this, o.checkpoint, &run);
-    check_writable(o.checkpoint);
+  // Distributed: rank 0 reads the file and every rank restores its bytes.
+  void resume(const FitOptions& o, TrainingState& run, Random& rng, Progress& progress, DataParallel* dp) {
+    const std::optional<TrainingState> saved =
+        dp ? dp->restore_checkpoint(*this, o.checkpoint, run) : restore_checkpoint(*this, o.checkpoint, &run);
+    if (!dp || dp->leader()) check_writable(o.checkpoint);
     if (!saved) return;
     run = *saved;
     rng.set_state(run.shuffle_state);
@@ -439,8 +487,15 @@ class Sequential {
 
   bool ends_in_probabilities() const { return !loss_.from_logits(); }
 
-  // Slices independent of the thread count: the loss is summed slice by slice.
   Evaluation evaluate_range(const Samples& data, Index begin, Index end, Index batch_size = 32) const {
+    const BatchScore total = score_range(data, begin, end, batch_size);
+    const double n = static_cast<double>(end - begin);
+    return {total.loss_sum / n, static_cast<double>(total.correct) / n};
+  }
+
+  // Summed loss and correct predictions over samples [begin, end), in slices
+  // independent of the thread count: the loss is summed slice by slice.
+  BatchScore score_range(const Samples& data, Index begin, Index end, Index batch_size = 32) const {
     const Index slice = cache_slice(batch_size);
     std::vector<BatchScore> scores(static_cast<std::size_t>((end - begin + slice - 1) / slice));
     infer_slices(
@@ -459,8 +514,7 @@ class Sequential {
       total.loss_sum += sc.loss_sum;
       total.correct += sc.correct;
     }
-    const double n = static_cast<double>(end - begin);
-    return {total.loss_sum / n, static_cast<double>(total.correct) / n};
+    return total;
   }
 
   // Samples [first, first + count) of data into x and labels.
@@ -533,6 +587,9 @@ class Sequential {
     if (o.validation_data && o.validation_split > 0.0)
       throw UsageError("fit: give validation_data or validation_split, not both");
     if (o.verbose < 0 || o.verbose > 2) throw UsageError("fit: verbose must be 0, 1 or 2, got " + std::to_string(o.verbose));
+    if (o.collective && o.batch_size < o.collective->size())
+      throw UsageError("fit: batch_size " + std::to_string(o.batch_size) + " is the global batch, shared by " +
+                       std::to_string(o.collective->size()) + " ranks; give at least one sample per rank");
   }
 
   void check_sample_shape(const Samples& data, const char* what) const {

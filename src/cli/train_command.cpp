@@ -1,6 +1,8 @@
 // loom train: the Fashion-MNIST CNN (loom::models::fashion_mnist_cnn), trained
 // with the example's flags, saved with its history. It checkpoints after every
 // epoch, so the same command run again after a crash resumes where it stopped.
+// With --distributed (under mpirun), the ranks train data-parallel and rank 0
+// alone prints and writes the model, its history and the checkpoints.
 
 #include <chrono>
 #include <cstdio>
@@ -45,7 +47,7 @@ struct Args {
 Args parse(int argc, char** argv) {
   Args a;
   cli::parse_args(
-      argc, argv, 1, kUsage, {"--json"},
+      argc, argv, 1, kUsage, {"--json", "--distributed"},
       [&](const std::string& flag, const char* v) {
         if (a.training.take(flag, v)) return true;
         if (flag == "--out") a.out = v;
@@ -92,23 +94,32 @@ int train_command(int argc, char** argv) {
   const cli::TrainingFlags& t = args.training;
   std::ostream& text = args.json ? std::cerr : std::cout;  // stdout holds only the JSON with --json
   const fs::path checkpoint = args.checkpoint.value_or(args.out->string() + ".checkpoint");
-  prepare_output(*args.out);
-  if (checkpoint != "none") prepare_output(checkpoint);
+  const auto world = t.connect();  // nullptr without --distributed
+  const int ranks = world ? world->size() : 1;
+  const bool leader = !world || world->rank() == 0;
+  if (leader) {
+    prepare_output(*args.out);
+    if (checkpoint != "none") prepare_output(checkpoint);
+  }
   const auto [dir, train, test] = t.load();
-  text << "Fashion-MNIST from " << dir.string() << ": " << train.size() << " training and " << test.size()
-       << " test images, " << threads() << " threads\n";
+  if (leader)
+    text << "Fashion-MNIST from " << dir.string() << ": " << train.size() << " training and " << test.size()
+         << " test images, " << threads() << " threads" << (world ? " per rank, " + std::to_string(ranks) + " ranks" : "")
+         << "\n";
 
   Sequential model = models::fashion_mnist_cnn(t.seed);
-  if (!args.json) model.summary(text);
+  if (leader && !args.json) model.summary(text);
 
   FitOptions fit{.epochs = t.epochs, .batch_size = t.batch_size, .seed = t.seed, .verbose = t.verbose};
   if (args.validation == "test") fit.validation_data = &test;
   else if (args.validation != "none") fit.validation_split = parse_fraction(args.validation);
   if (checkpoint != "none") fit.checkpoint = checkpoint;
+  fit.collective = world.get();
 
   const auto t0 = std::chrono::steady_clock::now();
   const History history = model.fit(train, fit);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!leader) return 0;  // every rank holds the same model; rank 0 writes it
 
   model.save(*args.out);
   const fs::path csv = history_csv_path(*args.out);
@@ -127,6 +138,7 @@ int train_command(int argc, char** argv) {
                      .integer("params", static_cast<long long>(model.param_count()))
                      .num("train_seconds", seconds, 4)
                      .integer("seed", static_cast<long long>(t.seed))
+                     .integer("ranks", ranks)
                      .text()
               << '\n';
   } else {

@@ -82,6 +82,12 @@ void write_checkpoint(const Sequential& model, const TrainingState& state, const
 /// and returns the training state. std::nullopt when there is no file at path.
 std::optional<TrainingState> restore_checkpoint(Sequential& model, const std::filesystem::path& path,
                                                 const TrainingState* this_run = nullptr);
+/// The same from a checkpoint's bytes (read_checkpoint), `source` naming them in errors.
+std::optional<TrainingState> restore_checkpoint(Sequential& model, std::span<const std::uint8_t> bytes,
+                                                const std::string& source, const TrainingState* this_run = nullptr);
+/// The bytes of the checkpoint at path; none when there is no file there.
+/// (Distributed fit: rank 0 reads, every rank restores the same bytes.)
+std::vector<std::uint8_t> read_checkpoint(const std::filesystem::path& path);
 
 }  // namespace loom
 

@@ -4,20 +4,25 @@
 // loading the data they name.
 //
 //   cli::TrainingFlags t;
-//   cli::parse_flags(argc, argv, usage, [&](const std::string& flag, const char* v) { return t.take(flag, v); });
+//   cli::parse_args(argc, argv, 1, usage, {"--distributed"},   // the one switch (flag without a value)
+//                   [&](const std::string& flag, const char* v) { return t.take(flag, v); }, ...);
+//   const auto world = t.connect();            // with --distributed: MPI, threads shared among a host's ranks
 //   const cli::TrainingData data = t.load();   // threads set, train (first --limit images) and test loaded
 //
-// Thread safety: a plain value; load() sets the process's thread count.
+// Thread safety: a plain value; connect() and load() set the process's thread count.
 
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "loom/cli.hpp"
 #include "loom/data/dataset.hpp"
 #include "loom/data/fashion_mnist.hpp"
+#include "loom/distributed/mpi_communicator.hpp"
 #include "loom/threads.hpp"
 
 namespace loom::cli {
@@ -36,6 +41,7 @@ struct TrainingFlags {
   std::uint64_t seed = 7;  // the median of a 9-seed sweep, see docs/benchmarks.md
   std::optional<int> threads;
   int verbose = 1;
+  bool distributed = false;
 
   static constexpr const char* help =
       "  --epochs N       training epochs (default 5)\n"
@@ -44,8 +50,12 @@ struct TrainingFlags {
       "  --data DIR       folder with the Fashion-MNIST IDX files (default: $LOOM_DATA_DIR,\n"
       "                   ./data/fashion-mnist, /usr/share/datasets/fashion-mnist)\n"
       "  --seed N         seed of weights and shuffling (default 7)\n"
-      "  --threads N      threads (default: all cores)\n"
-      "  --verbose N      0 silent, 1 progress bar, 2 one line per epoch (default 1)\n";
+      "  --threads N      threads (default: all cores; with --distributed, the cores\n"
+      "                   shared equally among the ranks on each host)\n"
+      "  --verbose N      0 silent, 1 progress bar, 2 one line per epoch (default 1)\n"
+      "  --distributed    data-parallel training over MPI, launched with mpirun -np N:\n"
+      "                   --batch-size is the global batch, shared by the ranks; only\n"
+      "                   rank 0 prints and writes files (docs/distributed.md)\n";
 
   /// Takes the value of flag when it is one of these; false when it is not.
   bool take(const std::string& flag, const char* v) {
@@ -56,8 +66,22 @@ struct TrainingFlags {
     else if (flag == "--seed") seed = static_cast<std::uint64_t>(parse_int(flag, v, 0));
     else if (flag == "--threads") threads = static_cast<int>(parse_int(flag, v, 1));
     else if (flag == "--verbose") verbose = static_cast<int>(parse_int(flag, v, 0));
+    else if (flag == "--distributed") distributed = true;
     else return false;
     return true;
+  }
+
+  /// With --distributed: joins the MPI job (UsageError in a loom built
+  /// without MPI) and, unless --threads says otherwise, shares this host's
+  /// cores among its ranks. Without: nullptr, nothing done.
+  std::unique_ptr<distributed::MpiCommunicator> connect() const {
+    if (!distributed) return nullptr;
+    auto world = std::make_unique<distributed::MpiCommunicator>();
+    if (!threads) {
+      const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+      set_threads(std::max(1, cores / world->local_size()));
+    }
+    return world;
   }
 
   /// Sets the thread count when given, then finds and loads the data.

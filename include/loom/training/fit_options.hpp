@@ -9,6 +9,7 @@
 
 #include "loom/data/samples.hpp"
 #include "loom/tensor.hpp"
+#include "loom/training/collective.hpp"
 
 namespace loom {
 
@@ -37,6 +38,14 @@ struct FitOptions {
   // before the first step, not after an epoch's work.
   std::filesystem::path checkpoint;
   NonFinite on_non_finite = NonFinite::Stop;
+  // Data-parallel training (training/data_parallel.hpp): when set, every rank
+  // calls fit with the same data and options; each trains on its share of
+  // every batch of batch_size samples (the global batch) and the gradients
+  // are summed over the ranks before every step, so all ranks end with the
+  // same weights and History. Rank 0's weights are broadcast first; only rank
+  // 0 prints progress and reads and writes the checkpoint. Not owned; nullptr
+  // (the default) trains in this process alone.
+  Collective* collective = nullptr;
 };
 
 }  // namespace loom
