@@ -20,7 +20,7 @@
 //              + q.head_miss * x.head_norm + |q| * x.head_reach + q.tail * x.tail;
 //    an item that passes is bounded again from all its codes (refine),
 //      upper = codes' dot * q.scale * x.scale + q.miss * x.norm + |q| * x.reach,
-//    a bound within about a hundredth, before it is scored exactly. A reach
+//    a bound within a few hundredths, before it is scored exactly. A reach
 //    is the codes' miss plus a generous allowance for float rounding (in the
 //    rotation, the codes' dot and the exact score), (4 dim + 16) float
 //    epsilons relative to |q| |x|; everything else is proved.
