@@ -13,7 +13,11 @@ namespace {
 
 constexpr Index kSample = 16384;  // vectors the rotation is learnt from, evenly spaced
 constexpr Index kBlock = 4096;    // items rotated at a time
-constexpr double kHeadEnergy = 0.97;  // of 0.95, 0.97, 0.98 and 0.99, the fastest on the seed model's embeddings
+constexpr double kHeadEnergy = 0.97;
+// Above this many values, no rotation: its matrix (dim^2 floats), its
+// eigensolver (dim^3) and rotating every vector (dim^2 each) would cost more
+// than the screen saves. The screen then reads every value's code.
+constexpr Index kMaxRotated = 512;  // of 0.95, 0.97, 0.98 and 0.99, the fastest on the seed model's embeddings
 
 // The allowance for float rounding, relative to |q| |x| (see the header).
 double rounding(Index dim) { return static_cast<double>(4 * dim + 16) * std::numeric_limits<float>::epsilon(); }
@@ -58,6 +62,10 @@ Rotation Rotation::of(const Catalog& c) {
   const Index d = c.dim(), n = c.size();
   Rotation r;
   r.dim = d;
+  if (d > kMaxRotated) {  // the identity: an empty matrix
+    r.head = (d + 1) / 2 * 2;
+    return r;
+  }
   Eigen::MatrixXd moment = Eigen::MatrixXd::Zero(d, d);
   if (n > 0) {
     const Index step = std::max<Index>(1, n / kSample), rows = (n + step - 1) / step;
@@ -80,6 +88,10 @@ Rotation Rotation::of(const Catalog& c) {
 }
 
 void Rotation::apply(const float* rows, Index n, float* out) const {
+  if (matrix.empty()) {
+    std::copy_n(rows, n * dim, out);
+    return;
+  }
   MatrixMap(out, n, dim).noalias() = ConstMatrixMap(rows, n, dim) * ConstMatrixMap(matrix.data(), dim, dim);
 }
 

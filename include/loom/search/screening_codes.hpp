@@ -74,10 +74,11 @@ std::int32_t codes_dot(const std::int16_t* q, const std::int8_t* x, Index width)
 /// The rotation and the head's length, chosen from a catalog's vectors.
 struct Rotation {
   Index dim = 0, head = 0;    // head: even, at most dim rounded up to even
-  std::vector<float> matrix;  // (dim, dim) row-major: rotated = vector * matrix (columns: directions, strongest first)
+  std::vector<float> matrix;  // (dim, dim) row-major: rotated = vector * matrix (columns: directions, strongest
+                              // first); empty: the identity (above 512 values, head = all of them)
 
   /// From (a sample of) c's vectors: the head is the fewest values that hold
-  /// 97% of the energy. In src/screening_codes.cpp.
+  /// 97% of the energy. Vectors of more than 512 values are not rotated. In src/screening_codes.cpp.
   static Rotation of(const Catalog& c);
   /// rows (n, dim) rotated into out (n, dim).
   void apply(const float* rows, Index n, float* out) const;
