@@ -81,6 +81,7 @@ class ExactSearch final : public VectorIndex {
     {
       std::vector<float> upper, floors;  // (queries in block, items in scan block); (queries in block)
       std::vector<std::uint8_t> masks;   // (queries in block, groups in scan block)
+      std::vector<float> decoded;        // a survivor's row of an int8 catalog, as floats
 #pragma omp for schedule(dynamic)
       for (Index t = 0; t < tasks; ++t) {
         try {
@@ -99,7 +100,7 @@ class ExactSearch final : public VectorIndex {
             screen_upper_bounds(codes_.run(b, bn), coded.run(q0, qn, floors.data()), upper.data(), stride, masks.data());
             for (Index i = 0; i < qn; ++i)
               score_survivors(tops[static_cast<std::size_t>(i)], upper.data() + i * stride, masks.data() + i * bn, b, bn,
-                              coded, q0 + i, queries + (q0 + i) * catalog_.dim(), o.k, allowed);
+                              coded, q0 + i, queries + (q0 + i) * catalog_.dim(), o.k, allowed, decoded);
           }
         } catch (...) {
 #pragma omp critical(loom_exact_search_error)
@@ -134,10 +135,10 @@ class ExactSearch final : public VectorIndex {
   // whose upper bounds reached top's floor (the bits of masks) and still do
   // when bounded from all their codes.
   void score_survivors(Top& top, const float* upper, const std::uint8_t* masks, Index g0, Index groups,
-                       const QueryCodes& coded, Index q, const float* query, Index k, const std::vector<char>& allowed) const {
+                       const QueryCodes& coded, Index q, const float* query, Index k, const std::vector<char>& allowed,
+                       std::vector<float>& scratch) const {
     const Index first = g0 * ScreeningCodes::kGroup;
     const auto cap = static_cast<std::size_t>(k);
-    std::vector<float> scratch;
     for (Index g = 0; g < groups; ++g)
       for (unsigned bits = masks[g]; bits != 0; bits &= bits - 1) {
         const Index j = g * ScreeningCodes::kGroup + std::countr_zero(bits), row = first + j;
