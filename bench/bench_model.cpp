@@ -20,6 +20,11 @@
 //   gemm1t/S         the same product on one thread (loom::gemm::multiply)
 //   eigen/gemm1t/S   the same product as ONE single-threaded Eigen product
 //                    (the library defines EIGEN_DONT_PARALLELIZE), for comparison
+//   peak/fma         independent FMA chains on each of the T threads, no
+//                    memory traffic: the most floating-point work these cores
+//                    can do (2 FLOP per lane per FMA), the ceiling above any
+//                    product; a target that needs more than it cannot be met
+//                    by doing the same FLOPs faster
 //   eigen/shape/...  one single-threaded Eigen product at each exact shape of
 //                    the seed model's convolution and dense products (whole
 //                    batch of 32, one product per matrix): what one thread of
@@ -50,6 +55,11 @@
 // predict/batch:1 latency (seconds per call). Every rate is over wall time (UseRealTime).
 
 #include <benchmark/benchmark.h>
+#include <omp.h>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cstdlib>
@@ -185,6 +195,35 @@ void square_gemm(benchmark::State& state, Gemm how) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// peak/fma: 12 independent chains of 8-lane FMAs per thread (enough to hide
+// the FMA latency on two FMA pipes), for a fixed count per iteration.
+void fma_peak(benchmark::State& state) {
+#if defined(__AVX2__) && defined(__FMA__)
+  constexpr int kChains = 12;
+  constexpr long kRounds = 1 << 18;  // about 0.5 ms: the parallel region's start is noise
+  const int threads = omp_get_max_threads();
+  float sink = 0.0f;
+  for (auto _ : state) {
+#pragma omp parallel reduction(+ : sink)
+    {
+      __m256 acc[kChains];
+      for (int i = 0; i < kChains; ++i) acc[i] = _mm256_set1_ps(1.0f + 1e-7f * static_cast<float>(i));
+      const __m256 mul = _mm256_set1_ps(0.9999999f), add = _mm256_set1_ps(1e-8f);
+      for (long r = 0; r < kRounds; ++r)
+        for (int i = 0; i < kChains; ++i) acc[i] = _mm256_fmadd_ps(acc[i], mul, add);
+      __m256 sum = acc[0];
+      for (int i = 1; i < kChains; ++i) sum = _mm256_add_ps(sum, acc[i]);
+      sink += _mm256_cvtss_f32(sum);
+    }
+    benchmark::DoNotOptimize(sink);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      static_cast<double>(threads) * kRounds * kChains * 8 * 2 * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+#else
+  state.SkipWithError("needs AVX2 and FMA");
+#endif
+}
+
 // C (M, N) = op(A) op(B) with inner dimension K, where op transposes as the
 // layer's math does (Conv2D: Z = col W, dW = col^T dZ, dcol = dZ W^T; Dense
 // alike), each as ONE single-threaded Eigen product over the whole batch of
@@ -236,6 +275,7 @@ BENCHMARK(train_backward)->Name("train/backward")->UseRealTime()->Unit(benchmark
 BENCHMARK(train_adam)->Name("train/adam")->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(train_non_finite_check)->Name("train/non_finite_check")->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(predict)->Name("predict")->ArgName("batch")->Arg(1)->Arg(1000)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(fma_peak)->Name("peak/fma")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(square_gemm, threaded, Gemm::Threaded)
     ->Name("gemm")
     ->Arg(1024)

@@ -16,6 +16,8 @@
 //                        (at B = 1: the single-image latency)
 //   peak_rss_mb          ru_maxrss at the end
 //   params               the parameter count, which suite.py checks against PyTorch's
+//   forward_flops_per_image  the model's forward FLOPs per image in the
+//                        convention of flops.hpp (direct-equivalent matrix products)
 //
 //   loom_suite --model NAME [--threads 2] [--train-batch N] [--batches 1,32,64,256]
 //              [--min-steps 10] [--min-seconds 1] [--seed 42]
@@ -31,6 +33,7 @@
 
 #include "loom/cli.hpp"
 #include "loom/loom.hpp"
+#include "flops.hpp"
 #include "measure.hpp"
 #include "suite_models.hpp"
 #include "synthetic.hpp"
@@ -126,10 +129,10 @@ int run(const Args& a) {
     const std::vector<double> steps = timed(a, [&] { sink += static_cast<float>(model.train_batch(x, y).loss_sum); });
     const double train_rss = peak_rss_mb();
     std::printf("{\"framework\": \"loom\", \"model\": \"%s\", \"threads\": %d, \"params\": %lld, "
-                "\"train_batch\": %lld, \"train_step_ms\": %.4f, \"train_steps\": %zu, \"train_peak_rss_mb\": %.1f, "
+                "\"forward_flops_per_image\": %.0f, \"train_batch\": %lld, \"train_step_ms\": %.4f, \"train_steps\": %zu, \"train_peak_rss_mb\": %.1f, "
                 "\"inference\": {",
                 std::string(m->name).c_str(), a.threads, static_cast<long long>(model.param_count()),
-                static_cast<long long>(train_batch), median(steps) * 1e3, steps.size(), train_rss);
+                bench::forward_flops_per_image(model), static_cast<long long>(train_batch), median(steps) * 1e3, steps.size(), train_rss);
   }
   const char* sep = "";
   for (const Index b : a.batches) {

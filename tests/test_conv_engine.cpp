@@ -140,6 +140,12 @@ TEST_CASE("Winograd results do not depend on the thread count", "[conv]") {
     v.insert(v.end(), dx.data(), dx.data() + dx.size());
     v.insert(v.end(), conv.params()[0].grad.data(), conv.params()[0].grad.data() + conv.params()[0].size());
     v.insert(v.end(), conv.params()[1].grad.data(), conv.params()[1].grad.data() + conv.params()[1].size());
+    // One image through infer: the forward's first sample, on any thread count.
+    Tensor one(1, in[0], in[1], in[2]), y1;
+    std::copy_n(x.data(), one.size(), one.data());
+    conv.infer(one, y1);
+    CHECK(std::equal(y1.data(), y1.data() + y1.size(), y.data()));
+    v.insert(v.end(), y1.data(), y1.data() + y1.size());
   }
   set_threads(saved);
   REQUIRE(seen[0].size() == seen[1].size());
