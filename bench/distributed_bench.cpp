@@ -13,7 +13,11 @@
 //    "allreduce_ms"            one allreduce of gradient_bytes alone, after a
 //                              broadcast that lines the ranks up; the median of
 //                              --allreduce-repeats
-//    "allreduce_share"}        allreduce_ms / step_ms
+//    "allreduce_share"         allreduce_ms / step_ms
+//    "sharded_ms"              the same for what a sharded step (Adam) sends
+//                              instead: a reduce-scatter of the gradients, then
+//                              an allgather of the weights
+//    "sharded_share"}          sharded_ms / step_ms
 //
 //   loom_distributed_bench [--model seed] [--batch N] [--steps 60] [--threads 1]
 //                          [--allreduce-repeats 50] [--distributed]
@@ -26,6 +30,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -84,18 +89,28 @@ const bench::SuiteModel& find_model(const std::string& name) {
   throw UsageError("--model: no suite model \"" + name + "\"");
 }
 
-// The median time of one allreduce of n floats, the ranks lined up by a broadcast before each.
-double allreduce_ms(Collective& world, std::size_t n, int repeats) {
+// The median time of exchange() over n floats, the ranks lined up by a broadcast before each.
+template <typename Exchange>
+double median_ms(Collective& world, std::size_t n, int repeats, Exchange exchange) {
   std::vector<float> values(n, 1.0f);
   std::vector<double> ms;
   for (int i = 0; i < repeats; ++i) {
     char go = 0;
     broadcast_value(world, go);
     const auto t0 = std::chrono::steady_clock::now();
-    world.allreduce_sum(values);
+    exchange(std::span<float>(values));
     ms.push_back(1e3 * bench::seconds_since(t0));
   }
   return bench::median(ms);
+}
+
+// A sharded step's exchange, in DataParallel's blocks.
+double sharded_ms(Collective& world, std::size_t n, int repeats) {
+  const std::vector<std::size_t> bounds = DataParallel::block_bounds(n, world.size());
+  return median_ms(world, n, repeats, [&](std::span<float> v) {
+    world.reduce_scatter_sum(v, bounds);
+    world.allgather(v, bounds);
+  });
 }
 
 int run(const Args& a) {
@@ -118,17 +133,19 @@ int run(const Args& a) {
   const double collective_ms =
       world ? 1e3 * (world->seconds_in_collectives() - in_collectives) / static_cast<double>(a.steps) : 0.0;
   const std::size_t floats = static_cast<std::size_t>(model.param_count()) + 2;
-  const double reduce_ms = world ? allreduce_ms(*world, floats, a.allreduce_repeats) : 0.0;
+  const auto allreduce = [&](std::span<float> v) { world->allreduce_sum(v); };
+  const double reduce_ms = world ? median_ms(*world, floats, a.allreduce_repeats, allreduce) : 0.0;
+  const double shard_ms = world ? sharded_ms(*world, floats - 2, a.allreduce_repeats) : 0.0;
   if (world && world->rank() != 0) return 0;
   std::printf(
       "{\"model\": \"%s\", \"ranks\": %d, \"threads_per_rank\": %d, \"global_batch\": %lld, \"steps\": %lld, "
       "\"params\": %lld, \"gradient_bytes\": %zu, \"step_ms\": %.3f, \"images_per_second\": %.0f, "
       "\"collective_ms_per_step\": %.3f, \"collective_share\": %.4f, \"allreduce_ms\": %.3f, "
-      "\"allreduce_share\": %.4f}\n",
+      "\"allreduce_share\": %.4f, \"sharded_ms\": %.3f, \"sharded_share\": %.4f}\n",
       a.model.c_str(), world ? world->size() : 1, threads(), static_cast<long long>(batch),
       static_cast<long long>(a.steps), static_cast<long long>(model.param_count()), floats * sizeof(float), step_ms,
       1e3 * static_cast<double>(batch) / step_ms, collective_ms, collective_ms / step_ms, reduce_ms,
-      reduce_ms / step_ms);
+      reduce_ms / step_ms, shard_ms, shard_ms / step_ms);
   return 0;
 }
 

@@ -54,14 +54,6 @@ std::size_t payload_of(const std::vector<std::uint8_t>& b, const char* tag) {
   return 0;
 }
 
-bool same_optimizer_state(const Sequential& a, const Sequential& b) {
-  const Optimizer::State sa = a.optimizer().state(), sb = b.optimizer().state();
-  if (sa.steps != sb.steps || sa.slots.size() != sb.slots.size()) return false;
-  for (std::size_t i = 0; i < sa.slots.size(); ++i)
-    if (sa.slots[i] != sb.slots[i]) return false;
-  return true;
-}
-
 }  // namespace
 
 TEST_CASE("A saved and loaded model predicts and evaluates bit for bit as the original", "[model_file]") {
@@ -80,7 +72,7 @@ TEST_CASE("A saved and loaded model predicts and evaluates bit for bit as the or
   CHECK(loaded.loss().from_logits() == original.loss().from_logits());
 
   SECTION("the optimizer state and history come back, so training continues identically") {
-    CHECK(same_optimizer_state(loaded, original));
+    CHECK(testing::same_optimizer_state(loaded, original));
     REQUIRE(loaded.history().epochs.size() == 1);
     const EpochRecord &h = loaded.history().epochs[0], &o = original.history().epochs[0];
     CHECK(h.loss == o.loss);

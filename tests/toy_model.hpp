@@ -74,6 +74,15 @@ inline bool same_params(Sequential& a, Sequential& b) {
   return true;
 }
 
+// The optimizers' step counts and slots (Adam's moments), bit for bit.
+inline bool same_optimizer_state(const Sequential& a, const Sequential& b) {
+  const Optimizer::State sa = a.optimizer().state(), sb = b.optimizer().state();
+  if (sa.steps != sb.steps || sa.slots.size() != sb.slots.size()) return false;
+  for (std::size_t i = 0; i < sa.slots.size(); ++i)
+    if (sa.slots[i] != sb.slots[i]) return false;
+  return true;
+}
+
 inline bool same_tensor(const Tensor& a, const Tensor& b) {
   return a.dimensions() == b.dimensions() &&
          std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(float)) == 0;

@@ -225,7 +225,7 @@ class Sequential {
     const FlushDenormals flush;
     check_fit_options(o);
     std::optional<DataParallel> parallel;
-    if (o.collective) parallel.emplace(*o.collective);
+    if (o.collective) parallel.emplace(*o.collective, *optimizer_);
     DataParallel* const dp = parallel ? &*parallel : nullptr;
     const bool leader = !dp || dp->leader();
     check_samples(data, "fit");
@@ -260,14 +260,17 @@ class Sequential {
         BatchScore s;
         if (const std::string where = dp ? shared_batch(data, idx, labels, *dp, s) : own_batch(data, idx, labels, s);
             !where.empty()) {
-          if (o.on_non_finite == NonFinite::Stop)
+          if (o.on_non_finite == NonFinite::Stop) {
+            if (dp) dp->gather_optimizer_state(params_, *optimizer_);  // every rank stops here alike
             throw NumericError("fit: epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1) + " of " +
                                std::to_string(steps) + ": " + where +
                                "; training stopped (FitOptions::on_non_finite = NonFinite::SkipBatch skips such batches)");
+          }
           ++skipped;
           continue;
         }
-        step();
+        if (dp) dp->step(params_, *optimizer_);
+        else step();
         loss_sum += s.loss_sum;
         correct += s.correct;
         seen += count;
@@ -285,7 +288,10 @@ class Sequential {
         r.val_accuracy = v.accuracy;
       }
       r.seconds = Progress::seconds_since(t0);
-      if (dp) r.seconds = dp->leader_value(r.seconds);  // the History is the same on every rank
+      if (dp) {
+        r.seconds = dp->leader_value(r.seconds);  // the History is the same on every rank
+        dp->gather_optimizer_state(params_, *optimizer_);  // whole in checkpoints and saved models
+      }
       progress.end_epoch(r);
       history_.epochs.push_back(r);
       if (!o.checkpoint.empty()) {
@@ -441,8 +447,7 @@ class Sequential {
     s = local;
     if (dp.reduce_gradients(params_, mine.count, static_cast<Index>(idx.size()), s)) return {};
     const std::string where = mine.count > 0 ? non_finite_in_last_batch(batch_, local) : std::string();
-    return where.empty() ? "a value on another rank is not finite"
-                         : where + " (on rank " + std::to_string(dp.rank()) + ")";
+    return dp.where_not_finite(where);
   }
 
   // Validation of an epoch: this process alone, or each rank scores its share

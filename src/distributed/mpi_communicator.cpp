@@ -25,6 +25,10 @@ using Clock = std::chrono::steady_clock;
 // Point-to-point tags of the "are you there?" exchange after a timeout.
 // They cannot meet the collectives' messages: MPI keeps those apart.
 constexpr int kPingTag = 0x100B, kPongTag = 0x100C;
+// Point-to-point tag of the rings (reduce_scatter_sum, allgather). Messages
+// between two ranks with one tag arrive in the order sent, so the steps of
+// one ring and of consecutive rings cannot be confused.
+constexpr int kRingTag = 0x100D;
 constexpr double kPingSeconds = 2.0;
 
 void check(int rc, const char* what) {
@@ -95,6 +99,20 @@ MPI_Request start_allreduce(void* values, std::size_t n, MPI_Datatype type) {
   return r;
 }
 
+// Block r (taken modulo the rank count) of values cut at bounds.
+std::span<float> block(std::span<float> values, std::span<const std::size_t> bounds, int r) {
+  const int size = static_cast<int>(bounds.size()) - 1;
+  const auto b = static_cast<std::size_t>(((r % size) + size) % size);
+  return values.subspan(bounds[b], bounds[b + 1] - bounds[b]);
+}
+
+void check_bounds(std::span<const float> values, std::span<const std::size_t> bounds, int size) {
+  bool fits =
+      bounds.size() == static_cast<std::size_t>(size) + 1 && bounds.front() == 0 && bounds.back() == values.size();
+  for (std::size_t i = 1; fits && i < bounds.size(); ++i) fits = bounds[i - 1] <= bounds[i];
+  if (!fits) throw Error("MPI: the blocks of a sharded collective do not cover its values, one block per rank");
+}
+
 }  // namespace
 
 bool MpiCommunicator::available() { return true; }
@@ -138,17 +156,17 @@ void MpiCommunicator::abort(const std::string& why) const {
   std::abort();  // MPI_Abort does not return; this keeps [[noreturn]] honest
 }
 
-// Spins on MPI_Test (which also progresses the collective), yielding the core
+// Spins on MPI_Testall (which also progresses the requests), yielding the core
 // once the wait passes 1 ms so that ranks sharing cores let the others run.
 // Past the deadline: find who is missing, say so, end the job.
-void MpiCommunicator::wait(void* request, const char* what, std::size_t bytes) {
-  auto& r = *static_cast<MPI_Request*>(request);
+void MpiCommunicator::wait(void* requests, int n, const char* what, std::size_t bytes) {
+  auto* r = static_cast<MPI_Request*>(requests);
   const auto start = Clock::now();
   const auto patient = start + std::chrono::milliseconds(1);
   const auto deadline = start + std::chrono::duration<double>(timeout_);
   for (unsigned polls = 1;; ++polls) {
     int done = 0;
-    check(MPI_Test(&r, &done, MPI_STATUS_IGNORE), what);
+    check(MPI_Testall(n, r, &done, MPI_STATUSES_IGNORE), what);
     if (done) break;
     if (polls % 64 != 0) continue;
     const auto now = Clock::now();
@@ -172,18 +190,53 @@ void MpiCommunicator::wait(void* request, const char* what, std::size_t bytes) {
 
 void MpiCommunicator::allreduce_sum(std::span<float> values) {
   MPI_Request r = start_allreduce(values.data(), values.size(), MPI_FLOAT);
-  wait(&r, "an allreduce", values.size_bytes());
+  wait(&r, 1, "an allreduce", values.size_bytes());
 }
 
 void MpiCommunicator::allreduce_sum(std::span<double> values) {
   MPI_Request r = start_allreduce(values.data(), values.size(), MPI_DOUBLE);
-  wait(&r, "an allreduce", values.size_bytes());
+  wait(&r, 1, "an allreduce", values.size_bytes());
 }
 
 void MpiCommunicator::broadcast(std::span<std::byte> bytes, int root) {
   MPI_Request r;
   check(MPI_Ibcast(bytes.data(), count(bytes.size()), MPI_BYTE, root, MPI_COMM_WORLD, &r), "MPI_Ibcast");
-  wait(&r, "a broadcast", bytes.size());
+  wait(&r, 1, "a broadcast", bytes.size());
+}
+
+// Rings rather than MPI_Ireduce_scatter_block and MPI_Iallgather: Open MPI's
+// nonblocking reduce-scatter reduces everything to rank 0 and scatters it
+// again, and its nonblocking allreduce of a buffer in place (the fallback,
+// DataParallel) does the same followed by a broadcast; on 2 ranks that sent
+// twice the bytes of a ring, one after the other (docs/distributed.md).
+void MpiCommunicator::shift(std::span<const float> send, std::span<float> receive, const char* what) {
+  const int next = (rank_ + 1) % size_, previous = (rank_ + size_ - 1) % size_;
+  MPI_Request r[2];
+  check(MPI_Irecv(receive.data(), count(receive.size()), MPI_FLOAT, previous, kRingTag, MPI_COMM_WORLD, &r[0]),
+        "MPI_Irecv");
+  check(MPI_Isend(send.data(), count(send.size()), MPI_FLOAT, next, kRingTag, MPI_COMM_WORLD, &r[1]), "MPI_Isend");
+  wait(r, 2, what, send.size_bytes());
+}
+
+// Step s: rank r passes its running sum of block r - s - 1 on to rank r + 1,
+// and adds its own values to the running sum of block r - s - 2 that comes
+// from rank r - 1. After size - 1 steps, block r holds every rank's sum. Each
+// block is summed along the ring in one fixed order: the same bits every run.
+void MpiCommunicator::reduce_scatter_sum(std::span<float> values, std::span<const std::size_t> bounds) {
+  check_bounds(values, bounds, size_);
+  for (int s = 0; s + 1 < size_; ++s) {
+    const std::span<float> send = block(values, bounds, rank_ - s - 1), sum = block(values, bounds, rank_ - s - 2);
+    received_.resize(sum.size());
+    shift(send, received_, "a reduce-scatter");
+    for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += received_[i];
+  }
+}
+
+// Step s: rank r passes block r - s on to rank r + 1 and receives block r - s - 1 in place.
+void MpiCommunicator::allgather(std::span<float> values, std::span<const std::size_t> bounds) {
+  check_bounds(values, bounds, size_);
+  for (int s = 0; s + 1 < size_; ++s)
+    shift(block(values, bounds, rank_ - s), block(values, bounds, rank_ - s - 1), "an allgather");
 }
 
 }  // namespace loom::distributed

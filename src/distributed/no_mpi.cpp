@@ -21,9 +21,12 @@ double MpiCommunicator::default_timeout() { return 20.0; }
 MpiCommunicator::MpiCommunicator(double) { unavailable(); }
 MpiCommunicator::~MpiCommunicator() = default;
 void MpiCommunicator::abort(const std::string&) const { std::abort(); }
-void MpiCommunicator::wait(void*, const char*, std::size_t) { unavailable(); }
+void MpiCommunicator::wait(void*, int, const char*, std::size_t) { unavailable(); }
+void MpiCommunicator::shift(std::span<const float>, std::span<float>, const char*) { unavailable(); }
 void MpiCommunicator::allreduce_sum(std::span<float>) { unavailable(); }
 void MpiCommunicator::allreduce_sum(std::span<double>) { unavailable(); }
 void MpiCommunicator::broadcast(std::span<std::byte>, int) { unavailable(); }
+void MpiCommunicator::reduce_scatter_sum(std::span<float>, std::span<const std::size_t>) { unavailable(); }
+void MpiCommunicator::allgather(std::span<float>, std::span<const std::size_t>) { unavailable(); }
 
 }  // namespace loom::distributed

@@ -2,12 +2,14 @@
 // runs it with mpirun -np 2). Exits 0 when every check holds on every rank.
 //
 //   mpi_fit_check same            every rank ends every epoch with rank 0's
-//                                 weights and History, bit for bit, and within
-//                                 float tolerance of one process alone
+//                                 weights, optimizer state and History, bit
+//                                 for bit, and within float tolerance of one
+//                                 process alone
 //   mpi_fit_check train CKPT OUT [--die-at N] [--stop-at N]
 //                                 4 epochs with a checkpoint; rank 0 writes the
-//                                 final weights' bytes to OUT. --die-at N: rank 1
-//                                 kills itself (SIGKILL) at its N-th batch;
+//                                 final weights' and optimizer state's bytes
+//                                 to OUT. --die-at N: rank 1 kills itself
+//                                 (SIGKILL) at its N-th batch;
 //                                 --stop-at N: it stops (SIGSTOP), so that only
 //                                 the collectives' timeout can end the job.
 //
@@ -63,6 +65,18 @@ std::vector<std::uint8_t> weight_bytes(Sequential& m) {
   return b;
 }
 
+// The optimizer's state (Adam's moments, gathered from the ranks' blocks after every epoch) and step count.
+std::vector<std::uint8_t> state_bytes(const Sequential& m) {
+  const Optimizer::State s = m.optimizer().state();
+  std::vector<std::uint8_t> b(reinterpret_cast<const std::uint8_t*>(&s.steps),
+                              reinterpret_cast<const std::uint8_t*>(&s.steps) + sizeof s.steps);
+  for (const Eigen::VectorXf& slot : s.slots) {
+    const auto* f = reinterpret_cast<const std::uint8_t*>(slot.data());
+    b.insert(b.end(), f, f + slot.size() * static_cast<Index>(sizeof(float)));
+  }
+  return b;
+}
+
 std::vector<std::uint8_t> history_bytes(const History& h) {
   std::vector<std::uint8_t> b;
   for (const EpochRecord& r : h.epochs) {
@@ -103,6 +117,8 @@ int same(distributed::MpiCommunicator& world) {
     const History h = parallel.fit(data, shared);
     const History reference = alone.fit(data, o);
     if (!same_everywhere(world, weight_bytes(parallel))) fail(rank, "epoch " + std::to_string(epoch) + ": weights differ between ranks");
+    if (!same_everywhere(world, state_bytes(parallel)))
+      fail(rank, "epoch " + std::to_string(epoch) + ": optimizer state differs between ranks");
     if (!same_everywhere(world, history_bytes(h))) fail(rank, "epoch " + std::to_string(epoch) + ": History differs between ranks");
     const double d = testing::max_relative_difference(parallel, alone);
     if (!(d < 1e-4)) fail(rank, "epoch " + std::to_string(epoch) + ": weights differ from one process by " + std::to_string(d));
@@ -131,7 +147,9 @@ int train(distributed::MpiCommunicator& world, const std::string& checkpoint, co
   Sequential m = testing::small_cnn(3);
   m.fit(dying, {.epochs = 4, .batch_size = kBatch, .seed = 5, .verbose = 2, .checkpoint = checkpoint, .collective = &world});
   if (world.rank() == 0) {
-    const std::vector<std::uint8_t> b = weight_bytes(m);
+    std::vector<std::uint8_t> b = weight_bytes(m);
+    const std::vector<std::uint8_t> state = state_bytes(m);  // the checkpoints' moments, gathered from both ranks
+    b.insert(b.end(), state.begin(), state.end());
     std::ofstream(out, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
   }
   return 0;

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "loom/training/collective.hpp"
 
@@ -54,6 +55,9 @@ class MpiCommunicator final : public Collective {
   void allreduce_sum(std::span<float> values) override;
   void allreduce_sum(std::span<double> values) override;
   void broadcast(std::span<std::byte> bytes, int root) override;
+  /// Both on a ring of point-to-point messages (see the .cpp).
+  void reduce_scatter_sum(std::span<float> values, std::span<const std::size_t> bounds) override;
+  void allgather(std::span<float> values, std::span<const std::size_t> bounds) override;
 
   /// Seconds spent inside collectives since construction, and how many
   /// there were (a benchmark's communication time).
@@ -72,8 +76,12 @@ class MpiCommunicator final : public Collective {
   double seconds_ = 0.0;
   long long calls_ = 0;
 
-  // Polls a started collective (an MPI_Request*) to completion or to the deadline; see the .cpp.
-  void wait(void* request, const char* what, std::size_t bytes);
+  std::vector<float> received_;  // a ring step's incoming block (reduce_scatter_sum)
+
+  // Polls `count` started requests (MPI_Request*) to completion or to the deadline; see the .cpp.
+  void wait(void* requests, int count, const char* what, std::size_t bytes);
+  // One step of a ring: send to the next rank while receiving from the previous one.
+  void shift(std::span<const float> send, std::span<float> receive, const char* what);
 };
 
 }  // namespace loom::distributed

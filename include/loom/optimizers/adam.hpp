@@ -10,6 +10,7 @@
 //
 // Thread safety: step mutates the moments and the parameters: one thread at a time.
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -50,26 +51,22 @@ class Adam final : public Optimizer {
   }
 
   void step(std::span<Param* const> params) override {
-    if (params.size() != m_.size())
-      throw UsageError("Adam: step over " + std::to_string(params.size()) + " parameters, built for " +
-                       std::to_string(m_.size()));
-    ++t_;
-    const double t = static_cast<double>(t_);
-    const float lr_t = static_cast<float>(o_.learning_rate * std::sqrt(1.0 - std::pow(double{o_.beta2}, t)) /
-                                          (1.0 - std::pow(double{o_.beta1}, t)));
-    const float b1 = o_.beta1, b2 = o_.beta2, eps = o_.epsilon;
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      float* w = params[i]->value.data();
-      const float* g = params[i]->grad.data();
-      float* m = m_[i].data();
-      float* v = v_[i].data();
-      for_blocks(params[i]->size(), [&](Index j, Index len) {
-        const ConstArrayMap gj(g + j, len);
-        ArrayMap mj(m + j, len), vj(v + j, len);
-        mj = b1 * mj + (1.0f - b1) * gj;
-        vj = b2 * vj + (1.0f - b2) * gj.square();
-        ArrayMap(w + j, len) -= lr_t * mj / (vj.sqrt() + eps);
-      });
+    const float lr_t = advance(params);
+    for (std::size_t i = 0; i < params.size(); ++i)
+      update(i, *params[i], 0, params[i]->size(), params[i]->grad.data(), lr_t);
+  }
+
+  bool steps_in_parts() const override { return true; }
+
+  // Values [first, first + grad.size()) of the parameters end to end: the
+  // piece of each parameter that falls inside, from its slice of grad.
+  void step_part(std::span<Param* const> params, Index first, std::span<const float> grad) override {
+    const float lr_t = advance(params);
+    const Index last = first + static_cast<Index>(grad.size());
+    Index start = 0;  // of parameter i, end to end
+    for (std::size_t i = 0; i < params.size() && start < last; start += params[i]->size(), ++i) {
+      const Index from = std::max(first, start), to = std::min(last, start + params[i]->size());
+      if (from < to) update(i, *params[i], from - start, to - from, grad.data() + (from - first), lr_t);
     }
   }
 
@@ -101,6 +98,33 @@ class Adam final : public Optimizer {
   }
 
  private:
+  // One step more; the step size of this step (bias correction folded in).
+  float advance(std::span<Param* const> params) {
+    if (params.size() != m_.size())
+      throw UsageError("Adam: step over " + std::to_string(params.size()) + " parameters, built for " +
+                       std::to_string(m_.size()));
+    ++t_;
+    const double t = static_cast<double>(t_);
+    return static_cast<float>(o_.learning_rate * std::sqrt(1.0 - std::pow(double{o_.beta2}, t)) /
+                              (1.0 - std::pow(double{o_.beta1}, t)));
+  }
+
+  // Values [j0, j0 + n) of parameter i, from their gradients g. Element-wise,
+  // so however the values are cut (for_blocks, parts) each gets the same bits.
+  void update(std::size_t i, Param& p, Index j0, Index n, const float* g, float lr_t) {
+    const float b1 = o_.beta1, b2 = o_.beta2, eps = o_.epsilon;
+    float* w = p.value.data() + j0;
+    float* m = m_[i].data() + j0;
+    float* v = v_[i].data() + j0;
+    for_blocks(n, [&](Index j, Index len) {
+      const ConstArrayMap gj(g + j, len);
+      ArrayMap mj(m + j, len), vj(v + j, len);
+      mj = b1 * mj + (1.0f - b1) * gj;
+      vj = b2 * vj + (1.0f - b2) * gj.square();
+      ArrayMap(w + j, len) -= lr_t * mj / (vj.sqrt() + eps);
+    });
+  }
+
   AdamOptions o_;
   long long t_ = 0;
   std::vector<Eigen::VectorXf> m_, v_;

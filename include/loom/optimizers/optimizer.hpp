@@ -8,9 +8,11 @@
 
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include "loom/error.hpp"
 #include "loom/layer.hpp"
 
 namespace loom {
@@ -23,6 +25,18 @@ class Optimizer {
   virtual void build(std::span<Param* const> params) = 0;
   /// One update of every parameter from its grad.
   virtual void step(std::span<Param* const> params) = 0;
+
+  /// Whether step_part is implemented (data-parallel training then has each
+  /// rank update only its part of the parameters, ZeRO-1 style, and gathers
+  /// the rest). Such an optimizer's state() must be groups of one slot per
+  /// parameter, in parameter order, each the size of its parameter: the
+  /// parts of every group are gathered from the ranks before a checkpoint.
+  virtual bool steps_in_parts() const { return false; }
+  /// The same step as step(params) for the values [first, first + grad.size())
+  /// of the parameters laid end to end, in order, only (the step count
+  /// advances as in step), with grad their gradients; the parameters' own
+  /// grads are not read. Each value gets the same bits as from step().
+  virtual void step_part(std::span<Param* const> params, Index first, std::span<const float> grad);
   virtual std::unique_ptr<Optimizer> clone() const = 0;
 
   /// What resuming needs to continue bit for bit: the step count and the
@@ -37,5 +51,9 @@ class Optimizer {
   /// a state of the wrong layout is a UsageError.
   virtual void set_state(State s) = 0;
 };
+
+inline void Optimizer::step_part(std::span<Param* const>, Index, std::span<const float>) {
+  throw UsageError(std::string(kind()) + " cannot step on a part of the parameters (steps_in_parts() is false)");
+}
 
 }  // namespace loom

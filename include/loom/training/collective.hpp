@@ -33,6 +33,19 @@ class Collective {
   virtual void allreduce_sum(std::span<double> values) = 0;
   /// root's bytes copied to every rank (the same count on every rank).
   virtual void broadcast(std::span<std::byte> bytes, int root) = 0;
+
+  // Sharded collectives: values cut into size() blocks, block r being
+  // [bounds[r], bounds[r + 1]) (size() + 1 offsets, the same on every rank;
+  // bounds[size()] == values.size()). Data-parallel training sums gradients
+  // with the first and shares the weights each rank updated with the second
+  // (DataParallel: every rank updates only its block, ZeRO-1).
+
+  /// Element-wise sum over every rank, of which this rank receives only its
+  /// own block (the rest of values is left as scratch). The same inputs give
+  /// the same bits on every run.
+  virtual void reduce_scatter_sum(std::span<float> values, std::span<const std::size_t> bounds) = 0;
+  /// Block r of rank r copied into block r of every rank.
+  virtual void allgather(std::span<float> values, std::span<const std::size_t> bounds) = 0;
 };
 
 /// A value of root's, on every rank.
