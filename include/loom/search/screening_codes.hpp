@@ -107,6 +107,10 @@ class ScreeningCodes {
   }
   /// The second, tighter upper bound of item's score against query q, from all its codes.
   float refine(Index item, const QueryCodes& queries, Index q) const;
+  /// Asks for item's row of codes, which refine reads, to be brought into cache.
+  void prefetch_row(Index item) const {
+    for (Index j = 0; j < width_; j += 64) __builtin_prefetch(rows_.data() + item * width_ + j);
+  }
 
   std::size_t memory_bytes() const {
     return head_codes_.size() + rows_.size() + (scale_.size() * 6 + rotation_.matrix.size()) * sizeof(float);
