@@ -10,7 +10,10 @@
 // so far cannot be in the top k and is passed over; the others are bounded
 // again from all their codes, and those still in reach are scored exactly,
 // in double precision from the catalog's own vectors, and offered to the
-// query's top k. The screen reads a few bytes per item (about 40 for the seed
+// query's top k. Before the scan, each query scores a few items of its
+// nearest cluster (floor_seeds.hpp): their k-th best score is its first
+// floor, so the scan does not start from -infinity and score nearly every
+// early item. The screen reads a few bytes per item (about 40 for the seed
 // model's 128-value embeddings, against 512 of float32 vectors).
 // The codes decide only which items are scored, never a score or the order,
 // so the result is that of scoring every item.
