@@ -87,7 +87,7 @@ class ExactSearch final : public VectorIndex {
     std::exception_ptr error;
 #pragma omp parallel if (tasks > 1)
     {
-      std::vector<float> upper, floors;  // (queries in block, items in scan block); (queries in block)
+      std::vector<float> floors;         // (queries in block)
       std::vector<std::uint8_t> masks;   // (queries in block, groups in scan block)
       std::vector<float> decoded;        // a survivor's row of an int8 catalog, as floats
       std::vector<Candidate> candidates;
@@ -109,14 +109,12 @@ class ExactSearch final : public VectorIndex {
           auto& tops = partial[static_cast<std::size_t>(t)];
           tops.resize(static_cast<std::size_t>(qn));
           for (Index i = 0; i < qn; ++i) tops[static_cast<std::size_t>(i)].floor = seeded[static_cast<std::size_t>(q0 + i)];
-          const Index stride = scan_groups * ScreeningCodes::kGroup;
-          upper.resize(static_cast<std::size_t>(qn * stride));
           masks.resize(static_cast<std::size_t>(qn * scan_groups));
           floors.resize(static_cast<std::size_t>(qn));
           for (Index b = g0; b < g1; b += scan_groups) {
             const Index bn = std::min(scan_groups, g1 - b);
             for (Index i = 0; i < qn; ++i) floors[static_cast<std::size_t>(i)] = tops[static_cast<std::size_t>(i)].floor;
-            screen_upper_bounds(codes_.run(b, bn), coded.run(q0, qn, floors.data()), upper.data(), stride, masks.data());
+            screen_upper_bounds(codes_.run(b, bn), coded.run(q0, qn, floors.data()), masks.data());
             score_survivors(tops, masks.data(), b, bn, coded, q0, queries, o.k, allowed, candidates,
                             decoded);
           }

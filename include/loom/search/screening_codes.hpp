@@ -62,11 +62,10 @@ struct ScreenQueries {
 };
 
 /// For query q and item i of the run, the upper bound of their exact score
-/// (see above) into upper[q * stride + i], and into masks[q * groups + g] a
+/// (see above), and into masks[q * groups + g] a
 /// bit per item of group g whose upper bound reaches q.floor (bit j: item
 /// 8g + j). In src/screening_kernel.cpp.
-void screen_upper_bounds(const ScreenItems& items, const ScreenQueries& queries, float* upper, Index stride,
-                         std::uint8_t* masks);
+void screen_upper_bounds(const ScreenItems& items, const ScreenQueries& queries, std::uint8_t* masks);
 
 /// sum_j q[j] * x[j] over width values: refine's dot. In src/screening_kernel.cpp.
 std::int32_t codes_dot(const std::int16_t* q, const std::int8_t* x, Index width);
