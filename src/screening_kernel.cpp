@@ -36,21 +36,20 @@ inline std::int32_t pair_at(const std::int16_t* q, Index p) {
 // Where one query's row of a tile goes.
 struct Row {
   float scale, miss, norm, tail, floor;
-  float* upper;          // this query's upper bounds, item 0 of the tile first
   std::uint8_t* masks;   // this query's masks, group 0 of the tile first
 };
 
-Row row_of(const ScreenQueries& q, Index i, float* upper, Index stride, std::uint8_t* masks, Index groups) {
+Row row_of(const ScreenQueries& q, Index i, std::uint8_t* masks, Index groups) {
   const auto at = static_cast<std::size_t>(i);
-  return {q.scale[at], q.miss[at], q.norm[at], q.tail[at], q.floor[at], upper + i * stride, masks + i * groups};
+  return {q.scale[at], q.miss[at], q.norm[at], q.tail[at], q.floor[at], masks + i * groups};
 }
 
 #if LOOM_SCREEN_AVX2
 
 // For one group and each of qn queries: upper = dot * (q.scale * x.scale)
 // + (q.miss * x.norm + q.norm * x.reach + q.tail * x.tail), and the mask of
-// upper >= floor. Only groups with an item above the floor store their
-// bounds: the rest are never read, and they are nearly all.
+// upper >= floor: the bounds themselves are not kept (refine bounds the
+// items that pass again, more tightly).
 void finish(const __m256i* dots, Index qn, const ScreenItems& items, Index item, const Row* rows) {
   const __m256 scale = _mm256_loadu_ps(items.scale + item), norm = _mm256_loadu_ps(items.norm + item),
                reach = _mm256_loadu_ps(items.reach + item), tail = _mm256_loadu_ps(items.tail + item);
@@ -62,7 +61,6 @@ void finish(const __m256i* dots, Index qn, const ScreenItems& items, Index item,
     const __m256 upper = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[i]), _mm256_mul_ps(_mm256_set1_ps(r.scale), scale), bound);
     const int mask = _mm256_movemask_ps(_mm256_cmp_ps(upper, _mm256_set1_ps(r.floor), _CMP_GE_OQ));
     r.masks[item / kGroup] = static_cast<std::uint8_t>(mask);
-    if (mask != 0) _mm256_storeu_ps(r.upper + item, upper);
   }
 }
 
@@ -138,7 +136,6 @@ void finish(const std::int32_t* dot, const ScreenItems& items, Index item, const
     const Index i = item + j;
     const float upper = static_cast<float>(dot[j]) * (r.scale * items.scale[i]) +
                         (r.miss * items.norm[i] + r.norm * items.reach[i] + r.tail * items.tail[i]);
-    r.upper[item + j] = upper;
     if (upper >= r.floor) mask = static_cast<std::uint8_t>(mask | (1u << j));
   }
   r.masks[item / kGroup] = mask;
@@ -167,13 +164,12 @@ std::int32_t codes_dot(const std::int16_t* q, const std::int8_t* x, Index width)
 }
 #endif
 
-void screen_upper_bounds(const ScreenItems& items, const ScreenQueries& queries, float* upper, Index stride,
-                         std::uint8_t* masks) {
+void screen_upper_bounds(const ScreenItems& items, const ScreenQueries& queries, std::uint8_t* masks) {
   const Index pairs = queries.pairs, group_bytes = pairs * 2 * kGroup;
   for (Index q0 = 0; q0 < queries.count; q0 += 4) {
     const Index qn = std::min<Index>(4, queries.count - q0);
     Row rows[4];
-    for (Index i = 0; i < qn; ++i) rows[i] = row_of(queries, q0 + i, upper, stride, masks, items.groups);
+    for (Index i = 0; i < qn; ++i) rows[i] = row_of(queries, q0 + i, masks, items.groups);
     const std::int16_t* q = queries.codes + q0 * queries.stride;
     for (Index g = 0; g < items.groups;) {
       const std::int8_t* codes = items.codes + g * group_bytes;

@@ -175,6 +175,59 @@ TEST_CASE("exact search: the screen never drops a neighbour", "[search][exact]")
   }
 }
 
+// Exact search first scores a few items near each query (floor_seeds.hpp)
+// and starts the scan at their k-th best score: items scoring exactly that
+// must still be kept, ties still broken by id, and a class filter that
+// leaves fewer than k seeds must not seed at all.
+TEST_CASE("exact search: the floor seeds keep ties at the floor and respect class filters", "[search][exact]") {
+  const Index n = 4096, dim = 16;
+  Vectors v = clustered_vectors(n, dim, 4, 26);
+  const Vectors target = clustered_vectors(1, dim, 1, 27);
+  // 40 copies of one vector, scattered through the catalog: with it as the
+  // query, the top 10 are 10 of them, all of the same score.
+  for (Index i = 0; i < 40; ++i)
+    std::copy_n(target.values.begin(), dim, v.values.begin() + (i * 101 + 7) * dim);
+  Catalog c({.dim = dim, .class_names = {"a", "b", "c", "d"}});
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(n));
+  for (Index i = 0; i < n; ++i) ids[static_cast<std::size_t>(i)] = (i * 7919) % n;  // ids in another order than rows
+  c.add(v.values.data(), ids, v.labels);
+  REQUIRE(FloorSeeds(c).clusters() > 0);
+  const ExactSearch s(c);
+  const SearchResults r = s.search(target.values.data(), 1, {.k = 10});
+  std::vector<std::int64_t> copies;
+  for (Index i = 0; i < 40; ++i) copies.push_back(ids[static_cast<std::size_t>(i * 101 + 7)]);
+  std::sort(copies.begin(), copies.end());
+  REQUIRE(r[0].size() == 10);
+  for (std::size_t i = 0; i < 10; ++i) {
+    CHECK(r[0][i].id == copies[i]);
+    CHECK(r[0][i].score == r[0][0].score);
+  }
+  check_matches(c, target, 1, {.k = 10});
+  check_matches(c, target, 1, {.k = 40});
+  check_matches(c, target, 1, {.k = 45});  // past the copies: the next best
+  const Vectors q = clustered_vectors(20, dim, 4, 28);
+  for (Label l = 0; l < 4; ++l) check_matches(c, q, 20, {.k = 30, .classes = {l}});
+  check_matches(c, q, 20, {.k = 3, .classes = {1, 2}});
+}
+
+TEST_CASE("exact search: floor seeds are clusters for catalogs large enough, rows inside the catalog", "[search][exact]") {
+  CHECK(FloorSeeds(synthetic_catalog(1000, 16, 3, 29)).clusters() == 0);   // too few items
+  CHECK(FloorSeeds(synthetic_catalog(3000, 600, 3, 30)).clusters() == 0);  // too many values
+  const Catalog c = synthetic_catalog(5000, 24, 3, 31);
+  const FloorSeeds seeds(c);
+  REQUIRE(seeds.clusters() > 0);
+  const Vectors q = clustered_vectors(50, 24, 3, 32);
+  for (Index i = 0; i < 50; ++i) {
+    const auto rows = seeds.rows_for(q.values.data() + i * 24);
+    CHECK(!rows.empty());
+    CHECK(rows.size() <= static_cast<std::size_t>(FloorSeeds::kItemsPerCluster));
+    std::vector<Index> sorted(rows.begin(), rows.end());
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());
+    for (const Index row : rows) CHECK((row >= 0 && row < c.size()));
+  }
+}
+
 TEST_CASE("exact search: non-finite values and a changed catalog are errors", "[search][exact]") {
   Catalog c = synthetic_catalog(100, 8, 2, 24);
   const Vectors q = clustered_vectors(3, 8, 2, 25);

@@ -10,7 +10,10 @@
 // so far cannot be in the top k and is passed over; the others are bounded
 // again from all their codes, and those still in reach are scored exactly,
 // in double precision from the catalog's own vectors, and offered to the
-// query's top k. The screen reads a few bytes per item (about 40 for the seed
+// query's top k. Before the scan, each query scores a few items of its
+// nearest cluster (floor_seeds.hpp): their k-th best score is its first
+// floor, so the scan does not start from -infinity and score nearly every
+// early item. The screen reads a few bytes per item (about 40 for the seed
 // model's 128-value embeddings, against 512 of float32 vectors).
 // The codes decide only which items are scored, never a score or the order,
 // so the result is that of scoring every item.
@@ -32,10 +35,14 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <cstring>
 #include <exception>
+#include <functional>
+#include <span>
 #include <limits>
 #include <vector>
 
+#include "loom/search/floor_seeds.hpp"
 #include "loom/search/screening_codes.hpp"
 #include "loom/search/vector_index.hpp"
 
@@ -45,14 +52,14 @@ class ExactSearch final : public VectorIndex {
  public:
   /// Keeps a reference: the catalog must outlive the search, unchanged.
   /// DataError when an item has a value that is not finite.
-  explicit ExactSearch(const Catalog& catalog) : catalog_(catalog), codes_(catalog) {}
+  explicit ExactSearch(const Catalog& catalog) : catalog_(catalog), codes_(catalog), seeds_(catalog) {}
   const Catalog& catalog() const override { return catalog_; }
 
   static constexpr Index kQueryBlock = 64;
   static constexpr Index kShardGroups = 1024;  // 8,192 items
 
   /// Bytes of the screening codes, besides the catalog.
-  std::size_t memory_bytes() const { return codes_.memory_bytes(); }
+  std::size_t memory_bytes() const { return codes_.memory_bytes() + seeds_.memory_bytes(); }
   /// How many rotated values the codes keep (of the catalog's dim).
   Index screened_values() const { return codes_.rotation().head; }
 
@@ -76,12 +83,23 @@ class ExactSearch final : public VectorIndex {
     // Groups per scan block: 32 KB of codes.
     const Index scan_groups = std::max<Index>(1, 32768 / (codes_.pairs() * 2 * ScreeningCodes::kGroup));
     std::vector<std::vector<Top>> partial(static_cast<std::size_t>(tasks));  // [task][query in block]
+    std::vector<float> seeded(static_cast<std::size_t>(m));                // each query's first floor
     std::exception_ptr error;
 #pragma omp parallel if (tasks > 1)
     {
-      std::vector<float> upper, floors;  // (queries in block, items in scan block); (queries in block)
+      std::vector<float> floors;         // (queries in block)
       std::vector<std::uint8_t> masks;   // (queries in block, groups in scan block)
       std::vector<float> decoded;        // a survivor's row of an int8 catalog, as floats
+      std::vector<Candidate> candidates;
+#pragma omp for schedule(static)
+      for (Index i = 0; i < m; ++i) {
+        try {
+          seeded[static_cast<std::size_t>(i)] = seeded_floor(queries + i * catalog_.dim(), o.k, allowed, decoded);
+        } catch (...) {
+#pragma omp critical(loom_exact_search_error)
+          if (!error) error = std::current_exception();
+        }
+      }
 #pragma omp for schedule(dynamic)
       for (Index t = 0; t < tasks; ++t) {
         try {
@@ -89,18 +107,16 @@ class ExactSearch final : public VectorIndex {
           const Index q0 = qb * kQueryBlock, qn = std::min(kQueryBlock, m - q0);
           const Index g0 = shard * shard_groups, g1 = std::min(groups, g0 + shard_groups);
           auto& tops = partial[static_cast<std::size_t>(t)];
-          tops.assign(static_cast<std::size_t>(qn), Top{});
-          const Index stride = scan_groups * ScreeningCodes::kGroup;
-          upper.resize(static_cast<std::size_t>(qn * stride));
+          tops.resize(static_cast<std::size_t>(qn));
+          for (Index i = 0; i < qn; ++i) tops[static_cast<std::size_t>(i)].floor = seeded[static_cast<std::size_t>(q0 + i)];
           masks.resize(static_cast<std::size_t>(qn * scan_groups));
           floors.resize(static_cast<std::size_t>(qn));
           for (Index b = g0; b < g1; b += scan_groups) {
             const Index bn = std::min(scan_groups, g1 - b);
             for (Index i = 0; i < qn; ++i) floors[static_cast<std::size_t>(i)] = tops[static_cast<std::size_t>(i)].floor;
-            screen_upper_bounds(codes_.run(b, bn), coded.run(q0, qn, floors.data()), upper.data(), stride, masks.data());
-            for (Index i = 0; i < qn; ++i)
-              score_survivors(tops[static_cast<std::size_t>(i)], upper.data() + i * stride, masks.data() + i * bn, b, bn,
-                              coded, q0 + i, queries + (q0 + i) * catalog_.dim(), o.k, allowed, decoded);
+            screen_upper_bounds(codes_.run(b, bn), coded.run(q0, qn, floors.data()), masks.data());
+            score_survivors(tops, masks.data(), b, bn, coded, q0, queries, o.k, allowed, candidates,
+                            decoded);
           }
         } catch (...) {
 #pragma omp critical(loom_exact_search_error)
@@ -128,35 +144,97 @@ class ExactSearch final : public VectorIndex {
   // One query's k best within one task: a heap whose front ranks last.
   struct Top {
     std::vector<Neighbour> kept;
-    float floor = -std::numeric_limits<float>::infinity();  // the k-th best score, once k are kept
+    // No item of the top k scores below it: the k-th best score of the
+    // floor seeds at first, then of the kept items once k are kept.
+    float floor = -std::numeric_limits<float>::infinity();
   };
 
-  // Scores exactly, and offers to top, the items of groups [g0, g0 + groups)
-  // whose upper bounds reached top's floor (the bits of masks) and still do
-  // when bounded from all their codes.
-  void score_survivors(Top& top, const float* upper, const std::uint8_t* masks, Index g0, Index groups,
-                       const QueryCodes& coded, Index q, const float* query, Index k, const std::vector<char>& allowed,
+  // The k-th best exact score among the query's floor seeds of the allowed
+  // classes (-infinity when fewer than k): k items score at least that, so
+  // no item of the top k scores less.
+  float seeded_floor(const float* query, Index k, const std::vector<char>& allowed, std::vector<float>& scratch) const {
+    std::vector<float> scores;
+    const std::span<const Index> rows = seeds_.rows_for(query);
+    if (catalog_.encoding() == VectorEncoding::Float32)  // their rows are cache misses: ask for all of them at once
+      for (const Index row : rows) prefetch_row(catalog_.decode_rows(row, 1, scratch));
+    for (const Index row : rows)
+      if (allowed[static_cast<std::size_t>(catalog_.label(row))])
+        scores.push_back(exact_score(query, catalog_.decode_rows(row, 1, scratch)));
+    if (scores.size() < static_cast<std::size_t>(k)) return -std::numeric_limits<float>::infinity();
+    std::nth_element(scores.begin(), scores.begin() + (k - 1), scores.end(), std::greater<>());
+    return scores[static_cast<std::size_t>(k - 1)];
+  }
+
+  void prefetch_row(const float* row) const {
+    const Index d = catalog_.dim();
+    for (Index j = 0; j < d; j += 16) __builtin_prefetch(row + j);
+  }
+
+  // An item of a scan block that passed the screen for query (of the
+  // block), and its bound from all its codes.
+  struct Candidate {
+    Index query, row;
+    float bound;
+  };
+
+  // Scores exactly, and offers to the tops of the block's queries (from
+  // q0), the items of groups [g0, g0 + groups) whose upper bounds reached the
+  // query's floor (the bits of masks, as the kernel left them) and still do
+  // when bounded from all their codes. In three passes over the whole block,
+  // each asking for the rows the next one reads (codes, then the catalog's
+  // vectors), so that their cache misses overlap instead of queueing.
+  void score_survivors(std::vector<Top>& tops, const std::uint8_t* masks, Index g0,
+                       Index groups, const QueryCodes& coded, Index q0, const float* queries, Index k,
+                       const std::vector<char>& allowed, std::vector<Candidate>& candidates,
                        std::vector<float>& scratch) const {
-    const Index first = g0 * ScreeningCodes::kGroup;
-    const auto cap = static_cast<std::size_t>(k);
-    for (Index g = 0; g < groups; ++g)
-      for (unsigned bits = masks[g]; bits != 0; bits &= bits - 1) {
-        const Index j = g * ScreeningCodes::kGroup + std::countr_zero(bits), row = first + j;
-        // The floor may have risen since the bounds were compared; rows past the last are padding.
-        if (upper[j] < top.floor || row >= catalog_.size()) continue;
-        if (!allowed[static_cast<std::size_t>(catalog_.label(row))]) continue;
-        if (codes_.refine(row, coded, q) < top.floor) continue;
-        const Neighbour n{row, catalog_.id(row), exact_score(query, catalog_.decode_rows(row, 1, scratch))};
-        if (top.kept.size() < cap) {
-          top.kept.push_back(n);
-          std::push_heap(top.kept.begin(), top.kept.end(), ranks_before);
-        } else if (ranks_before(n, top.kept.front())) {
-          std::pop_heap(top.kept.begin(), top.kept.end(), ranks_before);
-          top.kept.back() = n;
-          std::push_heap(top.kept.begin(), top.kept.end(), ranks_before);
+    const Index first = g0 * ScreeningCodes::kGroup, d = catalog_.dim();
+    const bool floats = catalog_.encoding() == VectorEncoding::Float32;
+    candidates.clear();
+    for (Index i = 0; i < static_cast<Index>(tops.size()); ++i) {
+      // The masks of 8 groups as one word, bit b for item b of them: nearly all words are 0.
+      static_assert(std::endian::native == std::endian::little && ScreeningCodes::kGroup == 8);
+      const std::uint8_t* mask = masks + i * groups;
+      for (Index g = 0; g < groups; g += 8) {
+        std::uint64_t bits = 0;
+        std::memcpy(&bits, mask + g, static_cast<std::size_t>(std::min<Index>(8, groups - g)));
+        for (; bits != 0; bits &= bits - 1) {
+          const Index j = g * ScreeningCodes::kGroup + std::countr_zero(bits), row = first + j;
+          // Rows past the last are padding.
+          if (row >= catalog_.size() || !allowed[static_cast<std::size_t>(catalog_.label(row))]) continue;
+          codes_.prefetch_row(row);
+          candidates.push_back({i, row, 0.0f});
         }
-        if (top.kept.size() == cap) top.floor = top.kept.front().score;
       }
+    }
+    std::size_t kept = 0;
+    for (Candidate c : candidates) {
+      c.bound = codes_.refine(c.row, coded, q0 + c.query);
+      if (c.bound < tops[static_cast<std::size_t>(c.query)].floor) continue;
+      if (floats) prefetch_row(catalog_.decode_rows(c.row, 1, scratch));
+      candidates[kept++] = c;
+    }
+    for (std::size_t i = 0; i < kept; ++i) {
+      const Candidate c = candidates[i];
+      Top& top = tops[static_cast<std::size_t>(c.query)];
+      if (c.bound < top.floor) continue;  // the floor has risen since
+      const float* query = queries + (q0 + c.query) * d;
+      offer(top, {c.row, catalog_.id(c.row), exact_score(query, catalog_.decode_rows(c.row, 1, scratch))}, k);
+    }
+  }
+
+  // n into top, if it ranks before top's k-th; the floor rises with it.
+  static void offer(Top& top, const Neighbour& n, Index k) {
+    if (n.score < top.floor) return;  // a seeded floor: kept items must not fall below it
+    const auto cap = static_cast<std::size_t>(k);
+    if (top.kept.size() < cap) {
+      top.kept.push_back(n);
+      std::push_heap(top.kept.begin(), top.kept.end(), ranks_before);
+    } else if (ranks_before(n, top.kept.front())) {
+      std::pop_heap(top.kept.begin(), top.kept.end(), ranks_before);
+      top.kept.back() = n;
+      std::push_heap(top.kept.begin(), top.kept.end(), ranks_before);
+    }
+    if (top.kept.size() == cap) top.floor = top.kept.front().score;
   }
 
   // q.x in double precision, in a fixed order (four running sums), rounded to float.
@@ -172,6 +250,7 @@ class ExactSearch final : public VectorIndex {
 
   const Catalog& catalog_;
   ScreeningCodes codes_;
+  FloorSeeds seeds_;
 };
 
 }  // namespace loom::search

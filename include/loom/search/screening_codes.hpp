@@ -62,11 +62,10 @@ struct ScreenQueries {
 };
 
 /// For query q and item i of the run, the upper bound of their exact score
-/// (see above) into upper[q * stride + i], and into masks[q * groups + g] a
+/// (see above), and into masks[q * groups + g] a
 /// bit per item of group g whose upper bound reaches q.floor (bit j: item
 /// 8g + j). In src/screening_kernel.cpp.
-void screen_upper_bounds(const ScreenItems& items, const ScreenQueries& queries, float* upper, Index stride,
-                         std::uint8_t* masks);
+void screen_upper_bounds(const ScreenItems& items, const ScreenQueries& queries, std::uint8_t* masks);
 
 /// sum_j q[j] * x[j] over width values: refine's dot. In src/screening_kernel.cpp.
 std::int32_t codes_dot(const std::int16_t* q, const std::int8_t* x, Index width);
@@ -107,6 +106,10 @@ class ScreeningCodes {
   }
   /// The second, tighter upper bound of item's score against query q, from all its codes.
   float refine(Index item, const QueryCodes& queries, Index q) const;
+  /// Asks for item's row of codes, which refine reads, to be brought into cache.
+  void prefetch_row(Index item) const {
+    for (Index j = 0; j < width_; j += 64) __builtin_prefetch(rows_.data() + item * width_ + j);
+  }
 
   std::size_t memory_bytes() const {
     return head_codes_.size() + rows_.size() + (scale_.size() * 6 + rotation_.matrix.size()) * sizeof(float);
