@@ -62,12 +62,11 @@ class Adam final : public Optimizer {
   // piece of each parameter that falls inside, from its slice of grad.
   void step_part(std::span<Param* const> params, Index first, std::span<const float> grad) override {
     const float lr_t = advance(params);
-    const Index last = first + static_cast<Index>(grad.size());
-    Index start = 0;  // of parameter i, end to end
-    for (std::size_t i = 0; i < params.size() && start < last; start += params[i]->size(), ++i) {
-      const Index from = std::max(first, start), to = std::min(last, start + params[i]->size());
-      if (from < to) update(i, *params[i], from - start, to - from, grad.data() + (from - first), lr_t);
-    }
+    for_pieces_end_to_end(
+        params.size(), [&](std::size_t i) { return params[i]->size(); }, first, first + static_cast<Index>(grad.size()),
+        [&](std::size_t i, Index offset, Index count, Index at) {
+          update(i, *params[i], offset, count, grad.data() + (at - first), lr_t);
+        });
   }
 
   std::unique_ptr<Optimizer> clone() const override { return std::make_unique<Adam>(*this); }

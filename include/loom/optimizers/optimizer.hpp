@@ -6,6 +6,7 @@
 //
 // Thread safety: not thread-safe; one training loop at a time.
 
+#include <algorithm>
 #include <memory>
 #include <span>
 #include <string>
@@ -51,6 +52,20 @@ class Optimizer {
   /// a state of the wrong layout is a UsageError.
   virtual void set_state(State s) = 0;
 };
+
+/// f(i, offset, count, at) for each piece of array i (0 <= i < arrays, of
+/// size(i) values) inside [first, last) of the arrays laid end to end, in
+/// order: offset is where the piece starts in array i, at where end to end.
+/// Optimizer::step_part's parameters and data-parallel training's flat buffer
+/// both cut the parameters this way.
+template <typename Size, typename F>
+void for_pieces_end_to_end(std::size_t arrays, Size&& size, Index first, Index last, F&& f) {
+  Index start = 0;
+  for (std::size_t i = 0; i < arrays && start < last; start += size(i), ++i) {
+    const Index from = std::max(first, start), to = std::min(last, start + size(i));
+    if (from < to) f(i, from - start, to - from, from);
+  }
+}
 
 inline void Optimizer::step_part(std::span<Param* const>, Index, std::span<const float>) {
   throw UsageError(std::string(kind()) + " cannot step on a part of the parameters (steps_in_parts() is false)");

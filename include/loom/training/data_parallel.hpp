@@ -233,11 +233,11 @@ class DataParallel {
   // inside [first, last) of the parts laid end to end.
   template <typename F>
   static void for_pieces(const Parts& parts, std::size_t first, std::size_t last, F f) {
-    std::size_t start = 0;
-    for (std::size_t i = 0; i < parts.size() && start < last; start += parts[i].size(), ++i) {
-      const std::size_t from = std::max(first, start), to = std::min(last, start + parts[i].size());
-      if (from < to) f(parts[i], from - start, to - from, from);
-    }
+    for_pieces_end_to_end(
+        parts.size(), [&](std::size_t i) { return static_cast<Index>(parts[i].size()); }, static_cast<Index>(first),
+        static_cast<Index>(last), [&](std::size_t i, Index offset, Index count, Index at) {
+          f(parts[i], static_cast<std::size_t>(offset), static_cast<std::size_t>(count), static_cast<std::size_t>(at));
+        });
   }
 
   // Every part times scale, end to end in flat_.
