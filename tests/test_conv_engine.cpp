@@ -103,6 +103,11 @@ TEST_CASE("Winograd F(4x4) and F(2x2) agree with im2col on every shape class", "
 TEST_CASE("The direct first-layer convolution agrees with im2col", "[conv]") {
   const std::vector<Case> cases = {
       {"the seed model's conv1", {.filters = 32, .kernel = 3, .activation = Activation::ReLU}, Shape{9, 8, 1}},
+      // one chunk per image: the ReLU mask in each thread's own buffer
+      {"the seed model's conv1, full size", {.filters = 32, .kernel = 3, .activation = Activation::ReLU},
+       Shape{28, 28, 1}},
+      {"colour, padded, ReLU", {.filters = 40, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU},
+       Shape{24, 24, 3}},
       {"colour, padded, strided", {.filters = 16, .kernel = 3, .strides = 2, .padding = Padding::Same}, Shape{7, 6, 3}},
       {"non-square kernel, unequal strides",
        {.filters = 64, .kernel = {2, 3}, .strides = {1, 2}, .padding = Padding::Same},
@@ -110,6 +115,11 @@ TEST_CASE("The direct first-layer convolution agrees with im2col", "[conv]") {
       {"wide border, a 6-pixel tile and rest", {.filters = 32, .kernel = 5, .padding = Padding::Same}, Shape{6, 11, 1}},
       {"24 filters, colour", {.filters = 24, .kernel = 3, .padding = Padding::Same}, Shape{7, 9, 3}},
       {"8 filters", {.filters = 8, .kernel = 3}, Shape{6, 6, 2}},
+      {"the photo model's conv1: 5x5, stride 2, colour, ReLU",
+       {.filters = 32, .kernel = 5, .strides = 2, .padding = Padding::Same, .activation = Activation::ReLU},
+       Shape{19, 20, 3}},
+      {"7x7 stride 2 on grey, the largest patch", {.filters = 16, .kernel = 7, .strides = 2}, Shape{15, 13, 1}},
+      {"80 values a patch", {.filters = 8, .kernel = {4, 5}, .padding = Padding::Same}, Shape{7, 8, 4}},
   };
   for (const Case& c : cases) check_against_im2col(ConvAlgorithm::Direct, c);
 }
@@ -156,6 +166,14 @@ TEST_CASE("The engine's rule picks direct, Winograd or im2col from the shapes", 
   // The seed model: conv1 is a first layer on grey images, conv2 a 3x3 layer on 32 channels.
   CHECK(built({.filters = 32, .kernel = 3}, Shape{28, 28, 1}, false).algorithm() == ConvAlgorithm::Direct);
   CHECK(built({.filters = 64, .kernel = 3}, Shape{13, 13, 32}).algorithm() == ConvAlgorithm::Winograd4);
+  // First layers: a 5x5 stride-2 layer on colour photos goes direct; one on 8
+  // channels or more that Winograd can compute goes to Winograd; one with
+  // patches of more than 80 values, to im2col.
+  CHECK(built({.filters = 32, .kernel = 5, .strides = 2, .padding = Padding::Same}, Shape{96, 96, 3}, false)
+            .algorithm() == ConvAlgorithm::Direct);
+  CHECK(built({.filters = 32, .kernel = 3}, Shape{16, 16, 8}, false).algorithm() == ConvAlgorithm::Winograd4);
+  CHECK(built({.filters = 32, .kernel = 3, .strides = 2}, Shape{16, 16, 10}, false).algorithm() ==
+        ConvAlgorithm::Im2col);  // 90 values a patch
   // The same first layer inside a model, where its dx is wanted: too few channels for Winograd.
   CHECK(built({.filters = 32, .kernel = 3}, Shape{28, 28, 1}).algorithm() == ConvAlgorithm::Im2col);
   CHECK(built({.filters = 6, .kernel = 3}, Shape{16, 16, 32}).algorithm() == ConvAlgorithm::Im2col);
@@ -175,8 +193,8 @@ TEST_CASE("A forced algorithm that cannot compute the layer is a clear error", "
   Conv2D needs_dx = built({.filters = 32, .kernel = 3, .algorithm = ConvAlgorithm::Direct}, Shape{8, 8, 1});
   REQUIRE_THROWS_WITH(needs_dx.forward(random_tensor(1, Shape{8, 8, 1}, 1)),
                       Contains("direct") && Contains("no input gradient"));
-  Conv2D too_wide = built({.filters = 32, .kernel = 3, .algorithm = ConvAlgorithm::Direct}, Shape{8, 8, 8}, false);
-  REQUIRE_THROWS_WITH(too_wide.forward(random_tensor(1, Shape{8, 8, 8}, 1)), Contains("at most 32 values"));
+  Conv2D too_wide = built({.filters = 32, .kernel = 3, .algorithm = ConvAlgorithm::Direct}, Shape{8, 8, 9}, false);
+  REQUIRE_THROWS_WITH(too_wide.forward(random_tensor(1, Shape{8, 8, 9}, 1)), Contains("at most 80 values"));
   Conv2D odd_filters = built({.filters = 20, .kernel = 3, .algorithm = ConvAlgorithm::Direct}, Shape{8, 8, 1}, false);
   REQUIRE_THROWS_WITH(odd_filters.forward(random_tensor(1, Shape{8, 8, 1}, 1)), Contains("multiple of 8 filters"));
 }

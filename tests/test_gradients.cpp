@@ -129,6 +129,21 @@ TEST_CASE("Conv2D gradients with fused ReLU, same padding, stride 2", "[gradient
   REQUIRE_GRADIENTS(conv, x);
 }
 
+TEST_CASE("Conv2D gradients of a first layer (the direct algorithm: ReLU's mask and the bias sum in its pass)",
+          "[gradient]") {
+  // few outputs (8 filters at the least): every pre-activation must stay off the kink
+  for (const Padding padding : {Padding::Valid, Padding::Same}) {
+    INFO((padding == Padding::Same ? "same" : "valid") << " padding");
+    const Shape in = padding == Padding::Same ? Shape{3, 3, 1} : Shape{4, 5, 1};
+    const Conv2DOptions o{.filters = 8, .kernel = 3, .padding = padding, .activation = Activation::ReLU};
+    const Tensor x = relu_safe_input<Conv2D>(o, in, 1, 23);
+    Conv2D conv = built(Conv2D(o), in, 23);
+    conv.set_needs_input_gradient(false);
+    REQUIRE(conv.algorithm() == ConvAlgorithm::Direct);
+    REQUIRE_GRADIENTS(conv, x);
+  }
+}
+
 // ---- MaxPool2D --------------------------------------------------------------
 
 TEST_CASE("MaxPool2D gradients, default 2x2 pool", "[gradient]") {

@@ -3,13 +3,14 @@
 // shapes (like a oneDNN primitive descriptor), or forced by the user.
 //
 // The rule (choose_algorithm), in order:
-//   1. Direct      the layer computes no input gradient (a model's first
-//                  layer), its patches hold at most 32 values and its filters
-//                  are a multiple of 8 up to 64: a 3x3 layer on grey or
-//                  colour images.
-//   2. Winograd4   3x3 kernel, stride 1, at least 8 input channels and 8
+//   1. Winograd4   3x3 kernel, stride 1, at least 8 input channels and 8
 //                  filters: F(4x4, 3x3), a quarter of the multiply-adds.
-//   3. Im2col      everything else (strided, 1x1, 5x5, 7x7, few channels).
+//   2. Direct      the layer computes no input gradient (a model's first
+//                  layer), its patches hold at most 80 values and its filters
+//                  are a multiple of 8 up to 64: a first layer on grey or
+//                  colour images, 3x3, 5x5 or 7x7, any stride.
+//   3. Im2col      everything else (strided, 1x1, 5x5, 7x7 inside a model,
+//                  few channels).
 // Winograd2 (F(2x2, 3x3)) is never chosen automatically: it is the option
 // for 3x3 layers that need results closer to im2col's than F(4x4) gives.
 // Im2col is the reference every other algorithm is tested against; force it
@@ -71,9 +72,9 @@ inline ConvAlgorithm choose_algorithm(const ConvGeometry& g, bool needs_dx, Conv
       throw UsageError(layer + ": cannot use the " + std::string(to_string(forced)) + " algorithm: " + why);
     return forced;
   }
-  if (unsupported_reason(ConvAlgorithm::Direct, g, needs_dx).empty()) return ConvAlgorithm::Direct;
   if (WinogradConv<4>::supports(g) && g.c >= kWinogradMinChannels && g.f >= kWinogradMinChannels)
     return ConvAlgorithm::Winograd4;
+  if (unsupported_reason(ConvAlgorithm::Direct, g, needs_dx).empty()) return ConvAlgorithm::Direct;
   return ConvAlgorithm::Im2col;
 }
 

@@ -1,15 +1,20 @@
 #pragma once
 // Direct convolution for a first layer with small patches. A first layer on
-// grey or colour images has patches of K <= 32 values: a product with so short
-// a reduction runs far below peak, and im2col spends more time copying 3-float
-// runs than the product multiplies. Computed directly instead, in register
-// tiles like the product's: forward, 6 output pixels x 16 filters whose sums
-// stay in registers while all their taps are added, then bias and ReLU as they
-// are stored; dW, 6 taps x 16 filters summed over all the pixels (F fixed at
-// compile time: a multiple of 8 up to 64). At the seed model's conv1, batch 32
-// (loom_bench --threads=2 layer/conv1), this took forward from 492 to 215 us
-// and backward from 376 to 304 us (of which the ReLU mask and the bias
-// gradient, outside this file, are about 40 %) over one pixel at a time.
+// grey or colour images has patches of K <= 80 values (3x3 or 5x5 on colour,
+// 7x7 on grey): a product with so short a reduction runs far below peak, and
+// im2col spends more time copying 3-float runs than the product multiplies.
+// Computed directly instead, in register tiles like the product's: forward, 6
+// output pixels x 16 filters whose sums stay in registers while all their taps
+// are added, then bias and ReLU as they are stored; dW, 6 taps x 16 filters
+// summed over all the pixels (F fixed at compile time: a multiple of 8 up to
+// 64). At the seed model's conv1, batch 32 (loom_bench --threads=2
+// layer/conv1), this took forward from 492 to 215 us and backward from 376 to
+// 304 us over one pixel at a time. Backward applies ReLU's mask and sums the
+// bias gradient image by image, while that image's dz is in cache, instead of
+// in two passes over the batch: conv1's backward 194 -> 137 us (seed), 1,720
+// -> 1,502 (vgg), 1,389 -> 1,061 (odd), fastest of 3 alternating runs. The
+// photo model's 5x5 stride-2 first layer, im2col's before, went from 4,504
+// to 2,587 us forward and 6,894 to 3,451 backward (fastest of 5).
 // It computes no input gradient, so it serves only a layer whose dx has no
 // reader (the first layer of a model, see Layer::set_needs_input_gradient).
 // Training and inference take the same code, so forward and infer agree bit for bit.
@@ -22,13 +27,14 @@
 
 #include "loom/activation.hpp"
 #include "loom/conv/conv_geometry.hpp"
+#include "loom/threads.hpp"
 
 namespace loom::conv {
 
 class DirectConv {
  public:
   /// Patches of at most this many values are worth convolving directly.
-  static constexpr Index kMaxPatch = 32;
+  static constexpr Index kMaxPatch = 80;
   static bool supports(const ConvGeometry& g) {
     return g.patch() <= kMaxPatch && g.f % 8 == 0 && g.f <= 64;
   }
@@ -40,13 +46,17 @@ class DirectConv {
 
   void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const;
 
-  /// dW (K, F) for dz of the last forward: each chunk into a partial of its
-  /// own, summed in chunk order.
-  void backward(const ConvGeometry& g, const Tensor& dz, float* dkernel);
+  /// dW (K, F) and db (F) of the last forward, from dz = dL/dz; or, given the
+  /// layer's ReLU output y, from dy = dL/dy (dz = dy where y > 0, else 0).
+  /// Each image's dz is masked and summed into db while it is in cache, just
+  /// before its dW: no pass of its own over the batch. Each chunk of samples
+  /// sums into a partial of its own, and the partials are added in chunk order.
+  void backward(const ConvGeometry& g, const Tensor& dy, const Tensor* relu_output, float* dkernel, float* dbias);
 
  private:
   Tensor x_;            // (N, H, W, C) input of the last forward
-  RowMatrix dw_parts_;  // (chunks * K, F) each chunk's share of dW
+  RowMatrix parts_;     // (chunks * (K + 1), F) each chunk's share of dW, then of db
+  RowMatrix masked_;    // (threads * OH * OW, F) each thread's masked dz of one image
 };
 
 }  // namespace loom::conv

@@ -8,6 +8,8 @@
 //                                              applied by the linear part while
 //                                              its output is still in cache)
 //   backward: dz = act'(y) . dy;  dx = linear_backward(dz)
+//             (ReLU: linear_backward_relu(dy, y), which a subclass may
+//             override to mask dy while its own pass reads it)
 //
 // With a softmax activation the layer offers logits() = z and
 // backward_from_logits(dz), for the loss's fused gradient.
@@ -35,7 +37,8 @@ class ActivatedLayer : public Layer {
 
   const Tensor& backward(const Tensor& dy) final {
     if (activation_ == Activation::None) return linear_backward(dy);
-    activate_backward(activation_, activation_ == Activation::Softmax ? y_ : z_, dy, dz_);
+    if (activation_ == Activation::ReLU) return linear_backward_relu(dy, z_);
+    activate_backward(activation_, y_, dy, dz_);
     return linear_backward(dz_);
   }
 
@@ -61,6 +64,13 @@ class ActivatedLayer : public Layer {
   virtual void linear_forward(const Tensor& x, Tensor& z, Activation act) = 0;
   /// Given dz = dL/dz of the last forward: assigns parameter gradients, returns dL/dx.
   virtual const Tensor& linear_backward(const Tensor& dz) = 0;
+  /// linear_backward(dz) for dz = dy where the ReLU output y > 0, else 0. This
+  /// one makes dz in a pass of its own; a layer whose backward can apply the
+  /// mask while it reads dy anyway overrides it and saves that pass.
+  virtual const Tensor& linear_backward_relu(const Tensor& dy, const Tensor& y) {
+    activate_backward(Activation::ReLU, y, dy, dz_);
+    return linear_backward(dz_);
+  }
   /// z = act(linear(x)) for inference: const, keeps nothing.
   virtual void linear_infer(const Tensor& x, Tensor& z, Activation act) const = 0;
 

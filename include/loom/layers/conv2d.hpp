@@ -10,7 +10,8 @@
 //   bias   (F)              zeros
 //   z      (N, OH, OW, F)   z = conv(x, kernel) + bias, then the activation
 // Backward, for dz = dL/dz: dkernel and dx from the engine, dbias the sum of
-// dz over the batch and the pixels.
+// dz over the batch and the pixels (the direct algorithm sums it, and applies
+// ReLU's mask, in its own pass).
 //
 // Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
@@ -116,6 +117,7 @@ class Conv2D final : public ActivatedLayer {
   }
 
   const Tensor& linear_backward(const Tensor& dz) override {
+    if (algorithm() == ConvAlgorithm::Direct) return direct_backward(dz, nullptr);
     const Index n = dz.dimension(0);
     column_sums(ConstMatrixMap(dz.data(), n * g_.pixels(), g_.f), params_[1].grad);
     Tensor* dx = nullptr;
@@ -125,7 +127,6 @@ class Conv2D final : public ActivatedLayer {
     }
     float* dkernel = params_[0].grad.data();
     switch (algorithm()) {
-      case ConvAlgorithm::Direct: direct_.backward(g_, dz, dkernel); break;
       case ConvAlgorithm::Winograd2: winograd2_.backward(g_, dz, dkernel, dx); break;
       case ConvAlgorithm::Winograd4: winograd4_.backward(g_, dz, dkernel, dx); break;
       default: im2col_.backward(g_, weights(), dz, dkernel, dx); break;
@@ -133,7 +134,19 @@ class Conv2D final : public ActivatedLayer {
     return dx_;
   }
 
+  // The direct algorithm masks dy and sums the bias gradient image by image,
+  // inside its own pass (conv/direct_conv.hpp).
+  const Tensor& linear_backward_relu(const Tensor& dy, const Tensor& y) override {
+    if (algorithm() != ConvAlgorithm::Direct) return ActivatedLayer::linear_backward_relu(dy, y);
+    return direct_backward(dy, &y);
+  }
+
  private:
+  const Tensor& direct_backward(const Tensor& dy, const Tensor* relu_output) {
+    direct_.backward(g_, dy, relu_output, params_[0].grad.data(), params_[1].grad.data());
+    return dx_;  // empty: the direct algorithm serves layers whose dx nobody reads
+  }
+
   conv::ConvWeights weights() const { return {params_[0].value.data(), params_[1].value.data()}; }
 
   Conv2DOptions o_;
