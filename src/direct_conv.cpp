@@ -128,17 +128,17 @@ void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, 
 }
 
 // T taps x FB filters of dW, the register tile (12 accumulators at 6 x 16):
-// dW[t0 + t] += the sum over the interior pixels p of x[p's window + off[t]] * dZ[p].
+// dW[t0 + t] += the sum over all output pixels p of x[p's window + off[t]] * dZ[p].
+// Every window lies inside the image (padded_geometry).
 template <int FB, int T>
-void dw_tile(const ConvGeometry& g, const Interior& in, const Index* off, const float* image, const float* dz,
-             float* dw) {
+void dw_tile(const ConvGeometry& g, const Index* off, const float* image, const float* dz, float* dw) {
   using Row = Eigen::Matrix<float, 1, FB>;
   Row acc[T];
   for (int t = 0; t < T; ++t) acc[t].setZero();
-  for (Index oy = in.y0; oy < in.y1; ++oy) {
-    const float* x = image + ((oy * g.sh - g.pad_top) * g.w + in.x0 * g.sw - g.pad_left) * g.c;
-    const float* gz = dz + (oy * g.ow + in.x0) * g.f;
-    for (Index ox = in.x0; ox < in.x1; ++ox, x += g.sw * g.c, gz += g.f) {
+  for (Index oy = 0; oy < g.oh; ++oy) {
+    const float* x = image + oy * g.sh * g.w * g.c;
+    const float* gz = dz + oy * g.ow * g.f;
+    for (Index ox = 0; ox < g.ow; ++ox, x += g.sw * g.c, gz += g.f) {
       const Row d = Eigen::Map<const Row>(gz);
       for (int t = 0; t < T; ++t) acc[t].noalias() += x[off[t]] * d;
     }
@@ -147,47 +147,53 @@ void dw_tile(const ConvGeometry& g, const Interior& in, const Index* off, const 
 }
 
 // dW (K, F) += one image's share, from its dZ (OH * OW, F): for each tap t,
-// dW[t] += sum over output pixels p of x[input of p under t] * dZ[p].
-// Interior pixels go through register tiles of (6, then 3, 2, 1) taps x 16
-// filters; pixels at a padded border follow, tap by tap, skipping the taps
-// outside the image.
+// dW[t] += sum over output pixels p of x[input of p under t] * dZ[p], in
+// register tiles of (6, then 3, 2, 1) taps x 16 filters. Every window lies
+// inside the image (padded_geometry).
 template <int F>
 void dw_one(const ConvGeometry& g, const float* image, const float* dz, float* dw) {
-  using Row = Eigen::Matrix<float, 1, F>;
   const Index k = g.patch();
   Index off[DirectConv::kMaxPatch];  // tap t = (ky, kx, ch), as the kernel's rows: its offset in a window
   for (Index ky = 0, t = 0; ky < g.kh; ++ky)
     for (Index kx = 0; kx < g.kw; ++kx)
       for (Index ch = 0; ch < g.c; ++ch) off[t++] = (ky * g.w + kx) * g.c + ch;
-  const Interior in(g);
   Index t0 = 0;
   auto tiles = [&]<int T>(std::integral_constant<int, T>) {
     for (; t0 + T <= k; t0 += T) {
       int f0 = 0;
-      for (; f0 + 16 <= F; f0 += 16) dw_tile<16, T>(g, in, off + t0, image, dz + f0, dw + t0 * F + f0);
-      if constexpr (F % 16 != 0) dw_tile<8, T>(g, in, off + t0, image, dz + f0, dw + t0 * F + f0);
+      for (; f0 + 16 <= F; f0 += 16) dw_tile<16, T>(g, off + t0, image, dz + f0, dw + t0 * F + f0);
+      if constexpr (F % 16 != 0) dw_tile<8, T>(g, off + t0, image, dz + f0, dw + t0 * F + f0);
     }
   };
   tiles(std::integral_constant<int, 6>{});
   tiles(std::integral_constant<int, 3>{});
   tiles(std::integral_constant<int, 2>{});
   tiles(std::integral_constant<int, 1>{});
-  if (in.y0 == 0 && in.y1 == g.oh && in.x0 == 0 && in.x1 == g.ow) return;
-  for (Index oy = 0; oy < g.oh; ++oy)
-    for (Index ox = 0; ox < g.ow; ++ox) {
-      if (in.contains(oy, ox)) continue;
-      const Eigen::Map<const Row> d(dz + (oy * g.ow + ox) * F);
-      for (Index ky = 0; ky < g.kh; ++ky) {
-        const Index iy = oy * g.sh + ky - g.pad_top;
-        if (iy < 0 || iy >= g.h) continue;
-        for (Index kx = 0; kx < g.kw; ++kx) {
-          const Index ix = ox * g.sw + kx - g.pad_left;
-          if (ix < 0 || ix >= g.w) continue;
-          for (Index ch = 0; ch < g.c; ++ch)
-            Eigen::Map<Row>(dw + ((ky * g.kw + kx) * g.c + ch) * F) += image[(iy * g.w + ix) * g.c + ch] * d;
-        }
-      }
-    }
+}
+
+// Whether some output pixel's window reaches outside the image (same padding,
+// or a stride that runs past the last row or column).
+bool reaches_outside(const ConvGeometry& g) {
+  return g.pad_top > 0 || g.pad_left > 0 || (g.oh - 1) * g.sh + g.kh - g.pad_top > g.h ||
+         (g.ow - 1) * g.sw + g.kw - g.pad_left > g.w;
+}
+
+// The geometry of the image zero-padded so that every window lies inside it:
+// (OH - 1) * SH + KH rows, (OW - 1) * SW + KW columns, no padding left.
+ConvGeometry padded_geometry(const ConvGeometry& g) {
+  ConvGeometry p = g;
+  p.h = (g.oh - 1) * g.sh + g.kh;
+  p.w = (g.ow - 1) * g.sw + g.kw;
+  p.pad_top = p.pad_left = 0;
+  return p;
+}
+
+// out (the padded geometry p's image) = image placed at (pad_top, pad_left), zeros around it.
+void pad_image(const ConvGeometry& g, const ConvGeometry& p, const float* image, float* out) {
+  std::fill_n(out, p.input_size(), 0.0f);
+  const Index rows = std::min(g.h, p.h - g.pad_top), cols = std::min(g.w, p.w - g.pad_left);
+  for (Index y = 0; y < rows; ++y)
+    std::copy_n(image + y * g.w * g.c, cols * g.c, out + ((y + g.pad_top) * p.w + g.pad_left) * g.c);
 }
 
 // db (F) += the sum of one image's dz rows (pixels, F).
@@ -234,8 +240,13 @@ void DirectConv::backward(const ConvGeometry& g, const Tensor& dy, const Tensor*
                           float* dbias) {
   const Index k = g.patch(), f = g.f, pixels = g.pixels();
   const SampleChunks chunks(dy.dimension(0), chunk_samples(g));
+  // dW's tiles read every window whole: a padded layer's images are padded
+  // into a scratch image per thread first (zeros add nothing to dW).
+  const bool pad = reaches_outside(g);
+  const ConvGeometry gp = pad ? padded_geometry(g) : g;
   parts_.setZero(chunks.count() * (k + 1), f);
   if (relu_output) masked_.resize(threads() * pixels, f);
+  if (pad) padded_.resize(threads() * gp.input_size());
 #pragma omp parallel for schedule(static) if (chunks.count() > 1)
   for (Index c = 0; c < chunks.count(); ++c) {
     float* dw = parts_.data() + c * (k + 1) * f;
@@ -250,7 +261,13 @@ void DirectConv::backward(const ConvGeometry& g, const Tensor& dy, const Tensor*
         } else {
           sum_rows<F>(pixels, dz, dw + k * f);
         }
-        dw_one<F>(g, x_.data() + s * g.input_size(), dz, dw);
+        const float* image = x_.data() + s * g.input_size();
+        if (pad) {
+          float* scratch = padded_.data() + omp_get_thread_num() * gp.input_size();
+          pad_image(g, gp, image, scratch);
+          image = scratch;
+        }
+        dw_one<F>(gp, image, dz, dw);
       });
   }
   MatrixMap dW(dkernel, k, f);

@@ -12,7 +12,12 @@
 // 304 us over one pixel at a time. Backward applies ReLU's mask and sums the
 // bias gradient image by image, while that image's dz is in cache, instead of
 // in two passes over the batch: conv1's backward 194 -> 137 us (seed), 1,720
-// -> 1,502 (vgg), 1,389 -> 1,061 (odd), fastest of 3 alternating runs. The
+// -> 1,502 (vgg), 1,389 -> 1,061 (odd), fastest of 3 alternating runs. A
+// padded layer's dW then pads each image into scratch, so every window is
+// whole and the tiles cover every pixel (border pixels had gone tap by tap,
+// read-modify-writing dW rows): against the commit before both changes, in
+// one later run, vgg 3,095 -> 1,774 us, odd 2,089 -> 1,420, photo 9,852 ->
+// 4,438, seed 276 -> 183. The
 // photo model's 5x5 stride-2 first layer, im2col's before, went from 4,504
 // to 2,587 us forward and 6,894 to 3,451 backward (fastest of 5).
 // It computes no input gradient, so it serves only a layer whose dx has no
@@ -57,6 +62,7 @@ class DirectConv {
   Tensor x_;            // (N, H, W, C) input of the last forward
   RowMatrix parts_;     // (chunks * (K + 1), F) each chunk's share of dW, then of db
   RowMatrix masked_;    // (threads * OH * OW, F) each thread's masked dz of one image
+  Eigen::VectorXf padded_;  // each thread's zero-padded input image, for layers with padding
 };
 
 }  // namespace loom::conv
