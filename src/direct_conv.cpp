@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "loom/threads.hpp"
+
 namespace loom::conv {
 namespace {
 
@@ -38,7 +40,6 @@ struct Interior {
     if (y1 < y0) y1 = y0;
     if (x1 < x0) x1 = x0;
   }
-  bool contains(Index oy, Index ox) const { return oy >= y0 && oy < y1 && ox >= x0 && ox < x1; }
   // first o with o*s - pad >= 0; end of o with o*s - pad + k <= n
   static Index first_inside(Index pad, Index s, Index out) { return std::min(out, (pad + s - 1) / s); }
   static Index end_inside(Index n, Index k, Index pad, Index s, Index out) {

@@ -9,17 +9,16 @@
 // summed over all the pixels (F fixed at compile time: a multiple of 8 up to
 // 64). At the seed model's conv1, batch 32 (loom_bench --threads=2
 // layer/conv1), this took forward from 492 to 215 us and backward from 376 to
-// 304 us over one pixel at a time. Backward applies ReLU's mask and sums the
-// bias gradient image by image, while that image's dz is in cache, instead of
-// in two passes over the batch: conv1's backward 194 -> 137 us (seed), 1,720
-// -> 1,502 (vgg), 1,389 -> 1,061 (odd), fastest of 3 alternating runs. A
-// padded layer's dW then pads each image into scratch, so every window is
-// whole and the tiles cover every pixel (border pixels had gone tap by tap,
-// read-modify-writing dW rows): against the commit before both changes, in
-// one later run, vgg 3,095 -> 1,774 us, odd 2,089 -> 1,420, photo 9,852 ->
-// 4,438, seed 276 -> 183. The
-// photo model's 5x5 stride-2 first layer, im2col's before, went from 4,504
-// to 2,587 us forward and 6,894 to 3,451 backward (fastest of 5).
+// 304 us over one pixel at a time.
+// Backward applies ReLU's mask and sums the bias gradient image by image,
+// while that image's dz is in cache, instead of in two passes over the batch;
+// a padded layer's dW pads each image into scratch, so every window is whole
+// and the tiles cover every pixel (border pixels had gone tap by tap,
+// read-modify-writing dW rows). conv1 backward, both changes against c1a63b8,
+// one run of 3 alternating rounds (loom_bench --threads=2
+// --benchmark_filter='^(layer/conv1/backward|suite/(vgg|odd|photo)/conv1/)'):
+// seed 276 -> 183 us, vgg 3,095 -> 1,774, odd 2,089 -> 1,420, photo (im2col
+// before) 9,852 -> 4,438; photo's forward 4,504 -> 2,587 in an earlier run.
 // It computes no input gradient, so it serves only a layer whose dx has no
 // reader (the first layer of a model, see Layer::set_needs_input_gradient).
 // Training and inference take the same code, so forward and infer agree bit for bit.
@@ -32,7 +31,6 @@
 
 #include "loom/activation.hpp"
 #include "loom/conv/conv_geometry.hpp"
-#include "loom/threads.hpp"
 
 namespace loom::conv {
 
