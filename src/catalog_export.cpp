@@ -6,7 +6,7 @@
 #include <string>
 #include <system_error>
 
-#include "byte_io.hpp"
+#include "loom/io/byte_io.hpp"
 #include "loom/io/json.hpp"
 #include "loom/io/model_file.hpp"
 

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "byte_io.hpp"
+#include "loom/io/byte_io.hpp"
 #include "framed_file.hpp"
 #include "read_whole_file.hpp"
 #include "loom/io/model_file.hpp"

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "byte_io.hpp"
+#include "loom/io/byte_io.hpp"
 #include "loom/io/crc32.hpp"
 
 namespace loom::detail {

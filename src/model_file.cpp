@@ -10,20 +10,15 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <initializer_list>
 #include <limits>
 #include <memory>
 
-#include "byte_io.hpp"
+#include "loom/io/byte_io.hpp"
 #include "framed_file.hpp"
 #include "read_whole_file.hpp"
 #include "loom/io/crc32.hpp"
-#include "loom/layers/conv2d.hpp"
-#include "loom/layers/dense.hpp"
-#include "loom/layers/flatten.hpp"
-#include "loom/layers/maxpool2d.hpp"
-#include "loom/layers/relu.hpp"
-#include "loom/layers/softmax.hpp"
+#include "loom/io/layer_config.hpp"
+#include "loom/layer_registry.hpp"
 #include "loom/optimizers/adam.hpp"
 #include "loom/sequential.hpp"
 
@@ -39,7 +34,6 @@ constexpr detail::FrameKind kModelFrame{"loom model file", {'L', 'O', 'O', 'M', 
 constexpr std::size_t kMaxName = 1024;   // layer names, kinds, optimizer names
 // Limits on what a file may describe, far beyond any model loom trains, so a
 // hostile file cannot make the loader allocate without bound.
-constexpr std::uint64_t kMaxDim = std::uint64_t{1} << 24;
 constexpr Index kMaxInputValues = Index{1} << 30;  // values in one input sample
 constexpr std::uint64_t kMaxFileBytes = std::uint64_t{1} << 34;  // 16 GiB
 
@@ -58,62 +52,19 @@ std::string tag_text(const Tag& t) {
   return s;
 }
 
-// ---- codes of enums, fixed by the format -----------------------------------
-
-std::uint8_t code(Activation a) { return a == Activation::None ? 0 : a == Activation::ReLU ? 1 : 2; }
-std::uint8_t code(Padding p) { return p == Padding::Valid ? 0 : 1; }
-
-Activation activation_from(std::uint8_t c, const ByteReader& r) {
-  if (c > 2) r.fail("unknown activation code " + std::to_string(c));
-  return c == 0 ? Activation::None : c == 1 ? Activation::ReLU : Activation::Softmax;
-}
-Padding padding_from(std::uint8_t c, const ByteReader& r) {
-  if (c > 1) r.fail("unknown padding code " + std::to_string(c));
-  return c == 0 ? Padding::Valid : Padding::Same;
-}
-
 // ---- encoding -----------------------------------------------------------
-
-void put_size2(ByteWriter& w, Size2 s) {
-  w.put<std::uint64_t>(static_cast<std::uint64_t>(s.h));
-  w.put<std::uint64_t>(static_cast<std::uint64_t>(s.w));
-}
 
 void put_shape(ByteWriter& w, const Shape& s) {
   w.put<std::uint32_t>(static_cast<std::uint32_t>(s.rank()));
   for (int i = 0; i < s.rank(); ++i) w.put<std::uint64_t>(static_cast<std::uint64_t>(s[i]));
 }
 
-void encode_layer(ByteWriter& w, const Layer& l) {
-  w.put_string(std::string(l.kind()));
-  w.put_string(l.name());
-  if (const auto* c = dynamic_cast<const Conv2D*>(&l)) {
-    const Conv2DOptions& o = c->options();
-    w.put<std::uint64_t>(static_cast<std::uint64_t>(o.filters));
-    put_size2(w, o.kernel);
-    put_size2(w, o.strides);
-    w.put(code(o.padding));
-    w.put(code(o.activation));
-  } else if (const auto* p = dynamic_cast<const MaxPool2D*>(&l)) {
-    const MaxPool2DOptions& o = p->options();
-    put_size2(w, o.pool);
-    put_size2(w, o.strides);
-    w.put(code(o.padding));
-  } else if (const auto* d = dynamic_cast<const Dense*>(&l)) {
-    w.put<std::uint64_t>(static_cast<std::uint64_t>(d->units()));
-    w.put(code(d->activation()));
-  } else if (!dynamic_cast<const Flatten*>(&l) && !dynamic_cast<const ReLU*>(&l) &&
-             !dynamic_cast<const Softmax*>(&l)) {
-    throw UsageError("save: layer " + l.name() + " (" + std::string(l.kind()) +
-                     ") cannot be saved; model files hold Conv2D, MaxPooling2D, Flatten, Dense, ReLU and Softmax");
-  }
-}
-
 std::vector<std::uint8_t> arch_payload(const Sequential& m) {
   ByteWriter w;
   put_shape(w, m.input_shape());
   w.put<std::uint32_t>(static_cast<std::uint32_t>(m.size()));
-  for (std::size_t i = 0; i < m.size(); ++i) encode_layer(w, m.layer(i));
+  LayerConfigWriter layers(w);
+  for (std::size_t i = 0; i < m.size(); ++i) layers.put_layer(m.layer(i));
   return std::move(w.bytes());
 }
 
@@ -136,18 +87,30 @@ std::vector<std::uint8_t> comp_payload(const Sequential& m) {
   return std::move(w.bytes());
 }
 
+// fn(layer index, the parameter's name in the file, param) for every
+// parameter of the model, in file order: a composite layer's sublayers'
+// parameters are named "sublayer/param".
+template <typename Model, typename Fn>
+void for_each_weight(Model& m, Fn&& fn) {
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    auto& top = m.layer(i);
+    for_each_param(top, [&](auto& owner, auto& p) {
+      fn(static_cast<std::uint32_t>(i), &owner == &top ? p.name : owner.name() + "/" + p.name, p);
+    });
+  }
+}
+
 void put_weights(ByteWriter& w, const Sequential& m) {
   std::uint32_t count = 0;
-  for (std::size_t i = 0; i < m.size(); ++i) count += static_cast<std::uint32_t>(m.layer(i).params().size());
+  for_each_weight(m, [&](std::uint32_t, const std::string&, const Param&) { ++count; });
   w.put(count);
-  for (std::size_t i = 0; i < m.size(); ++i)
-    for (const Param& p : m.layer(i).params()) {
-      w.put<std::uint32_t>(static_cast<std::uint32_t>(i));
-      w.put_string(p.name);
-      w.put<std::uint32_t>(static_cast<std::uint32_t>(p.shape.size()));
-      for (Index d : p.shape) w.put<std::uint64_t>(static_cast<std::uint64_t>(d));
-      w.put_floats({p.value.data(), static_cast<std::size_t>(p.size())});
-    }
+  for_each_weight(m, [&](std::uint32_t layer, const std::string& name, const Param& p) {
+    w.put<std::uint32_t>(layer);
+    w.put_string(name);
+    w.put<std::uint32_t>(static_cast<std::uint32_t>(p.shape.size()));
+    for (Index d : p.shape) w.put<std::uint64_t>(static_cast<std::uint64_t>(d));
+    w.put_floats({p.value.data(), static_cast<std::size_t>(p.size())});
+  });
 }
 
 void put_optimizer_state(ByteWriter& w, const Optimizer::State& s) {
@@ -196,94 +159,28 @@ void put_section(ByteWriter& w, const Tag& tag, Fill&& fill) {
 
 // ---- decoding -------------------------------------------------------------
 
-Size2 get_size2(ByteReader& r, const char* what) {
-  const auto h = r.get<std::uint64_t>(what), w = r.get<std::uint64_t>(what);
-  if (h > kMaxDim || w > kMaxDim) r.fail(std::string(what) + " (" + std::to_string(h) + ", " + std::to_string(w) + ") is too large");
-  return {static_cast<Index>(h), static_cast<Index>(w)};
-}
-
-Index get_dim(ByteReader& r, const char* what) {
-  const auto v = r.get<std::uint64_t>(what);
-  if (v == 0 || v > kMaxDim) r.fail(std::string(what) + " " + std::to_string(v) + " is outside [1, " + std::to_string(kMaxDim) + "]");
-  return static_cast<Index>(v);
-}
-
 Shape get_shape(ByteReader& r) {
   const auto rank = r.get<std::uint32_t>("input rank");
   if (rank != 1 && rank != 3) r.fail("input rank " + std::to_string(rank) + " is not 1 or 3");
+  ParamBudget none;
+  LayerConfigReader fields(r, Shape{}, none);
   Index d[3] = {0, 0, 0};
-  for (std::uint32_t i = 0; i < rank; ++i) d[i] = get_dim(r, "input dimension");
+  for (std::uint32_t i = 0; i < rank; ++i) d[i] = fields.get_dim("input dimension");
   if (rank == 1) return Shape{d[0]};
   // Each factor is at most 2^24, so neither product below overflows.
   if (d[0] * d[1] > kMaxInputValues || d[0] * d[1] * d[2] > kMaxInputValues) r.fail("input shape is too large");
   return Shape{d[0], d[1], d[2]};
 }
 
-// Parameters a layer of this configuration will allocate when built:
-// (product of factors + 1) * out, in 128 bits, saturating at 2^64 - 1. Checked
-// against the file's size before the layer is built, so a hostile
-// configuration is refused before its weights are allocated.
-std::uint64_t param_bound(std::initializer_list<Index> factors, Index out) {
-  constexpr auto kMax = static_cast<unsigned __int128>(std::numeric_limits<std::uint64_t>::max());
-  unsigned __int128 per_output = 1;
-  for (const Index f : factors) per_output = std::min(per_output * static_cast<std::uint64_t>(f), kMax);
-  return static_cast<std::uint64_t>(std::min((per_output + 1) * static_cast<std::uint64_t>(out), kMax));
-}
-
-std::unique_ptr<Layer> decode_layer(ByteReader& r, const Shape& in, std::uint64_t& params_claimed) {
-  const std::string kind = r.get_string("layer kind", kMaxName);
-  const std::string name = r.get_string("layer name", kMaxName);
-  std::unique_ptr<Layer> layer;
-  try {
-    if (kind == "Conv2D") {
-      Conv2DOptions o;
-      o.filters = get_dim(r, "Conv2D filters");
-      o.kernel = get_size2(r, "Conv2D kernel");
-      o.strides = get_size2(r, "Conv2D strides");
-      o.padding = padding_from(r.get<std::uint8_t>("Conv2D padding"), r);
-      o.activation = activation_from(r.get<std::uint8_t>("Conv2D activation"), r);
-      params_claimed += param_bound({o.kernel.h, o.kernel.w, in.channels()}, o.filters);
-      layer = std::make_unique<Conv2D>(o);
-    } else if (kind == "MaxPooling2D") {
-      MaxPool2DOptions o;
-      o.pool = get_size2(r, "MaxPooling2D pool size");
-      o.strides = get_size2(r, "MaxPooling2D strides");
-      o.padding = padding_from(r.get<std::uint8_t>("MaxPooling2D padding"), r);
-      layer = std::make_unique<MaxPool2D>(o);
-    } else if (kind == "Dense") {
-      DenseOptions o;
-      o.units = get_dim(r, "Dense units");
-      o.activation = activation_from(r.get<std::uint8_t>("Dense activation"), r);
-      params_claimed += param_bound({in.size()}, o.units);
-      layer = std::make_unique<Dense>(o);
-    } else if (kind == "Flatten") {
-      layer = std::make_unique<Flatten>();
-    } else if (kind == "ReLU") {
-      layer = std::make_unique<ReLU>();
-    } else if (kind == "Softmax") {
-      layer = std::make_unique<Softmax>();
-    } else {
-      r.fail("unknown layer kind \"" + kind + "\"");
-    }
-  } catch (const UsageError& e) {  // an option the layer refuses
-    r.fail(std::string("invalid layer configuration: ") + e.what());
-  }
-  layer->set_name(name);
-  return layer;
-}
-
 Sequential decode_arch(ByteReader& r, std::size_t file_bytes) {
   Sequential model(get_shape(r));
   const auto layers = r.get<std::uint32_t>("layer count");
   r.need_items(layers, 8, "layers");  // each at least two string lengths
-  std::uint64_t params_claimed = 0;
+  // Weights follow as float32: a configuration claiming more than the file
+  // can hold is corrupt, and is refused before the layer allocates them.
+  ParamBudget budget{.limit = file_bytes / sizeof(float)};
   for (std::uint32_t i = 0; i < layers; ++i) {
-    auto layer = decode_layer(r, model.output_shape(), params_claimed);
-    // Weights follow as float32: a configuration claiming more than the file
-    // can hold is corrupt, and is refused before the layer allocates them.
-    if (params_claimed > file_bytes / sizeof(float))
-      r.fail("layer " + layer->name() + " (" + std::string(layer->kind()) +
-             ") would hold more parameters than the file has bytes for");
+    auto layer = read_layer(r, model.output_shape(), budget);
     try {
       model.add(std::move(layer));
     } catch (const Error& e) {  // a ShapeError: the layers do not fit together
@@ -313,26 +210,26 @@ void decode_comp(ByteReader& r, Sequential& model) {
 }
 
 void decode_weights(ByteReader& r, Sequential& model) {
-  const std::span<Param* const> params = model.params();
+  std::uint32_t expected = 0;
+  for_each_weight(model, [&](std::uint32_t, const std::string&, Param&) { ++expected; });
   const auto count = r.get<std::uint32_t>("parameter count");
-  if (count != params.size())
-    r.fail("the file has " + std::to_string(count) + " parameter tensors, the architecture " + std::to_string(params.size()));
+  if (count != expected)
+    r.fail("the file has " + std::to_string(count) + " parameter tensors, the architecture " + std::to_string(expected));
   std::size_t p = 0;
-  for (std::size_t i = 0; i < model.size(); ++i)
-    for (Param& param : model.layer(i).params()) {
-      const std::string where = model.layer(i).name() + "/" + param.name;
-      const auto layer = r.get<std::uint32_t>("parameter layer index");
-      const std::string name = r.get_string("parameter name", kMaxName);
-      if (layer != i || name != param.name)
-        r.fail("parameter " + std::to_string(p) + " is " + name + " of layer " + std::to_string(layer) + ", expected " + where);
-      const auto rank = r.get<std::uint32_t>("parameter rank");
-      if (rank != param.shape.size()) r.fail(where + ": rank " + std::to_string(rank) + " does not match the architecture");
-      for (Index d : param.shape)
-        if (r.get<std::uint64_t>("parameter dimension") != static_cast<std::uint64_t>(d))
-          r.fail(where + ": shape does not match the architecture");
-      r.get_floats(param.value, static_cast<std::uint64_t>(param.size()), "parameter values");
-      ++p;
-    }
+  for_each_weight(model, [&](std::uint32_t i, const std::string& name, Param& param) {
+    const std::string where = model.layer(i).name() + "/" + name;
+    const auto layer = r.get<std::uint32_t>("parameter layer index");
+    const std::string file_name = r.get_string("parameter name", kMaxName);
+    if (layer != i || file_name != name)
+      r.fail("parameter " + std::to_string(p) + " is " + file_name + " of layer " + std::to_string(layer) + ", expected " + where);
+    const auto rank = r.get<std::uint32_t>("parameter rank");
+    if (rank != param.shape.size()) r.fail(where + ": rank " + std::to_string(rank) + " does not match the architecture");
+    for (Index d : param.shape)
+      if (r.get<std::uint64_t>("parameter dimension") != static_cast<std::uint64_t>(d))
+        r.fail(where + ": shape does not match the architecture");
+    r.get_floats(param.value, static_cast<std::uint64_t>(param.size()), "parameter values");
+    ++p;
+  });
   r.expect_end("WGHT section");
 }
 
@@ -502,7 +399,7 @@ std::optional<TrainingState> restore_checkpoint(Sequential& model, std::span<con
                        std::to_string(training->order.size()) + " samples, this run trains on " +
                        std::to_string(this_run->order.size()));
   }
-  const std::span<Param* const> from = saved.params(), to = model.params();
+  const std::span<Param* const> from = saved.weights(), to = model.weights();
   for (std::size_t i = 0; i < to.size(); ++i) to[i]->value = from[i]->value;
   model.optimizer().set_state(saved.optimizer().state());
   model.set_history(saved.history());

@@ -18,6 +18,21 @@
 //   return an empty tensor.
 // - infer(x, y): inference only. const, keeps nothing, uses scratch space of
 //   its own, so many threads may call it at once on one layer.
+// - Modes: forward runs in the layer's mode(), Training unless set_mode says
+//   otherwise (Sequential::forward sets it on every layer; fit trains, a
+//   custom loop chooses). A layer that behaves differently when training
+//   (BatchNormalization, Dropout) reads mode() in forward; infer is always
+//   inference. set_mode reaches a composite layer's children.
+// - Parameters: params() are this layer's own; a composite layer (Residual)
+//   holds its sublayers in children(), and for_each_param visits both, depth
+//   first. A Param that is not trainable (BatchNorm's moving statistics) is
+//   saved and loaded but never given to the optimizer.
+// - Randomness: a layer that draws random numbers in forward (Dropout) owns a
+//   Random seeded from the model's generator at build, and returns it from
+//   generator(), so a caller can save it or replay the same draws (the
+//   gradient checker does).
+// - Saving: write_config writes the layer's options; the layer registry
+//   (layer_registry.hpp) maps kind() to the function that reads them back.
 // - Softmax fusion: a layer whose output is softmax(z) reports
 //   ends_with_softmax(), exposes z through logits() after forward, and takes
 //   dL/dz directly in backward_from_logits(), so the loss can use the stable
@@ -26,9 +41,12 @@
 // Thread safety: forward/backward mutate the layer (one thread at a time);
 // infer and every other const member may be called from many threads at once.
 
+#include <concepts>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "loom/error.hpp"
@@ -37,19 +55,32 @@
 
 namespace loom {
 
-/// A trainable parameter: its value and the gradient of the loss with respect
-/// to it, both flat float vectors in row-major order of `shape`.
+class LayerConfigWriter;  // io/layer_config.hpp
+
+/// How forward behaves: Training (batch statistics, dropout) or Inference.
+enum class Mode { Training, Inference };
+
+inline std::string_view to_string(Mode m) { return m == Mode::Training ? "training" : "inference"; }
+
+enum class Trainable : bool { No = false, Yes = true };
+
+/// A parameter: its value and the gradient of the loss with respect to it,
+/// both flat float vectors in row-major order of `shape`. A non-trainable one
+/// (Keras's non-trainable weights: BatchNorm's moving mean and variance) is
+/// updated by its layer's forward, saved with the model, and has no gradient.
 struct Param {
   std::string name;           // "kernel", "bias"
   std::vector<Index> shape;   // Keras order: conv kernel (KH, KW, C, F), dense kernel (in, out)
   Eigen::VectorXf value;
-  Eigen::VectorXf grad;
+  Eigen::VectorXf grad;       // empty when not trainable
+  bool trainable = true;
 
-  Param(std::string n, std::vector<Index> s) : name(std::move(n)), shape(std::move(s)) {
+  Param(std::string n, std::vector<Index> s, Trainable t = Trainable::Yes)
+      : name(std::move(n)), shape(std::move(s)), trainable(t == Trainable::Yes) {
     Index size = 1;
     for (Index d : shape) size *= d;
     value = Eigen::VectorXf::Zero(size);
-    grad = Eigen::VectorXf::Zero(size);
+    if (trainable) grad = Eigen::VectorXf::Zero(size);
   }
   Index size() const { return value.size(); }
 };
@@ -72,8 +103,19 @@ class Layer {
   virtual const Tensor& backward(const Tensor& dy) = 0;
   virtual void infer(const Tensor& x, Tensor& y) const = 0;
 
+  /// This layer's own parameters (not its children's: see for_each_param).
   virtual std::span<Param> params() { return {}; }
   virtual std::span<const Param> params() const { return {}; }
+
+  /// The sublayers of a composite layer, in the order they are saved.
+  virtual std::span<const std::unique_ptr<Layer>> children() const { return {}; }
+
+  /// The generator forward draws from, for layers that draw (Dropout); null otherwise.
+  virtual Random* generator() { return nullptr; }
+
+  /// Writes the layer's options for a model file; layers without options write nothing.
+  /// The registry's reader for kind() must read exactly these bytes back.
+  virtual void write_config(LayerConfigWriter&) const {}
 
   virtual bool ends_with_softmax() const { return false; }
   virtual const Tensor& logits() const { throw UsageError(label() + ": layer does not end with softmax"); }
@@ -89,11 +131,16 @@ class Layer {
   bool needs_input_gradient() const { return needs_input_gradient_; }
   void set_needs_input_gradient(bool needed) { needs_input_gradient_ = needed; }
 
-  Index param_count() const {
-    Index n = 0;
-    for (const Param& p : params()) n += p.size();
-    return n;
+  /// The mode forward runs in; set on this layer and its children.
+  Mode mode() const { return mode_; }
+  void set_mode(Mode m) {
+    mode_ = m;
+    for (const auto& c : children()) c->set_mode(m);
   }
+
+  /// Parameters of this layer and its children: all, trainable, or not.
+  Index param_count() const { return count_params([](const Param&) { return true; }); }
+  Index trainable_param_count() const { return count_params([](const Param& p) { return p.trainable; }); }
 
  protected:
   /// Records the shapes once build has checked them; returns the output shape.
@@ -112,10 +159,41 @@ class Layer {
   std::string label() const { return (name_.empty() ? std::string(name_stem()) : name_) + " (" + std::string(kind()) + ")"; }
 
  private:
+  template <typename Pred>
+  Index count_params(Pred&& pred) const {
+    Index n = 0;
+    for (const Param& p : params())
+      if (pred(p)) n += p.size();
+    for (const auto& c : children()) n += c->count_params(pred);
+    return n;
+  }
+
   std::string name_;
+  Mode mode_ = Mode::Training;
   Shape input_shape_;
   Shape output_shape_;
   bool needs_input_gradient_ = true;
 };
+
+/// fn(owner, param) for every parameter of layer and of its children, depth
+/// first, in the order model files store them.
+template <typename Fn>
+void for_each_param(Layer& layer, Fn&& fn) {
+  for (Param& p : layer.params()) fn(layer, p);
+  for (const auto& c : layer.children()) for_each_param(*c, fn);
+}
+template <typename Fn>
+void for_each_param(const Layer& layer, Fn&& fn) {
+  for (const Param& p : layer.params()) fn(layer, p);
+  for (const auto& c : layer.children()) for_each_param(static_cast<const Layer&>(*c), fn);
+}
+
+/// fn(layer) for layer and every layer inside it, depth first.
+template <typename L, typename Fn>
+  requires std::same_as<std::remove_const_t<L>, Layer>
+void for_each_layer(L& layer, Fn&& fn) {
+  fn(layer);
+  for (const auto& c : layer.children()) for_each_layer(static_cast<L&>(*c), fn);
+}
 
 }  // namespace loom

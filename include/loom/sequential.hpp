@@ -76,7 +76,10 @@ class Sequential {
   Layer& add(std::unique_ptr<Layer> layer) {
     if (!layer) throw UsageError("Sequential::add: null layer");
     if (compiled()) throw UsageError("Sequential::add: the model is already compiled; add every layer first");
-    if (layer->name().empty()) layer->set_name(unique_name(layer->name_stem()));
+    // Names are unique over the model, sublayers of composite layers included.
+    for_each_layer(*layer, [&](Layer& l) {
+      if (l.name().empty()) l.set_name(unique_name(l.name_stem(), *layer));
+    });
     layer->build(output_shape(), rng_);
     layers_.push_back(std::move(layer));
     return *layers_.back();
@@ -100,8 +103,12 @@ class Sequential {
     // Nothing consumes dL/d(input), so the first layer may skip computing it.
     for (auto& l : layers_) l->set_needs_input_gradient(l != layers_.front());
     params_.clear();
+    weights_.clear();
     for (auto& l : layers_)
-      for (Param& p : l->params()) params_.push_back(&p);
+      for_each_param(*l, [&](Layer&, Param& p) {
+        weights_.push_back(&p);
+        if (p.trainable) params_.push_back(&p);
+      });
     optimizer_ = optimizer.clone();
     optimizer_->build(params_);
   }
@@ -117,10 +124,19 @@ class Sequential {
     require_compiled("optimizer");
     return *optimizer_;
   }
+  /// The trainable parameters, which the optimizer updates (after compile).
   std::span<Param* const> params() { return params_; }
+  /// Every parameter, trainable or not (BatchNorm's moving statistics): what
+  /// a model file holds (after compile).
+  std::span<Param* const> weights() { return weights_; }
   Index param_count() const {
     Index n = 0;
     for (const auto& l : layers_) n += l->param_count();
+    return n;
+  }
+  Index trainable_param_count() const {
+    Index n = 0;
+    for (const auto& l : layers_) n += l->trainable_param_count();
     return n;
   }
 
@@ -137,10 +153,15 @@ class Sequential {
   /// Saves the model to a file (see io/model_file.hpp), atomically.
   void save(const std::filesystem::path& path, const SaveOptions& options = {}) const { save_model(*this, path, options); }
 
-  /// The Keras table: layer (type), output shape, parameter count, and totals.
+  /// The Keras table: layer (type), output shape, parameter count, and
+  /// totals, trainable and not. A composite layer's sublayers follow it,
+  /// indented, their parameters counted in its row.
   void summary(std::ostream& os = std::cout) const {
     std::size_t first = 28;  // Keras's column width, wider when a layer's label needs it
-    for (const auto& l : layers_) first = std::max(first, l->name().size() + l->kind().size() + 4);
+    for (const auto& top : layers_)
+      visit_nested(*top, 0, [&](const Layer& l, int depth) {
+        first = std::max(first, 2 * static_cast<std::size_t>(depth) + l.name().size() + l.kind().size() + 4);
+      });
     const std::string rule(first + 37, '_'), double_rule(first + 37, '=');
     auto row = [&](const std::string& a, const std::string& b, const std::string& c) {
       os << ' ' << a << std::string(first - a.size(), ' ') << b
@@ -150,14 +171,16 @@ class Sequential {
     row("Layer (type)", "Output Shape", "Param #");
     os << double_rule << '\n';
     for (std::size_t i = 0; i < layers_.size(); ++i) {
-      const Layer& l = *layers_[i];
-      row(l.name() + " (" + std::string(l.kind()) + ")", l.output_shape().to_string(), std::to_string(l.param_count()));
+      visit_nested(*layers_[i], 0, [&](const Layer& l, int depth) {
+        row(std::string(2 * static_cast<std::size_t>(depth), ' ') + l.name() + " (" + std::string(l.kind()) + ")",
+            l.output_shape().to_string(), std::to_string(l.param_count()));
+      });
       if (i + 1 < layers_.size()) os << '\n';
     }
     os << double_rule << '\n';
     os << "Total params: " << with_commas(param_count()) << '\n';
-    os << "Trainable params: " << with_commas(param_count()) << '\n';
-    os << "Non-trainable params: 0\n" << rule << '\n';
+    os << "Trainable params: " << with_commas(trainable_param_count()) << '\n';
+    os << "Non-trainable params: " << with_commas(param_count() - trainable_param_count()) << '\n' << rule << '\n';
   }
   std::string summary_string() const {
     std::ostringstream s;
@@ -167,9 +190,14 @@ class Sequential {
 
   // ---- training steps, public for custom loops -----------------------------
 
-  /// Training forward pass over a batch; layers keep what backward needs.
-  const Tensor& forward(const Tensor& x) {
+  /// Forward pass over a batch; layers keep what backward needs. Training
+  /// mode (fit's) by default: batch statistics, dropout. A custom loop may
+  /// ask for Mode::Inference and still backpropagate (fine-tuning with
+  /// frozen statistics); predict and evaluate always infer.
+  const Tensor& forward(const Tensor& x, Mode mode = Mode::Training) {
     check_batch(x, "forward");
+    for (auto& l : layers_)
+      if (l->mode() != mode) l->set_mode(mode);
     const Tensor* h = &x;
     outputs_.resize(layers_.size());
     for (std::size_t i = 0; i < layers_.size(); ++i) outputs_[i] = h = &layers_[i]->forward(*h);
@@ -244,7 +272,7 @@ class Sequential {
     Random rng(o.seed);
     Progress progress(o.log ? *o.log : std::cerr, leader ? o.verbose : 0);
     history_ = {};
-    if (dp) dp->broadcast_weights(params_);
+    if (dp) dp->broadcast_weights(weights_);  // moving statistics too: every rank starts alike
     if (!o.checkpoint.empty()) resume(o, run, rng, progress, dp);
 
     std::vector<Label> labels(static_cast<std::size_t>(std::min(o.batch_size, n_train)));
@@ -350,18 +378,24 @@ class Sequential {
     if (std::isfinite(s.loss_sum) && gradients_finite) return {};
     // Rare path: find the first place, in the order values flow, with a non-finite value.
     if (!all_finite(x)) return "the input batch is not finite";
+    auto label = [](const Layer& l) { return l.name() + " (" + std::string(l.kind()) + ")"; };
     for (std::size_t i = 0; i < layers_.size(); ++i) {
-      const Layer& l = *layers_[i];
-      for (const Param& p : l.params())
-        if (!all_finite(p.value.data(), p.size())) return "the " + p.name + " of " + l.name() + " (" + std::string(l.kind()) + ") is not finite";
-      if (!all_finite(*outputs_[i])) return "the output of " + l.name() + " (" + std::string(l.kind()) + ") is not finite";
+      std::string bad;
+      for_each_param(static_cast<const Layer&>(*layers_[i]), [&](const Layer& owner, const Param& p) {
+        if (bad.empty() && !all_finite(p.value.data(), p.size())) bad = "the " + p.name + " of " + label(owner) + " is not finite";
+      });
+      if (!bad.empty()) return bad;
+      if (!all_finite(*outputs_[i])) return "the output of " + label(*layers_[i]) + " is not finite";
     }
     if (!std::isfinite(s.loss_sum)) return "the loss is not finite";
-    for (std::size_t i = layers_.size(); i-- > 0;)  // backward order: where backpropagation met it first
-      for (const Param& p : layers_[i]->params())
-        if (!all_finite(p.grad.data(), p.size()))
-          return "the gradient of " + layers_[i]->name() + " (" + std::string(layers_[i]->kind()) + ") " + p.name +
-                 " is not finite";
+    for (std::size_t i = layers_.size(); i-- > 0;) {  // backward order: where backpropagation met it first
+      std::string bad;
+      for_each_param(static_cast<const Layer&>(*layers_[i]), [&](const Layer& owner, const Param& p) {
+        if (bad.empty() && p.trainable && !all_finite(p.grad.data(), p.size()))
+          bad = "the gradient of " + label(owner) + " " + p.name + " is not finite";
+      });
+      if (!bad.empty()) return bad;
+    }
     return {};
   }
 
@@ -621,10 +655,21 @@ class Sequential {
                        " does not fit the model's input " + input_.to_string());
   }
 
-  std::string unique_name(std::string_view stem) const {
+  // The stem, numbered after the layers of that stem already named (in the
+  // model, and in `adding`, the layer being added, named depth first).
+  std::string unique_name(std::string_view stem, const Layer& adding) const {
     std::size_t same = 0;
-    for (const auto& l : layers_) same += l->name_stem() == stem;
+    auto count = [&](const Layer& l) { same += l.name_stem() == stem && !l.name().empty(); };
+    for (const auto& l : layers_) for_each_layer(static_cast<const Layer&>(*l), count);
+    for_each_layer(adding, count);
     return same == 0 ? std::string(stem) : std::string(stem) + "_" + std::to_string(same);
+  }
+
+  // fn(layer, depth) for top and its sublayers, depth first.
+  template <typename Fn>
+  static void visit_nested(const Layer& top, int depth, Fn&& fn) {
+    fn(top, depth);
+    for (const auto& c : top.children()) visit_nested(*c, depth + 1, fn);
   }
 
   static std::string with_commas(Index v) {
@@ -639,7 +684,8 @@ class Sequential {
   SparseCategoricalCrossentropy loss_;
   bool fused_softmax_ = false;
   std::unique_ptr<Optimizer> optimizer_;
-  std::vector<Param*> params_;  // every layer's parameters, in layer order
+  std::vector<Param*> params_;   // every layer's trainable parameters, in layer order
+  std::vector<Param*> weights_;  // every parameter, trainable or not, in model-file order
   const Tensor* last_output_ = nullptr;  // what the last forward returned (owned by the last layer)
   std::vector<const Tensor*> outputs_;    // every layer's output of the last forward (owned by the layers)
   History history_;

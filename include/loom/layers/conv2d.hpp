@@ -22,6 +22,7 @@
 #include "loom/conv/direct_conv.hpp"
 #include "loom/conv/im2col_conv.hpp"
 #include "loom/conv/winograd_conv.hpp"
+#include "loom/io/layer_config.hpp"
 #include "loom/layers/activated_layer.hpp"
 #include "loom/layers/init.hpp"
 #include "loom/layers/window.hpp"
@@ -50,7 +51,8 @@ class Conv2D final : public ActivatedLayer {
       throw UsageError("Conv2D: strides must be positive, got " + o.strides.to_string());
   }
 
-  std::string_view kind() const override { return "Conv2D"; }
+  static constexpr std::string_view kKind = "Conv2D";
+  std::string_view kind() const override { return kKind; }
   std::string_view name_stem() const override { return "conv2d"; }
   const Conv2DOptions& options() const { return o_; }
   /// The per-sample shapes the engine computes with (valid once built).
@@ -94,6 +96,25 @@ class Conv2D final : public ActivatedLayer {
 
   std::span<Param> params() override { return params_; }
   std::span<const Param> params() const override { return params_; }
+
+  // The algorithm is how the layer computes, not what: it is not saved.
+  void write_config(LayerConfigWriter& w) const override {
+    w.put_dim(o_.filters);
+    w.put_size2(o_.kernel);
+    w.put_size2(o_.strides);
+    w.put_padding(o_.padding);
+    w.put_activation(activation());
+  }
+  static std::unique_ptr<Layer> from_config(LayerConfigReader& r) {
+    Conv2DOptions o;
+    o.filters = r.get_dim("Conv2D filters");
+    o.kernel = r.get_size2("Conv2D kernel");
+    o.strides = r.get_size2("Conv2D strides");
+    o.padding = r.get_padding("Conv2D padding");
+    o.activation = r.get_activation("Conv2D activation");
+    r.claim_params({o.kernel.h, o.kernel.w, r.input_shape().channels()}, o.filters);
+    return std::make_unique<Conv2D>(o);
+  }
 
  protected:
   void linear_forward(const Tensor& x, Tensor& z, Activation act) override {

@@ -19,6 +19,7 @@
 #include <string>
 #include <utility>
 
+#include "loom/io/layer_config.hpp"
 #include "loom/layers/activated_layer.hpp"
 #include "loom/layers/init.hpp"
 #include "loom/gemm.hpp"
@@ -36,7 +37,8 @@ class Dense final : public ActivatedLayer {
     if (o.units <= 0) throw UsageError("Dense: units must be positive, got " + std::to_string(o.units));
   }
 
-  std::string_view kind() const override { return "Dense"; }
+  static constexpr std::string_view kKind = "Dense";
+  std::string_view kind() const override { return kKind; }
   std::string_view name_stem() const override { return "dense"; }
   Index units() const { return units_; }
 
@@ -52,6 +54,18 @@ class Dense final : public ActivatedLayer {
 
   std::span<Param> params() override { return params_; }
   std::span<const Param> params() const override { return params_; }
+
+  void write_config(LayerConfigWriter& w) const override {
+    w.put_dim(units_);
+    w.put_activation(activation());
+  }
+  static std::unique_ptr<Layer> from_config(LayerConfigReader& r) {
+    DenseOptions o;
+    o.units = r.get_dim("Dense units");
+    o.activation = r.get_activation("Dense activation");
+    r.claim_params({r.input_shape().size()}, o.units);
+    return std::make_unique<Dense>(o);
+  }
 
  protected:
   void linear_forward(const Tensor& x, Tensor& z, Activation act) override {

@@ -4,13 +4,16 @@
 //
 // Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
+#include "loom/io/layer_config.hpp"
 #include "loom/layer.hpp"
 
 namespace loom {
 
 class Flatten final : public Layer {
  public:
-  std::string_view kind() const override { return "Flatten"; }
+  static constexpr std::string_view kKind = "Flatten";
+  std::string_view kind() const override { return kKind; }
+  static std::unique_ptr<Layer> from_config(LayerConfigReader&) { return std::make_unique<Flatten>(); }
   std::string_view name_stem() const override { return "flatten"; }
 
   Shape build(const Shape& input, Random&) override { return set_shapes(input, Shape{input.size()}); }

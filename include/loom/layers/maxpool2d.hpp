@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "loom/io/layer_config.hpp"
 #include "loom/layer.hpp"
 #include "loom/layers/window.hpp"
 
@@ -44,9 +45,23 @@ class MaxPool2D final : public Layer {
       throw UsageError("MaxPool2D: strides must be positive, got " + o_.strides.to_string());
   }
 
-  std::string_view kind() const override { return "MaxPooling2D"; }
+  static constexpr std::string_view kKind = "MaxPooling2D";
+  std::string_view kind() const override { return kKind; }
   std::string_view name_stem() const override { return "max_pooling2d"; }
   const MaxPool2DOptions& options() const { return o_; }
+
+  void write_config(LayerConfigWriter& w) const override {
+    w.put_size2(o_.pool);
+    w.put_size2(o_.strides);
+    w.put_padding(o_.padding);
+  }
+  static std::unique_ptr<Layer> from_config(LayerConfigReader& r) {
+    MaxPool2DOptions o;
+    o.pool = r.get_size2("MaxPooling2D pool size");
+    o.strides = r.get_size2("MaxPooling2D strides");
+    o.padding = r.get_padding("MaxPooling2D padding");
+    return std::make_unique<MaxPool2D>(o);
+  }
 
   Shape build(const Shape& input, Random&) override {
     if (input.rank() != 3)

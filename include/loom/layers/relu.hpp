@@ -5,13 +5,16 @@
 // Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
 #include "loom/activation.hpp"
+#include "loom/io/layer_config.hpp"
 #include "loom/layer.hpp"
 
 namespace loom {
 
 class ReLU final : public Layer {
  public:
-  std::string_view kind() const override { return "ReLU"; }
+  static constexpr std::string_view kKind = "ReLU";
+  std::string_view kind() const override { return kKind; }
+  static std::unique_ptr<Layer> from_config(LayerConfigReader&) { return std::make_unique<ReLU>(); }
   std::string_view name_stem() const override { return "re_lu"; }
 
   Shape build(const Shape& input, Random&) override { return set_shapes(input, input); }

@@ -7,13 +7,16 @@
 // Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
 #include "loom/activation.hpp"
+#include "loom/io/layer_config.hpp"
 #include "loom/layer.hpp"
 
 namespace loom {
 
 class Softmax final : public Layer {
  public:
-  std::string_view kind() const override { return "Softmax"; }
+  static constexpr std::string_view kKind = "Softmax";
+  std::string_view kind() const override { return kKind; }
+  static std::unique_ptr<Layer> from_config(LayerConfigReader&) { return std::make_unique<Softmax>(); }
   std::string_view name_stem() const override { return "softmax"; }
 
   Shape build(const Shape& input, Random&) override { return set_shapes(input, input); }

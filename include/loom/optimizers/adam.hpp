@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "loom/mul_add.hpp"
 #include "loom/optimizers/optimizer.hpp"
 #include "loom/parallel.hpp"
 
@@ -108,19 +109,27 @@ class Adam final : public Optimizer {
                               (1.0 - std::pow(double{o_.beta1}, t)));
   }
 
-  // Values [j0, j0 + n) of parameter i, from their gradients g. Element-wise,
-  // so however the values are cut (for_blocks, parts) each gets the same bits.
+  // Values [j0, j0 + n) of parameter i, from their gradients g. Each value
+  // is computed alone, by the same instructions whether it falls in a vector
+  // or in a loop's scalar tail, so however the values are cut (for_blocks,
+  // data-parallel parts) each gets the same bits: the multiply-adds are
+  // explicit (mul_add), because a compiler fuses a * b + c into one rounding
+  // in scalar code and may leave it two in vector code (Eigen's expressions
+  // did, on AVX-512, and parts differed from whole steps in the last bit).
   void update(std::size_t i, Param& p, Index j0, Index n, const float* g, float lr_t) {
-    const float b1 = o_.beta1, b2 = o_.beta2, eps = o_.epsilon;
+    const float b1 = o_.beta1, b2 = o_.beta2, eps = o_.epsilon, c1 = 1.0f - b1, c2 = 1.0f - b2;
     float* w = p.value.data() + j0;
     float* m = m_[i].data() + j0;
     float* v = v_[i].data() + j0;
     for_blocks(n, [&](Index j, Index len) {
-      const ConstArrayMap gj(g + j, len);
-      ArrayMap mj(m + j, len), vj(v + j, len);
-      mj = b1 * mj + (1.0f - b1) * gj;
-      vj = b2 * vj + (1.0f - b2) * gj.square();
-      ArrayMap(w + j, len) -= lr_t * mj / (vj.sqrt() + eps);
+      for (Index k = j; k < j + len; ++k) {
+        const float gk = g[k];
+        const float mk = mul_add(b1, m[k], c1 * gk);
+        const float vk = mul_add(b2, v[k], c2 * gk * gk);
+        m[k] = mk;
+        v[k] = vk;
+        w[k] -= lr_t * mk / (std::sqrt(vk) + eps);  // no multiply feeds an add here: nothing to fuse
+      }
     });
   }
 

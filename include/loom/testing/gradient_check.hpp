@@ -9,7 +9,9 @@
 // (seeded), draws a batch of inputs (GradientCheckOptions::input says how) and
 // calls check_gradients, which, given a layer and an input x:
 //
-//   1. checks that infer(x) gives exactly (bitwise) the output of forward(x);
+//   1. checks that infer(x) gives exactly (bitwise) the output of forward(x)
+//      in Mode::Inference (in training mode they may differ by design: batch
+//      statistics, dropout);
 //   2. draws a random upstream gradient G (seeded, uniform in [-1, 1]) of the
 //      output's dimensions and takes f(x, w) = sum(forward(x) .* G), summed in
 //      double, so that df/dx = backward(G) and df/dw = the parameter grads;
@@ -20,6 +22,12 @@
 //   4. compares dx and every parameter gradient, entry by entry, with central
 //      differences (f(v + eps) - f(v - eps)) / (2 eps), taking the step that
 //      float arithmetic actually made.
+//
+// The layer runs in options.mode (Training by default; check both for layers
+// that differ). Every trainable parameter is checked, a composite layer's
+// sublayers' too ("conv2d/kernel"); non-trainable ones (moving statistics)
+// are not differentiated. Layers that draw random numbers (Dropout) have
+// their generators replayed, so every forward of the check draws the same.
 //
 // Entry i passes when |analytic - numeric| <= rtol * max(|analytic|, |numeric|)
 // + atol * scale, where scale is the largest |numeric| entry of that tensor (at
@@ -45,7 +53,7 @@
 // gradient.
 //
 // The checker changes the layer's parameters while it differentiates and puts
-// every one back exactly. Thread safety: one layer at a time, from one thread.
+// every one back exactly, the moving statistics, generators and mode too. Thread safety: one layer at a time, from one thread.
 
 #include <algorithm>
 #include <cmath>
@@ -56,6 +64,7 @@
 #include <span>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "loom/layer.hpp"
@@ -79,6 +88,7 @@ struct GradientCheckOptions {
   std::uint64_t seed = 2024;  // seeds the upstream gradient G, check_layer's input and an unbuilt layer's weights
   Index batch = 2;            // check_layer: samples in the input batch
   InputKind input = InputKind::AwayFromZero;  // check_layer: how the input is drawn
+  Mode mode = Mode::Training;  // the mode forward runs in
 };
 
 /// The outcome for one gradient tensor (dx, or one parameter).
@@ -109,7 +119,7 @@ struct TensorCheck {
 
 struct GradientReport {
   std::vector<std::string> problems;  // sentinel left, not repeatable, infer != forward, shapes
-  std::vector<TensorCheck> tensors;   // dx first, then each parameter in params() order
+  std::vector<TensorCheck> tensors;   // dx first, then each trainable parameter in for_each_param order
   GradientCheckOptions options;       // the tolerances the entries were judged by
 
   double worst_ratio() const {
@@ -198,6 +208,54 @@ inline double dot(const Tensor& y, const Tensor& g) {
   return s;
 }
 
+// A trainable parameter of the layer or of a sublayer ("conv2d/kernel").
+struct NamedParam {
+  std::string name;
+  Param* param;
+};
+
+// What the check changes besides the parameters it differentiates: the mode,
+// the non-trainable parameters (a training forward updates moving
+// statistics) and the generators. Set for the check, restored after it.
+class LayerState {
+ public:
+  LayerState(Layer& layer, Mode mode) : layer_(layer), mode_(layer.mode()) {
+    for_each_param(layer, [&](Layer& owner, Param& p) {
+      if (p.trainable) params.push_back({&owner == &layer ? p.name : owner.name() + "/" + p.name, &p});
+      else fixed_.push_back({&p, p.value});
+    });
+    for_each_layer(layer, [&](Layer& l) {
+      if (Random* g = l.generator()) generators_.push_back({g, g->state()});
+    });
+    layer.set_mode(mode);
+  }
+  ~LayerState() {
+    layer_.set_mode(mode_);
+    restore();
+  }
+  LayerState(const LayerState&) = delete;
+  LayerState& operator=(const LayerState&) = delete;
+
+  // forward with every generator and non-trainable parameter as they were at the start.
+  const Tensor& replayed_forward(const Tensor& x) {
+    restore();
+    return layer_.forward(x);
+  }
+
+  std::vector<NamedParam> params;
+
+ private:
+  void restore() {
+    for (auto& [p, value] : fixed_) p->value = value;
+    for (auto& [g, st] : generators_) g->set_state(st);
+  }
+
+  Layer& layer_;
+  Mode mode_;
+  std::vector<std::pair<Param*, Eigen::VectorXf>> fixed_;
+  std::vector<std::pair<Random*, Random::State>> generators_;
+};
+
 // Compares analytic gradient entries with the numeric ones.
 inline TensorCheck compare(std::string name, std::vector<Index> shape, const float* analytic,
                            const std::vector<double>& numeric, const GradientCheckOptions& o) {
@@ -264,14 +322,21 @@ inline GradientReport check_gradients(Layer& layer, const Tensor& x, const Gradi
   }
   const float sentinel = std::numeric_limits<float>::quiet_NaN();
   const bool wants_dx = layer.needs_input_gradient();
+  detail::LayerState state(layer, o.mode);
+  auto forward = [&](const Tensor& in) -> const Tensor& { return state.replayed_forward(in); };
 
-  // 1. inference gives exactly what training's forward gives
-  const Tensor y = layer.forward(x);
-  Tensor y_infer;
-  layer.infer(x, y_infer);
-  if (!bitwise_equal(y, y_infer))
-    r.problems.push_back("infer(x) differs from forward(x): dimensions " + dims_string(y_infer) + " vs " +
-                         dims_string(y) + " or values");
+  // 1. infer gives exactly what forward gives in inference mode
+  {
+    layer.set_mode(Mode::Inference);
+    const Tensor y_forward = forward(x);
+    layer.set_mode(o.mode);
+    Tensor y_infer;
+    layer.infer(x, y_infer);
+    if (!bitwise_equal(y_forward, y_infer))
+      r.problems.push_back("infer(x) differs from forward(x) in inference mode: dimensions " + dims_string(y_infer) +
+                           " vs " + dims_string(y_forward) + " or values");
+  }
+  const Tensor y = forward(x);
 
   // 2. the upstream gradient
   Random rng(o.seed);
@@ -282,10 +347,10 @@ inline GradientReport check_gradients(Layer& layer, const Tensor& x, const Gradi
   Tensor dx[2];
   std::vector<Eigen::VectorXf> grads[2];
   for (int round = 0; round < 2; ++round) {
-    layer.forward(x);
-    for (Param& p : layer.params()) p.grad.setConstant(sentinel);
+    forward(x);
+    for (const detail::NamedParam& p : state.params) p.param->grad.setConstant(sentinel);
     dx[round] = layer.backward(g);
-    for (const Param& p : layer.params()) grads[round].push_back(p.grad);
+    for (const detail::NamedParam& p : state.params) grads[round].push_back(p.param->grad);
   }
   const bool dx_fits = dx[1].dimensions() == x.dimensions();
   if (wants_dx && !dx_fits)
@@ -296,7 +361,7 @@ inline GradientReport check_gradients(Layer& layer, const Tensor& x, const Gradi
                          "different dx (a buffer accumulates instead of being assigned?)");
   {
     std::size_t i = 0;
-    for (const Param& p : layer.params()) {
+    for (const detail::NamedParam& p : state.params) {
       const Eigen::VectorXf& a = grads[0][i];
       const Eigen::VectorXf& b = grads[1][i];
       if (!b.allFinite())
@@ -325,12 +390,12 @@ inline GradientReport check_gradients(Layer& layer, const Tensor& x, const Gradi
   if (wants_dx) {
     Tensor xp = x;
     check_tensor("dx", {x.dimension(0), x.dimension(1), x.dimension(2), x.dimension(3)}, dx[1].data(), xp.data(),
-                 x.size(), [&] { return detail::dot(layer.forward(xp), g); });
+                 x.size(), [&] { return detail::dot(forward(xp), g); });
   }
   std::size_t pi = 0;
-  for (Param& p : layer.params())
-    check_tensor(p.name, p.shape, grads[1][pi++].data(), p.value.data(), p.size(),
-                 [&] { return detail::dot(layer.forward(x), g); });
+  for (const detail::NamedParam& p : state.params)
+    check_tensor(p.name, p.param->shape, grads[1][pi++].data(), p.param->value.data(), p.param->size(),
+                 [&] { return detail::dot(forward(x), g); });
 
   for (const TensorCheck& t : r.tensors)
     if (t.scale == 0.0)

@@ -2,7 +2,8 @@
 // Little-endian byte encoding for loom's binary files (model files). The
 // reader checks every read against the bytes that remain, so a count or size
 // read from a hostile file is validated before anything is allocated for it.
-// Private to src/.
+// Internal (namespace detail): public layer code sees it through
+// LayerConfigWriter and LayerConfigReader (io/layer_config.hpp).
 
 #include <bit>
 #include <cstdint>
