@@ -12,6 +12,7 @@
 #include "loom/layers/flatten.hpp"
 #include "loom/layers/maxpool2d.hpp"
 #include "loom/layers/relu.hpp"
+#include "loom/layers/residual.hpp"
 #include "loom/layers/softmax.hpp"
 
 namespace loom {
@@ -36,6 +37,7 @@ struct Registry {
     add_built_in<Flatten>();
     add_built_in<MaxPool2D>();
     add_built_in<ReLU>();
+    add_built_in<Residual>();
     add_built_in<Softmax>();
   }
 };

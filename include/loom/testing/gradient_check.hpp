@@ -221,7 +221,8 @@ class LayerState {
  public:
   LayerState(Layer& layer, Mode mode) : layer_(layer), mode_(layer.mode()) {
     for_each_param(layer, [&](Layer& owner, Param& p) {
-      if (p.trainable) params.push_back({&owner == &layer ? p.name : owner.name() + "/" + p.name, &p});
+      const std::string owner_name = owner.name().empty() ? std::string(owner.name_stem()) : owner.name();
+      if (p.trainable) params.push_back({&owner == &layer ? p.name : owner_name + "/" + p.name, &p});
       else fixed_.push_back({&p, p.value});
     });
     for_each_layer(layer, [&](Layer& l) {

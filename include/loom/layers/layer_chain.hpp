@@ -1,0 +1,57 @@
+#pragma once
+// A chain of layers run one after the other: the body of a composite layer's
+// paths (Residual). Free functions over the layers a composite owns, so the
+// composite keeps them in the one vector that children() exposes.
+//
+//   build:    each layer on the previous one's output shape
+//   forward:  x -> layer 0 -> ... -> last; the returned tensor is the last layer's
+//   backward: dy -> last -> ... -> layer 0; returns layer 0's dx
+//   infer:    const, scratch of its own, safe from many threads
+// An empty chain is the identity.
+//
+// Thread safety: as every Layer: infer from many threads, the rest from one.
+
+#include <memory>
+#include <span>
+
+#include "loom/layer.hpp"
+
+namespace loom::chain {
+
+using Layers = std::span<const std::unique_ptr<Layer>>;
+
+inline Shape build(Layers layers, const Shape& input, Random& rng) {
+  Shape s = input;
+  for (const auto& l : layers) s = l->build(s, rng);
+  return s;
+}
+
+inline const Tensor& forward(Layers layers, const Tensor& x) {
+  const Tensor* h = &x;
+  for (const auto& l : layers) h = &l->forward(*h);
+  return *h;
+}
+
+inline const Tensor& backward(Layers layers, const Tensor& dy) {
+  const Tensor* g = &dy;
+  for (std::size_t i = layers.size(); i-- > 0;) g = &layers[i]->backward(*g);
+  return *g;
+}
+
+/// y = the chain applied to x (x and y distinct). Alternates between y and one
+/// scratch tensor so that the last layer writes y.
+inline void infer(Layers layers, const Tensor& x, Tensor& y) {
+  if (layers.empty()) {
+    y = x;
+    return;
+  }
+  Tensor scratch;
+  const Tensor* in = &x;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    Tensor* out = (layers.size() - 1 - i) % 2 == 0 ? &y : &scratch;
+    static_cast<const Layer&>(*layers[i]).infer(*in, *out);
+    in = out;
+  }
+}
+
+}  // namespace loom::chain

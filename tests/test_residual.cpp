@@ -1,0 +1,172 @@
+// Residual blocks: gradients through both paths, shapes checked at build,
+// saving and loading with their sublayers, summaries, and training.
+
+#include <catch2/catch.hpp>
+
+#include "gradient_check.hpp"
+#include "loom/io/crc32.hpp"
+#include "loom/io/model_file.hpp"
+#include "loom/layers/conv2d.hpp"
+#include "loom/layers/dense.hpp"
+#include "loom/layers/flatten.hpp"
+#include "loom/layers/relu.hpp"
+#include "loom/layers/residual.hpp"
+#include "loom/layers/softmax.hpp"
+#include "temp_dir.hpp"
+#include "toy_model.hpp"
+
+using namespace loom;
+using Catch::Contains;
+
+namespace {
+
+Conv2D same_conv(Index filters, Index kernel = 3, Index strides = 1, Activation a = Activation::None) {
+  return Conv2D({.filters = filters, .kernel = kernel, .strides = strides, .padding = Padding::Same, .activation = a});
+}
+
+// conv-ReLU-conv on the main path, identity shortcut, ReLU after the sum.
+Residual identity_block(Index filters) {
+  Residual b({.activation = Activation::ReLU});
+  b.add(same_conv(filters, 3, 1, Activation::ReLU));
+  b.add(same_conv(filters));
+  return b;
+}
+
+// The main path halves the size and changes the channels; a strided 1x1 projects the shortcut.
+Residual projection_block(Index filters) {
+  Residual b({.activation = Activation::ReLU});
+  b.add(same_conv(filters, 3, 2));
+  b.add(ReLU());
+  b.add(same_conv(filters));
+  b.add_shortcut(same_conv(filters, 1, 2));
+  return b;
+}
+
+Sequential residual_model(std::uint64_t seed) {
+  Sequential m(Shape{8, 8, 1}, seed);
+  m.add(same_conv(4, 3, 1, Activation::ReLU));
+  m.add(identity_block(4));
+  m.add(projection_block(6));
+  m.add(Flatten());
+  m.add(Dense({.units = 4, .activation = Activation::Softmax}));
+  m.compile(Adam({.learning_rate = 0.01f}));
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("Residual blocks pass the gradient checker through both paths, in both modes", "[residual][gradient_check]") {
+  SECTION("identity shortcut") {
+    // Linear inside: a ReLU between two convolutions puts kinks wherever a
+    // weight's step moves a pre-activation across 0 (ReLU's own derivative is
+    // checked in the flat section below and in test_gradients.cpp).
+    Residual b;
+    b.add(same_conv(3));
+    b.add(same_conv(3));
+    REQUIRE_LAYER_GRADIENTS(b, Shape{5, 5, 3});
+    REQUIRE_LAYER_GRADIENTS(b, Shape{5, 5, 3}, {.mode = Mode::Inference});
+  }
+  SECTION("projection shortcut with stride 2, no activation after the sum") {
+    Residual b;
+    b.add(same_conv(4, 3, 2));
+    b.add_shortcut(same_conv(4, 1, 2));
+    const testing::GradientReport r = testing::check_layer(b, Shape{6, 6, 2});
+    INFO(r.describe());
+    REQUIRE(r.ok());
+    // dx, then the main path's kernel and bias, then the shortcut's: every sublayer is differentiated
+    REQUIRE(r.tensors.size() == 5);
+    CHECK(r.tensors[1].name == "conv2d/kernel");
+  }
+  SECTION("flat input through Dense layers") {
+    Residual b({.activation = Activation::ReLU});
+    b.add(Dense({.units = 5, .activation = Activation::ReLU}));
+    b.add(Dense({.units = 7}));
+    REQUIRE_LAYER_GRADIENTS(b, Shape{7});
+  }
+}
+
+TEST_CASE("Residual computes act(main(x) + shortcut(x)), and infer matches forward", "[residual]") {
+  Residual b({.activation = Activation::ReLU});
+  b.add(Dense({.units = 3}));
+  Random rng(1);
+  b.build(Shape{3}, rng);
+  // main path: the identity matrix and a bias of -1
+  Param& k = b.children()[0]->params()[0];
+  k.value.setZero();
+  for (Index i = 0; i < 3; ++i) k.value[i * 3 + i] = 1.0f;
+  b.children()[0]->params()[1].value.setConstant(-1.0f);
+  Tensor x(1, 1, 1, 3);
+  x.data()[0] = 2.0f;
+  x.data()[1] = 0.25f;
+  x.data()[2] = -3.0f;
+  const Tensor& y = b.forward(x);  // (x - 1) + x, then ReLU
+  CHECK(y.data()[0] == 3.0f);
+  CHECK(y.data()[1] == 0.0f);   // -0.5 clipped
+  CHECK(y.data()[2] == 0.0f);
+  Tensor yi;
+  b.infer(x, yi);
+  CHECK(testing::bitwise_equal(y, yi));
+}
+
+TEST_CASE("Residual refuses bad blocks with clear errors", "[residual]") {
+  Random rng(1);
+  CHECK_THROWS_AS(Residual({.activation = Activation::Softmax}), UsageError);
+  Residual empty;
+  CHECK_THROWS_WITH(empty.build(Shape{4, 4, 2}, rng), Contains("main path is empty"));
+  Residual changes_channels;
+  changes_channels.add(same_conv(5));
+  CHECK_THROWS_AS(changes_channels.build(Shape{4, 4, 2}, rng), ShapeError);
+  CHECK_THROWS_WITH(changes_channels.build(Shape{4, 4, 2}, rng), Contains("4, 4, 5)") && Contains("add_shortcut"));
+  Residual bad_softmax;
+  CHECK_THROWS_AS(bad_softmax.add(Softmax()), UsageError);
+  CHECK_THROWS_AS(bad_softmax.add(std::unique_ptr<Layer>()), UsageError);
+  Residual built = identity_block(2);
+  built.build(Shape{4, 4, 2}, rng);
+  CHECK_THROWS_WITH(built.add(ReLU()), Contains("already in a model"));
+}
+
+TEST_CASE("A model of residual blocks trains, summarises, saves and loads bit for bit", "[residual][model_file]") {
+  const testing::Quadrants d = testing::quadrants(96, 2);
+  Sequential m = residual_model(3);
+  const History h = m.fit(d.x, d.y, {.epochs = 4, .batch_size = 16, .verbose = 0});
+  CHECK(h.epochs.back().accuracy > 0.5);  // 4 classes: chance is 0.25
+
+  const std::string s = m.summary_string();
+  CHECK_THAT(s, Contains("residual (Residual)"));
+  CHECK_THAT(s, Contains("  conv2d_1 (Conv2D)"));   // sublayers indented, named across the model
+  CHECK_THAT(s, Contains("residual_1 (Residual)"));
+  CHECK_THAT(s, Contains("Total params: " ));
+  CHECK(m.param_count() == m.trainable_param_count());
+
+  const testing::TempDir dir;
+  m.save(dir / "res.loom");
+  Sequential back = load_model(dir / "res.loom");
+  REQUIRE(back.size() == m.size());
+  CHECK(back.layer(2).kind() == "Residual");
+  CHECK(back.layer(2).children().size() == 4);
+  CHECK(back.layer(2).children()[3]->name() == m.layer(2).children()[3]->name());
+  CHECK(back.summary_string() == s);
+  CHECK(testing::bitwise_equal(back.predict(d.x), m.predict(d.x)));
+  // and training goes on from the same state
+  m.fit(d.x, d.y, {.epochs = 1, .batch_size = 16, .shuffle = false, .verbose = 0});
+  back.fit(d.x, d.y, {.epochs = 1, .batch_size = 16, .shuffle = false, .verbose = 0});
+  CHECK(testing::same_params(m, back));
+}
+
+TEST_CASE("A model file whose residual block has an empty main path is refused", "[residual][model_file]") {
+  std::vector<std::uint8_t> b = encode_model(residual_model(1));
+  // ARCH holds "Residual", its name, then the activation byte and the main path's length
+  const std::string kind = "Residual";
+  const auto at = std::search(b.begin(), b.end(), kind.begin(), kind.end());
+  REQUIRE(at != b.end());
+  const std::size_t name_at = static_cast<std::size_t>(at - b.begin()) + kind.size();
+  std::uint32_t name_length;
+  std::memcpy(&name_length, b.data() + name_at, 4);
+  const std::size_t main_at = name_at + 4 + name_length + 1;
+  const std::uint32_t zero = 0;
+  std::memcpy(b.data() + main_at, &zero, 4);
+  const std::uint32_t c = crc32(std::span<const std::uint8_t>(b).first(b.size() - 4));
+  std::memcpy(b.data() + b.size() - 4, &c, 4);
+  CHECK_THROWS_AS(decode_model(b), DataError);
+  CHECK_THROWS_WITH(decode_model(b), Contains("main path needs 1 to"));
+}
