@@ -44,7 +44,7 @@ cmake --build build-asan -j "$jobs" --target loom_tests
 echo "==> sanitize: running the test suite under ASan + UBSan (LOOM_TEST_DATA_SCALE=$LOOM_TEST_DATA_SCALE)"
 export ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-ctest --test-dir build-asan --output-on-failure -j "$jobs" -LE "install|mpi"
+ctest --test-dir build-asan --output-on-failure -j "$jobs" -LE "install|mpi|example"
 
 echo "==> sanitize: TSan build of the concurrency tests in build-tsan/"
 cmake -S . -B build-tsan "${common[@]}" -DLOOM_SANITIZE=thread >/dev/null

@@ -1,0 +1,118 @@
+#pragma once
+// The body of the Fashion-MNIST example programs (examples/fashion_mnist_cnn,
+// examples/fashion_mnist_resnet): the shared flags (command_line.hpp), the
+// data, the summary, fit, the test evaluation and one JSON line for CI
+// systems, around the model each program builds.
+//
+//   int main(int argc, char** argv) {
+//     return loom::cli::run_fashion_mnist_example(argc, argv, {.program = "my_example", .description = "Trains my model."},
+//                                                 [](std::uint64_t seed) { return my_model(seed); });
+//   }
+//
+// stdout: the summary, "Test accuracy: ..., test loss: ...", then
+//   {"test_accuracy": ..., "test_loss": ..., "params": ..., "epochs": ...,
+//    "train_seconds": ..., "train_images_per_second": ..., "ranks": ...}
+// stderr: the progress. With --distributed (under mpirun) rank 0 alone prints.
+// With --save FILE (or always, for an example whose round_trip is set) the
+// trained model is saved, loaded back and its test predictions compared bit
+// for bit with the original's; a difference fails the program (exit 1).
+//
+// Thread safety: a program's main; sets the process's thread count.
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "loom/cli.hpp"
+#include "loom/io/model_file.hpp"
+#include "loom/sequential.hpp"
+#include "loom/training/command_line.hpp"
+
+namespace loom::cli {
+
+/// Builds the (compiled) model from the run's seed.
+using ModelBuilder = std::function<Sequential(std::uint64_t seed)>;
+
+struct ExampleOptions {
+  std::string program;      // its name, for usage and errors
+  std::string description;  // one line for the usage text
+  bool round_trip = false;  // save, load and compare even without --save (to a temporary file)
+};
+
+/// Saves model to path, loads it back and checks that it predicts data bit
+/// for bit as model does; NumericError when not.
+inline void check_round_trip(const Sequential& model, const std::filesystem::path& path, const Samples& data) {
+  model.save(path);
+  const Sequential back = load_model(path);
+  const Tensor a = model.predict(data), b = back.predict(data);
+  if (a.size() != b.size() || std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(float)) != 0)
+    throw NumericError(path.string() + ": the loaded model's predictions differ from the saved one's");
+  std::printf("Saved to %s and loaded back: the %lld test predictions are bit for bit the same\n", path.string().c_str(),
+              static_cast<long long>(data.size()));
+}
+
+inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions& o, const ModelBuilder& build) {
+  return run_main(o.program, [&] {
+    const std::string usage = "usage: " + o.program + " [options]\n" + o.description + "\n" + TrainingFlags::help +
+                              "  --save FILE      save the trained model there, load it back and compare its\n"
+                              "                   predictions bit for bit" +
+                              (o.round_trip ? " (default: a temporary file)\n" : "\n");
+    TrainingFlags args;
+    std::optional<std::filesystem::path> save;
+    parse_args(
+        argc, argv, 1, usage, {"--distributed"},
+        [&](const std::string& flag, const char* v) {
+          if (flag != "--save") return args.take(flag, v);
+          save = v;
+          return true;
+        },
+        [&](const std::string& arg) { throw UsageError("unexpected argument \"" + arg + "\"\n" + usage); });
+    if (save) check_writable(*save);  // before the training, not after it
+
+    const auto world = args.connect();  // nullptr without --distributed
+    const int ranks = world ? world->size() : 1;
+    const bool leader = !world || world->rank() == 0;
+    const auto [dir, train, test] = args.load();
+    if (leader)
+      std::cout << "Fashion-MNIST from " << dir.string() << ": " << train.size() << " training and " << test.size()
+                << " test images, " << threads() << " threads"
+                << (world ? " per rank, " + std::to_string(ranks) + " ranks" : "") << "\n";
+
+    Sequential model = build(args.seed);
+    if (leader) model.summary();
+
+    const auto t0 = std::chrono::steady_clock::now();
+    const History history = model.fit(train, {.epochs = args.epochs, .batch_size = args.batch_size, .seed = args.seed,
+                                              .verbose = args.verbose, .collective = world.get()});
+    const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!leader) return 0;  // every rank holds the same model; rank 0 reports
+
+    const Evaluation e = model.evaluate(test);
+    std::printf("Test accuracy: %.4f, test loss: %.4f\n", e.accuracy, e.loss);
+    const double images = static_cast<double>(train.size()) * static_cast<double>(history.epochs.size());
+    std::printf(
+        "{\"test_accuracy\": %.4f, \"test_loss\": %.4f, \"params\": %lld, \"epochs\": %d, \"train_seconds\": %.2f, "
+        "\"train_images_per_second\": %.0f, \"ranks\": %d}\n",
+        e.accuracy, e.loss, static_cast<long long>(model.param_count()), args.epochs, train_seconds,
+        images / train_seconds, ranks);
+    if (save) {
+      check_round_trip(model, *save, test);
+    } else if (o.round_trip) {
+      const std::filesystem::path temp =
+          std::filesystem::temp_directory_path() / (o.program + "-" + std::to_string(::getpid()) + ".loom");
+      check_round_trip(model, temp, test);
+      std::filesystem::remove(temp);
+    }
+    return 0;
+  });
+}
+
+}  // namespace loom::cli
