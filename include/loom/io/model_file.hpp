@@ -19,8 +19,9 @@
 // corrupt, foreign or newer-version file is a DataError naming the file and
 // the problem; a file that cannot be read is an IoError.
 //
-// Layers that can be saved: Conv2D, MaxPool2D, Flatten, Dense, ReLU, Softmax;
-// optimizers: Adam. Saving any other is a UsageError.
+// Layers that can be saved: every kind the layer registry holds (the built-in
+// ones, and those a program registers: layer_registry.hpp); saving another is
+// a UsageError. Optimizers: Adam.
 //
 // Thread safety: every function here only reads the model it is given, so
 // saving from several threads at once is safe while nobody trains the model.
