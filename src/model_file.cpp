@@ -146,6 +146,12 @@ void put_training(ByteWriter& w, const TrainingState& t) {
   w.put(t.validation_split);
   w.put<std::uint64_t>(t.order.size());
   for (Index i : t.order) w.put<std::int64_t>(i);
+  // Written only when some layer draws, so checkpoints of other models keep their bytes.
+  if (!t.layer_generators.empty()) {
+    w.put<std::uint32_t>(static_cast<std::uint32_t>(t.layer_generators.size()));
+    for (const Random::State& g : t.layer_generators)
+      for (std::uint64_t s : g) w.put(s);
+  }
 }
 
 template <typename Fill>
@@ -288,6 +294,13 @@ TrainingState decode_training(ByteReader& r) {
   for (Index& i : t.order) {
     i = r.get<std::int64_t>("sample index");
     if (i < 0 || i >= t.samples) r.fail("sample index " + std::to_string(i) + " is out of range");
+  }
+  if (!r.done()) {
+    const auto generators = r.get<std::uint32_t>("layer generator count");
+    r.need_items(generators, sizeof(Random::State), "layer generators");
+    t.layer_generators.resize(generators);
+    for (Random::State& g : t.layer_generators)
+      for (std::uint64_t& s : g) s = r.get<std::uint64_t>("layer generator state");
   }
   r.expect_end("TRNG section");
   return t;

@@ -325,6 +325,7 @@ class Sequential {
       if (!o.checkpoint.empty()) {
         run.epochs_done = epoch;
         run.shuffle_state = rng.state();
+        run.layer_generators = layer_generator_states();
         if (leader) write_checkpoint(*this, run, o.checkpoint);
       }
     }
@@ -507,6 +508,7 @@ class Sequential {
     if (!saved) return;
     run = *saved;
     rng.set_state(run.shuffle_state);
+    set_layer_generator_states(run.layer_generators, o.checkpoint.string());
     progress.note("Resuming from checkpoint " + o.checkpoint.string() + ": " + std::to_string(run.epochs_done) +
                   " of " + std::to_string(o.epochs) + " epochs done");
   }
@@ -525,6 +527,28 @@ class Sequential {
   }
 
   bool ends_in_probabilities() const { return !loss_.from_logits(); }
+
+  // The generators of the layers that draw (Dropout), depth first: saved in
+  // checkpoints, so a resumed run draws what an uninterrupted one would.
+  std::vector<Random::State> layer_generator_states() {
+    std::vector<Random::State> states;
+    for (auto& l : layers_)
+      for_each_layer(*l, [&](Layer& sub) {
+        if (Random* g = sub.generator()) states.push_back(g->state());
+      });
+    return states;
+  }
+  void set_layer_generator_states(const std::vector<Random::State>& states, const std::string& source) {
+    std::vector<Random*> generators;
+    for (auto& l : layers_)
+      for_each_layer(*l, [&](Layer& sub) {
+        if (Random* g = sub.generator()) generators.push_back(g);
+      });
+    if (generators.size() != states.size())
+      throw UsageError("fit: checkpoint " + source + " holds " + std::to_string(states.size()) +
+                       " layer generators, the model has " + std::to_string(generators.size()));
+    for (std::size_t i = 0; i < states.size(); ++i) generators[i]->set_state(states[i]);
+  }
 
   Evaluation evaluate_range(const Samples& data, Index begin, Index end, Index batch_size = 32) const {
     const BatchScore total = score_range(data, begin, end, batch_size);

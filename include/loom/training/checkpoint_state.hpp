@@ -19,6 +19,7 @@ struct TrainingState {
   int epochs_done = 0;             // epochs of this run completed
   Random::State shuffle_state{};   // fit's shuffling generator after those epochs
   std::vector<Index> order;        // the training samples' order after those epochs' shuffles
+  std::vector<Random::State> layer_generators;  // the generators of layers that draw (Dropout), depth first
 
   // The run it belongs to: resuming under other settings is refused.
   Index samples = 0;               // samples given to fit, validation included
