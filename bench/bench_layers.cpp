@@ -5,6 +5,9 @@
 //   layer/pool1/{forward,backward}    MaxPool2D 2          on (26, 26, 32)
 //   layer/conv2/{forward,backward}    Conv2D 64 3x3 relu   on (13, 13, 32)
 //   layer/pool2/{forward,backward}    MaxPool2D 2          on (11, 11, 64)
+//   layer/avgpool1/{forward,backward} AveragePooling2D 2   on (26, 26, 32)
+//   layer/avgpool2/{forward,backward} AveragePooling2D 2   on (11, 11, 64)
+//   layer/gap/{forward,backward}      GlobalAveragePooling2D on (11, 11, 64)
 //   layer/flatten/{forward,backward}  Flatten              on (5, 5, 64)
 //   layer/dense1/{forward,backward}   Dense 128 relu       on (1600)
 //   layer/dense2/{forward,backward}   Dense 10 softmax     on (128)
@@ -16,7 +19,8 @@
 // 0 as in Fashion-MNIST's background. Realistic activations matter because
 // some costs depend on the data: with the first, branchy max-pool loop,
 // pooling uniform noise took about 10x as long as pooling a ReLU output
-// (about half zeros).
+// (about half zeros). The average-pooling cases run on the seed's convolutions
+// with average pooling in their place (seed 42 too: the same convolution weights).
 //
 // What forward and backward time, and the counters: layer_cases.hpp. The FLOP
 // convention (matrix products only, 2*M*N*K each; backward = dW + dX, dX
@@ -41,9 +45,28 @@ bench::LayerInputs& seed_inputs() {
   return f;
 }
 
+// conv1, avgpool1, conv2, avgpool2, gap: the seed's convolutions with average pooling.
+bench::LayerInputs& average_pooling_inputs() {
+  static bench::LayerInputs f(
+      [] {
+        Sequential m(Shape{28, 28, 1}, 42);
+        m.add(Conv2D({.filters = 32, .kernel = 3, .activation = Activation::ReLU}));
+        m.add(AveragePooling2D({.pool = 2}));
+        m.add(Conv2D({.filters = 64, .kernel = 3, .activation = Activation::ReLU}));
+        m.add(AveragePooling2D({.pool = 2}));
+        m.add(GlobalAveragePooling2D());
+        return m;
+      }(),
+      32, 1);
+  return f;
+}
+
 [[maybe_unused]] const bool registered = [] {
   for (std::size_t i = 0; i < std::size(kNames); ++i)
     bench::register_layer_cases(std::string("layer/") + kNames[i], seed_inputs, i);
+  bench::register_layer_cases("layer/avgpool1", average_pooling_inputs, 1);
+  bench::register_layer_cases("layer/avgpool2", average_pooling_inputs, 3);
+  bench::register_layer_cases("layer/gap", average_pooling_inputs, 4);
   return true;
 }();
 

@@ -7,9 +7,11 @@
 #include <map>
 #include <mutex>
 
+#include "loom/layers/average_pooling2d.hpp"
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
 #include "loom/layers/flatten.hpp"
+#include "loom/layers/global_average_pooling2d.hpp"
 #include "loom/layers/maxpool2d.hpp"
 #include "loom/layers/relu.hpp"
 #include "loom/layers/residual.hpp"
@@ -32,9 +34,11 @@ struct Registry {
   }
 
   Registry() {
+    add_built_in<AveragePooling2D>();
     add_built_in<Conv2D>();
     add_built_in<Dense>();
     add_built_in<Flatten>();
+    add_built_in<GlobalAveragePooling2D>();
     add_built_in<MaxPool2D>();
     add_built_in<ReLU>();
     add_built_in<Residual>();

@@ -23,56 +23,20 @@
 #include <string>
 #include <vector>
 
-#include "loom/io/layer_config.hpp"
-#include "loom/layer.hpp"
-#include "loom/layers/window.hpp"
+#include "loom/layers/pooling2d.hpp"
 
 namespace loom {
 
-struct MaxPool2DOptions {
-  Size2 pool = 2;
-  Size2 strides = 0;  // 0: the pool size, as Keras
-  Padding padding = Padding::Valid;
-};
+using MaxPool2DOptions = Pooling2DOptions;
 
-class MaxPool2D final : public Layer {
+class MaxPool2D final : public Pooling2D {
  public:
-  explicit MaxPool2D(MaxPool2DOptions o = {}) : o_(o) {
-    if (o_.strides.h == 0 && o_.strides.w == 0) o_.strides = o_.pool;
-    if (o_.pool.h <= 0 || o_.pool.w <= 0)
-      throw UsageError("MaxPool2D: pool size must be positive, got " + o_.pool.to_string());
-    if (o_.strides.h <= 0 || o_.strides.w <= 0)
-      throw UsageError("MaxPool2D: strides must be positive, got " + o_.strides.to_string());
-  }
+  explicit MaxPool2D(MaxPool2DOptions o = {}) : Pooling2D("MaxPool2D", o) {}
 
   static constexpr std::string_view kKind = "MaxPooling2D";
   std::string_view kind() const override { return kKind; }
   std::string_view name_stem() const override { return "max_pooling2d"; }
-  const MaxPool2DOptions& options() const { return o_; }
-
-  void write_config(LayerConfigWriter& w) const override {
-    w.put_size2(o_.pool);
-    w.put_size2(o_.strides);
-    w.put_padding(o_.padding);
-  }
-  static std::unique_ptr<Layer> from_config(LayerConfigReader& r) {
-    MaxPool2DOptions o;
-    o.pool = r.get_size2("MaxPooling2D pool size");
-    o.strides = r.get_size2("MaxPooling2D strides");
-    o.padding = r.get_padding("MaxPooling2D padding");
-    return std::make_unique<MaxPool2D>(o);
-  }
-
-  Shape build(const Shape& input, Random&) override {
-    if (input.rank() != 3)
-      throw ShapeError(label() + ": expects images (height, width, channels), got " + input.to_string());
-    win_ = {window_axis(input[0], o_.pool.h, o_.strides.h, o_.padding),
-            window_axis(input[1], o_.pool.w, o_.strides.w, o_.padding)};
-    if (win_.y.out <= 0 || win_.x.out <= 0)
-      throw ShapeError(label() + ": pool " + o_.pool.to_string() + " does not fit input " + input.to_string() +
-                       " with valid padding");
-    return set_shapes(input, Shape{win_.y.out, win_.x.out, input[2]});
-  }
+  static std::unique_ptr<Layer> from_config(LayerConfigReader& r) { return read_config<MaxPool2D>(r); }
 
   const Tensor& forward(const Tensor& x) override {
     check_input(x);
@@ -135,28 +99,6 @@ class MaxPool2D final : public Layer {
     }
   }
 
-  // fn(output offset, input offset, tap) for every tap inside the input of
-  // every window of sample s, window by window, taps in (ky, kx) order.
-  // Offsets are of the first channel, into y (N, OH, OW, C) and x (N, H, W, C).
-  template <typename Fn>
-  void for_each_tap(Index s, Fn&& fn) const {
-    const Index h = input_shape()[0], w = input_shape()[1], c = input_shape()[2];
-    const Index oh = win_.y.out, ow = win_.x.out;
-    for (Index oy = 0; oy < oh; ++oy)
-      for (Index ox = 0; ox < ow; ++ox) {
-        const Index out = ((s * oh + oy) * ow + ox) * c;
-        for (Index ky = 0; ky < o_.pool.h; ++ky) {
-          const Index iy = oy * o_.strides.h + ky - win_.y.pad_before;
-          if (iy < 0 || iy >= h) continue;
-          for (Index kx = 0; kx < o_.pool.w; ++kx) {
-            const Index ix = ox * o_.strides.w + kx - win_.x.pad_before;
-            if (ix < 0 || ix >= w) continue;
-            fn(out, ((s * h + iy) * w + ix) * c, static_cast<std::int32_t>(ky * o_.pool.w + kx));
-          }
-        }
-      }
-  }
-
   // Where v beats best (strictly: ties keep the earlier tap), take v and its
   // tap. Written as arithmetic with unconditional stores: as a conditional
   // store, g++ made it a masked store, which is microcoded and slow on AMD.
@@ -184,14 +126,6 @@ class MaxPool2D final : public Layer {
     }
   }
 
-  // Whether the windows cover the input exactly once (stride = pool, no
-  // padding, sizes multiples of the pool), as the seed model's 26x26 -> 13x13.
-  bool tiles_input() const {
-    return o_.strides.h == o_.pool.h && o_.strides.w == o_.pool.w && win_.y.pad_before == 0 &&
-           win_.x.pad_before == 0 && win_.y.out * o_.pool.h == input_shape()[0] &&
-           win_.x.out * o_.pool.w == input_shape()[1];
-  }
-
   // best = max(best, v) per channel as an Eigen array expression, which is
   // vectorised (g++ left the plain loop scalar). Eigen's max(a, b) is
   // std::max's (a < b ? b : a): a NaN in v is ignored, as when training.
@@ -200,8 +134,6 @@ class MaxPool2D final : public Layer {
     b = b.max(Eigen::Map<const Eigen::ArrayXf>(v, c));
   }
 
-  MaxPool2DOptions o_;
-  Window win_;
   Tensor y_;                  // (N, OH, OW, C)
   std::vector<std::int32_t> winner_;  // (N, OH, OW, C) winning taps
   Tensor dx_;                 // (N, H, W, C)

@@ -1,5 +1,5 @@
 #pragma once
-// Sliding-window geometry shared by Conv2D and MaxPool2D, with Keras/TensorFlow
+// Sliding-window geometry shared by Conv2D and the pooling layers (pooling2d.hpp), with Keras/TensorFlow
 // padding rules:
 //   valid: out = floor((in - k) / s) + 1, no padding (in >= k required)
 //   same:  out = ceil(in / s), total padding max((out - 1) s + k - in, 0),

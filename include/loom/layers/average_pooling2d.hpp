@@ -1,0 +1,118 @@
+#pragma once
+// AveragePooling2D: the mean of each window, channel by channel, over NHWC.
+//
+//   x  (N, H, W, C)
+//   y  (N, OH, OW, C)   y = (sum of the window's taps inside x) / (how many there are)
+//
+// With same padding a border window reaches past the input; as Keras and
+// TensorFlow, it averages only the positions inside the input (a 2x2 window
+// at a corner of a 3x3 input with one tap inside is that value, not a
+// quarter of it). PyTorch's AvgPool2d does this with count_include_pad=False.
+//
+// Backward: every tap of window i gets dy[i] / count[i], added up where
+// windows overlap. The count of each window depends only on its position, so
+// it is worked out once, at build.
+//
+// Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "loom/layers/pooling2d.hpp"
+
+namespace loom {
+
+using AveragePooling2DOptions = Pooling2DOptions;
+
+class AveragePooling2D final : public Pooling2D {
+ public:
+  explicit AveragePooling2D(AveragePooling2DOptions o = {}) : Pooling2D("AveragePooling2D", o) {}
+
+  static constexpr std::string_view kKind = "AveragePooling2D";
+  std::string_view kind() const override { return kKind; }
+  std::string_view name_stem() const override { return "average_pooling2d"; }
+  static std::unique_ptr<Layer> from_config(LayerConfigReader& r) { return read_config<AveragePooling2D>(r); }
+
+  Shape build(const Shape& input, Random& rng) override {
+    const Shape out = Pooling2D::build(input, rng);
+    count_.assign(static_cast<std::size_t>(out[0] * out[1]), 0.0f);
+    for_each_tap(0, [&](Index at_out, Index, std::int32_t) { count_[static_cast<std::size_t>(at_out / out[2])] += 1.0f; });
+    return out;
+  }
+
+  const Tensor& forward(const Tensor& x) override {
+    infer(x, y_);
+    return y_;
+  }
+
+  const Tensor& backward(const Tensor& dy) override {
+    const Index n = dy.dimension(0), c = input_shape()[2], per_in = input_shape().size();
+    const Index per_out = output_shape().size();
+    resize_batch(dx_, n, input_shape());
+    resize_batch(share_, n, output_shape());
+    const float* g = dy.data();
+    float* share = share_.data();
+    float* dx = dx_.data();
+    const bool assign = tiles_input();  // every input under exactly one tap: assign, no zeroing pass
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (Index s = 0; s < n; ++s) {  // a sample's windows lie in its own part of dx, written by the same thread
+      divide_by_count(g + s * per_out, share + s * per_out, c);
+      if (!assign) std::fill_n(dx + s * per_in, per_in, 0.0f);
+      for_each_tap(s, [&](Index out, Index at, std::int32_t) {
+        if (assign)
+          std::copy_n(share + out, c, dx + at);
+        else
+          add_into(dx + at, share + out, c);
+      });
+    }
+    return dx_;
+  }
+
+  void infer(const Tensor& x, Tensor& y) const override {
+    check_input(x);
+    const Index n = x.dimension(0), c = input_shape()[2], per_out = output_shape().size();
+    resize_batch(y, n, output_shape());
+    const float* src = x.data();
+    float* dst = y.data();
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (Index s = 0; s < n; ++s) {
+      Index first_of = -1;  // the output element whose first tap was seen
+      for_each_tap(s, [&](Index out, Index at, std::int32_t) {
+        if (first_of != out) {  // every window has a tap inside the input (pad < pool)
+          first_of = out;
+          std::copy_n(src + at, c, dst + out);
+        } else {
+          add_into(dst + out, src + at, c);
+        }
+      });
+      // The sums are in cache still: a division, as TensorFlow's mean, not a
+      // product with 1/count, so a hand-worked mean is matched exactly.
+      divide_by_count(dst + s * per_out, dst + s * per_out, c);
+    }
+  }
+
+ private:
+  // to = from / count of its window, for one sample's (OH, OW, C) block; to may be from.
+  void divide_by_count(const float* from, float* to, Index c) const {
+    for (std::size_t p = 0; p < count_.size(); ++p) {
+      const float k = count_[p];
+      const float* f = from + static_cast<Index>(p) * c;
+      float* t = to + static_cast<Index>(p) * c;
+      for (Index ch = 0; ch < c; ++ch) t[ch] = f[ch] / k;
+    }
+  }
+
+  static void add_into(float* __restrict sum, const float* __restrict v, Index c) {
+    for (Index ch = 0; ch < c; ++ch) sum[ch] += v[ch];
+  }
+
+  std::vector<float> count_;  // (OH, OW): taps of each window inside the input
+  Tensor y_;                  // (N, OH, OW, C)
+  Tensor share_;              // (N, OH, OW, C): dy / count, what each tap of a window gets
+  Tensor dx_;                 // (N, H, W, C)
+};
+
+}  // namespace loom
