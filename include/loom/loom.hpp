@@ -19,6 +19,7 @@
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
 #include "loom/layers/flatten.hpp"
+#include "loom/layers/leaky_relu.hpp"
 #include "loom/layers/maxpool2d.hpp"
 #include "loom/layers/relu.hpp"
 #include "loom/layers/softmax.hpp"
