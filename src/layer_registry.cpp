@@ -9,6 +9,7 @@
 
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
+#include "loom/layers/dropout.hpp"
 #include "loom/layers/flatten.hpp"
 #include "loom/layers/leaky_relu.hpp"
 #include "loom/layers/maxpool2d.hpp"
@@ -34,6 +35,7 @@ struct Registry {
   Registry() {
     add_built_in<Conv2D>();
     add_built_in<Dense>();
+    add_built_in<Dropout>();
     add_built_in<Flatten>();
     add_built_in<LeakyReLU>();
     add_built_in<MaxPool2D>();

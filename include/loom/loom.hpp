@@ -18,6 +18,7 @@
 #include "loom/layer.hpp"
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
+#include "loom/layers/dropout.hpp"
 #include "loom/layers/flatten.hpp"
 #include "loom/layers/leaky_relu.hpp"
 #include "loom/layers/maxpool2d.hpp"
