@@ -3,10 +3,10 @@
 // y = x where x > 0, alpha x elsewhere; dx = dy where x > 0, alpha dy
 // elsewhere (at 0 the slope is alpha, as TensorFlow's gradient).
 //
-// alpha must be finite and not negative (Keras 3 refuses negative slopes
-// too): then y > 0 exactly when x > 0, so backward reads the sign from the
-// output it keeps anyway and needs no copy of the input. alpha = 0 is ReLU;
-// alpha > 1 is allowed, as in Keras.
+// alpha must be finite and not negative (Keras documents its slope as a
+// float >= 0): then y > 0 exactly when x > 0, so backward reads the sign
+// from the output it keeps anyway and needs no copy of the input. alpha = 0
+// is ReLU; alpha > 1 is allowed, as in Keras.
 //
 // Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
