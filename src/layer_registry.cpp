@@ -10,8 +10,10 @@
 #include "loom/layers/average_pooling2d.hpp"
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
+#include "loom/layers/dropout.hpp"
 #include "loom/layers/flatten.hpp"
 #include "loom/layers/global_average_pooling2d.hpp"
+#include "loom/layers/leaky_relu.hpp"
 #include "loom/layers/maxpool2d.hpp"
 #include "loom/layers/relu.hpp"
 #include "loom/layers/residual.hpp"
@@ -37,8 +39,10 @@ struct Registry {
     add_built_in<AveragePooling2D>();
     add_built_in<Conv2D>();
     add_built_in<Dense>();
+    add_built_in<Dropout>();
     add_built_in<Flatten>();
     add_built_in<GlobalAveragePooling2D>();
+    add_built_in<LeakyReLU>();
     add_built_in<MaxPool2D>();
     add_built_in<ReLU>();
     add_built_in<Residual>();
