@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "loom/io/model_file.hpp"
+#include "loom/layers/dropout.hpp"
 #include "loom/models/fashion_mnist_cnn.hpp"
 #include "subprocess.hpp"
 #include "temp_dir.hpp"
@@ -135,6 +136,31 @@ TEST_CASE("fit with a checkpoint resumes a stopped run and ends bit for bit as a
     other.checkpoint = dir / "plain.loom";
     CHECK_THROWS_WITH(m.fit(d.x, d.y, other), Contains("not a checkpoint"));
   }
+}
+
+TEST_CASE("A resumed run with Dropout draws the masks an uninterrupted one would", "[checkpoint][dropout]") {
+  const Quadrants d = quadrants(96, 6);
+  TempDir dir;
+  auto model = [] {
+    Sequential m(Shape{8, 8, 1}, 5);
+    m.add(Conv2D({.filters = 4, .kernel = 3, .activation = Activation::ReLU}));
+    m.add(Dropout(0.5f));
+    m.add(Flatten());
+    m.add(Dense({.units = 4, .activation = Activation::Softmax}));
+    m.compile(Adam({.learning_rate = 0.01f}));
+    return m;
+  };
+  FitOptions o{.epochs = 3, .batch_size = 16, .seed = 2, .verbose = 0};
+  Sequential straight = model();
+  straight.fit(d.x, d.y, o);
+
+  o.checkpoint = dir / "ckpt.loom";
+  FitOptions first = o;
+  first.epochs = 1;
+  model().fit(d.x, d.y, first);
+  Sequential resumed = model();
+  resumed.fit(d.x, d.y, o);
+  CHECK(same_training(resumed, straight));
 }
 
 TEST_CASE("fit refuses a checkpoint it cannot write before training, not after an epoch", "[checkpoint]") {

@@ -14,9 +14,9 @@
 // plus the block's first index (splitmix64 spreads neighbouring seeds over
 // unrelated states). The mask therefore depends on the seed, the number of
 // training forwards and for_blocks' block size, never on the thread count,
-// and blocks draw in parallel. The generator's state is in neither model
-// files nor checkpoints: a loaded or resumed model draws other masks than
-// the original would have.
+// and blocks draw in parallel. Checkpoints keep the generator's state, so a
+// resumed fit draws the masks an uninterrupted one would; model files do not
+// (a loaded model is for predicting, or trains on with masks of its own).
 //
 // Resolution. Each 64-bit draw gives four 16-bit numbers u, one per element;
 // an element is dropped when u < round(rate * 2^16). The drop probability is
