@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 
+#include "loom/layers/batch_normalization.hpp"
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
 #include "loom/layers/flatten.hpp"
@@ -31,6 +32,7 @@ struct Registry {
   }
 
   Registry() {
+    add_built_in<BatchNormalization>();
     add_built_in<Conv2D>();
     add_built_in<Dense>();
     add_built_in<Flatten>();

@@ -16,6 +16,7 @@
 #include "loom/image/image_tensor.hpp"
 #include "loom/image/resize.hpp"
 #include "loom/layer.hpp"
+#include "loom/layers/batch_normalization.hpp"
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
 #include "loom/layers/flatten.hpp"
