@@ -1,7 +1,8 @@
 // BatchNormalization: gradients in both modes against finite differences, the
 // batch statistics and Keras's moving-average rule on hand-made numbers, a
 // double-precision reference computed here, results independent of the
-// thread count, options, and a model that trains, saves and loads with it.
+// thread count, options, a model that trains, saves and loads with it, and
+// fold_batch_norm.
 
 #include <catch2/catch.hpp>
 
@@ -16,6 +17,7 @@
 #include "loom/io/crc32.hpp"
 #include "loom/io/model_file.hpp"
 #include "loom/layers/batch_normalization.hpp"
+#include "loom/layers/fold_batch_norm.hpp"
 #include "loom/layers/relu.hpp"
 #include "loom/threads.hpp"
 #include "temp_dir.hpp"
@@ -297,4 +299,58 @@ TEST_CASE("A model file with bad BatchNormalization options is refused", "[batch
   std::memcpy(bytes.data() + bytes.size() - 4, &c, 4);
   CHECK_THROWS_AS(decode_model(bytes), DataError);
   CHECK_THROWS_WITH(decode_model(bytes), Contains("momentum must be in [0, 1)"));
+}
+
+TEST_CASE("fold_batch_norm drops the foldable BatchNormalization layers and predicts the same", "[batch_norm]") {
+  // conv (no activation) -> BN -> ReLU folds into one conv with ReLU; a BN
+  // after a conv with ReLU stays; dense (no activation) -> BN folds, no ReLU.
+  Sequential m(Shape{8, 8, 1}, 4);
+  m.add(Conv2D({.filters = 4, .kernel = 3}));
+  m.add(BatchNormalization());
+  m.add(ReLU());
+  m.add(MaxPool2D());
+  m.add(Conv2D({.filters = 6, .kernel = 3, .activation = Activation::ReLU}));
+  m.add(BatchNormalization());
+  m.add(Flatten());
+  m.add(Dense({.units = 8}));
+  m.add(BatchNormalization());
+  m.add(Dense({.units = 4, .activation = Activation::Softmax}));
+  m.compile(Adam({.learning_rate = 0.01f}));
+  const testing::Quadrants d = testing::quadrants(96, 9);
+  m.fit(d.x, d.y, {.epochs = 3, .batch_size = 16, .verbose = 0});  // statistics and gammas away from their start
+  const Tensor expected = m.predict(d.x);
+
+  Sequential folded = fold_batch_norm(m);
+  REQUIRE(folded.size() == 7);
+  const std::vector<std::string_view> kinds{"Conv2D", "MaxPooling2D", "Conv2D", "BatchNormalization",
+                                            "Flatten", "Dense", "Dense"};
+  for (std::size_t i = 0; i < kinds.size(); ++i) CHECK(folded.layer(i).kind() == kinds[i]);
+  CHECK(dynamic_cast<const Conv2D&>(folded.layer(0)).activation() == Activation::ReLU);
+  CHECK(dynamic_cast<const Dense&>(folded.layer(5)).activation() == Activation::None);
+  CHECK(folded.layer(0).name() == m.layer(0).name());
+  CHECK(folded.layer(3).name() == m.layer(5).name());
+  CHECK(folded.compiled());
+  CHECK(folded.param_count() == m.param_count() - 4 * 4 - 4 * 8);
+
+  const Tensor got = folded.predict(d.x);
+  REQUIRE(got.dimensions() == expected.dimensions());
+  float worst = 0.0f;
+  for (Index i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got.data()[i] - expected.data()[i]));
+  CHECK(worst < 1e-5f);
+  // the original is untouched: its BN layers and weights predict as before
+  CHECK(m.size() == 10);
+  CHECK(testing::bitwise_equal(m.predict(d.x), expected));
+}
+
+TEST_CASE("fold_batch_norm_into refuses a layer with an activation", "[batch_norm]") {
+  Random rng(1);
+  Dense relu({.units = 3, .activation = Activation::ReLU});
+  relu.build(Shape{2}, rng);
+  BatchNormalization bn;
+  bn.build(Shape{3}, rng);
+  CHECK_FALSE(can_fold_batch_norm(relu, bn));
+  CHECK_THROWS_WITH(fold_batch_norm_into(relu, bn), Contains("cannot be folded"));
+  Dense plain({.units = 3});
+  plain.build(Shape{2}, rng);
+  CHECK(can_fold_batch_norm(plain, bn));
 }

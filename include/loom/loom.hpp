@@ -20,6 +20,7 @@
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
 #include "loom/layers/flatten.hpp"
+#include "loom/layers/fold_batch_norm.hpp"
 #include "loom/layers/maxpool2d.hpp"
 #include "loom/layers/relu.hpp"
 #include "loom/layers/softmax.hpp"
