@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "loom/layers/average_pooling2d.hpp"
+#include "loom/layers/batch_normalization.hpp"
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
 #include "loom/layers/dropout.hpp"
@@ -37,6 +38,7 @@ struct Registry {
 
   Registry() {
     add_built_in<AveragePooling2D>();
+    add_built_in<BatchNormalization>();
     add_built_in<Conv2D>();
     add_built_in<Dense>();
     add_built_in<Dropout>();

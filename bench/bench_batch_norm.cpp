@@ -1,0 +1,109 @@
+// BatchNormalization, and what folding it into the convolutions saves in inference.
+//
+//   batch_norm/layer/{forward,backward}  BatchNormalization on (16, 16, 64),
+//                                        batch 32, in training mode: batch
+//                                        statistics and the moving update, then
+//                                        the full gradient through the statistics
+//   batch_norm/layer/infer               the same layer's inference (moving statistics)
+//   batch_norm/predict/{unfolded,folded} Sequential::predict of 256 images (32, 32, 3)
+//                                        through a small conv-BN-ReLU model, and
+//                                        through loom::fold_batch_norm of it
+//
+// The model: Conv2D 32 3x3 same -> BatchNormalization -> ReLU -> MaxPool2D ->
+// Conv2D 64 3x3 same -> BatchNormalization -> ReLU -> MaxPool2D -> Flatten ->
+// Dense 10 softmax; its moving statistics come from a few training forwards.
+//
+//   flock /tmp/loom-bench.lock build/bench/loom_bench --threads=2 --benchmark_filter='^batch_norm/' \
+//     --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+//
+// Measured 2026-12-01 on the shared 2-core development machine (medians of 3):
+//   threads  layer forward  backward  infer   predict unfolded  folded   ratio
+//   2        107 us         98 us     33 us   35.4 ms           11.0 ms  3.2x
+//   1        183 us         172 us    59 us   267 ms            22.7 ms  11.8x
+// Most of the unfolded model's extra time is not BatchNormalization's
+// arithmetic (59 us per 32 images of 16x16x64 above) but page faults:
+// predict's two scratch tensors per thread are resized at each layer, and
+// with glibc's defaults the large ones come back as fresh pages each time;
+// the unfolded model has four more layers to resize for. With
+// MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000 (memory
+// kept by the allocator), one thread gave 27.5 ms unfolded and 24.1 ms folded
+// (1.14x): what folding saves in arithmetic alone.
+//
+// Threads and JSON output: see the top of bench_model.cpp, which holds main().
+
+#include <string>
+
+#include "layer_cases.hpp"
+#include "loom/loom.hpp"
+#include "model_cases.hpp"
+#include "synthetic.hpp"
+
+namespace {
+
+using namespace loom;
+
+bench::LayerInputs& layer_inputs() {
+  static bench::LayerInputs f = [] {
+    Sequential m(Shape{16, 16, 64}, 1);
+    m.add(BatchNormalization());
+    return bench::LayerInputs(std::move(m), 32, 1);
+  }();
+  return f;
+}
+
+struct PredictModels {
+  Sequential unfolded{Shape{32, 32, 3}, 7};
+  Sequential folded{Shape{32, 32, 3}};
+  Tensor x;
+
+  PredictModels() {
+    for (const Index filters : {32, 64}) {
+      unfolded.add(Conv2D({.filters = filters, .kernel = 3, .padding = Padding::Same}));
+      unfolded.add(BatchNormalization());
+      unfolded.add(ReLU());
+      unfolded.add(MaxPool2D());
+    }
+    unfolded.add(Flatten());
+    unfolded.add(Dense({.units = 10, .activation = Activation::Softmax}));
+    unfolded.compile(Adam());
+    Random rng(3);
+    x = bench::random_images(256, unfolded.input_shape(), rng);
+    for (int i = 0; i < 3; ++i) unfolded.forward(x);  // moving statistics away from their start
+    folded = fold_batch_norm(unfolded);
+  }
+};
+
+PredictModels& predict_models() {
+  static PredictModels m;
+  return m;
+}
+
+[[maybe_unused]] const bool registered = [] {
+  bench::register_layer_cases("batch_norm/layer", layer_inputs, 0);
+  benchmark::RegisterBenchmark("batch_norm/layer/infer",
+                               [](benchmark::State& state) {
+                                 const bench::LayerInputs& f = layer_inputs();
+                                 const Layer& bn = f.model.layer(0);
+                                 Tensor y;
+                                 const FlushDenormals flush;
+                                 for (auto _ : state) {
+                                   bn.infer(f.inputs[0], y);
+                                   benchmark::DoNotOptimize(y.data());
+                                   benchmark::ClobberMemory();
+                                 }
+                                 bench::report_layer(state, bn, f.batch, 0.0);
+                               })
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+  for (const bool fold : {false, true})
+    benchmark::RegisterBenchmark(fold ? "batch_norm/predict/folded" : "batch_norm/predict/unfolded",
+                                 [fold](benchmark::State& state) {
+                                   PredictModels& m = predict_models();
+                                   bench::predict_case(state, fold ? m.folded : m.unfolded, m.x, 32);
+                                 })
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+  return true;
+}();
+
+}  // namespace

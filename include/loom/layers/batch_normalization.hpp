@@ -1,0 +1,288 @@
+#pragma once
+// BatchNormalization: each channel (the last axis) normalised over the batch
+// and, for images, over the pixels too, then scaled and shifted; Keras's layer
+// with axis -1 (after Conv2D, per channel; after Dense, per feature).
+//
+//   M = N*H*W rows of C channels: x and y are (N, H, W, C), or (N, 1, 1, C) for flat input
+//   gamma (C)            trainable, ones         beta (C)             trainable, zeros
+//   moving_mean (C)      not trainable, zeros    moving_variance (C)  not trainable, ones
+//
+// Forward, with mean and var the statistics of the mode:
+//   x_hat = (x - mean) / sqrt(var + eps),  y = gamma x_hat + beta
+//   Training: mean and var are the batch's, the variance biased (divided by M,
+//   as Keras and TensorFlow), and the moving statistics follow them:
+//     moving = moving * momentum + batch statistic * (1 - momentum)
+//   Inference (and infer): the moving statistics, left as they are.
+// Backward, for dy = dL/dy, with the statistics the last forward used:
+//   dbeta = sum dy,  dgamma = sum dy x_hat              (sums over the M rows)
+//   Inference: the map is affine in x:  dx = gamma / sqrt(var + eps) dy
+//   Training: mean and var depend on x too; their terms remove from dy its
+//   mean and its projection on x_hat:
+//     dx = gamma / sqrt(var + eps) (dy - (dbeta + x_hat dgamma) / M)
+//
+// Sums over the rows are in double, in fixed blocks of rows that each thread
+// sums alone, added in block order, so results do not depend on the thread
+// count. The batch variance is summed around the first row's values (the
+// shifted-data algorithm): one pass, without the cancellation of
+// E[x^2] - E[x]^2 when the mean is large against the spread.
+//
+// Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "loom/io/layer_config.hpp"
+#include "loom/layer.hpp"
+
+namespace loom {
+
+struct BatchNormalizationOptions {
+  float momentum = 0.99f;  // in [0, 1): how much of the moving statistics each training batch keeps
+  float epsilon = 1e-3f;   // > 0: added to the variance before its square root
+};
+
+class BatchNormalization final : public Layer {
+ public:
+  explicit BatchNormalization(BatchNormalizationOptions o = {}) : o_(o) {
+    if (!(o.momentum >= 0.0f && o.momentum < 1.0f))
+      throw UsageError("BatchNormalization: momentum must be in [0, 1), got " + std::to_string(o.momentum));
+    if (!(o.epsilon > 0.0f && std::isfinite(o.epsilon)))
+      throw UsageError("BatchNormalization: epsilon must be positive and finite, got " + std::to_string(o.epsilon));
+  }
+
+  static constexpr std::string_view kKind = "BatchNormalization";
+  std::string_view kind() const override { return kKind; }
+  std::string_view name_stem() const override { return "batch_normalization"; }
+  const BatchNormalizationOptions& options() const { return o_; }
+
+  const Eigen::VectorXf& gamma() const { return params_[0].value; }
+  const Eigen::VectorXf& beta() const { return params_[1].value; }
+  const Eigen::VectorXf& moving_mean() const { return params_[2].value; }
+  const Eigen::VectorXf& moving_variance() const { return params_[3].value; }
+
+  void write_config(LayerConfigWriter& w) const override {
+    w.put_f32(o_.momentum);
+    w.put_f32(o_.epsilon);
+  }
+  static std::unique_ptr<Layer> from_config(LayerConfigReader& r) {
+    BatchNormalizationOptions o;
+    o.momentum = r.get_f32("BatchNormalization momentum");
+    o.epsilon = r.get_f32("BatchNormalization epsilon");
+    r.claim_param_count(4 * static_cast<std::uint64_t>(r.input_shape().channels()));
+    return std::make_unique<BatchNormalization>(o);
+  }
+
+  // Any per-sample shape: rank 3 normalises per channel, rank 1 per feature.
+  Shape build(const Shape& input, Random&) override {
+    const Index c = input.channels();
+    params_ = {Param("gamma", {c}), Param("beta", {c}), Param("moving_mean", {c}, Trainable::No),
+               Param("moving_variance", {c}, Trainable::No)};
+    params_[0].value.setOnes();
+    params_[3].value.setOnes();
+    return set_shapes(input, input);
+  }
+
+  std::span<Param> params() override { return params_; }
+  std::span<const Param> params() const override { return params_; }
+
+  const Tensor& forward(const Tensor& x) override {
+    check_input(x);
+    const Index rows = rows_of(x), c = channels();
+    resize_like(y_, x);
+    resize_like(x_hat_, x);
+    forward_mode_ = mode();
+    if (forward_mode_ == Mode::Training && rows > 0) {
+      const auto [mean, variance] = batch_statistics(x.data(), rows, c);
+      used_ = normalization(mean, variance);
+      update_moving(mean, variance);
+    } else {
+      used_ = normalization(moving_mean().cast<double>().array(), moving_variance().cast<double>().array());
+    }
+    for_row_blocks(rows, c, [&](Index, Index begin, Index end) {
+      normalize_rows(x.data(), y_.data(), begin, end, used_);
+      keep_x_hat(x.data(), x_hat_.data(), begin, end, used_);
+    });
+    return y_;
+  }
+
+  const Tensor& backward(const Tensor& dy) override {
+    if (dy.dimensions() != x_hat_.dimensions())
+      throw ShapeError(label() + ": backward expects dy of the last forward's dimensions " + dims_string(x_hat_) +
+                       ", got " + dims_string(dy));
+    const Index rows = rows_of(dy), c = channels();
+    // dbeta = sum dy, dgamma = sum dy x_hat, in double.
+    const auto [dbeta, dgamma] = channel_sums(rows, c, [&](Index begin, Index end, double* s_dy, double* s_dy_xhat) {
+      sum_dy_and_dy_x_hat(dy.data(), x_hat_.data(), begin, end, c, s_dy, s_dy_xhat);
+    });
+    params_[1].grad = dbeta.cast<float>().matrix();
+    params_[0].grad = dgamma.cast<float>().matrix();
+    if (!needs_input_gradient()) return dx_;  // first layer: nobody reads dx
+    resize_like(dx_, dy);
+    if (forward_mode_ == Mode::Training && rows > 0) {
+      const double m = static_cast<double>(rows);
+      const Eigen::ArrayXf mean_dy = (dbeta / m).cast<float>(), mean_dy_xhat = (dgamma / m).cast<float>();
+      for_row_blocks(rows, c, [&](Index, Index begin, Index end) {
+        training_dx(dy.data(), x_hat_.data(), dx_.data(), begin, end, used_, mean_dy.data(), mean_dy_xhat.data());
+      });
+    } else {
+      for_row_blocks(rows, c, [&](Index, Index begin, Index end) {
+        inference_dx(dy.data(), dx_.data(), begin, end, used_);
+      });
+    }
+    return dx_;
+  }
+
+  void infer(const Tensor& x, Tensor& y) const override {
+    check_input(x);
+    resize_like(y, x);
+    const Normalization moving =
+        normalization(moving_mean().cast<double>().array(), moving_variance().cast<double>().array());
+    // The same function as inference-mode forward: bitwise the same output.
+    for_row_blocks(rows_of(x), channels(), [&](Index, Index begin, Index end) {
+      normalize_rows(x.data(), y.data(), begin, end, moving);
+    });
+  }
+
+ private:
+  // Per channel: y = (x - center) * scale + beta and x_hat = (x - center) * inv_std,
+  // with scale = gamma * inv_std: each computed in double from the statistics, rounded once.
+  struct Normalization {
+    Eigen::ArrayXf center, inv_std, scale, beta;
+  };
+
+  Normalization normalization(const Eigen::ArrayXd& mean, const Eigen::ArrayXd& variance) const {
+    const Eigen::ArrayXd inv_std = (variance + static_cast<double>(o_.epsilon)).rsqrt();
+    return {mean.cast<float>(), inv_std.cast<float>(), (gamma().cast<double>().array() * inv_std).cast<float>(),
+            beta().array()};
+  }
+
+  // The batch's per-channel mean and biased variance, from sums of d = x - shift
+  // and d^2 with shift = the first row: var = E[d^2] - E[d]^2, both small
+  // when the shift is a value of the batch.
+  std::pair<Eigen::ArrayXd, Eigen::ArrayXd> batch_statistics(const float* x, Index rows, Index c) const {
+    const Eigen::ArrayXd shift = Eigen::Map<const Eigen::ArrayXf>(x, c).cast<double>();
+    const auto [sum_d, sum_d2] = channel_sums(rows, c, [&](Index begin, Index end, double* s_d, double* s_d2) {
+      sum_shifted(x, shift.data(), begin, end, c, s_d, s_d2);
+    });
+    const double m = static_cast<double>(rows);
+    const Eigen::ArrayXd mean_d = sum_d / m;
+    return {shift + mean_d, (sum_d2 / m - mean_d.square()).max(0.0)};
+  }
+
+  // Keras's rule, with the biased batch variance, in double, rounded once.
+  void update_moving(const Eigen::ArrayXd& mean, const Eigen::ArrayXd& variance) {
+    const double keep = static_cast<double>(o_.momentum), take = 1.0 - keep;
+    for (const auto& [p, stat] : {std::pair{&params_[2], &mean}, std::pair{&params_[3], &variance}})
+      p->value = (p->value.cast<double>().array() * keep + *stat * take).cast<float>().matrix();
+  }
+
+  // ---- row blocks -----------------------------------------------------------
+
+  // Blocks of about 8K values (32 KB of floats, in L1/L2 while a block is
+  // worked on); their positions depend on the shapes only, never on the threads.
+  static constexpr Index kBlockValues = Index{1} << 13;
+  static constexpr Index kParallelValues = Index{1} << 15;  // less work than this stays on one thread
+  static Index block_rows(Index c) { return std::max<Index>(1, kBlockValues / c); }
+
+  // fn(block, begin, end) for consecutive blocks of rows covering [0, rows).
+  template <typename Fn>
+  static void for_row_blocks(Index rows, Index c, Fn&& fn) {
+    const Index per = block_rows(c), blocks = (rows + per - 1) / per;
+#pragma omp parallel for schedule(static) if (blocks > 1 && rows * c >= kParallelValues)
+    for (Index b = 0; b < blocks; ++b) fn(b, b * per, std::min(rows, (b + 1) * per));
+  }
+
+  // Two per-channel sums over the rows, in double: add(begin, end, s1, s2)
+  // adds rows [begin, end) into s1 and s2 (C doubles each, zeroed). Each block
+  // has partial sums of its own; they are added in block order.
+  template <typename Add>
+  static std::pair<Eigen::ArrayXd, Eigen::ArrayXd> channel_sums(Index rows, Index c, Add&& add) {
+    const Index blocks = (rows + block_rows(c) - 1) / block_rows(c);
+    Eigen::ArrayXXd parts = Eigen::ArrayXXd::Zero(2 * c, std::max<Index>(blocks, 1));
+    for_row_blocks(rows, c, [&](Index b, Index begin, Index end) {
+      add(begin, end, parts.col(b).data(), parts.col(b).data() + c);
+    });
+    std::pair<Eigen::ArrayXd, Eigen::ArrayXd> sums{parts.col(0).head(c), parts.col(0).tail(c)};
+    for (Index b = 1; b < blocks; ++b) {
+      sums.first += parts.col(b).head(c);
+      sums.second += parts.col(b).tail(c);
+    }
+    return sums;
+  }
+
+  // ---- per-block kernels: rows of C contiguous channels, the channel loop innermost (vectorised)
+
+  // Forward: y = (x - center) * scale + beta. infer calls this same function.
+  static void normalize_rows(const float* __restrict x, float* __restrict y, Index begin, Index end,
+                             const Normalization& n) {
+    const Index c = n.center.size();
+    const float *center = n.center.data(), *scale = n.scale.data(), *beta = n.beta.data();
+    for (Index r = begin; r < end; ++r)
+      for (Index ch = 0; ch < c; ++ch) y[r * c + ch] = (x[r * c + ch] - center[ch]) * scale[ch] + beta[ch];
+  }
+  // What backward reads: x_hat = (x - center) * inv_std.
+  static void keep_x_hat(const float* __restrict x, float* __restrict x_hat, Index begin, Index end,
+                         const Normalization& n) {
+    const Index c = n.center.size();
+    const float *center = n.center.data(), *inv_std = n.inv_std.data();
+    for (Index r = begin; r < end; ++r)
+      for (Index ch = 0; ch < c; ++ch) x_hat[r * c + ch] = (x[r * c + ch] - center[ch]) * inv_std[ch];
+  }
+  static void sum_shifted(const float* __restrict x, const double* __restrict shift, Index begin, Index end, Index c,
+                          double* __restrict s_d, double* __restrict s_d2) {
+    for (Index r = begin; r < end; ++r)
+      for (Index ch = 0; ch < c; ++ch) {
+        const double d = static_cast<double>(x[r * c + ch]) - shift[ch];
+        s_d[ch] += d;
+        s_d2[ch] += d * d;
+      }
+  }
+
+  // Backward.
+  static void sum_dy_and_dy_x_hat(const float* __restrict dy, const float* __restrict x_hat, Index begin, Index end,
+                                  Index c, double* __restrict s_dy, double* __restrict s_dy_xhat) {
+    for (Index r = begin; r < end; ++r)
+      for (Index ch = 0; ch < c; ++ch) {
+        const double g = dy[r * c + ch];
+        s_dy[ch] += g;
+        s_dy_xhat[ch] += g * static_cast<double>(x_hat[r * c + ch]);
+      }
+  }
+  // dx = scale * (dy - (mean of dy + x_hat * mean of dy x_hat)): the batch statistics' share taken out.
+  static void training_dx(const float* __restrict dy, const float* __restrict x_hat, float* __restrict dx, Index begin,
+                          Index end, const Normalization& n, const float* __restrict mean_dy,
+                          const float* __restrict mean_dy_xhat) {
+    const Index c = n.scale.size();
+    const float* scale = n.scale.data();
+    for (Index r = begin; r < end; ++r)
+      for (Index ch = 0; ch < c; ++ch) {
+        const Index i = r * c + ch;
+        dx[i] = scale[ch] * (dy[i] - (mean_dy[ch] + x_hat[i] * mean_dy_xhat[ch]));
+      }
+  }
+  // dx = scale * dy: fixed statistics, an affine map.
+  static void inference_dx(const float* __restrict dy, float* __restrict dx, Index begin, Index end,
+                           const Normalization& n) {
+    const Index c = n.scale.size();
+    const float* scale = n.scale.data();
+    for (Index r = begin; r < end; ++r)
+      for (Index ch = 0; ch < c; ++ch) dx[r * c + ch] = scale[ch] * dy[r * c + ch];
+  }
+
+  Index channels() const { return input_shape().channels(); }
+  static Index rows_of(const Tensor& t) { return t.dimension(0) * t.dimension(1) * t.dimension(2); }
+
+  BatchNormalizationOptions o_;
+  std::array<Param, 4> params_{Param("gamma", {}), Param("beta", {}), Param("moving_mean", {}, Trainable::No),
+                               Param("moving_variance", {}, Trainable::No)};
+  Mode forward_mode_ = Mode::Training;  // the mode of the last forward, which backward follows
+  Normalization used_;                  // the statistics of the last forward
+  Tensor y_;      // (N, H, W, C)
+  Tensor x_hat_;  // (N, H, W, C) the normalised input of the last forward
+  Tensor dx_;     // (N, H, W, C)
+};
+
+}  // namespace loom

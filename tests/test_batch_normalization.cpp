@@ -1,0 +1,356 @@
+// BatchNormalization: gradients in both modes against finite differences, the
+// batch statistics and Keras's moving-average rule on hand-made numbers, a
+// double-precision reference computed here, results independent of the
+// thread count, options, a model that trains, saves and loads with it, and
+// fold_batch_norm.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "gradient_check.hpp"
+#include "loom/io/crc32.hpp"
+#include "loom/io/model_file.hpp"
+#include "loom/layers/batch_normalization.hpp"
+#include "loom/layers/fold_batch_norm.hpp"
+#include "loom/layers/relu.hpp"
+#include "loom/threads.hpp"
+#include "temp_dir.hpp"
+#include "toy_model.hpp"
+
+using namespace loom;
+using Catch::Contains;
+
+namespace {
+
+// A built layer whose gamma, beta and moving statistics differ per channel
+// and from their initial values, so a check exercises each of them.
+BatchNormalization built_bn(const Shape& input, BatchNormalizationOptions o = {}) {
+  BatchNormalization bn(o);
+  Random rng(3);
+  bn.build(input, rng);
+  const Index c = input.channels();
+  for (Index ch = 0; ch < c; ++ch) {
+    const float t = static_cast<float>(ch) / static_cast<float>(c);
+    bn.params()[0].value[ch] = 0.5f + 1.5f * t;    // gamma
+    bn.params()[1].value[ch] = -0.3f + 0.8f * t;   // beta
+    bn.params()[2].value[ch] = 0.2f - 0.5f * t;    // moving_mean
+    bn.params()[3].value[ch] = 0.4f + 2.0f * t;    // moving_variance
+  }
+  return bn;
+}
+
+// Per channel mean and biased variance of the rows of t, in double.
+struct ChannelMoments {
+  std::vector<double> mean, var;
+};
+ChannelMoments moments(const Tensor& t) {
+  const Index c = t.dimension(3), rows = t.size() / c;
+  ChannelMoments m{std::vector<double>(static_cast<std::size_t>(c), 0.0), std::vector<double>(static_cast<std::size_t>(c), 0.0)};
+  for (Index ch = 0; ch < c; ++ch) {
+    double s = 0.0, s2 = 0.0;
+    for (Index r = 0; r < rows; ++r) s += t.data()[r * c + ch];
+    const double mean = s / static_cast<double>(rows);
+    for (Index r = 0; r < rows; ++r) s2 += (t.data()[r * c + ch] - mean) * (t.data()[r * c + ch] - mean);
+    m.mean[static_cast<std::size_t>(ch)] = mean;
+    m.var[static_cast<std::size_t>(ch)] = s2 / static_cast<double>(rows);
+  }
+  return m;
+}
+
+// A conv without activation, its batch normalisation and ReLU, on the quadrant images.
+Sequential conv_bn_relu_model(std::uint64_t seed) {
+  Sequential m(Shape{8, 8, 1}, seed);
+  m.add(Conv2D({.filters = 4, .kernel = 3}));
+  m.add(BatchNormalization());
+  m.add(ReLU());
+  m.add(MaxPool2D());
+  m.add(Flatten());
+  m.add(Dense({.units = 4, .activation = Activation::Softmax}));
+  m.compile(Adam({.learning_rate = 0.01f}));
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("BatchNormalization's gradients match finite differences in training and inference", "[batch_norm][gradient_check]") {
+  const Mode mode = GENERATE(Mode::Training, Mode::Inference);
+  INFO("mode " << to_string(mode));
+  SECTION("images: per channel over the batch and the pixels") {
+    BatchNormalization bn = built_bn(Shape{3, 3, 4});
+    REQUIRE_LAYER_GRADIENTS(bn, Shape{3, 3, 4}, {.batch = 2, .mode = mode});
+  }
+  SECTION("flat features: per feature over the batch") {
+    BatchNormalization bn = built_bn(Shape{5});
+    REQUIRE_LAYER_GRADIENTS(bn, Shape{5}, {.batch = 4, .mode = mode});
+  }
+  SECTION("without an input gradient (a first layer): gamma and beta alone") {
+    BatchNormalization bn = built_bn(Shape{2, 2, 3});
+    bn.set_needs_input_gradient(false);
+    REQUIRE_LAYER_GRADIENTS(bn, Shape{2, 2, 3}, {.batch = 3, .mode = mode});
+  }
+}
+
+TEST_CASE("BatchNormalization training forward uses batch statistics and moves the moving ones by Keras's rule", "[batch_norm]") {
+  // Two features over a batch of 4: (1, 2, 3, 6) has mean 3 and biased
+  // variance 3.5; (-2, 0, 2, 4) mean 1, variance 5. Every number below is exact in float.
+  BatchNormalization bn = built_bn(Shape{2}, {.momentum = 0.75f});
+  bn.params()[2].value << 0.0f, 0.0f;
+  bn.params()[3].value << 1.0f, 1.0f;
+  const std::array<float, 8> values{1, -2, 2, 0, 3, 2, 6, 4};
+  const Tensor x = Eigen::TensorMap<const Tensor>(values.data(), 4, 1, 1, 2);
+  bn.forward(x);
+  CHECK(bn.moving_mean()[0] == 0.75f);        // 0 * 0.75 + 3 * 0.25
+  CHECK(bn.moving_mean()[1] == 0.25f);        // 0 * 0.75 + 1 * 0.25
+  CHECK(bn.moving_variance()[0] == 1.625f);   // 1 * 0.75 + 3.5 * 0.25
+  CHECK(bn.moving_variance()[1] == 2.0f);     // 1 * 0.75 + 5 * 0.25
+  bn.forward(x);
+  CHECK(bn.moving_mean()[0] == 1.3125f);      // 0.75 * 0.75 + 3 * 0.25
+  CHECK(bn.moving_variance()[1] == 2.75f);    // 2 * 0.75 + 5 * 0.25
+
+  SECTION("Keras's default momentum keeps 99%") {
+    BatchNormalization keras = built_bn(Shape{2});
+    keras.params()[2].value << 1.0f, 1.0f;
+    keras.params()[3].value << 1.0f, 1.0f;
+    keras.forward(x);
+    CHECK(keras.moving_mean()[0] == Approx(0.99 * 1 + 0.01 * 3).epsilon(1e-6));
+    CHECK(keras.moving_variance()[1] == Approx(0.99 * 1 + 0.01 * 5).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("BatchNormalization training output has per-channel mean 0 and variance 1 before gamma and beta", "[batch_norm]") {
+  Random rng(7);
+  Tensor x = testing::random_tensor(4, 5, 3, 3, rng, -2.0f, 2.0f);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] += 10.0f * static_cast<float>(i % 3);  // channel offsets 0, 10, 20
+  BatchNormalization bn(BatchNormalizationOptions{.epsilon = 1e-6f});
+  bn.build(Shape{5, 3, 3}, rng);
+  const ChannelMoments plain = moments(bn.forward(x));
+  for (std::size_t ch = 0; ch < 3; ++ch) {
+    CHECK(std::abs(plain.mean[ch]) < 1e-6);
+    CHECK(plain.var[ch] == Approx(1.0).epsilon(1e-5));
+  }
+  bn.params()[0].value.setConstant(2.0f);  // gamma: standard deviation 2
+  bn.params()[1].value.setConstant(3.0f);  // beta: mean 3
+  const ChannelMoments scaled = moments(bn.forward(x));
+  for (std::size_t ch = 0; ch < 3; ++ch) {
+    CHECK(scaled.mean[ch] == Approx(3.0).epsilon(1e-6));
+    CHECK(scaled.var[ch] == Approx(4.0).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("BatchNormalization inference uses the moving statistics and leaves them", "[batch_norm]") {
+  BatchNormalization bn = built_bn(Shape{1, 2, 3});
+  bn.set_mode(Mode::Inference);
+  const std::array<float, 12> values{1, 2, 3, 4, 5, 6, -1, -2, -3, 0.5f, 0.25f, 0.125f};
+  const Tensor x = Eigen::TensorMap<const Tensor>(values.data(), 2, 1, 2, 3);
+  const Eigen::VectorXf mean_before = bn.moving_mean(), var_before = bn.moving_variance();
+  const Tensor& y = bn.forward(x);
+  for (Index i = 0; i < x.size(); ++i) {
+    const Index ch = i % 3;
+    const double expected = bn.gamma()[ch] * (x.data()[i] - static_cast<double>(bn.moving_mean()[ch])) /
+                                std::sqrt(static_cast<double>(bn.moving_variance()[ch]) + 1e-3) +
+                            bn.beta()[ch];
+    CHECK(y.data()[i] == Approx(expected).epsilon(1e-6).margin(1e-6));
+  }
+  CHECK(bn.moving_mean() == mean_before);
+  CHECK(bn.moving_variance() == var_before);
+  Tensor inferred;
+  bn.infer(x, inferred);
+  CHECK(testing::bitwise_equal(inferred, y));
+}
+
+TEST_CASE("BatchNormalization matches a double-precision reference, forward and backward, far from zero", "[batch_norm]") {
+  // Channel means up to 400 with spreads of about 0.3: the variance must not
+  // cancel away. The reference follows the textbook chain rule through mean
+  // and variance, term by term. Tolerances allow for the float rounding of
+  // the channel's mean, which the input itself carries (half a float step at
+  // the mean, times 1 / std).
+  const Index n = 3, h = 4, w = 2, c = 5, rows = n * h * w;
+  Random rng(11);
+  Tensor x = testing::random_tensor(n, h, w, c, rng);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = x.data()[i] * 0.5f + 100.0f * static_cast<float>(i % c);
+  const Tensor dy = testing::random_tensor(n, h, w, c, rng);
+  BatchNormalization bn = built_bn(Shape{h, w, c});
+  const Tensor y = bn.forward(x);
+  const Tensor dx = bn.backward(dy);
+
+  const double eps = 1e-3, m = static_cast<double>(rows);
+  const ChannelMoments mom = moments(x);
+  for (Index ch = 0; ch < c; ++ch) {
+    const std::size_t k = static_cast<std::size_t>(ch);
+    const double mu = mom.mean[k], var = mom.var[k], g = bn.gamma()[ch], b = bn.beta()[ch];
+    const double inv_std = 1.0 / std::sqrt(var + eps);
+    const float mean_f = static_cast<float>(mu);
+    const double x_hat_err = (std::nextafter(mean_f, std::numeric_limits<float>::infinity()) - mean_f) * inv_std;
+    double dgamma = 0.0, dbeta = 0.0, dvar = 0.0, dmu = 0.0, centred_sum = 0.0;
+    for (Index r = 0; r < rows; ++r) {
+      const double xi = x.data()[r * c + ch], gi = dy.data()[r * c + ch];
+      CHECK(y.data()[r * c + ch] == Approx(g * (xi - mu) * inv_std + b).epsilon(1e-5).margin(1e-5 + g * x_hat_err));
+      dgamma += gi * (xi - mu) * inv_std;
+      dbeta += gi;
+      dvar += gi * g * (xi - mu) * -0.5 * std::pow(var + eps, -1.5);
+      dmu += gi * g * -inv_std;
+      centred_sum += -2.0 * (xi - mu);
+    }
+    dmu += dvar * centred_sum / m;
+    CHECK(bn.params()[0].grad[ch] == Approx(dgamma).epsilon(1e-5).margin(m * (1e-5 + x_hat_err)));
+    CHECK(bn.params()[1].grad[ch] == Approx(dbeta).epsilon(1e-5).margin(1e-5));
+    for (Index r = 0; r < rows; ++r) {
+      const double xi = x.data()[r * c + ch], gi = dy.data()[r * c + ch];
+      const double expected = gi * g * inv_std + dvar * 2.0 * (xi - mu) / m + dmu / m;
+      CHECK(dx.data()[r * c + ch] == Approx(expected).epsilon(1e-4).margin(g * inv_std * (1e-5 + 2 * x_hat_err)));
+    }
+    // the moving statistics took 1% of the batch's (Keras's default momentum 0.99)
+    CHECK(bn.moving_mean()[ch] == Approx(0.99 * (0.2 - 0.5 * ch / 5.0) + 0.01 * mu).epsilon(1e-6));
+    CHECK(bn.moving_variance()[ch] == Approx(0.99 * (0.4 + 2.0 * ch / 5.0) + 0.01 * var).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("BatchNormalization gives the same bits on 1 and 2 threads", "[batch_norm]") {
+  // 8 x 16 x 16 x 16: 32K values, several blocks of rows, the parallel path.
+  Random rng(5);
+  const Tensor x = testing::random_tensor(8, 16, 16, 16, rng);
+  const Tensor dy = testing::random_tensor(8, 16, 16, 16, rng);
+  struct Run {
+    Tensor y, dx, y_inference;
+    Eigen::VectorXf dgamma, dbeta, moving_mean, moving_variance;
+  };
+  const int saved = threads();
+  auto run = [&](int t) {
+    set_threads(t);
+    BatchNormalization bn = built_bn(Shape{16, 16, 16});
+    Run out;
+    out.y = bn.forward(x);
+    out.dx = bn.backward(dy);
+    out.dgamma = bn.params()[0].grad;
+    out.dbeta = bn.params()[1].grad;
+    out.moving_mean = bn.moving_mean();
+    out.moving_variance = bn.moving_variance();
+    bn.infer(x, out.y_inference);
+    return out;
+  };
+  const Run one = run(1), two = run(2);
+  set_threads(saved);
+  CHECK(testing::bitwise_equal(one.y, two.y));
+  CHECK(testing::bitwise_equal(one.dx, two.dx));
+  CHECK(testing::bitwise_equal(one.y_inference, two.y_inference));
+  CHECK(one.dgamma == two.dgamma);
+  CHECK(one.dbeta == two.dbeta);
+  CHECK(one.moving_mean == two.moving_mean);
+  CHECK(one.moving_variance == two.moving_variance);
+}
+
+TEST_CASE("BatchNormalization refuses bad options and misfit tensors", "[batch_norm]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (const float momentum : {-0.1f, 1.0f, 1.5f, nan})
+    CHECK_THROWS_WITH(BatchNormalization({.momentum = momentum}), Contains("momentum must be in [0, 1)"));
+  for (const float epsilon : {0.0f, -1e-3f, inf, nan})
+    CHECK_THROWS_WITH(BatchNormalization({.epsilon = epsilon}), Contains("epsilon must be positive and finite"));
+  CHECK_THROWS_AS(BatchNormalization({.momentum = 1.0f}), UsageError);
+  CHECK_NOTHROW(BatchNormalization({.momentum = 0.0f, .epsilon = 1e-9f}));
+
+  BatchNormalization bn = built_bn(Shape{2, 2, 3});
+  CHECK(bn.output_shape() == (Shape{2, 2, 3}));
+  CHECK_THROWS_AS(bn.forward(Tensor(2, 2, 2, 4)), ShapeError);  // 4 channels, built for 3
+  bn.forward(Tensor(2, 2, 2, 3).setZero());
+  CHECK_THROWS_AS(bn.backward(Tensor(3, 2, 2, 3).setZero()), ShapeError);  // not the last forward's batch
+}
+
+TEST_CASE("A Conv2D, BatchNormalization, ReLU model trains, saves its moving statistics and loads bit for bit", "[batch_norm][model_file]") {
+  const testing::Quadrants d = testing::quadrants(128, 3);
+  Sequential m = conv_bn_relu_model(1);
+  const std::string summary = m.summary_string();
+  CHECK_THAT(summary, Contains("batch_normalization (BatchNormalization)"));
+  CHECK_THAT(summary, Contains("Non-trainable params: 8"));  // moving mean and variance of 4 channels
+  CHECK(m.param_count() == (3 * 3 * 4 + 4) + 16 + (36 * 4 + 4));
+  CHECK(m.trainable_param_count() == m.param_count() - 8);
+
+  const History h = m.fit(d.x, d.y, {.epochs = 6, .batch_size = 16, .verbose = 0});
+  CHECK(h.epochs.back().loss < 0.7 * h.epochs.front().loss);
+  CHECK(h.epochs.back().accuracy > 0.75);
+  const auto& bn = dynamic_cast<const BatchNormalization&>(m.layer(1));
+  CHECK(bn.moving_mean().cwiseAbs().maxCoeff() > 1e-3f);  // moved from zeros
+
+  const testing::TempDir dir;
+  m.save(dir / "bn.loom");
+  Sequential back = load_model(dir / "bn.loom");
+  const auto& bn_back = dynamic_cast<const BatchNormalization&>(back.layer(1));
+  CHECK(bn_back.moving_mean() == bn.moving_mean());
+  CHECK(bn_back.moving_variance() == bn.moving_variance());
+  CHECK(bn_back.options().momentum == bn.options().momentum);
+  CHECK(bn_back.options().epsilon == bn.options().epsilon);
+  CHECK(testing::bitwise_equal(back.predict(d.x), m.predict(d.x)));
+}
+
+TEST_CASE("A model file with bad BatchNormalization options is refused", "[batch_norm][model_file]") {
+  std::vector<std::uint8_t> bytes = encode_model(conv_bn_relu_model(1));
+  // The options follow the kind and the name: momentum 0.99f becomes 1.5f.
+  const float good = 0.99f, bad = 1.5f;
+  const auto* g = reinterpret_cast<const std::uint8_t*>(&good);
+  const auto at = std::search(bytes.begin(), bytes.end(), g, g + 4);
+  REQUIRE(at != bytes.end());
+  std::memcpy(&*at, &bad, 4);
+  const std::uint32_t c = crc32(std::span<const std::uint8_t>(bytes).first(bytes.size() - 4));
+  std::memcpy(bytes.data() + bytes.size() - 4, &c, 4);
+  CHECK_THROWS_AS(decode_model(bytes), DataError);
+  CHECK_THROWS_WITH(decode_model(bytes), Contains("momentum must be in [0, 1)"));
+}
+
+TEST_CASE("fold_batch_norm drops the foldable BatchNormalization layers and predicts the same", "[batch_norm]") {
+  // conv (no activation) -> BN -> ReLU folds into one conv with ReLU; a BN
+  // after a conv with ReLU stays; dense (no activation) -> BN folds, no ReLU.
+  Sequential m(Shape{8, 8, 1}, 4);
+  m.add(Conv2D({.filters = 4, .kernel = 3}));
+  m.add(BatchNormalization());
+  m.add(ReLU());
+  m.add(MaxPool2D());
+  m.add(Conv2D({.filters = 6, .kernel = 3, .activation = Activation::ReLU}));
+  m.add(BatchNormalization());
+  m.add(Flatten());
+  m.add(Dense({.units = 8}));
+  m.add(BatchNormalization());
+  m.add(Dense({.units = 4, .activation = Activation::Softmax}));
+  m.compile(Adam({.learning_rate = 0.01f}));
+  const testing::Quadrants d = testing::quadrants(96, 9);
+  m.fit(d.x, d.y, {.epochs = 3, .batch_size = 16, .verbose = 0});  // statistics and gammas away from their start
+  const Tensor expected = m.predict(d.x);
+
+  Sequential folded = fold_batch_norm(m);
+  REQUIRE(folded.size() == 7);
+  const std::vector<std::string_view> kinds{"Conv2D", "MaxPooling2D", "Conv2D", "BatchNormalization",
+                                            "Flatten", "Dense", "Dense"};
+  for (std::size_t i = 0; i < kinds.size(); ++i) CHECK(folded.layer(i).kind() == kinds[i]);
+  CHECK(dynamic_cast<const Conv2D&>(folded.layer(0)).activation() == Activation::ReLU);
+  CHECK(dynamic_cast<const Dense&>(folded.layer(5)).activation() == Activation::None);
+  CHECK(folded.layer(0).name() == m.layer(0).name());
+  CHECK(folded.layer(3).name() == m.layer(5).name());
+  CHECK(folded.compiled());
+  CHECK(folded.param_count() == m.param_count() - 4 * 4 - 4 * 8);
+
+  const Tensor got = folded.predict(d.x);
+  REQUIRE(got.dimensions() == expected.dimensions());
+  float worst = 0.0f;
+  for (Index i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got.data()[i] - expected.data()[i]));
+  CHECK(worst < 1e-5f);
+  // the original is untouched: its BN layers and weights predict as before
+  CHECK(m.size() == 10);
+  CHECK(testing::bitwise_equal(m.predict(d.x), expected));
+}
+
+TEST_CASE("fold_batch_norm_into refuses a layer with an activation", "[batch_norm]") {
+  Random rng(1);
+  Dense relu({.units = 3, .activation = Activation::ReLU});
+  relu.build(Shape{2}, rng);
+  BatchNormalization bn;
+  bn.build(Shape{3}, rng);
+  CHECK_FALSE(can_fold_batch_norm(relu, bn));
+  CHECK_THROWS_WITH(fold_batch_norm_into(relu, bn), Contains("cannot be folded"));
+  Dense plain({.units = 3});
+  plain.build(Shape{2}, rng);
+  CHECK(can_fold_batch_norm(plain, bn));
+}
