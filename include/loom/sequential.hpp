@@ -513,20 +513,15 @@ class Sequential {
                   " of " + std::to_string(o.epochs) + " epochs done");
   }
 
-  // Inference through the first `depth` layers, each writing its own tensor
-  // of the caller's (outputs[i] for layer i); returns the last one. One
-  // tensor per layer, kept across a call's slices, is allocated once: two
-  // tensors ping-ponged between layers of different sizes were freed and
-  // allocated at every layer of every slice, and glibc hands large blocks back
-  // to the kernel, so each came back as fresh pages. A trained conv-BN-ReLU
-  // model's predict spent a third of its time in page faults that way (perf,
-  // one thread, bench/bench_batch_norm.cpp).
-  const Tensor& infer(const Tensor& x, std::vector<Tensor>& outputs, std::size_t depth) const {
-    outputs.resize(std::max(outputs.size(), depth));
+  // Inference through the first `depth` layers, ping-ponging between two
+  // scratch tensors of the caller's; returns the one holding the output.
+  const Tensor& infer(const Tensor& x, Tensor& a, Tensor& b, std::size_t depth) const {
     const Tensor* in = &x;
+    Tensor* out = &a;
     for (std::size_t i = 0; i < depth; ++i) {
-      layers_[i]->infer(*in, outputs[i]);
-      in = &outputs[i];
+      layers_[i]->infer(*in, *out);
+      in = out;
+      out = out == &a ? &b : &a;
     }
     return *in;
   }
@@ -625,15 +620,14 @@ class Sequential {
     std::exception_ptr error;
 #pragma omp parallel if (slices > 1)
     {
-      Tensor x;
-      std::vector<Tensor> outputs;  // one per layer, kept across this thread's slices
+      Tensor x, a, b;
       std::vector<Label> labels;
 #pragma omp for schedule(dynamic)
       for (Index i = 0; i < slices; ++i) {
         try {
           const Index first = begin + i * slice, count = std::min(slice, end - first);
           load(first, count, x, labels);
-          visit(i, first, infer(x, outputs, depth), labels);
+          visit(i, first, infer(x, a, b, depth), labels);
         } catch (...) {
 #pragma omp critical(loom_infer_error)
           if (!error) error = std::current_exception();
