@@ -27,7 +27,11 @@
 // the unfolded model has four more layers to resize for. With
 // MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000 (memory
 // kept by the allocator), one thread gave 27.5 ms unfolded and 24.1 ms folded
-// (1.14x): what folding saves in arithmetic alone.
+// (1.14x): what folding saves in arithmetic alone. Giving each layer a
+// scratch tensor of its own, kept across a predict's slices, so that nothing
+// is reallocated, was tried and was slower, not faster: unfolded 55-72 ms
+// against 26-37 ms with the two alternating tensors (3 alternating runs, 2
+// threads, 2026-12-01), likely its larger footprint in cache; it was not kept.
 //
 // Threads and JSON output: see the top of bench_model.cpp, which holds main().
 

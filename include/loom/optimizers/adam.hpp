@@ -11,11 +11,11 @@
 // Thread safety: step mutates the moments and the parameters: one thread at a time.
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
 
-#include "loom/mul_add.hpp"
 #include "loom/optimizers/optimizer.hpp"
 #include "loom/parallel.hpp"
 
@@ -109,28 +109,47 @@ class Adam final : public Optimizer {
                               (1.0 - std::pow(double{o_.beta1}, t)));
   }
 
-  // Values [j0, j0 + n) of parameter i, from their gradients g. Each value
-  // is computed alone, by the same instructions whether it falls in a vector
-  // or in a loop's scalar tail, so however the values are cut (for_blocks,
-  // data-parallel parts) each gets the same bits: the multiply-adds are
-  // explicit (mul_add), because a compiler fuses a * b + c into one rounding
-  // in scalar code and may leave it two in vector code (Eigen's expressions
-  // did, on AVX-512, and parts differed from whole steps in the last bit).
+  // Values [j0, j0 + n) of parameter i, from their gradients g, 16 at a
+  // time. Each value must get the same bits however the values are cut
+  // (for_blocks, data-parallel parts), so every value goes through the same
+  // vector instructions, a partial group through a zero-padded copy: the
+  // scalar tail of an ordinary loop computes differently on AVX-512 (Eigen's
+  // vector sqrt there is an approximation refined by Newton, and a compiler
+  // fuses a * b + c into one rounding in scalar code only), and data-parallel
+  // steps in parts had differed from whole steps in the last bit.
   void update(std::size_t i, Param& p, Index j0, Index n, const float* g, float lr_t) {
-    const float b1 = o_.beta1, b2 = o_.beta2, eps = o_.epsilon, c1 = 1.0f - b1, c2 = 1.0f - b2;
     float* w = p.value.data() + j0;
     float* m = m_[i].data() + j0;
     float* v = v_[i].data() + j0;
     for_blocks(n, [&](Index j, Index len) {
-      for (Index k = j; k < j + len; ++k) {
-        const float gk = g[k];
-        const float mk = mul_add(b1, m[k], c1 * gk);
-        const float vk = mul_add(b2, v[k], c2 * gk * gk);
-        m[k] = mk;
-        v[k] = vk;
-        w[k] -= lr_t * mk / (std::sqrt(vk) + eps);  // no multiply feeds an add here: nothing to fuse
+      for (Index k = j; k < j + len; k += kLanes) {
+        const Index count = std::min(kLanes, j + len - k);
+        if (count == kLanes) {
+          update_lanes(w + k, m + k, v + k, g + k, lr_t);
+          continue;
+        }
+        std::array<float, kLanes> pw{}, pm{}, pv{}, pg{};
+        std::copy_n(w + k, count, pw.data());
+        std::copy_n(m + k, count, pm.data());
+        std::copy_n(v + k, count, pv.data());
+        std::copy_n(g + k, count, pg.data());
+        update_lanes(pw.data(), pm.data(), pv.data(), pg.data(), lr_t);
+        std::copy_n(pw.data(), count, w + k);
+        std::copy_n(pm.data(), count, m + k);
+        std::copy_n(pv.data(), count, v + k);
       }
     });
+  }
+
+  static constexpr Index kLanes = 16;  // one AVX-512 vector, two AVX2 ones
+  using Lanes = Eigen::Array<float, kLanes, 1>;
+
+  void update_lanes(float* w, float* m, float* v, const float* g, float lr_t) const {
+    Eigen::Map<Lanes> wl(w), ml(m), vl(v);
+    const Eigen::Map<const Lanes> gl(g);
+    ml = o_.beta1 * ml + (1.0f - o_.beta1) * gl;
+    vl = o_.beta2 * vl + (1.0f - o_.beta2) * gl.square();
+    wl -= lr_t * ml / (vl.sqrt() + o_.epsilon);
   }
 
   AdamOptions o_;
