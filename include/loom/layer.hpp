@@ -188,12 +188,20 @@ void for_each_param(const Layer& layer, Fn&& fn) {
   for (const auto& c : layer.children()) for_each_param(static_cast<const Layer&>(*c), fn);
 }
 
+/// fn(layer, depth) for layer (at `depth`) and every layer inside it, depth
+/// first, each sublayer one deeper than its parent (summary() indents by it).
+template <typename L, typename Fn>
+  requires std::same_as<std::remove_const_t<L>, Layer>
+void for_each_nested(L& layer, Fn&& fn, int depth = 0) {
+  fn(layer, depth);
+  for (const auto& c : layer.children()) for_each_nested(static_cast<L&>(*c), fn, depth + 1);
+}
+
 /// fn(layer) for layer and every layer inside it, depth first.
 template <typename L, typename Fn>
   requires std::same_as<std::remove_const_t<L>, Layer>
 void for_each_layer(L& layer, Fn&& fn) {
-  fn(layer);
-  for (const auto& c : layer.children()) for_each_layer(static_cast<L&>(*c), fn);
+  for_each_nested(layer, [&](L& l, int) { fn(l); });
 }
 
 }  // namespace loom

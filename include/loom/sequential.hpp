@@ -159,7 +159,7 @@ class Sequential {
   void summary(std::ostream& os = std::cout) const {
     std::size_t first = 28;  // Keras's column width, wider when a layer's label needs it
     for (const auto& top : layers_)
-      visit_nested(*top, 0, [&](const Layer& l, int depth) {
+      for_each_nested(static_cast<const Layer&>(*top), [&](const Layer& l, int depth) {
         first = std::max(first, 2 * static_cast<std::size_t>(depth) + l.name().size() + l.kind().size() + 4);
       });
     const std::string rule(first + 37, '_'), double_rule(first + 37, '=');
@@ -171,7 +171,7 @@ class Sequential {
     row("Layer (type)", "Output Shape", "Param #");
     os << double_rule << '\n';
     for (std::size_t i = 0; i < layers_.size(); ++i) {
-      visit_nested(*layers_[i], 0, [&](const Layer& l, int depth) {
+      for_each_nested(static_cast<const Layer&>(*layers_[i]), [&](const Layer& l, int depth) {
         row(std::string(2 * static_cast<std::size_t>(depth), ' ') + l.name() + " (" + std::string(l.kind()) + ")",
             l.output_shape().to_string(), std::to_string(l.param_count()));
       });
@@ -530,20 +530,21 @@ class Sequential {
 
   // The generators of the layers that draw (Dropout), depth first: saved in
   // checkpoints, so a resumed run draws what an uninterrupted one would.
-  std::vector<Random::State> layer_generator_states() {
-    std::vector<Random::State> states;
-    for (auto& l : layers_)
-      for_each_layer(*l, [&](Layer& sub) {
-        if (Random* g = sub.generator()) states.push_back(g->state());
-      });
-    return states;
-  }
-  void set_layer_generator_states(const std::vector<Random::State>& states, const std::string& source) {
+  std::vector<Random*> layer_generators() {
     std::vector<Random*> generators;
     for (auto& l : layers_)
       for_each_layer(*l, [&](Layer& sub) {
         if (Random* g = sub.generator()) generators.push_back(g);
       });
+    return generators;
+  }
+  std::vector<Random::State> layer_generator_states() {
+    std::vector<Random::State> states;
+    for (const Random* g : layer_generators()) states.push_back(g->state());
+    return states;
+  }
+  void set_layer_generator_states(const std::vector<Random::State>& states, const std::string& source) {
+    const std::vector<Random*> generators = layer_generators();
     if (generators.size() != states.size())
       throw UsageError("fit: checkpoint " + source + " holds " + std::to_string(states.size()) +
                        " layer generators, the model has " + std::to_string(generators.size()));
@@ -687,13 +688,6 @@ class Sequential {
     for (const auto& l : layers_) for_each_layer(static_cast<const Layer&>(*l), count);
     for_each_layer(adding, count);
     return same == 0 ? std::string(stem) : std::string(stem) + "_" + std::to_string(same);
-  }
-
-  // fn(layer, depth) for top and its sublayers, depth first.
-  template <typename Fn>
-  static void visit_nested(const Layer& top, int depth, Fn&& fn) {
-    fn(top, depth);
-    for (const auto& c : top.children()) visit_nested(*c, depth + 1, fn);
   }
 
   static std::string with_commas(Index v) {
