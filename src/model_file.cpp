@@ -32,6 +32,7 @@ using Tag = std::array<char, 4>;
 
 constexpr detail::FrameKind kModelFrame{"loom model file", {'L', 'O', 'O', 'M', 'M', 'O', 'D', 'L'}, kModelFormatVersion};
 constexpr std::size_t kMaxName = 1024;   // layer names, kinds, optimizer names
+constexpr std::size_t kMaxText = std::size_t{1} << 26;  // a callback's text (the CSV log a CSVLogger appends to)
 // Limits on what a file may describe, far beyond any model loom trains, so a
 // hostile file cannot make the loader allocate without bound.
 constexpr Index kMaxInputValues = Index{1} << 30;  // values in one input sample
@@ -146,11 +147,26 @@ void put_training(ByteWriter& w, const TrainingState& t) {
   w.put(t.validation_split);
   w.put<std::uint64_t>(t.order.size());
   for (Index i : t.order) w.put<std::int64_t>(i);
-  // Written only when some layer draws, so checkpoints of other models keep their bytes.
-  if (!t.layer_generators.empty()) {
-    w.put<std::uint32_t>(static_cast<std::uint32_t>(t.layer_generators.size()));
-    for (const Random::State& g : t.layer_generators)
-      for (std::uint64_t s : g) w.put(s);
+  // Optional trailing fields, written only when used, so checkpoints of runs
+  // without them keep their bytes: the layers' generators (a layer draws),
+  // then whether a callback stopped the run and the callbacks' states.
+  const bool callbacks = t.stopped || !t.callback_states.empty();
+  if (t.layer_generators.empty() && !callbacks) return;
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(t.layer_generators.size()));
+  for (const Random::State& g : t.layer_generators)
+    for (std::uint64_t s : g) w.put(s);
+  if (!callbacks) return;
+  w.put<std::uint8_t>(t.stopped ? 1 : 0);
+  w.put<std::uint32_t>(static_cast<std::uint32_t>(t.callback_states.size()));
+  for (const CallbackState& c : t.callback_states) {
+    w.put<std::uint32_t>(static_cast<std::uint32_t>(c.numbers.size()));
+    for (double x : c.numbers) w.put(x);
+    w.put<std::uint32_t>(static_cast<std::uint32_t>(c.arrays.size()));
+    for (const Eigen::VectorXf& a : c.arrays) {
+      w.put<std::uint64_t>(static_cast<std::uint64_t>(a.size()));
+      w.put_floats({a.data(), static_cast<std::size_t>(a.size())});
+    }
+    w.put_string(c.text);
   }
 }
 
@@ -301,6 +317,23 @@ TrainingState decode_training(ByteReader& r) {
     t.layer_generators.resize(generators);
     for (Random::State& g : t.layer_generators)
       for (std::uint64_t& s : g) s = r.get<std::uint64_t>("layer generator state");
+  }
+  if (!r.done()) {
+    t.stopped = r.get<std::uint8_t>("stopped flag") != 0;
+    const auto callbacks = r.get<std::uint32_t>("callback count");
+    r.need_items(callbacks, 12, "callback states");
+    t.callback_states.resize(callbacks);
+    for (CallbackState& c : t.callback_states) {
+      const auto numbers = r.get<std::uint32_t>("callback number count");
+      r.need_items(numbers, 8, "callback numbers");
+      c.numbers.resize(numbers);
+      for (double& x : c.numbers) x = r.get<double>("callback number");
+      const auto arrays = r.get<std::uint32_t>("callback array count");
+      r.need_items(arrays, 8, "callback arrays");
+      c.arrays.resize(arrays);
+      for (Eigen::VectorXf& a : c.arrays) r.get_floats(a, r.get<std::uint64_t>("callback array length"), "callback array");
+      c.text = r.get_string("callback text", kMaxText);
+    }
   }
   r.expect_end("TRNG section");
   return t;

@@ -48,10 +48,7 @@
 #include "loom/random.hpp"
 #include "loom/threads.hpp"
 #include "loom/training/fit_options.hpp"
-#include "loom/training/checkpoint_state.hpp"
-#include "loom/training/data_parallel.hpp"
 #include "loom/training/history.hpp"
-#include "loom/training/progress.hpp"
 
 namespace loom {
 
@@ -247,90 +244,9 @@ class Sequential {
   /// Trains for o.epochs over data and returns their History (also kept as
   /// history(), and saved with the model). With o.checkpoint, writes a
   /// checkpoint after every epoch and resumes from one it finds. With
-  /// o.collective, trains data-parallel with the other ranks (FitOptions).
-  History fit(const Samples& data, const FitOptions& o = {}) {
-    require_compiled("fit");
-    const FlushDenormals flush;
-    check_fit_options(o);
-    std::optional<DataParallel> parallel;
-    if (o.collective) parallel.emplace(*o.collective, *optimizer_);
-    DataParallel* const dp = parallel ? &*parallel : nullptr;
-    const bool leader = !dp || dp->leader();
-    check_samples(data, "fit");
-    const Index n = data.size();
-    const Index n_train = static_cast<Index>(static_cast<double>(n) * (1.0 - o.validation_split));
-    if (n_train <= 0)
-      throw DataError("fit: validation_split " + std::to_string(o.validation_split) + " of " + std::to_string(n) +
-                      " samples leaves none for training");
-    if (o.validation_data) check_samples(*o.validation_data, "fit (validation data)");
-    const Index steps = (n_train + o.batch_size - 1) / o.batch_size;
-
-    TrainingState run{.samples = n, .batch_size = o.batch_size, .seed = o.seed, .shuffle = o.shuffle,
-                      .validation_split = o.validation_split};
-    run.order.resize(static_cast<std::size_t>(n_train));
-    std::iota(run.order.begin(), run.order.end(), Index{0});
-    Random rng(o.seed);
-    Progress progress(o.log ? *o.log : std::cerr, leader ? o.verbose : 0);
-    history_ = {};
-    if (dp) dp->broadcast_weights(weights_);  // moving statistics too: every rank starts alike
-    if (!o.checkpoint.empty()) resume(o, run, rng, progress, dp);
-
-    std::vector<Label> labels(static_cast<std::size_t>(std::min(o.batch_size, n_train)));
-    for (int epoch = run.epochs_done + 1; epoch <= o.epochs; ++epoch) {
-      if (o.shuffle) rng.shuffle(std::span<Index>(run.order));
-      const auto t0 = Progress::Clock::now();
-      progress.begin_epoch(epoch, o.epochs, steps);
-      double loss_sum = 0.0;
-      Index correct = 0, seen = 0, skipped = 0;
-      for (Index b = 0; b < steps; ++b) {
-        const Index begin = b * o.batch_size, count = std::min(o.batch_size, n_train - begin);
-        const std::span<const Index> idx(run.order.data() + begin, static_cast<std::size_t>(count));
-        BatchScore s;
-        if (const std::string where = dp ? shared_batch(data, idx, labels, *dp, s) : own_batch(data, idx, labels, s);
-            !where.empty()) {
-          if (o.on_non_finite == NonFinite::Stop) {
-            if (dp) dp->gather_optimizer_state(params_, *optimizer_);  // every rank stops here alike
-            throw NumericError("fit: epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1) + " of " +
-                               std::to_string(steps) + ": " + where +
-                               "; training stopped (FitOptions::on_non_finite = NonFinite::SkipBatch skips such batches)");
-          }
-          ++skipped;
-          continue;
-        }
-        if (dp) dp->step(params_, *optimizer_);
-        else step();
-        loss_sum += s.loss_sum;
-        correct += s.correct;
-        seen += count;
-        progress.update(b + 1, mean(loss_sum, seen), mean(static_cast<double>(correct), seen));
-      }
-      EpochRecord r;
-      r.epoch = epoch;
-      r.loss = mean(loss_sum, seen);
-      r.accuracy = mean(static_cast<double>(correct), seen);
-      r.skipped_batches = skipped;
-      if (o.validation_data || n_train < n) {
-        const Evaluation v = o.validation_data ? validate(*o.validation_data, 0, o.validation_data->size(), dp)
-                                               : validate(data, n_train, n, dp);
-        r.val_loss = v.loss;
-        r.val_accuracy = v.accuracy;
-      }
-      r.seconds = Progress::seconds_since(t0);
-      if (dp) {
-        r.seconds = dp->leader_value(r.seconds);  // the History is the same on every rank
-        dp->gather_optimizer_state(params_, *optimizer_);  // whole in checkpoints and saved models
-      }
-      progress.end_epoch(r);
-      history_.epochs.push_back(r);
-      if (!o.checkpoint.empty()) {
-        run.epochs_done = epoch;
-        run.shuffle_state = rng.state();
-        run.layer_generators = layer_generator_states();
-        if (leader) write_checkpoint(*this, run, o.checkpoint);
-      }
-    }
-    return history_;
-  }
+  /// o.collective, trains data-parallel with the other ranks; o.callbacks
+  /// are called along the way (FitOptions). The loop is training/fit_loop.hpp.
+  History fit(const Samples& data, const FitOptions& o = {});
 
   History fit(const Tensor& x, std::span<const Label> y, const FitOptions& o = {}) {
     return fit(TensorSamples(x, y, input_), o);
@@ -401,6 +317,8 @@ class Sequential {
   }
 
  private:
+  friend class FitLoop;  // training/fit_loop.hpp: the training loop, with access to the parameters and optimizer
+
   // The output of the first `depth` layers for every sample, (N, that layer's output shape);
   // the body of predict and embed.
   Tensor layer_outputs(const Tensor& x, std::size_t depth, Index batch_size, const char* what) const {
@@ -453,64 +371,6 @@ class Sequential {
   static bool all_finite(const Tensor& t) { return all_finite(t.data(), t.size()); }
   static double mean(double sum, Index count) {
     return count > 0 ? sum / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
-  }
-
-  // One batch of fit in this process alone: gather, forward, loss and
-  // backward. Returns where a value is not finite, empty when all are.
-  std::string own_batch(const Samples& data, std::span<const Index> idx, std::vector<Label>& labels, BatchScore& s) {
-    const std::span<Label> y(labels.data(), idx.size());
-    data.gather(idx, batch_, y);
-    forward(batch_);
-    s = loss_and_backward(y);
-    return non_finite_in_last_batch(batch_, s);
-  }
-
-  // The same for one rank of a data-parallel fit: its share of the global
-  // batch idx, then the gradients and s summed over every rank. Every rank
-  // returns empty or not alike (the decision is made on the summed values);
-  // the rank where the value appeared names its place.
-  std::string shared_batch(const Samples& data, std::span<const Index> idx, std::vector<Label>& labels,
-                           DataParallel& dp, BatchScore& s) {
-    const Share mine = dp.share(static_cast<Index>(idx.size()));
-    BatchScore local;
-    if (mine.count > 0) {
-      const std::span<Label> y(labels.data(), static_cast<std::size_t>(mine.count));
-      data.gather(idx.subspan(static_cast<std::size_t>(mine.first), y.size()), batch_, y);
-      forward(batch_);
-      local = loss_and_backward(y);
-    }
-    s = local;
-    if (dp.reduce_gradients(params_, mine.count, static_cast<Index>(idx.size()), s)) return {};
-    const std::string where = mine.count > 0 ? non_finite_in_last_batch(batch_, local) : std::string();
-    return dp.where_not_finite(where);
-  }
-
-  // Validation of an epoch: this process alone, or each rank scores its share
-  // and the sums are added up, the same on every rank.
-  Evaluation validate(const Samples& data, Index begin, Index end, DataParallel* dp) const {
-    if (!dp) return evaluate_range(data, begin, end);
-    const Share mine = dp->share(end - begin);
-    const BatchScore sums =
-        dp->reduce_score(mine.count > 0 ? score_range(data, begin + mine.first, begin + mine.first + mine.count)
-                                        : BatchScore{});
-    const double n = static_cast<double>(end - begin);
-    return {sums.loss_sum / n, static_cast<double>(sums.correct) / n};
-  }
-
-  // Loads o.checkpoint when it exists and belongs to this run (else the
-  // model is left alone and fit throws). A checkpoint that cannot be written
-  // fails here, not after the first epoch.
-  // Distributed: rank 0 reads the file and every rank restores its bytes.
-  void resume(const FitOptions& o, TrainingState& run, Random& rng, Progress& progress, DataParallel* dp) {
-    const std::optional<TrainingState> saved =
-        dp ? dp->restore_checkpoint(*this, o.checkpoint, run) : restore_checkpoint(*this, o.checkpoint, &run);
-    if (!dp || dp->leader()) check_writable(o.checkpoint);
-    if (!saved) return;
-    run = *saved;
-    rng.set_state(run.shuffle_state);
-    set_layer_generator_states(run.layer_generators, o.checkpoint.string());
-    progress.note("Resuming from checkpoint " + o.checkpoint.string() + ": " + std::to_string(run.epochs_done) +
-                  " of " + std::to_string(o.epochs) + " epochs done");
   }
 
   // Inference through the first `depth` layers, ping-ponging between two
@@ -643,19 +503,6 @@ class Sequential {
       throw UsageError(std::string(what) + " called before compile: call model.compile(optimizer, loss, metrics) first");
   }
 
-  void check_fit_options(const FitOptions& o) const {
-    if (o.batch_size <= 0) throw UsageError("fit: batch_size must be positive, got " + std::to_string(o.batch_size));
-    if (o.epochs < 0) throw UsageError("fit: epochs must not be negative, got " + std::to_string(o.epochs));
-    if (!(o.validation_split >= 0.0 && o.validation_split < 1.0))
-      throw UsageError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
-    if (o.validation_data && o.validation_split > 0.0)
-      throw UsageError("fit: give validation_data or validation_split, not both");
-    if (o.verbose < 0 || o.verbose > 2) throw UsageError("fit: verbose must be 0, 1 or 2, got " + std::to_string(o.verbose));
-    if (o.collective && o.batch_size < o.collective->size())
-      throw UsageError("fit: batch_size " + std::to_string(o.batch_size) + " is the global batch, shared by " +
-                       std::to_string(o.collective->size()) + " ranks; give at least one sample per rank");
-  }
-
   void check_sample_shape(const Samples& data, const char* what) const {
     if (data.size() <= 0) throw DataError(std::string(what) + ": the data set is empty");
     if (data.shape() != input_)
@@ -707,11 +554,12 @@ class Sequential {
   const Tensor* last_output_ = nullptr;  // what the last forward returned (owned by the last layer)
   std::vector<const Tensor*> outputs_;    // every layer's output of the last forward (owned by the layers)
   History history_;
-  Tensor batch_;  // (B, input) the current training batch
   Tensor dout_;   // (B, K) dL/d(output or logits)
 };
 
 }  // namespace loom
 
-// Sequential::embed, last so that it sees the whole class (as model_file.hpp does with Sequential).
-#include "loom/search/embed.hpp"  // IWYU pragma: export
+// Sequential::fit and Sequential::embed, last so that they see the whole class
+// (as model_file.hpp does with Sequential).
+#include "loom/training/fit_loop.hpp"  // IWYU pragma: export
+#include "loom/search/embed.hpp"      // IWYU pragma: export

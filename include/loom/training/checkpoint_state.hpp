@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "loom/random.hpp"
+#include "loom/training/callback.hpp"
 #include "loom/tensor.hpp"
 
 namespace loom {
@@ -20,6 +21,8 @@ struct TrainingState {
   Random::State shuffle_state{};   // fit's shuffling generator after those epochs
   std::vector<Index> order;        // the training samples' order after those epochs' shuffles
   std::vector<Random::State> layer_generators;  // the generators of layers that draw (Dropout), depth first
+  bool stopped = false;                         // a callback stopped training after epochs_done
+  std::vector<CallbackState> callback_states;   // FitOptions::callbacks' state(), in order
 
   // The run it belongs to: resuming under other settings is refused.
   Index samples = 0;               // samples given to fit, validation included

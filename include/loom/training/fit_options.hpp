@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <ostream>
+#include <vector>
 
 #include "loom/data/samples.hpp"
 #include "loom/tensor.hpp"
+#include "loom/training/callback.hpp"
 #include "loom/training/collective.hpp"
 
 namespace loom {
@@ -46,6 +48,9 @@ struct FitOptions {
   // 0 prints progress and reads and writes the checkpoint. Not owned; nullptr
   // (the default) trains in this process alone.
   Collective* collective = nullptr;
+  // Called at the points training/callback.hpp lists, in this order; not
+  // owned, must outlive fit. Their state is kept in checkpoints.
+  std::vector<Callback*> callbacks;
 };
 
 }  // namespace loom

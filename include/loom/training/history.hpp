@@ -3,8 +3,10 @@
 //
 // Thread safety: a plain value; const members are safe from many threads.
 
+#include <algorithm>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -37,16 +39,25 @@ struct History {
   void write_csv(const std::string& path) const {
     std::ofstream f(path);
     if (!f) throw IoError("History::write_csv: cannot open " + path + " for writing");
-    f << "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n";
+    f << csv_header() << csv_rows();
+    if (!f.flush()) throw IoError("History::write_csv: writing " + path + " failed");
+  }
+  static std::string csv_header(char sep = ',') {
+    std::string h = "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n";
+    std::replace(h.begin(), h.end(), ',', sep);
+    return h;
+  }
+  std::string csv_rows(char sep = ',') const {
+    std::ostringstream f;
     f.precision(9);
     for (const EpochRecord& e : epochs) {
-      f << e.epoch << ',' << e.loss << ',' << e.accuracy << ',';
+      f << e.epoch << sep << e.loss << sep << e.accuracy << sep;
       if (e.val_loss) f << *e.val_loss;
-      f << ',';
+      f << sep;
       if (e.val_accuracy) f << *e.val_accuracy;
-      f << ',' << e.seconds << '\n';
+      f << sep << e.seconds << '\n';
     }
-    if (!f.flush()) throw IoError("History::write_csv: writing " + path + " failed");
+    return f.str();
   }
 };
 
