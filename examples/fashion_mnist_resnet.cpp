@@ -19,45 +19,15 @@
 //                        [--seed 7] [--threads N] [--verbose 0|1|2] [--save FILE]
 
 #include "loom/loom.hpp"
+#include "loom/models/small_resnet.hpp"
 #include "loom/training/example_program.hpp"
 
 namespace {
 
-using namespace loom;
-
-Conv2D conv3x3(Index filters, Index strides = 1) {
-  return Conv2D({.filters = filters, .kernel = 3, .strides = strides, .padding = Padding::Same});
-}
-
-// conv-BN-ReLU-conv-BN, plus the shortcut, then ReLU. A block that changes the
-// size or the channels projects its shortcut with a strided 1x1 conv and BN.
-Residual basic_block(Index in_filters, Index filters, Index strides = 1) {
-  Residual block({.activation = Activation::ReLU});
-  block.add(conv3x3(filters, strides));
-  block.add(BatchNormalization());
-  block.add(ReLU());
-  block.add(conv3x3(filters));
-  block.add(BatchNormalization());
-  if (strides != 1 || in_filters != filters) {
-    block.add_shortcut(Conv2D({.filters = filters, .kernel = 1, .strides = strides}));
-    block.add_shortcut(BatchNormalization());
-  }
-  return block;
-}
-
-Sequential small_resnet(std::uint64_t seed) {
-  Sequential model(Shape{28, 28, 1}, seed);
-  model.add(conv3x3(32));
-  model.add(BatchNormalization());
-  model.add(ReLU());
-  model.add(MaxPool2D({.pool = 2}));
-  model.add(basic_block(32, 32));
-  model.add(basic_block(32, 64, 2));
-  model.add(basic_block(64, 64));
-  model.add(GlobalAveragePooling2D());
-  model.add(Dropout(0.3f));
-  model.add(Dense({.units = 10, .activation = Activation::Softmax}));
-  model.compile(Adam(), SparseCategoricalCrossentropy(), {"accuracy"});
+// The network is models/small_resnet.hpp (shared with the best recipe), compiled as Keras would by default.
+loom::Sequential small_resnet(std::uint64_t seed) {
+  loom::Sequential model = loom::models::small_resnet(seed, {.width = 32, .dropout = 0.3f});
+  model.compile(loom::Adam(), loom::SparseCategoricalCrossentropy(), {"accuracy"});
   return model;
 }
 

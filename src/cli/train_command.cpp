@@ -27,7 +27,7 @@ const std::string kUsage = std::string(
     "Trains the Keras Fashion-MNIST CNN and writes MODEL (weights, optimizer state and\n"
     "history) and MODEL's history as CSV beside it (model.loom -> model.history.csv).\n"
     "  --out PATH       where to write the model (required; its directory is created)\n") +
-    cli::TrainingFlags::help +
+    cli::TrainingFlags{}.help() +
     "  --validation WHAT  scored after every epoch as val_loss/val_accuracy: \"test\" (the test\n"
     "                   set, as Keras's validation_data; the default), \"none\", or a fraction\n"
     "                   held out of the training images, e.g. 0.1\n"

@@ -43,19 +43,21 @@ struct TrainingFlags {
   int verbose = 1;
   bool distributed = false;
 
-  static constexpr const char* help =
-      "  --epochs N       training epochs (default 5)\n"
-      "  --batch-size N   samples per batch (default 32)\n"
-      "  --limit N        train on the first N training images only\n"
-      "  --data DIR       folder with the Fashion-MNIST IDX files (default: $LOOM_DATA_DIR,\n"
-      "                   ./data/fashion-mnist, /usr/share/datasets/fashion-mnist)\n"
-      "  --seed N         seed of weights and shuffling (default 7)\n"
-      "  --threads N      threads (default: all cores; with --distributed, the cores\n"
-      "                   shared equally among the ranks on each host)\n"
-      "  --verbose N      0 silent, 1 progress bar, 2 one line per epoch (default 1)\n"
-      "  --distributed    data-parallel training over MPI, launched with mpirun -np N:\n"
-      "                   --batch-size is the global batch, shared by the ranks; only\n"
-      "                   rank 0 prints and writes files (docs/distributed.md)\n";
+  /// The flags' help, with these values as the defaults.
+  std::string help() const {
+    return "  --epochs N       training epochs (default " + std::to_string(epochs) + ")\n"
+           "  --batch-size N   samples per batch (default " + std::to_string(batch_size) + ")\n"
+           "  --limit N        train on the first N training images only\n"
+           "  --data DIR       folder with the Fashion-MNIST IDX files (default: $LOOM_DATA_DIR,\n"
+           "                   ./data/fashion-mnist, /usr/share/datasets/fashion-mnist)\n"
+           "  --seed N         seed of weights and shuffling (default " + std::to_string(seed) + ")\n"
+           "  --threads N      threads (default: all cores; with --distributed, the cores\n"
+           "                   shared equally among the ranks on each host)\n"
+           "  --verbose N      0 silent, 1 progress bar, 2 one line per epoch (default 1)\n"
+           "  --distributed    data-parallel training over MPI, launched with mpirun -np N:\n"
+           "                   --batch-size is the global batch, shared by the ranks; only\n"
+           "                   rank 0 prints and writes files (docs/distributed.md)\n";
+  }
 
   /// Takes the value of flag when it is one of these; false when it is not.
   bool take(const std::string& flag, const char* v) {

@@ -30,21 +30,44 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "loom/cli.hpp"
 #include "loom/io/model_file.hpp"
 #include "loom/sequential.hpp"
+#include "loom/training/callback.hpp"
 #include "loom/training/command_line.hpp"
 
 namespace loom::cli {
 
+/// What a run is: what a model whose schedule spans the run (one-cycle) needs to know.
+struct RunSpec {
+  std::uint64_t seed = 0;
+  int epochs = 0;
+  Index batch_size = 0;
+  Index train_samples = 0;
+  Index steps() const { return epochs * ((train_samples + batch_size - 1) / batch_size); }  // optimizer steps
+};
+
 /// Builds the (compiled) model from the run's seed.
 using ModelBuilder = std::function<Sequential(std::uint64_t seed)>;
+/// The same from the whole run.
+using RunModelBuilder = std::function<Sequential(const RunSpec&)>;
 
 struct ExampleOptions {
   std::string program;      // its name, for usage and errors
   std::string description;  // one line for the usage text
   bool round_trip = false;  // save, load and compare even without --save (to a temporary file)
+  TrainingFlags defaults;   // the flags' defaults (epochs 5, batch 32, seed 7)
+  // Flags of the program's own, with their help: flag(name, value) takes one and returns true.
+  std::string extra_help;
+  std::function<bool(const std::string&, const char*)> extra_flag;
+  // Changes fit's options before training (augmentation, callbacks).
+  std::function<void(FitOptions&)> configure_fit;
+  // Scores the test set after every epoch, outside the timed training (the
+  // JSON line then has epoch_seconds and epoch_test_accuracy): to see when an
+  // accuracy is reached. Never used to choose anything.
+  bool score_each_epoch = false;
 };
 
 /// Saves model to path, loads it back and checks that it predicts data bit
@@ -59,20 +82,52 @@ inline void check_round_trip(const Sequential& model, const std::filesystem::pat
               static_cast<long long>(data.size()));
 }
 
-inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions& o, const ModelBuilder& build) {
+/// The test set's accuracy after every epoch, and the time spent scoring it
+/// (which the program takes out of the training time).
+class EpochTestScore final : public Callback {
+ public:
+  explicit EpochTestScore(const Samples& test) : test_(test) {}
+  void on_epoch_end(const EpochRecord&, TrainingContext& c) override {
+    const auto t0 = std::chrono::steady_clock::now();
+    accuracy_.push_back(c.model().evaluate(test_).accuracy);
+    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  const std::vector<double>& accuracy() const { return accuracy_; }
+  double seconds() const { return seconds_; }
+
+ private:
+  const Samples& test_;
+  std::vector<double> accuracy_;
+  double seconds_ = 0.0;
+};
+
+inline std::string json_list(const std::vector<double>& v, const char* format) {
+  std::string s = "[";
+  char buf[32];
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    std::snprintf(buf, sizeof buf, format, v[i]);
+    s += (i ? ", " : "") + std::string(buf);
+  }
+  return s + "]";
+}
+
+inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions& o, const RunModelBuilder& build) {
   return run_main(o.program, [&] {
-    const std::string usage = "usage: " + o.program + " [options]\n" + o.description + "\n" + TrainingFlags::help +
+    TrainingFlags args = o.defaults;
+    const std::string usage = "usage: " + o.program + " [options]\n" + o.description + "\n" + args.help() +
+                              o.extra_help +
                               "  --save FILE      save the trained model there, load it back and compare its\n"
                               "                   predictions bit for bit" +
                               (o.round_trip ? " (default: a temporary file)\n" : "\n");
-    TrainingFlags args;
     std::optional<std::filesystem::path> save;
     parse_args(
         argc, argv, 1, usage, {"--distributed"},
         [&](const std::string& flag, const char* v) {
-          if (flag != "--save") return args.take(flag, v);
-          save = v;
-          return true;
+          if (flag == "--save") {
+            save = v;
+            return true;
+          }
+          return args.take(flag, v) || (o.extra_flag && o.extra_flag(flag, v));
         },
         [&](const std::string& arg) { throw UsageError("unexpected argument \"" + arg + "\"\n" + usage); });
     if (save) check_writable(*save);  // before the training, not after it
@@ -86,23 +141,35 @@ inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions
                 << " test images, " << threads() << " threads"
                 << (world ? " per rank, " + std::to_string(ranks) + " ranks" : "") << "\n";
 
-    Sequential model = build(args.seed);
+    Sequential model = build({args.seed, args.epochs, args.batch_size, train.size()});
     if (leader) model.summary();
 
+    FitOptions fit{.epochs = args.epochs, .batch_size = args.batch_size, .seed = args.seed, .verbose = args.verbose,
+                   .collective = world.get()};
+    if (o.configure_fit) o.configure_fit(fit);
+    EpochTestScore scores(test);
+    if (o.score_each_epoch) fit.callbacks.push_back(&scores);
     const auto t0 = std::chrono::steady_clock::now();
-    const History history = model.fit(train, {.epochs = args.epochs, .batch_size = args.batch_size, .seed = args.seed,
-                                              .verbose = args.verbose, .collective = world.get()});
-    const double train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const History history = model.fit(train, fit);
+    const double train_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() - scores.seconds();
     if (!leader) return 0;  // every rank holds the same model; rank 0 reports
 
     const Evaluation e = model.evaluate(test);
     std::printf("Test accuracy: %.4f, test loss: %.4f\n", e.accuracy, e.loss);
     const double images = static_cast<double>(train.size()) * static_cast<double>(history.epochs.size());
+    std::string extra;
+    if (o.score_each_epoch) {
+      std::vector<double> seconds;
+      for (const EpochRecord& r : history.epochs) seconds.push_back(r.seconds);
+      extra += ", \"epoch_seconds\": " + json_list(seconds, "%.3f") +
+               ", \"epoch_test_accuracy\": " + json_list(scores.accuracy(), "%.4f");
+    }
     std::printf(
         "{\"test_accuracy\": %.4f, \"test_loss\": %.4f, \"params\": %lld, \"epochs\": %d, \"train_seconds\": %.2f, "
-        "\"train_images_per_second\": %.0f, \"ranks\": %d}\n",
+        "\"train_images_per_second\": %.0f, \"ranks\": %d%s}\n",
         e.accuracy, e.loss, static_cast<long long>(model.param_count()), args.epochs, train_seconds,
-        images / train_seconds, ranks);
+        images / train_seconds, ranks, extra.c_str());
     if (save) {
       check_round_trip(model, *save, test);
     } else if (o.round_trip) {
@@ -113,6 +180,11 @@ inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions
     }
     return 0;
   });
+}
+
+/// The same for a model that needs only the seed.
+inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions& o, const ModelBuilder& build) {
+  return run_fashion_mnist_example(argc, argv, o, RunModelBuilder([&](const RunSpec& r) { return build(r.seed); }));
 }
 
 }  // namespace loom::cli

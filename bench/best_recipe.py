@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""The best Fashion-MNIST recipe: its seeds, its ablation and PyTorch's time to the same accuracy, in one run.
+
+Runs, one child at a time (never at once), each with the same thread count:
+
+  loom     build/examples/fashion_mnist_best --seed S   for every --seeds S
+           (and, with --ablation, once per variant that leaves one ingredient
+           out, at the first seed)
+  PyTorch  bench/recipe_pytorch.py (with --pytorch): the same recipe, in the
+           layout --layout names (first a one-epoch probe of both layouts on
+           --probe-images images picks the faster when --layout is "faster")
+
+Both print per-epoch test accuracy, scored outside the timed training loop
+and never used to choose anything. The report: each loom run's final test
+accuracy (and with flip test-time augmentation), minutes of training; the
+median over seeds against the targets; PyTorch's training time until its
+test accuracy first reaches loom's median (time to the same accuracy), and
+the ratio. One JSON line on stdout (also written to --json-out), tables on
+stderr (--markdown for docs/best-recipe.md).
+
+  /usr/bin/python3 bench/best_recipe.py --seeds 1,2,3              # the targets: about 45 minutes
+  /usr/bin/python3 bench/best_recipe.py --seeds 1 --pytorch        # one loom run and PyTorch's
+  /usr/bin/python3 bench/best_recipe.py --seeds 1 --ablation       # what each ingredient adds (one seed)
+  /usr/bin/python3 bench/best_recipe.py --seeds 1 --epochs 1 --limit 6000   # a quick check
+
+Targets (issue "a modern training recipe"): median test accuracy >= 0.940 at
+the final epoch over 3 seeds, >= 0.945 with flip TTA, each run <= 15 minutes
+of training on 2 threads; PyTorch >= 2x loom's time to the same accuracy.
+Exit status: 0 when every child succeeded (1 with --check when a target
+failed), 2 on a usage or child error.
+"""
+import argparse
+import datetime
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402
+from benchlib import die, fmt, verdict  # noqa: E402
+
+# Each variant turns one ingredient off (flags of fashion_mnist_best).
+ABLATION = {
+    "no augmentation": ["--augment", "none"],
+    "no random erasing": ["--augment", "crop,flip"],
+    "no label smoothing": ["--label-smoothing", "0"],
+    "no weight decay": ["--weight-decay", "0"],
+    "constant learning rate": ["--schedule", "constant"],
+}
+
+
+def time_to(accuracy, run):
+    """Training seconds until the run's test accuracy first reaches `accuracy` (None: never)."""
+    spent = 0.0
+    for seconds, acc in zip(run["epoch_seconds"], run["epoch_test_accuracy"]):
+        spent += seconds
+        if acc >= accuracy:
+            return spent
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    bl.add_common_args(ap)
+    ap.add_argument("--seeds", default="1,2,3", help="comma-separated seeds of the loom runs (default 1,2,3)")
+    ap.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
+    ap.add_argument("--limit", type=int, help="train on the first N images only (a quick check; no targets)")
+    ap.add_argument("--ablation", action="store_true", help="also run each variant without one ingredient")
+    ap.add_argument("--pytorch", action="store_true", help="also run the recipe in PyTorch")
+    ap.add_argument("--layout", default="faster", choices=("faster",) + bl.LAYOUTS)
+    ap.add_argument("--probe-images", type=int, default=12800, help="images of the layout probe (default 12800)")
+    ap.add_argument("--binary", default=os.path.join(bl.ROOT, "build", "examples", "fashion_mnist_best"))
+    a = ap.parse_args()
+    try:
+        seeds = [int(s) for s in a.seeds.split(",") if s]
+    except ValueError:
+        die(f"--seeds: expected comma-separated integers, got {a.seeds!r}")
+    if not seeds:
+        die("--seeds: give at least one seed")
+    binary = bl.executable(a.binary, "fashion_mnist_best")
+
+    started, load_before = datetime.datetime.now(), list(os.getloadavg())
+    common = ["--threads", str(a.threads)]
+    if a.epochs:
+        common += ["--epochs", str(a.epochs)]
+    if a.limit:
+        common += ["--limit", str(a.limit)]
+
+    def loom(seed, extra=()):
+        out, _, _ = bl.run_child(f"loom seed {seed}", [binary, "--seed", str(seed), "--verbose", "2", *common, *extra],
+                                 a.threads)
+        return out
+
+    runs = [loom(s) for s in seeds]
+    ablation = {name: loom(seeds[0], flags) for name, flags in ABLATION.items()} if a.ablation else {}
+
+    median_acc = statistics.median(r["test_accuracy"] for r in runs)
+    median_tta = statistics.median(r["test_accuracy_flip_tta"] for r in runs)
+    slowest_minutes = max(r["train_seconds"] for r in runs) / 60
+    full = not a.limit and not a.epochs and len(seeds) >= 3
+    report = bl.report_head("best_recipe", started, load_before, a.threads)
+    report.update({"seeds": seeds, "loom": runs, "ablation": ablation, "median_test_accuracy": median_acc,
+                   "median_test_accuracy_flip_tta": median_tta})
+
+    pytorch = None
+    if a.pytorch:
+        info = bl.probe_torch(a.threads)
+        bl.check_blas(info, a.allow_reference_blas)
+        script = os.path.join(bl.HERE, "recipe_pytorch.py")
+        torch_common = ["--threads", str(a.threads), "--seed", str(seeds[0])]
+        layout = a.layout
+        if layout == "faster":
+            probe = {}
+            for lay in bl.LAYOUTS:
+                out, _, _ = bl.run_child(f"pytorch probe {lay}", [sys.executable, script, *torch_common, "--epochs", "1",
+                                                                  "--limit", str(a.probe_images), "--layout", lay],
+                                         a.threads)
+                probe[lay] = out["train_seconds"]
+            layout = min(probe, key=probe.get)
+            report["pytorch_layout_probe_seconds"] = probe
+        torch_args = torch_common + ["--layout", layout]
+        if a.epochs:
+            torch_args += ["--epochs", str(a.epochs)]
+        if a.limit:
+            torch_args += ["--limit", str(a.limit)]
+        pytorch, _, _ = bl.run_child(f"pytorch {layout}", [sys.executable, script, *torch_args], a.threads)
+        report["pytorch"] = pytorch
+
+    loom_time = statistics.median(time_to(median_acc, r) or r["train_seconds"] for r in runs)
+    torch_time = time_to(median_acc, pytorch) if pytorch else None
+    speedup = bl.ratio(torch_time, loom_time)
+    report["targets"] = {
+        "median_accuracy": {"value": median_acc, "target": 0.940, "pass": median_acc >= 0.940 if full else None},
+        "median_accuracy_flip_tta": {"value": median_tta, "target": 0.945, "pass": median_tta >= 0.945 if full else None},
+        "minutes": {"value": slowest_minutes, "target": 15.0, "pass": slowest_minutes <= 15.0 if full else None},
+        "pytorch_time_to_accuracy": {"value": speedup, "target": 2.0,
+                                     "pass": (None if not pytorch or not full else
+                                              (speedup is not None and speedup >= 2.0) or torch_time is None)},
+    }
+
+    rows = [[f"loom seed {s}", fmt(r["test_accuracy"], ".4f"), fmt(r["test_accuracy_flip_tta"], ".4f"),
+             fmt(r["train_seconds"] / 60, ".1f")] for s, r in zip(seeds, runs)]
+    rows += [[f"loom seed {seeds[0]}, {name}", fmt(r["test_accuracy"], ".4f"), fmt(r["test_accuracy_flip_tta"], ".4f"),
+              fmt(r["train_seconds"] / 60, ".1f")] for name, r in ablation.items()]
+    if pytorch:
+        rows.append([f"PyTorch {pytorch['layout']} seed {seeds[0]}", fmt(pytorch["test_accuracy"], ".4f"),
+                     fmt(pytorch["test_accuracy_flip_tta"], ".4f"), fmt(pytorch["train_seconds"] / 60, ".1f")])
+    print(bl.table(["run", "test accuracy", "with flip TTA", "minutes"], rows, a.markdown), file=sys.stderr)
+    print(file=sys.stderr)
+    target_rows = [[name, fmt(t["value"], ".4f") if t["value"] is not None else "-", str(t["target"]),
+                    verdict(t["pass"])] for name, t in report["targets"].items()]
+    if pytorch:
+        target_rows.append(["(PyTorch seconds to loom's median accuracy)", fmt(torch_time, ".0f"), "", ""])
+        target_rows.append(["(loom seconds to its median accuracy)", fmt(loom_time, ".0f"), "", ""])
+    print(bl.table(["target", "measured", "target", "verdict"], target_rows, a.markdown), file=sys.stderr)
+    return bl.finish(report, a.json_out, a.check)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

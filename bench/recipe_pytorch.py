@@ -1,0 +1,191 @@
+#!/usr/bin/python3
+"""loom's best Fashion-MNIST recipe in PyTorch: a benchmark reference for loom, never a dependency.
+
+The network and training of include/loom/models/fashion_mnist_best.hpp, as
+close as PyTorch allows: the small BatchNorm ResNet (stem conv 3x3, max pool,
+three basic blocks, global average pooling, dropout, dense 10), Keras's
+initialisation (Glorot-uniform kernels, zero biases) and BatchNorm settings
+(momentum 0.99, eps 1e-3), SGD with Nesterov momentum and decoupled weight decay
+on the kernels only, a one-cycle learning rate (linear warm-up, cosine down),
+label smoothing, and on-the-fly augmentation (random crop of the zero-padded
+image, horizontal flip, random erasing), all in the layout --layout names.
+
+Prints per-epoch progress on stderr and one JSON line on stdout:
+  {"framework": "pytorch", "epochs": E, "epoch_seconds": [...],
+   "epoch_test_accuracy": [...], "test_accuracy": a, "test_accuracy_flip_tta": b,
+   "test_loss": l, "train_seconds": s, "threads": T, "layout": ..., "torch": {...}}
+epoch_seconds time the training loop only; the test set is scored after each
+epoch outside the timed part (to find when a given accuracy is reached), and
+never used to choose anything. Run it with /usr/bin/python3 (Debian's torch).
+"""
+import argparse, json, math, os, sys, time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_env  # noqa: E402
+from pytorch_reference import load  # noqa: E402
+
+
+def bn(c):
+    return nn.BatchNorm2d(c, momentum=0.01, eps=1e-3)  # Keras's momentum 0.99 is PyTorch's 0.01
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1), bn(cout)
+        self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1), bn(cout)
+        self.proj = None
+        if stride != 1 or cin != cout:
+            self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride), bn(cout))
+
+    def forward(self, x):
+        y = self.b2(self.c2(F.relu(self.b1(self.c1(x)))))
+        return F.relu(y + (self.proj(x) if self.proj is not None else x))
+
+
+class SmallResNet(nn.Module):
+    def __init__(self, width, dropout):
+        super().__init__()
+        w = width
+        self.stem, self.bn0 = nn.Conv2d(1, w, 3, 1, 1), bn(w)
+        self.blocks = nn.Sequential(Block(w, w, 1), Block(w, 2 * w, 2), Block(2 * w, 2 * w, 1))
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(2 * w, 10)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn0(self.stem(x))), 2)
+        x = self.blocks(x)
+        return self.fc(self.drop(x.mean((2, 3))))
+
+
+def augment(x, pad, erase_p, gen):
+    """Random crop of the zero-padded batch, horizontal flip, random erasing (torchvision's defaults)."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    out = torch.stack([padded[i, :, y : y + h, x : x + w] for i, (y, x) in enumerate(zip(dy.tolist(), dx.tolist()))])
+    flip = torch.rand(n, generator=gen) < 0.5
+    out = torch.where(flip[:, None, None, None], out.flip(3), out)
+    for i in torch.nonzero(torch.rand(n, generator=gen) < erase_p).flatten().tolist():
+        for _ in range(10):  # torchvision's RandomErasing: scale (0.02, 0.33), ratio (0.3, 3.3), value 0
+            area = h * w * (0.02 + 0.31 * torch.rand(1, generator=gen).item())
+            ratio = math.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * torch.rand(1, generator=gen).item())
+            eh, ew = int(round(math.sqrt(area * ratio))), int(round(math.sqrt(area / ratio)))
+            if eh < h and ew < w:
+                y0 = torch.randint(0, h - eh + 1, (1,), generator=gen).item()
+                x0 = torch.randint(0, w - ew + 1, (1,), generator=gen).item()
+                out[i, :, y0 : y0 + eh, x0 : x0 + ew] = 0
+                break
+    return out
+
+
+def one_cycle(step, total, max_lr, pct_start=0.25, div=25.0, final_div=1e4):
+    """PyTorch's OneCycleLR with linear warm-up and cosine annealing."""
+    up = pct_start * total
+    if step < up:
+        return max_lr / div + (max_lr - max_lr / div) * step / up
+    t = (step - up) / max(1.0, total - up)
+    low = max_lr / div / final_div
+    return low + (max_lr - low) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=os.environ.get("LOOM_DATA_DIR", "/usr/share/datasets/fashion-mnist"))
+    ap.add_argument("--epochs", type=int, default=24)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--max-lr", type=float, default=0.1)
+    ap.add_argument("--weight-decay", type=float, default=5e-3)
+    ap.add_argument("--label-smoothing", type=float, default=0.1)
+    ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--pad", type=int, default=2)
+    ap.add_argument("--erase", type=float, default=0.25)
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--layout", default="channels_last", choices=("nchw", "channels_last"))
+    a = ap.parse_args()
+    fmt = torch.channels_last if a.layout == "channels_last" else torch.contiguous_format
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    gen = torch.Generator().manual_seed(a.seed)
+    x_train, y_train = load(a.data, "train")
+    x_test, y_test = load(a.data, "t10k")
+    if a.limit:
+        x_train, y_train = x_train[: a.limit], y_train[: a.limit]
+
+    model = SmallResNet(a.width, a.dropout).to(memory_format=fmt)
+    decay = [p for n, p in model.named_parameters() if p.dim() > 1]  # kernels; not biases or BatchNorm
+    # Decoupled weight decay as loom's (and Keras's) SGD applies it: w -= lr * wd * w before the
+    # update, kernels only; PyTorch's own weight_decay would be an L2 term that momentum amplifies.
+    opt = torch.optim.SGD(model.parameters(), lr=a.max_lr, momentum=0.9, nesterov=True)
+    steps_per_epoch = (len(x_train) + a.batch_size - 1) // a.batch_size
+    total = a.epochs * steps_per_epoch
+
+    def score(flip_tta=False):
+        model.eval()
+        with torch.no_grad():
+            probs = []
+            for i in range(0, len(x_test), 1000):
+                xb = x_test[i : i + 1000].contiguous(memory_format=fmt)
+                p = F.softmax(model(xb), 1)
+                if flip_tta:
+                    p = (p + F.softmax(model(xb.flip(3)), 1)) / 2
+                probs.append(p)
+            p = torch.cat(probs)
+        return (p.argmax(1) == y_test).float().mean().item(), F.nll_loss(torch.log(p.clamp_min(1e-7)), y_test).item()
+
+    epoch_seconds, epoch_acc, step = [], [], 0
+    for epoch in range(a.epochs):
+        model.train()
+        perm = torch.randperm(len(x_train), generator=gen)
+        t0 = time.perf_counter()
+        total_n, correct, loss_sum = 0, 0, 0.0
+        for i in range(0, len(x_train), a.batch_size):
+            idx = perm[i : i + a.batch_size]
+            xb = augment(x_train[idx], a.pad, a.erase, gen).contiguous(memory_format=fmt)
+            yb = y_train[idx]
+            lr = one_cycle(step, total, a.max_lr)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            out = model(xb)
+            loss = F.cross_entropy(out, yb, label_smoothing=a.label_smoothing)
+            loss.backward()
+            with torch.no_grad():
+                for p in decay:
+                    p.mul_(1 - lr * a.weight_decay)
+            opt.step()
+            step += 1
+            loss_sum += loss.item() * len(idx)
+            correct += (out.argmax(1) == yb).sum().item()
+            total_n += len(idx)
+        epoch_seconds.append(time.perf_counter() - t0)
+        acc, _ = score()
+        epoch_acc.append(acc)
+        print(f"Epoch {epoch + 1}/{a.epochs} - {epoch_seconds[-1]:.1f}s - loss: {loss_sum / total_n:.4f} "
+              f"- accuracy: {correct / total_n:.4f} - test_accuracy: {acc:.4f}", file=sys.stderr, flush=True)
+
+    acc, loss = score()
+    acc_tta, _ = score(flip_tta=True)
+    print(json.dumps({"framework": "pytorch", "version": torch.__version__, "threads": a.threads, "epochs": a.epochs,
+                      "batch_size": a.batch_size, "width": a.width, "layout": a.layout, "seed": a.seed,
+                      "epoch_seconds": epoch_seconds, "epoch_test_accuracy": epoch_acc,
+                      "train_seconds": sum(epoch_seconds), "test_accuracy": acc, "test_loss": loss,
+                      "test_accuracy_flip_tta": acc_tta, "torch": torch_env.describe()}))
+
+
+if __name__ == "__main__":
+    main()
