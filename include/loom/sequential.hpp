@@ -214,12 +214,11 @@ class Sequential {
     BatchScore score;
     const Tensor* g;
     if (fused_softmax_) {
-      score = SparseCategoricalCrossentropy::from_logits(last.logits(), labels, &dout_);
+      score = loss_.score_logits(last.logits(), labels, &dout_);
       g = &last.backward_from_logits(dout_);
     } else {
       const Tensor& out = *last_output_;
-      score = loss_.from_logits() ? SparseCategoricalCrossentropy::from_logits(out, labels, &dout_)
-                                  : SparseCategoricalCrossentropy::from_probabilities(out, labels, &dout_);
+      score = loss_.from_logits() ? loss_.score_logits(out, labels, &dout_) : loss_.score_probabilities(out, labels, &dout_);
       g = &last.backward(dout_);
     }
     for (std::size_t i = layers_.size() - 1; i-- > 0;) g = &layers_[i]->backward(*g);
@@ -245,7 +244,9 @@ class Sequential {
   // ---- Keras-style training and use ---------------------------------------
 
   /// Trains for o.epochs over data and returns their History (also kept as
-  /// history(), and saved with the model). With o.checkpoint, writes a
+  /// history(), and saved with the model). After every epoch the optimizer
+  /// hears the validation loss (else the training loss): Optimizer::end_epoch,
+  /// for its learning-rate schedule. With o.checkpoint, writes a
   /// checkpoint after every epoch and resumes from one it finds. With
   /// o.collective, trains data-parallel with the other ranks (FitOptions).
   History fit(const Samples& data, const FitOptions& o = {}) {
@@ -320,6 +321,7 @@ class Sequential {
         r.seconds = dp->leader_value(r.seconds);  // the History is the same on every rank
         dp->gather_optimizer_state(params_, *optimizer_);  // whole in checkpoints and saved models
       }
+      optimizer_->end_epoch(r.val_loss.value_or(r.loss));  // the schedule (ReduceOnPlateau) sees the epoch
       progress.end_epoch(r);
       history_.epochs.push_back(r);
       if (!o.checkpoint.empty()) {
@@ -569,9 +571,8 @@ class Sequential {
         },
         [&](Index slice, Index, const Tensor& out, const std::vector<Label>& labels) {
           // Scored as Keras does: probabilities (clipped) from a softmax model, logits from a from_logits one.
-          scores[static_cast<std::size_t>(slice)] = loss_.from_logits()
-                                                        ? SparseCategoricalCrossentropy::from_logits(out, labels)
-                                                        : SparseCategoricalCrossentropy::from_probabilities(out, labels);
+          scores[static_cast<std::size_t>(slice)] =
+              loss_.from_logits() ? loss_.score_logits(out, labels) : loss_.score_probabilities(out, labels);
         });
     BatchScore total;  // summed in slice order: the same result for any thread count
     for (const BatchScore& sc : scores) {
