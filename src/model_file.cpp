@@ -14,12 +14,12 @@
 #include <memory>
 
 #include "loom/io/byte_io.hpp"
+#include "compile_config.hpp"
 #include "framed_file.hpp"
 #include "read_whole_file.hpp"
 #include "loom/io/crc32.hpp"
 #include "loom/io/layer_config.hpp"
 #include "loom/layer_registry.hpp"
-#include "loom/optimizers/adam.hpp"
 #include "loom/sequential.hpp"
 
 namespace loom {
@@ -69,22 +69,9 @@ std::vector<std::uint8_t> arch_payload(const Sequential& m) {
   return std::move(w.bytes());
 }
 
-const Adam& adam_of(const Sequential& m) {
-  const auto* adam = dynamic_cast<const Adam*>(&m.optimizer());
-  if (!adam)
-    throw UsageError("save: optimizer " + std::string(m.optimizer().kind()) + " cannot be saved; model files hold Adam");
-  return *adam;
-}
-
 std::vector<std::uint8_t> comp_payload(const Sequential& m) {
   ByteWriter w;
-  w.put<std::uint8_t>(m.loss().from_logits() ? 1 : 0);
-  const AdamOptions& o = adam_of(m).options();
-  w.put_string("Adam");
-  w.put(o.learning_rate);
-  w.put(o.beta1);
-  w.put(o.beta2);
-  w.put(o.epsilon);
+  detail::put_compile(w, m);
   return std::move(w.bytes());
 }
 
@@ -121,6 +108,7 @@ void put_optimizer_state(ByteWriter& w, const Optimizer::State& s) {
     w.put<std::uint64_t>(static_cast<std::uint64_t>(v.size()));
     w.put_floats({v.data(), static_cast<std::size_t>(v.size())});
   }
+  detail::put_schedule_state(w, s.schedule);
 }
 
 void put_history(ByteWriter& w, const History& h) {
@@ -214,18 +202,9 @@ Sequential decode_arch(ByteReader& r, std::size_t file_bytes) {
 }
 
 void decode_comp(ByteReader& r, Sequential& model) {
-  const auto from_logits = r.get<std::uint8_t>("loss from_logits flag");
-  if (from_logits > 1) r.fail("loss flag " + std::to_string(from_logits) + " is not 0 or 1");
-  const std::string optimizer = r.get_string("optimizer kind", kMaxName);
-  if (optimizer != "Adam") r.fail("unknown optimizer \"" + optimizer + "\"");
-  AdamOptions o;
-  o.learning_rate = r.get<float>("Adam learning rate");
-  o.beta1 = r.get<float>("Adam beta1");
-  o.beta2 = r.get<float>("Adam beta2");
-  o.epsilon = r.get<float>("Adam epsilon");
-  r.expect_end("COMP section");
+  detail::Compile c = detail::get_compile(r);
   try {
-    model.compile(Adam(o), SparseCategoricalCrossentropy({.from_logits = from_logits == 1}), {"accuracy"});
+    model.compile(*c.optimizer, c.loss, {"accuracy"});
   } catch (const Error& e) {
     r.fail(std::string("invalid loss or optimizer: ") + e.what());
   }
@@ -263,6 +242,7 @@ void decode_optimizer_state(ByteReader& r, Sequential& model) {
   r.need_items(slots, 8, "optimizer slots");
   s.slots.resize(slots);
   for (Eigen::VectorXf& v : s.slots) r.get_floats(v, r.get<std::uint64_t>("optimizer slot length"), "optimizer slot");
+  s.schedule = detail::get_schedule_state(r);
   r.expect_end("OPTS section");
   try {
     model.optimizer().set_state(std::move(s));

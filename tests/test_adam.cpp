@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "loom/optimizers/adam.hpp"
+#include "steps_in_parts.hpp"
 
 using namespace loom;
 using Catch::Contains;
@@ -183,54 +184,5 @@ TEST_CASE("Adam refuses to step over other parameters than it was built for", "[
 }
 
 TEST_CASE("Adam's steps in parts give every value the bits of whole steps", "[adam]") {
-  // Data-parallel training's sharded step: each rank updates only its block of
-  // the parameters laid end to end. Blocks here cut both tensors at odd
-  // places, inside and across vector widths.
-  const std::size_t sizes[] = {37, 50};
-  const std::size_t bounds[] = {0, 13, 61, 87};
-  auto make = [&] {
-    std::vector<Param> ps;
-    for (std::size_t i = 0; i < 2; ++i) {
-      ps.emplace_back("w", std::vector<Index>{static_cast<Index>(sizes[i])});
-      for (Index j = 0; j < ps.back().size(); ++j) ps.back().value[j] = std::sin(static_cast<float>(j + 40 * i));
-    }
-    return ps;
-  };
-  auto pointers = [](std::vector<Param>& ps) { return std::vector<Param*>{&ps[0], &ps[1]}; };
-  std::vector<Param> whole = make();
-  std::vector<std::vector<Param>> ranks = {make(), make(), make()};
-  Adam reference({.learning_rate = 0.01f});
-  reference.build(pointers(whole));
-  std::vector<Adam> parts(3, reference);
-  for (int step = 1; step <= 3; ++step) {
-    std::vector<float> g(87);
-    for (std::size_t k = 0; k < g.size(); ++k)
-      g[k] = std::cos(static_cast<float>(k * static_cast<std::size_t>(step))) * (k % 7 == 0 ? 1e-4f : 1.0f);
-    std::size_t at = 0;
-    for (Param& p : whole)
-      for (Index j = 0; j < p.size(); ++j) p.grad[j] = g[at++];
-    reference.step(pointers(whole));
-    for (std::size_t r = 0; r < 3; ++r)
-      parts[r].step_part(pointers(ranks[r]), static_cast<Index>(bounds[r]),
-                         std::span<const float>(g).subspan(bounds[r], bounds[r + 1] - bounds[r]));
-    // The allgather: every rank takes each block from the rank that updated it.
-    for (std::size_t r = 0; r < 3; ++r)
-      for (std::size_t k = bounds[r]; k < bounds[r + 1]; ++k)
-        for (std::vector<Param>& other : ranks) {
-          const std::size_t i = k < sizes[0] ? 0 : 1, j = k < sizes[0] ? k : k - sizes[0];
-          other[i].value[static_cast<Index>(j)] = ranks[r][i].value[static_cast<Index>(j)];
-        }
-    for (std::vector<Param>& mine : ranks)
-      for (std::size_t i = 0; i < 2; ++i) REQUIRE(mine[i].value == whole[i].value);
-  }
-  for (std::size_t r = 0; r < 3; ++r) CHECK(parts[r].steps() == 3);
-  // Each rank's moments are current in its own block.
-  const std::vector<Eigen::VectorXf> &m = reference.first_moments(), &v = reference.second_moments();
-  for (std::size_t r = 0; r < 3; ++r)
-    for (std::size_t k = bounds[r]; k < bounds[r + 1]; ++k) {
-      const std::size_t i = k < sizes[0] ? 0 : 1;
-      const Index j = static_cast<Index>(k < sizes[0] ? k : k - sizes[0]);
-      REQUIRE(parts[r].first_moments()[i][j] == m[i][j]);
-      REQUIRE(parts[r].second_moments()[i][j] == v[i][j]);
-    }
+  testing::require_parts_match_whole([] { return Adam({.learning_rate = 0.01f}); });
 }

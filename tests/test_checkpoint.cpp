@@ -8,15 +8,21 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "loom/io/model_file.hpp"
 #include "loom/layers/dropout.hpp"
+#include "loom/optimizers/adamw.hpp"
+#include "loom/optimizers/sgd.hpp"
+#include "loom/schedules/one_cycle.hpp"
+#include "loom/schedules/reduce_on_plateau.hpp"
 #include "loom/models/fashion_mnist_cnn.hpp"
 #include "subprocess.hpp"
 #include "temp_dir.hpp"
@@ -35,7 +41,9 @@ bool same_training(Sequential& a, Sequential& b) {
   const Optimizer::State sa = a.optimizer().state(), sb = b.optimizer().state();
   if (sa.steps != sb.steps || sa.slots.size() != sb.slots.size()) return false;
   for (std::size_t i = 0; i < sa.slots.size(); ++i)
-    if (sa.slots[i] != sb.slots[i]) return false;
+    if (std::memcmp(sa.slots[i].data(), sb.slots[i].data(), sizeof(float) * static_cast<std::size_t>(sa.slots[i].size())) != 0)
+      return false;
+  if (sa.schedule != sb.schedule) return false;  // ReduceOnPlateau's rate, best and wait
   const auto &ha = a.history().epochs, &hb = b.history().epochs;
   if (ha.size() != hb.size()) return false;
   for (std::size_t i = 0; i < ha.size(); ++i)  // every field but the wall time
@@ -45,11 +53,38 @@ bool same_training(Sequential& a, Sequential& b) {
   return true;
 }
 
+// A fresh model of make() trained through o.epochs with a checkpoint in dir
+// after `first` epochs were trained by another, and one trained straight through.
+template <typename Make>
+std::pair<Sequential, Sequential> resumed_and_straight(Make make, const Quadrants& d, FitOptions o, int first,
+                                                       const fs::path& dir) {
+  Sequential straight = make();
+  straight.fit(d.x, d.y, o);
+  o.checkpoint = dir / "ckpt.loom";
+  FitOptions part = o;
+  part.epochs = first;
+  make().fit(d.x, d.y, part);
+  Sequential resumed = make();
+  resumed.fit(d.x, d.y, o);
+  return {std::move(resumed), std::move(straight)};
+}
+
 // ---- the training run the kill test interrupts --------------------------------
 // The seed CNN on 600 synthetic 28x28 images for 3 epochs, with a
 // checkpoint: long enough per epoch for a kill to land mid-epoch.
 
 constexpr const char* kChildDirVariable = "LOOM_TEST_CHECKPOINT_DIR";
+constexpr const char* kChildRecipeVariable = "LOOM_TEST_CHECKPOINT_RECIPE";
+
+// The training recipe of issue 11 on the seed CNN: SGD with Nesterov momentum,
+// weight decay, clipping, a ReduceOnPlateau schedule, label smoothing.
+void compile_recipe(Sequential& m) {
+  m.compile(SGD({.learning_rate = 0.05f, .momentum = 0.9f, .nesterov = true, .weight_decay = 1e-3f,
+                 .global_clipnorm = 1.0f,
+                 .schedule = std::make_shared<ReduceOnPlateau>(ReduceOnPlateauOptions{
+                     .initial_learning_rate = 0.05, .factor = 0.5, .patience = 0, .min_delta = 1e300})}),
+            SparseCategoricalCrossentropy({.label_smoothing = 0.1f}));
+}
 
 Sequential run_child_training(const fs::path& dir) {
   Random rng(11);
@@ -63,6 +98,7 @@ Sequential run_child_training(const fs::path& dir) {
       for (Index c = 0; c < 28; ++c) x(i, r, c, 0) = (r / 3 == k ? 0.8f : 0.1f) + rng.uniform(0.0f, 0.2f);
   }
   Sequential m = models::fashion_mnist_cnn(5);
+  if (const char* recipe = std::getenv(kChildRecipeVariable); recipe && std::string(recipe) == "sgd") compile_recipe(m);
   m.fit(x, y, {.epochs = 3, .batch_size = 32, .validation_split = 0.1, .seed = 9, .verbose = 0,
                .checkpoint = dir / "checkpoint.loom"});
   return m;
@@ -75,10 +111,11 @@ TEST_CASE("checkpoint child: train with a checkpoint and save the result", "[.][
   run_child_training(dir).save(fs::path(dir) / "final.loom");
 }
 
-// Starts this test binary running only the child test case, in dir.
-pid_t spawn_child(const fs::path& dir) {
+// Starts this test binary running only the child test case, in dir, with a recipe ("adam" or "sgd").
+pid_t spawn_child(const fs::path& dir, const std::string& recipe) {
   return spawn_process({this_executable(), "[checkpoint-child]"}, dir / "child.log",
-                       {std::string(kChildDirVariable) + "=" + dir.string()});
+                       {std::string(kChildDirVariable) + "=" + dir.string(),
+                        std::string(kChildRecipeVariable) + "=" + recipe});
 }
 
 }  // namespace
@@ -138,6 +175,23 @@ TEST_CASE("fit with a checkpoint resumes a stopped run and ends bit for bit as a
   }
 }
 
+TEST_CASE("A resumed AdamW run with OneCycle, clipping and label smoothing ends as an uninterrupted one", "[checkpoint]") {
+  const Quadrants d = quadrants(96, 4);
+  TempDir dir;
+  auto model = [] {
+    Sequential m = small_cnn(7);
+    m.compile(AdamW({.learning_rate = 0.01f, .weight_decay = 0.01f, .global_clipnorm = 0.5f,
+                     .schedule = std::make_shared<OneCycle>(OneCycleOptions{.max_learning_rate = 0.02, .total_steps = 20})}),
+              SparseCategoricalCrossentropy({.label_smoothing = 0.1f}));
+    return m;
+  };
+  auto [resumed, straight] = resumed_and_straight(
+      model, d, {.epochs = 4, .batch_size = 16, .validation_split = 0.2, .seed = 3, .verbose = 0}, 2, dir.path);
+  CHECK(same_training(resumed, straight));
+  // The whole file but the history (its wall times differ), bit for bit.
+  CHECK(encode_model(resumed, {.include_history = false}) == encode_model(straight, {.include_history = false}));
+}
+
 TEST_CASE("A resumed run with Dropout draws the masks an uninterrupted one would", "[checkpoint][dropout]") {
   const Quadrants d = quadrants(96, 6);
   TempDir dir;
@@ -150,16 +204,7 @@ TEST_CASE("A resumed run with Dropout draws the masks an uninterrupted one would
     m.compile(Adam({.learning_rate = 0.01f}));
     return m;
   };
-  FitOptions o{.epochs = 3, .batch_size = 16, .seed = 2, .verbose = 0};
-  Sequential straight = model();
-  straight.fit(d.x, d.y, o);
-
-  o.checkpoint = dir / "ckpt.loom";
-  FitOptions first = o;
-  first.epochs = 1;
-  model().fit(d.x, d.y, first);
-  Sequential resumed = model();
-  resumed.fit(d.x, d.y, o);
+  auto [resumed, straight] = resumed_and_straight(model, d, {.epochs = 3, .batch_size = 16, .seed = 2, .verbose = 0}, 1, dir.path);
   CHECK(same_training(resumed, straight));
 }
 
@@ -175,16 +220,17 @@ TEST_CASE("fit refuses a checkpoint it cannot write before training, not after a
   CHECK(m.history().epochs.empty());
 }
 
-TEST_CASE("A training process killed with SIGKILL mid-epoch resumes from its checkpoint to the same weights",
-          "[checkpoint][process]") {
+// The kill test: an uninterrupted run, and a run killed mid-epoch and
+// restarted, both in processes of their own, end alike bit for bit.
+static void require_killed_run_resumes(const std::string& recipe) {
   TempDir killed, straight;
 
   // The uninterrupted run, in a process of its own like the others.
-  REQUIRE(wait_process(spawn_child(straight.path)) == 0);
+  REQUIRE(wait_process(spawn_child(straight.path, recipe)) == 0);
 
   // The interrupted run: killed soon after its first checkpoint, in epoch 2.
   const auto t0 = std::chrono::steady_clock::now();
-  const pid_t pid = spawn_child(killed.path);
+  const pid_t pid = spawn_child(killed.path, recipe);
   const fs::path checkpoint = killed / "checkpoint.loom";
   while (!fs::exists(checkpoint)) {
     REQUIRE(std::chrono::steady_clock::now() - t0 < std::chrono::minutes(5));
@@ -199,13 +245,24 @@ TEST_CASE("A training process killed with SIGKILL mid-epoch resumes from its che
   CHECK_FALSE(fs::exists(killed / "final.loom"));
   {
     Sequential probe = models::fashion_mnist_cnn(5);
+    if (recipe == "sgd") compile_recipe(probe);
     const auto state = restore_checkpoint(probe, checkpoint);
     REQUIRE(state);
     CHECK(state->epochs_done == 1);  // killed during epoch 2
   }
 
   // Restarted with the same command: resumes and finishes.
-  REQUIRE(wait_process(spawn_child(killed.path)) == 0);
+  REQUIRE(wait_process(spawn_child(killed.path, recipe)) == 0);
   Sequential a = load_model(killed / "final.loom"), b = load_model(straight / "final.loom");
   CHECK(same_training(a, b));
+}
+
+TEST_CASE("A training process killed with SIGKILL mid-epoch resumes from its checkpoint to the same weights",
+          "[checkpoint][process]") {
+  require_killed_run_resumes("adam");
+}
+
+TEST_CASE("Killed and resumed with SGD, Nesterov, weight decay, clipping, ReduceOnPlateau and label smoothing",
+          "[checkpoint][process]") {
+  require_killed_run_resumes("sgd");
 }

@@ -189,3 +189,37 @@ TEST_CASE("Data-parallel: gradients whose sum overflows, though every rank's are
   CHECK(where[0] == "a value on another rank is not finite");
   CHECK(where[1] == "the loss is not finite (on rank 1)");
 }
+
+TEST_CASE("Data-parallel fit with clipping takes whole steps, and every rank's schedule hears the same losses") {
+  // Clipping needs the norm of every gradient, so the optimizer does not step
+  // in parts: the allreduce path. ReduceOnPlateau hears each epoch's
+  // validation loss, the same on every rank, so the rates stay alike.
+  const testing::Quadrants d = testing::quadrants(96, 11), v = testing::quadrants(32, 12);
+  const TensorSamples data(d.x, d.y, Shape{8, 8, 1}), validation(v.x, v.y, Shape{8, 8, 1});
+  const FitOptions o{.epochs = 3, .batch_size = 32, .seed = 5, .verbose = 0, .validation_data = &validation};
+  auto model = [] {
+    Sequential m = testing::small_cnn(3);
+    m.compile(SGD({.momentum = 0.9f, .nesterov = true, .weight_decay = 0.01f, .global_clipnorm = 0.5f,
+                   .schedule = std::make_shared<ReduceOnPlateau>(ReduceOnPlateauOptions{
+                       .initial_learning_rate = 0.05, .patience = 0, .min_delta = 1e300})}));
+    return m;
+  };
+  std::vector<Sequential> models;
+  for (int r = 0; r < 3; ++r) models.push_back(model());
+  REQUIRE_FALSE(models[0].optimizer().steps_in_parts());
+  const std::vector<std::string> errors = on_ranks(3, [&](int r, Collective& c) {
+    FitOptions shared = o;
+    shared.collective = &c;
+    models[static_cast<std::size_t>(r)].fit(data, shared);
+  });
+  for (const std::string& e : errors) REQUIRE(e.empty());
+  for (std::size_t r = 1; r < 3; ++r) {
+    REQUIRE(testing::same_params(models[r], models[0]));
+    CHECK(testing::same_optimizer_state(models[r], models[0]));
+    CHECK(models[r].optimizer().state().schedule == models[0].optimizer().state().schedule);
+  }
+  CHECK(dynamic_cast<const SGD&>(models[0].optimizer()).current_learning_rate() == Approx(0.0005));
+  Sequential alone = model();
+  alone.fit(data, o);
+  CHECK(testing::max_relative_difference(models[0], alone) < 1e-4);
+}

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -23,6 +24,7 @@
 #include "loom/loss.hpp"
 #include "loom/optimizers/adam.hpp"
 #include "loom/sequential.hpp"
+#include "toy_model.hpp"
 
 using namespace loom;
 using loom::testing::check_gradients;
@@ -304,6 +306,69 @@ TEST_CASE("Sparse cross-entropy from probabilities: dp matches the mean loss", "
   require_matches_numeric(dp, p, mean_loss, 1e-3, "dL/dp");
   CHECK(dp(0, 0, 0, 0) == 0.0f);  // only the label's probability matters
   CHECK(dp(0, 0, 0, 1) == Approx(-1.0 / (3.0 * p(0, 0, 0, 1))));
+}
+
+TEST_CASE("Label smoothing: the loss against (1 - e) onehot + e / K, and its gradient, on both paths", "[gradient][label_smoothing]") {
+  Random rng(63);
+  const float e = 0.2f;
+  const Index k = 5;
+  const Tensor z = random_tensor(4, 1, 1, k, rng, -3.0f, 3.0f);
+  const std::vector<Label> labels{0, 4, 2, 2};
+  auto target = [&](Index i, Index c) {
+    return (c == labels[static_cast<std::size_t>(i)] ? 1.0 - double{e} : 0.0) + double{e} / static_cast<double>(k);
+  };
+  // Closed form, in double: -sum_c t_c log softmax(z)_c.
+  double expected = 0.0;
+  Tensor p(4, 1, 1, k);
+  for (Index i = 0; i < 4; ++i) {
+    double sum = 0.0;
+    for (Index c = 0; c < k; ++c) sum += std::exp(double{z(i, 0, 0, c)});
+    for (Index c = 0; c < k; ++c) {
+      const double log_p = double{z(i, 0, 0, c)} - std::log(sum);
+      expected -= target(i, c) * log_p;
+      p(i, 0, 0, c) = static_cast<float>(std::exp(log_p));
+    }
+  }
+
+  Tensor dz;
+  const BatchScore s = SparseCategoricalCrossentropy::from_logits(z, labels, &dz, e);
+  CHECK(s.loss_sum == Approx(expected).epsilon(1e-9));
+  require_matches_numeric(dz, z, [&](const Tensor& t) {
+    return SparseCategoricalCrossentropy::from_logits(t, labels, nullptr, e).loss_sum / 4.0; }, 1e-2, "dL/dz");
+  CHECK(dz(1, 0, 0, 4) == Approx((p(1, 0, 0, 4) - target(1, 4)) / 4.0));
+
+  Tensor dp;
+  const BatchScore sp = SparseCategoricalCrossentropy::from_probabilities(p, labels, &dp, e);
+  CHECK(sp.loss_sum == Approx(expected).epsilon(1e-6));
+  CHECK(sp.correct == s.correct);
+  require_matches_numeric(dp, p, [&](const Tensor& t) {
+    return SparseCategoricalCrossentropy::from_probabilities(t, labels, nullptr, e).loss_sum / 4.0; }, 1e-4, "dL/dp");
+
+  SECTION("no smoothing gives the plain loss's bits") {
+    Tensor plain, zero;
+    CHECK(SparseCategoricalCrossentropy::from_logits(z, labels, &plain).loss_sum ==
+          SparseCategoricalCrossentropy::from_logits(z, labels, &zero, 0.0f).loss_sum);
+    CHECK(std::memcmp(plain.data(), zero.data(), sizeof(float) * static_cast<std::size_t>(plain.size())) == 0);
+  }
+  SECTION("label_smoothing outside [0, 1) is a UsageError naming it") {
+    CHECK_THROWS_WITH(SparseCategoricalCrossentropy({.label_smoothing = 1.0f}), Catch::Contains("label_smoothing must be in [0, 1), got 1"));
+    CHECK_THROWS_AS(SparseCategoricalCrossentropy({.label_smoothing = -0.1f}), UsageError);
+  }
+}
+
+TEST_CASE("A model compiled with label smoothing trains and evaluates on the smoothed loss", "[gradient][label_smoothing]") {
+  const testing::Quadrants d = testing::quadrants(32, 4);
+  Sequential m = testing::small_cnn(5);
+  m.compile(Adam({.learning_rate = 0.01f}), SparseCategoricalCrossentropy({.label_smoothing = 0.1f}));
+  const History h = m.fit(d.x, d.y, {.epochs = 1, .batch_size = 16, .validation_split = 0.5, .verbose = 0});
+  // evaluate reports the smoothed loss of the probabilities predict returns, as Keras's evaluate does.
+  const Tensor p = m.predict(d.x);
+  const double smoothed = SparseCategoricalCrossentropy::from_probabilities(p, d.y, nullptr, 0.1f).loss_sum / 32.0;
+  const double plain = SparseCategoricalCrossentropy::from_probabilities(p, d.y).loss_sum / 32.0;
+  CHECK(m.evaluate(d.x, d.y).loss == Approx(smoothed).epsilon(1e-12));
+  CHECK(smoothed != Approx(plain));
+  REQUIRE(h.epochs[0].val_loss);
+  CHECK(std::isfinite(*h.epochs[0].val_loss));
 }
 
 TEST_CASE("Sparse cross-entropy from probabilities clips p to [1e-7, 1 - 1e-7], with zero gradient there",

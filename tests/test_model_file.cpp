@@ -13,6 +13,7 @@
 #include "loom/io/model_file.hpp"
 #include "loom/layers/relu.hpp"
 #include "loom/layers/softmax.hpp"
+#include "model_bytes.hpp"
 #include "temp_dir.hpp"
 #include "toy_model.hpp"
 
@@ -32,26 +33,6 @@ Sequential trained_cnn(const Quadrants& d) {
 std::vector<std::uint8_t> read_bytes(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
   return {std::istreambuf_iterator<char>(f), {}};
-}
-
-// Rewrites the trailing CRC so a deliberately altered content gets past the
-// CRC check and reaches the decoder's own validation.
-void fix_crc(std::vector<std::uint8_t>& b) {
-  const std::uint32_t c = crc32(std::span<const std::uint8_t>(b).first(b.size() - 4));
-  std::memcpy(b.data() + b.size() - 4, &c, 4);
-}
-
-template <typename T>
-void poke(std::vector<std::uint8_t>& b, std::size_t at, T v) {
-  std::memcpy(b.data() + at, &v, sizeof v);
-}
-
-// Offset of the first byte of a section's payload, found by its tag.
-std::size_t payload_of(const std::vector<std::uint8_t>& b, const char* tag) {
-  for (std::size_t i = 24; i + 12 <= b.size(); ++i)
-    if (std::memcmp(b.data() + i, tag, 4) == 0) return i + 12;
-  FAIL("no section " << tag);
-  return 0;
 }
 
 }  // namespace

@@ -43,6 +43,7 @@
 
 #include <concepts>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -74,6 +75,12 @@ struct Param {
   Eigen::VectorXf value;
   Eigen::VectorXf grad;       // empty when not trainable
   bool trainable = true;
+  // Whether weight decay applies (optimizers' weight_decay option). Unset:
+  // parameters of rank 2 and more decay (Conv2D and Dense kernels), rank-1
+  // ones do not (biases, BatchNormalization's gamma and beta), as the usual
+  // AdamW recipe has it. Set it to override, before or after compile; it is
+  // part of the program that builds the model, not saved in model files.
+  std::optional<bool> decay;
 
   Param(std::string n, std::vector<Index> s, Trainable t = Trainable::Yes)
       : name(std::move(n)), shape(std::move(s)), trainable(t == Trainable::Yes) {
@@ -83,6 +90,7 @@ struct Param {
     if (trainable) grad = Eigen::VectorXf::Zero(size);
   }
   Index size() const { return value.size(); }
+  bool decays() const { return decay.value_or(shape.size() >= 2); }
 };
 
 class Layer {

@@ -14,6 +14,15 @@
 // probabilities that predict returns, clipped as Keras does. The two agree
 // unless a prediction gives its true class less than 1e-7.
 //
+// Label smoothing (label_smoothing = e in [0, 1), as Keras's categorical
+// cross-entropy): the target of a sample of class y over K classes is
+// t = (1 - e) onehot(y) + e / K, and the loss is -sum_c t_c log p_c:
+//   fused:          L = logsumexp(z) - (1 - e) z_y - (e / K) sum_c z_c,  dL/dz = (softmax(z) - t) / N
+//   probabilities:  L = -sum_c t_c log(clip(p_c)),                       dL/dp_c = -t_c / (N p_c)
+// As in Keras, the smoothed loss is the loss everywhere: fit, val_loss and
+// evaluate report it (a model cannot reach 0; its floor is the entropy of t).
+// Accuracy is unaffected.
+//
 // Thread safety: stateless; safe from many threads.
 
 #include <algorithm>
@@ -34,45 +43,58 @@ struct BatchScore {
 };
 
 struct SparseCategoricalCrossentropyOptions {
-  bool from_logits = false;  // the model's output is logits, not probabilities
+  bool from_logits = false;     // the model's output is logits, not probabilities
+  float label_smoothing = 0.0f;  // in [0, 1)
 };
 
 class SparseCategoricalCrossentropy {
  public:
   static constexpr float kEpsilon = 1e-7f;
 
-  explicit SparseCategoricalCrossentropy(SparseCategoricalCrossentropyOptions o = {}) : o_(o) {}
+  explicit SparseCategoricalCrossentropy(SparseCategoricalCrossentropyOptions o = {}) : o_(o) {
+    if (!(o.label_smoothing >= 0.0f && o.label_smoothing < 1.0f))
+      throw UsageError("SparseCategoricalCrossentropy: label_smoothing must be in [0, 1), got " +
+                       std::to_string(o.label_smoothing));
+  }
   bool from_logits() const { return o_.from_logits; }
+  float label_smoothing() const { return o_.label_smoothing; }
 
-  /// Scores logits z (N, K) against labels; when dz is given, writes
-  /// dL/dz = (softmax(z) - onehot) / N for the batch mean.
-  static BatchScore from_logits(const Tensor& z, std::span<const Label> labels, Tensor* dz = nullptr) {
+  /// Scores logits z (N, K) against labels, smoothed by `smoothing`; when dz
+  /// is given, writes dL/dz = (softmax(z) - t) / N for the batch mean.
+  static BatchScore from_logits(const Tensor& z, std::span<const Label> labels, Tensor* dz = nullptr,
+                                float smoothing = 0.0f) {
     const Index n = z.dimension(0), k = z.dimension(3);
     check_labels(labels, n, k);
     if (dz) resize_like(*dz, z);
     BatchScore score;
     const float inv_n = 1.0f / static_cast<float>(n);
+    const Target t(smoothing, k);
     for (Index i = 0; i < n; ++i) {
       const float* zi = z.data() + i * k;
       const Index best = std::max_element(zi, zi + k) - zi;
       const float m = zi[best];
-      double sum = 0.0;
+      double sum = 0.0, z_sum = 0.0;
       for (Index c = 0; c < k; ++c) sum += std::exp(static_cast<double>(zi[c] - m));
-      score.loss_sum += std::log(sum) + m - zi[labels[i]];
+      if (smoothing > 0.0f)
+        for (Index c = 0; c < k; ++c) z_sum += zi[c];
+      // With no smoothing: log(sum) + m - z_y, the bits of the plain loss.
+      score.loss_sum += std::log(sum) + m - t.on * zi[labels[i]] - t.off * z_sum;
       score.correct += best == labels[i];
       if (dz) {
         float* d = dz->data() + i * k;
         const double inv_sum = 1.0 / sum;
         for (Index c = 0; c < k; ++c)
-          d[c] = (static_cast<float>(std::exp(static_cast<double>(zi[c] - m)) * inv_sum) - (c == labels[i])) * inv_n;
+          d[c] = (static_cast<float>(std::exp(static_cast<double>(zi[c] - m)) * inv_sum) - t.of(c, labels[i])) * inv_n;
       }
     }
     return score;
   }
 
-  /// Scores probabilities p (N, K) against labels; when dp is given, writes
-  /// dL/dp (zero outside the label, and where clipping holds p constant).
-  static BatchScore from_probabilities(const Tensor& p, std::span<const Label> labels, Tensor* dp = nullptr) {
+  /// Scores probabilities p (N, K) against labels, smoothed by `smoothing`;
+  /// when dp is given, writes dL/dp (zero where the target is, and where
+  /// clipping holds p constant).
+  static BatchScore from_probabilities(const Tensor& p, std::span<const Label> labels, Tensor* dp = nullptr,
+                                       float smoothing = 0.0f) {
     const Index n = p.dimension(0), k = p.dimension(3);
     check_labels(labels, n, k);
     if (dp) {
@@ -80,15 +102,26 @@ class SparseCategoricalCrossentropy {
       dp->setZero();
     }
     BatchScore score;
+    const Target t(smoothing, k);
     for (Index i = 0; i < n; ++i) {
       const float* pi = p.data() + i * k;
-      const float py = pi[labels[i]];
-      const float clipped = std::clamp(py, kEpsilon, 1.0f - kEpsilon);
-      score.loss_sum += -std::log(static_cast<double>(clipped));
       score.correct += std::max_element(pi, pi + k) - pi == labels[i];
-      if (dp && clipped == py) dp->data()[i * k + labels[i]] = -1.0f / (static_cast<float>(n) * py);
+      // Without smoothing only the label's term: every other target is 0.
+      for (Index c = smoothing > 0.0f ? 0 : labels[i]; c < (smoothing > 0.0f ? k : labels[i] + 1); ++c) {
+        const float clipped = std::clamp(pi[c], kEpsilon, 1.0f - kEpsilon);
+        score.loss_sum += -t.loss_weight(c, labels[i]) * std::log(static_cast<double>(clipped));
+        if (dp && clipped == pi[c]) dp->data()[i * k + c] = -t.of(c, labels[i]) / (static_cast<float>(n) * pi[c]);
+      }
     }
     return score;
+  }
+
+  /// The loss's own scoring: logits or probabilities, with this loss's smoothing.
+  BatchScore score_logits(const Tensor& z, std::span<const Label> labels, Tensor* dz = nullptr) const {
+    return from_logits(z, labels, dz, o_.label_smoothing);
+  }
+  BatchScore score_probabilities(const Tensor& p, std::span<const Label> labels, Tensor* dp = nullptr) const {
+    return from_probabilities(p, labels, dp, o_.label_smoothing);
   }
 
   /// Labels must name one of the k classes: a clear error instead of reading past a row.
@@ -104,6 +137,16 @@ class SparseCategoricalCrossentropy {
   }
 
  private:
+  // The smoothed target: `on` for the label, `off` added for every class;
+  // in double for the loss, in float for the gradient. Without smoothing
+  // they are exactly 1 and 0, so the plain loss keeps its bits.
+  struct Target {
+    double on, off;
+    Target(float smoothing, Index k) : on(1.0 - smoothing), off(double{smoothing} / static_cast<double>(k)) {}
+    double loss_weight(Index c, Label y) const { return (c == y ? on : 0.0) + off; }
+    float of(Index c, Label y) const { return static_cast<float>(loss_weight(c, y)); }
+  };
+
   SparseCategoricalCrossentropyOptions o_;
 };
 

@@ -211,12 +211,11 @@ class Sequential {
     BatchScore score;
     const Tensor* g;
     if (fused_softmax_) {
-      score = SparseCategoricalCrossentropy::from_logits(last.logits(), labels, &dout_);
+      score = loss_.score_logits(last.logits(), labels, &dout_);
       g = &last.backward_from_logits(dout_);
     } else {
       const Tensor& out = *last_output_;
-      score = loss_.from_logits() ? SparseCategoricalCrossentropy::from_logits(out, labels, &dout_)
-                                  : SparseCategoricalCrossentropy::from_probabilities(out, labels, &dout_);
+      score = loss_.from_logits() ? loss_.score_logits(out, labels, &dout_) : loss_.score_probabilities(out, labels, &dout_);
       g = &last.backward(dout_);
     }
     for (std::size_t i = layers_.size() - 1; i-- > 0;) g = &layers_[i]->backward(*g);
@@ -242,7 +241,9 @@ class Sequential {
   // ---- Keras-style training and use ---------------------------------------
 
   /// Trains for o.epochs over data and returns their History (also kept as
-  /// history(), and saved with the model). With o.checkpoint, writes a
+  /// history(), and saved with the model). After every epoch the optimizer
+  /// hears the validation loss (else the training loss): Optimizer::end_epoch,
+  /// for its learning-rate schedule. With o.checkpoint, writes a
   /// checkpoint after every epoch and resumes from one it finds. With
   /// o.collective, trains data-parallel with the other ranks; o.callbacks
   /// are called along the way (FitOptions). The loop is training/fit_loop.hpp.
@@ -429,9 +430,8 @@ class Sequential {
         },
         [&](Index slice, Index, const Tensor& out, const std::vector<Label>& labels) {
           // Scored as Keras does: probabilities (clipped) from a softmax model, logits from a from_logits one.
-          scores[static_cast<std::size_t>(slice)] = loss_.from_logits()
-                                                        ? SparseCategoricalCrossentropy::from_logits(out, labels)
-                                                        : SparseCategoricalCrossentropy::from_probabilities(out, labels);
+          scores[static_cast<std::size_t>(slice)] =
+              loss_.from_logits() ? loss_.score_logits(out, labels) : loss_.score_probabilities(out, labels);
         });
     BatchScore total;  // summed in slice order: the same result for any thread count
     for (const BatchScore& sc : scores) {

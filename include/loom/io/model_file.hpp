@@ -21,7 +21,8 @@
 //
 // Layers that can be saved: every kind the layer registry holds (the built-in
 // ones, and those a program registers: layer_registry.hpp); saving another is
-// a UsageError. Optimizers: Adam.
+// a UsageError. Optimizers: Adam, AdamW, SGD, RMSprop, with their schedules
+// (docs/training.md).
 //
 // Thread safety: every function here only reads the model it is given, so
 // saving from several threads at once is safe while nobody trains the model.

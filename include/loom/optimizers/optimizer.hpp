@@ -40,12 +40,19 @@ class Optimizer {
   virtual void step_part(std::span<Param* const> params, Index first, std::span<const float> grad);
   virtual std::unique_ptr<Optimizer> clone() const = 0;
 
+  /// The end of a training epoch, with the loss to monitor (fit gives the
+  /// validation loss, or the training loss without validation): reaches the
+  /// optimizer's learning-rate schedule (ReduceOnPlateau acts on it). No-op
+  /// by default.
+  virtual void end_epoch(double /*monitored*/) {}
+
   /// What resuming needs to continue bit for bit: the step count and the
   /// per-parameter slot vectors, in an order the optimizer defines (Adam: every
   /// first moment in parameter order, then every second moment).
   struct State {
     long long steps = 0;
     std::vector<Eigen::VectorXf> slots;
+    std::vector<double> schedule;  // the learning-rate schedule's state (ReduceOnPlateau's), if any
   };
   virtual State state() const = 0;
   /// Restores a state taken from an optimizer built for the same parameters;

@@ -108,6 +108,7 @@ class FitLoop {
         r.seconds = dp_->leader_value(r.seconds);  // the History is the same on every rank
         dp_->gather_optimizer_state(m_.params_, *m_.optimizer_);  // whole in checkpoints and saved models
       }
+      m_.optimizer_->end_epoch(r.val_loss.value_or(r.loss));  // the schedule (ReduceOnPlateau) sees the epoch
       progress.end_epoch(r);
       m_.history_.epochs.push_back(r);
       for (Callback* c : o_.callbacks) c->on_epoch_end(r, context);
