@@ -286,7 +286,9 @@ class Sequential {
         const Index begin = b * o.batch_size, count = std::min(o.batch_size, n_train - begin);
         const std::span<const Index> idx(run.order.data() + begin, static_cast<std::size_t>(count));
         BatchScore s;
-        if (const std::string where = dp ? shared_batch(data, idx, labels, *dp, s) : own_batch(data, idx, labels, s);
+        const BatchAugmentation augment{o.augmentation ? &*o.augmentation : nullptr, {o.seed, epoch, b}};
+        if (const std::string where = dp ? shared_batch(data, idx, labels, augment, *dp, s)
+                                         : own_batch(data, idx, labels, augment, s);
             !where.empty()) {
           if (o.on_non_finite == NonFinite::Stop) {
             if (dp) dp->gather_optimizer_state(params_, *optimizer_);  // every rank stops here alike
@@ -457,9 +459,11 @@ class Sequential {
 
   // One batch of fit in this process alone: gather, forward, loss and
   // backward. Returns where a value is not finite, empty when all are.
-  std::string own_batch(const Samples& data, std::span<const Index> idx, std::vector<Label>& labels, BatchScore& s) {
+  std::string own_batch(const Samples& data, std::span<const Index> idx, std::vector<Label>& labels,
+                        const BatchAugmentation& augment, BatchScore& s) {
     const std::span<Label> y(labels.data(), idx.size());
     data.gather(idx, batch_, y);
+    augment(batch_);
     forward(batch_);
     s = loss_and_backward(y);
     return non_finite_in_last_batch(batch_, s);
@@ -470,12 +474,13 @@ class Sequential {
   // returns empty or not alike (the decision is made on the summed values);
   // the rank where the value appeared names its place.
   std::string shared_batch(const Samples& data, std::span<const Index> idx, std::vector<Label>& labels,
-                           DataParallel& dp, BatchScore& s) {
+                           const BatchAugmentation& augment, DataParallel& dp, BatchScore& s) {
     const Share mine = dp.share(static_cast<Index>(idx.size()));
     BatchScore local;
     if (mine.count > 0) {
       const std::span<Label> y(labels.data(), static_cast<std::size_t>(mine.count));
       data.gather(idx.subspan(static_cast<std::size_t>(mine.first), y.size()), batch_, y);
+      augment(batch_, mine.first);  // drawn by position in the global batch, as in one process
       forward(batch_);
       local = loss_and_backward(y);
     }
@@ -650,6 +655,7 @@ class Sequential {
       throw UsageError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
     if (o.validation_data && o.validation_split > 0.0)
       throw UsageError("fit: give validation_data or validation_split, not both");
+    if (o.augmentation) o.augmentation->validate(input_);
     if (o.verbose < 0 || o.verbose > 2) throw UsageError("fit: verbose must be 0, 1 or 2, got " + std::to_string(o.verbose));
     if (o.collective && o.batch_size < o.collective->size())
       throw UsageError("fit: batch_size " + std::to_string(o.batch_size) + " is the global batch, shared by " +

@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <ostream>
 
+#include "loom/data/augmentation.hpp"
 #include "loom/data/samples.hpp"
 #include "loom/tensor.hpp"
 #include "loom/training/collective.hpp"
@@ -46,6 +48,10 @@ struct FitOptions {
   // 0 prints progress and reads and writes the checkpoint. Not owned; nullptr
   // (the default) trains in this process alone.
   Collective* collective = nullptr;
+  // Augments every training batch on the fly (data/augmentation.hpp: random
+  // crop, flip, erasing), drawn from seed, epoch, batch and position alone, so
+  // resuming and the thread count change nothing; validation data never is.
+  std::optional<AugmentationOptions> augmentation;
 };
 
 }  // namespace loom
