@@ -109,8 +109,10 @@ std::uint64_t sample_seed(const BatchKey& key, Index position) {
 void augment_batch(Tensor& x, const AugmentationOptions& options, const BatchKey& key, Index first) {
   const Index n = x.dimension(0), h = x.dimension(1), w = x.dimension(2), c = x.dimension(3), per = h * w * c;
   options.validate(Shape::image(h, w, c));
-  // A team pays for itself from about a batch of 28 x 28 images.
-  constexpr Index kParallelFloats = Index{1} << 14;
+  // About 1.5 ns a float on one thread: below some 100 us of work (a batch of
+  // 32 28 x 28 images takes 37 us) a team's start and barrier save little, and
+  // on a busy machine a descheduled team member costs milliseconds.
+  constexpr Index kParallelFloats = Index{1} << 16;
 #pragma omp parallel if (n > 1 && n * per >= kParallelFloats)
   {
     std::vector<float> scratch(static_cast<std::size_t>(per));

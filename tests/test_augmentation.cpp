@@ -73,7 +73,7 @@ TEST_CASE("Augmentation draws depend on seed, epoch, batch and position only", "
 TEST_CASE("Augmentation does not depend on the thread count", "[augmentation][threads]") {
   const AugmentationOptions o{.pad = 4, .horizontal_flip = true, .erasing = 1.0f, .erasing_fill = ErasingFill::Random};
   const int before = threads();
-  Tensor one = numbered(64, 28, 28, 1), two = one;
+  Tensor one = numbered(128, 28, 28, 1), two = one;  // enough work to be spread over the threads
   set_threads(1);
   augment_batch(one, o, {1, 1, 0});
   set_threads(2);

@@ -17,6 +17,8 @@
 namespace loom {
 
 inline void copy_window(const float* src, float* dst, Index h, Index w, Index c, Index dy, Index dx, bool mirror) {
+  // The columns x whose source column falls inside the sample: [lo, hi); zeros either side.
+  const Index lo = std::clamp<Index>(mirror ? dx : -dx, 0, w), hi = std::clamp<Index>(mirror ? w + dx : w - dx, lo, w);
   for (Index y = 0; y < h; ++y) {
     float* row = dst + y * w * c;
     const Index sy = y + dy;
@@ -25,12 +27,11 @@ inline void copy_window(const float* src, float* dst, Index h, Index w, Index c,
       continue;
     }
     const float* src_row = src + sy * w * c;
-    for (Index x = 0; x < w; ++x) {
-      const Index sx = (mirror ? w - 1 - x : x) + dx;
-      float* out = row + x * c;
-      if (sx < 0 || sx >= w) std::fill_n(out, c, 0.0f);
-      else std::copy_n(src_row + sx * c, c, out);
-    }
+    std::fill_n(row, lo * c, 0.0f);
+    if (!mirror) std::copy_n(src_row + (lo + dx) * c, (hi - lo) * c, row + lo * c);  // one run: memcpy
+    else
+      for (Index x = lo; x < hi; ++x) std::copy_n(src_row + (w - 1 - x + dx) * c, c, row + x * c);
+    std::fill_n(row + hi * c, (w - hi) * c, 0.0f);
   }
 }
 
