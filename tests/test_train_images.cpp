@@ -42,6 +42,17 @@ TEST_CASE("loom train --images trains on a folder of images and writes the model
   names >> a >> b >> c;
   CHECK((a == "square" && b == "tall" && c == "wide"));
 
+  // loom predict names the classes from the file beside the model.
+  const ProcessResult predicted = run_loom(dir, {"predict", model.string(), (dir / "photos" / "wide" / "0.png").string(),
+                                                 "--json"});
+  CHECK(predicted.exit_code == 0);
+  CHECK_THAT(predicted.output, Contains("\"class\": \"square\"") && Contains("\"class\": \"tall\"") &&
+                                   Contains("\"class\": \"wide\""));
+  std::ofstream(dir / "out" / "model.classes.txt") << "one\ntwo\n";
+  const ProcessResult mismatch = run_loom(dir, {"predict", model.string(), (dir / "photos" / "wide" / "0.png").string()});
+  CHECK(mismatch.exit_code == 1);
+  CHECK_THAT(mismatch.output, Contains("model.classes.txt holds 2 class names") && Contains("has 3 classes"));
+
   // Refusing unreadable files names the file.
   const ProcessResult strict = run_loom(dir, {"train", "--images", (dir / "photos").string(), "--out",
                                               model.string(), "--refuse-unreadable", "--verbose", "0"});

@@ -114,7 +114,7 @@ int evaluate_command(int argc, char** argv) {
 
   const Tensor probabilities = model.predict(test, 32, args.tta);
   const ClassificationResults r = score_predictions(labels_of(test), probabilities);
-  const std::vector<std::string> names = class_names_for(model);
+  const std::vector<std::string> names = class_names_for(model, *args.model);
 
   std::vector<fs::path> report;
   if (args.report)

@@ -225,7 +225,7 @@ int train_command(int argc, char** argv) {
   history.write_csv(csv.string());
   std::optional<fs::path> classes;
   if (args.images) {  // the model file holds no class names: they go beside it
-    classes = sibling(*args.out, ".classes.txt");
+    classes = class_names_path(*args.out);
     write_lines(*classes, data.class_names);
   }
   if (!fit.checkpoint.empty()) fs::remove(fit.checkpoint);  // the model now holds all it had
