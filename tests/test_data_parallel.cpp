@@ -223,3 +223,23 @@ TEST_CASE("Data-parallel fit with clipping takes whole steps, and every rank's s
   alone.fit(data, o);
   CHECK(testing::max_relative_difference(models[0], alone) < 1e-4);
 }
+
+TEST_CASE("Data-parallel fit with augmentation draws by position in the global batch, as one process does") {
+  const testing::Quadrants d = testing::quadrants(128, 13);
+  const TensorSamples data(d.x, d.y, Shape{8, 8, 1});
+  const FitOptions o{.epochs = 2, .batch_size = 32, .seed = 5, .verbose = 0,
+                     .augmentation = AugmentationOptions{.pad = 1, .horizontal_flip = true, .erasing = 0.5f}};
+  std::vector<Sequential> models;
+  for (int r = 0; r < 2; ++r) models.push_back(testing::small_cnn(3));
+  const std::vector<std::string> errors = on_ranks(2, [&](int r, Collective& c) {
+    FitOptions shared = o;
+    shared.collective = &c;
+    models[static_cast<std::size_t>(r)].fit(data, shared);
+  });
+  for (const std::string& e : errors) REQUIRE(e.empty());
+  REQUIRE(testing::same_params(models[0], models[1]));
+  Sequential alone = testing::small_cnn(3);
+  alone.fit(data, o);
+  // Only the summation order differs; drawing by a rank's own positions would change the data each rank saw.
+  CHECK(testing::max_relative_difference(models[0], alone) < 1e-4);
+}

@@ -287,6 +287,17 @@ TEST_CASE("to_grey: BT.601 luma, alpha over the matte", "[image]") {
   CHECK(to_grey(pattern(5, 4, 1)).pixels == pattern(5, 4, 1).pixels);
 }
 
+TEST_CASE("to_rgb: grey repeated, alpha over the matte, RGB kept", "[image]") {
+  Image ga(2, 1, 2);
+  ga.at(0, 0, 0) = 40, ga.at(0, 0, 1) = 255;  // opaque grey 40
+  ga.at(1, 0, 0) = 0, ga.at(1, 0, 1) = 51;    // 20% black
+  CHECK(to_rgb(ga).pixels == Bytes{40, 40, 40, 204, 204, 204});
+  Image rgba(1, 1, 4);
+  rgba.at(0, 0, 0) = 200, rgba.at(0, 0, 1) = 100, rgba.at(0, 0, 2) = 0, rgba.at(0, 0, 3) = 0;  // transparent
+  CHECK(to_rgb(rgba, 10).pixels == Bytes{10, 10, 10});
+  CHECK(to_rgb(pattern(5, 4, 3)).pixels == pattern(5, 4, 3).pixels);
+}
+
 TEST_CASE("resize: area averaging undoes an integer enlargement, linear growth, errors", "[image]") {
   const Image small = pattern(7, 5, 3);
   Image big(28, 20, 3);  // each pixel a 4 x 4 block

@@ -4,9 +4,11 @@
 // Thread safety: see each header; a const Sequential serves predict and evaluate to many threads at once.
 
 #include "loom/activation.hpp"
+#include "loom/data/augmentation.hpp"
 #include "loom/data/dataset.hpp"
 #include "loom/data/fashion_mnist.hpp"
 #include "loom/data/idx.hpp"
+#include "loom/data/image_folder.hpp"
 #include "loom/data/samples.hpp"
 #include "loom/error.hpp"
 #include "loom/image/exif_orientation.hpp"
@@ -46,6 +48,7 @@
 #include "loom/schedules/step_decay.hpp"
 #include "loom/sequential.hpp"
 #include "loom/tensor.hpp"
+#include "loom/test_time_augmentation.hpp"
 #include "loom/threads.hpp"
 #include "loom/training/callback.hpp"
 #include "loom/training/csv_logger.hpp"

@@ -46,6 +46,7 @@
 #include "loom/optimizers/optimizer.hpp"
 #include "loom/parallel.hpp"
 #include "loom/random.hpp"
+#include "loom/test_time_augmentation.hpp"
 #include "loom/threads.hpp"
 #include "loom/training/fit_options.hpp"
 #include "loom/training/history.hpp"
@@ -256,14 +257,17 @@ class Sequential {
   /// Mean loss and accuracy over every sample, in batches of batch_size.
   /// batch_size only bounds how many samples go through the layers at once:
   /// inference cuts batches into cache-sized slices (cache_slice below).
-  Evaluation evaluate(const Samples& data, Index batch_size = 32) const {
+  /// Tta::Flip scores the mean probabilities of each image and its mirror
+  /// (test_time_augmentation.hpp).
+  Evaluation evaluate(const Samples& data, Index batch_size = 32, Tta tta = Tta::None) const {
     require_compiled("evaluate");
     check_samples(data, "evaluate");
     if (batch_size <= 0) throw UsageError("evaluate: batch_size must be positive, got " + std::to_string(batch_size));
-    return evaluate_range(data, 0, data.size(), batch_size);
+    check_tta(tta, input_, "evaluate");
+    return evaluate_range(data, 0, data.size(), batch_size, tta);
   }
-  Evaluation evaluate(const Tensor& x, std::span<const Label> y, Index batch_size = 32) const {
-    return evaluate(TensorSamples(x, y, input_), batch_size);
+  Evaluation evaluate(const Tensor& x, std::span<const Label> y, Index batch_size = 32, Tta tta = Tta::None) const {
+    return evaluate(TensorSamples(x, y, input_), batch_size, tta);
   }
 
   /// Class probabilities (N, 1, 1, K) for a batch x (N, input shape): the
@@ -271,13 +275,14 @@ class Sequential {
   /// from_logits (before compile, the output as it is). Always (N, 1, 1, K)
   /// for a compiled model. Inference path: const, safe from many threads.
   /// batch_size bounds the samples per pass; the outputs do not depend on it
-  /// nor on the thread count.
-  Tensor predict(const Tensor& x, Index batch_size = 32) const {
-    return probabilities(layer_outputs(x, layers_.size(), batch_size, "predict"));
+  /// nor on the thread count. Tta::Flip: the mean probabilities of each
+  /// image and its mirror (test_time_augmentation.hpp).
+  Tensor predict(const Tensor& x, Index batch_size = 32, Tta tta = Tta::None) const {
+    return probabilities(layer_outputs(x, layers_.size(), batch_size, "predict", tta));
   }
   /// The same over every sample of a data set, in order, without copying it into one tensor first.
-  Tensor predict(const Samples& data, Index batch_size = 32) const {
-    return probabilities(layer_outputs(data, layers_.size(), batch_size, "predict"));
+  Tensor predict(const Samples& data, Index batch_size = 32, Tta tta = Tta::None) const {
+    return probabilities(layer_outputs(data, layers_.size(), batch_size, "predict", tta));
   }
 
   /// Embeddings: the output of the named layer (default: the input of the
@@ -322,29 +327,34 @@ class Sequential {
 
   // The output of the first `depth` layers for every sample, (N, that layer's output shape);
   // the body of predict and embed.
-  Tensor layer_outputs(const Tensor& x, std::size_t depth, Index batch_size, const char* what) const {
+  Tensor layer_outputs(const Tensor& x, std::size_t depth, Index batch_size, const char* what,
+                       Tta tta = Tta::None) const {
     if (layers_.empty()) throw UsageError(std::string(what) + ": the model has no layers");
     check_batch(x, what);
+    check_tta(tta, input_, what);
     const Index per = input_.size();
     return collect_slices(x.dimension(0), depth, batch_size, what,
                           [&](Index first, Index count, Tensor& xs, std::vector<Label>&) {
                             resize_batch(xs, count, input_);
                             std::copy_n(x.data() + first * per, count * per, xs.data());
-                          });
+                          }, tta);
   }
-  Tensor layer_outputs(const Samples& data, std::size_t depth, Index batch_size, const char* what) const {
+  Tensor layer_outputs(const Samples& data, std::size_t depth, Index batch_size, const char* what,
+                       Tta tta = Tta::None) const {
     if (layers_.empty()) throw UsageError(std::string(what) + ": the model has no layers");
     check_sample_shape(data, what);
+    check_tta(tta, input_, what);
     return collect_slices(data.size(), depth, batch_size, what,
                           [&](Index first, Index count, Tensor& xs, std::vector<Label>& labels) {
                             gather_range(data, first, count, xs, labels);
-                          });
+                          }, tta);
   }
 
   // load(first, count, x, labels) fills slices of n samples; their outputs
   // after `depth` layers are copied into one tensor.
   template <typename Load>
-  Tensor collect_slices(Index n, std::size_t depth, Index batch_size, const char* what, Load&& load) const {
+  Tensor collect_slices(Index n, std::size_t depth, Index batch_size, const char* what, Load&& load,
+                        Tta tta = Tta::None) const {
     if (batch_size <= 0)
       throw UsageError(std::string(what) + ": batch_size must be positive, got " + std::to_string(batch_size));
     const Shape shape = depth == 0 ? input_ : layers_[depth - 1]->output_shape();
@@ -358,7 +368,7 @@ class Sequential {
         [&](Index, Index first, const Tensor& y, const std::vector<Label>&) {
           std::copy_n(y.data(), y.size(), out.data() + first * k);
         },
-        depth);
+        depth, tta);
     return out;
   }
 
@@ -412,15 +422,17 @@ class Sequential {
     for (std::size_t i = 0; i < states.size(); ++i) generators[i]->set_state(states[i]);
   }
 
-  Evaluation evaluate_range(const Samples& data, Index begin, Index end, Index batch_size = 32) const {
-    const BatchScore total = score_range(data, begin, end, batch_size);
+  Evaluation evaluate_range(const Samples& data, Index begin, Index end, Index batch_size = 32,
+                            Tta tta = Tta::None) const {
+    const BatchScore total = score_range(data, begin, end, batch_size, tta);
     const double n = static_cast<double>(end - begin);
     return {total.loss_sum / n, static_cast<double>(total.correct) / n};
   }
 
   // Summed loss and correct predictions over samples [begin, end), in slices
   // independent of the thread count: the loss is summed slice by slice.
-  BatchScore score_range(const Samples& data, Index begin, Index end, Index batch_size = 32) const {
+  BatchScore score_range(const Samples& data, Index begin, Index end, Index batch_size = 32,
+                         Tta tta = Tta::None) const {
     const Index slice = cache_slice(batch_size);
     std::vector<BatchScore> scores(static_cast<std::size_t>((end - begin + slice - 1) / slice));
     infer_slices(
@@ -432,7 +444,8 @@ class Sequential {
           // Scored as Keras does: probabilities (clipped) from a softmax model, logits from a from_logits one.
           scores[static_cast<std::size_t>(slice)] =
               loss_.from_logits() ? loss_.score_logits(out, labels) : loss_.score_probabilities(out, labels);
-        });
+        },
+        std::numeric_limits<std::size_t>::max(), tta);
     BatchScore total;  // summed in slice order: the same result for any thread count
     for (const BatchScore& sc : scores) {
       total.loss_sum += sc.loss_sum;
@@ -473,8 +486,9 @@ class Sequential {
   // Both run on worker threads. An exception in either is rethrown here.
   // depth: how many layers to run (all by default; fewer for embed).
   template <typename Load, typename Visit>
+  // tta: Tta::Flip hands visit the flip mean instead of one pass (test_time_augmentation.hpp).
   void infer_slices(Index begin, Index end, Index slice, Load&& load, Visit&& visit,
-                    std::size_t depth = std::numeric_limits<std::size_t>::max()) const {
+                    std::size_t depth = std::numeric_limits<std::size_t>::max(), Tta tta = Tta::None) const {
     depth = std::min(depth, layers_.size());
     const Index slices = (end - begin + slice - 1) / slice;
     const FlushDenormals flush(slices > 1);
@@ -482,13 +496,15 @@ class Sequential {
 #pragma omp parallel if (slices > 1)
     {
       Tensor x, a, b;
+      FlipMean flip;
       std::vector<Label> labels;
 #pragma omp for schedule(dynamic)
       for (Index i = 0; i < slices; ++i) {
         try {
           const Index first = begin + i * slice, count = std::min(slice, end - first);
           load(first, count, x, labels);
-          visit(i, first, infer(x, a, b, depth), labels);
+          const auto pass = [&](const Tensor& in) -> const Tensor& { return infer(in, a, b, depth); };
+          visit(i, first, tta == Tta::Flip ? flip(x, loss_.from_logits(), pass) : pass(x), labels);
         } catch (...) {
 #pragma omp critical(loom_infer_error)
           if (!error) error = std::current_exception();

@@ -3,6 +3,7 @@
 // subcommand's name), prints what it did, and returns the exit status:
 // 0 success, 1 a failure (bad file, bad data), 2 a usage error.
 
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -37,7 +38,13 @@ struct ThreadsAndJson {
   }
 };
 
-/// The class names of a model: Fashion-MNIST's for a 10-class model, else "0", "1", ...
-std::vector<std::string> class_names_for(const Sequential& model);
+/// Where loom train --images writes a model's class names, one per line, as
+/// the model file has no place for them: model.loom -> model.classes.txt.
+std::filesystem::path class_names_path(const std::filesystem::path& model_file);
+
+/// The class names of a model: those in class_names_path(model_file) when
+/// that file exists (DataError when it does not hold one name per class),
+/// else Fashion-MNIST's for a 10-class model, else "0", "1", ...
+std::vector<std::string> class_names_for(const Sequential& model, const std::filesystem::path& model_file);
 
 }  // namespace loom::tool

@@ -30,6 +30,8 @@ const char* kUsage =
     "                   as a heat map, the most confidently wrong test images, and the training\n"
     "                   curves from the model's saved history (docs/evaluation-report.md)\n"
     "  --limit N        evaluate on the first N test images only\n"
+    "  --tta flip       test-time augmentation: score the mean probabilities of each image and\n"
+    "                   its mirror image (two passes); \"none\" (the default) scores the image alone\n"
     "  --threads N      threads (default: all cores)\n"
     "  --json           print one JSON object: test_accuracy, test_loss, samples, confusion_matrix\n"
     "                   (rows true classes), per_class (precision, recall, f1, support), report files\n";
@@ -39,8 +41,17 @@ struct Args {
   std::optional<std::string> data;
   std::optional<fs::path> report;
   std::optional<Index> limit;
+  Tta tta = Tta::None;
   ThreadsAndJson common;
 };
+
+Tta parse_tta_flag(const char* v) {
+  try {
+    return parse_tta(v);
+  } catch (const UsageError& e) {
+    throw UsageError(std::string("--tta: ") + e.what() + "\n" + kUsage);
+  }
+}
 
 Args parse(int argc, char** argv) {
   Args a;
@@ -50,6 +61,7 @@ Args parse(int argc, char** argv) {
         if (flag == "--data") a.data = v;
         else if (flag == "--report") a.report = v;
         else if (flag == "--limit") a.limit = cli::parse_int(flag, v, 1);
+        else if (flag == "--tta") a.tta = parse_tta_flag(v);
         else return a.common.take(flag, v);
         return true;
       },
@@ -100,9 +112,9 @@ int evaluate_command(int argc, char** argv) {
   Dataset test = fashion_mnist::load_test(fashion_mnist::find_data_dir(args.data));
   if (args.limit) test = test.head(std::min(*args.limit, test.size()));
 
-  const Tensor probabilities = model.predict(test);
+  const Tensor probabilities = model.predict(test, 32, args.tta);
   const ClassificationResults r = score_predictions(labels_of(test), probabilities);
-  const std::vector<std::string> names = class_names_for(model);
+  const std::vector<std::string> names = class_names_for(model, *args.model);
 
   std::vector<fs::path> report;
   if (args.report)

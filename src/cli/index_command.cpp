@@ -162,7 +162,7 @@ int index_command(int argc, char** argv) {
   check_writable(*args.out);
   const Sequential model = load_model(*args.model);
   const std::string layer = args.layer.value_or("");
-  Catalog catalog(catalog_info_for(model, layer, class_names_for(model),
+  Catalog catalog(catalog_info_for(model, layer, class_names_for(model, *args.model),
                                    args.int8 ? VectorEncoding::Int8 : VectorEncoding::Float32));
   Progress progress(std::cerr, args.verbose);
   const auto t0 = Progress::Clock::now();

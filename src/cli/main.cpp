@@ -4,6 +4,8 @@
 // docs/loom-tool.md for the whole tool.
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -15,7 +17,21 @@
 
 namespace loom::tool {
 
-std::vector<std::string> class_names_for(const Sequential& model) {
+std::filesystem::path class_names_path(const std::filesystem::path& model_file) {
+  std::filesystem::path p = model_file;
+  return p.replace_extension(".classes.txt");
+}
+
+std::vector<std::string> class_names_for(const Sequential& model, const std::filesystem::path& model_file) {
+  if (const auto path = class_names_path(model_file); std::filesystem::exists(path)) {
+    std::ifstream in(path);
+    std::vector<std::string> names;
+    for (std::string line; std::getline(in, line);) names.push_back(line);
+    if (static_cast<Index>(names.size()) != model.num_classes())
+      throw DataError(path.string() + " holds " + std::to_string(names.size()) + " class names, but " +
+                      model_file.string() + " has " + std::to_string(model.num_classes()) + " classes");
+    return names;
+  }
   if (model.num_classes() == static_cast<Index>(fashion_mnist::class_names.size()))
     return to_class_names(fashion_mnist::class_names);
   return class_names_or_numbers({}, model.num_classes());

@@ -81,7 +81,7 @@ int predict_command(int argc, char** argv) {
   args.common.apply_threads();
   const Sequential model = load_model(args.paths[0]);
   check_takes_images(model, args.paths[0], "predict");
-  const std::vector<std::string> names = class_names_for(model);
+  const std::vector<std::string> names = class_names_for(model, args.paths[0]);
 
   // Read and convert every image first; one predict call then classifies them all.
   const ImageInputs inputs =

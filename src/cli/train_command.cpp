@@ -1,5 +1,6 @@
 // loom train: the Fashion-MNIST CNN (loom::models::fashion_mnist_cnn), trained
-// with the example's flags, saved with its history. It checkpoints after every
+// with the example's flags, saved with its history; on Fashion-MNIST, or on a
+// folder of images with one sub-folder per class (--images). It checkpoints after every
 // epoch, so the same command run again after a crash resumes where it stopped.
 // With --distributed (under mpirun), the ranks train data-parallel and rank 0
 // alone prints and writes the model, its history and the checkpoints.
@@ -7,14 +8,18 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "commands.hpp"
+#include "loom/data/image_folder.hpp"
 #include "loom/io/json.hpp"
 #include "loom/io/model_file.hpp"
 #include "loom/models/fashion_mnist_cnn.hpp"
+#include "loom/report/class_names.hpp"
 #include "loom/training/command_line.hpp"
 
 namespace loom::tool {
@@ -28,30 +33,71 @@ const std::string kUsage = std::string(
     "history) and MODEL's history as CSV beside it (model.loom -> model.history.csv).\n"
     "  --out PATH       where to write the model (required; its directory is created)\n") +
     cli::TrainingFlags{}.help() +
+    "  --images FOLDER  train on image files instead of Fashion-MNIST (not with --data): one\n"
+    "                   sub-folder per class, class names sorted, each image converted as loom\n"
+    "                   predict converts it; the class names go to MODEL.classes.txt\n"
+    "  --refuse-unreadable  with --images, stop at a file that cannot be read (default: skip\n"
+    "                   it and list it)\n"
+    "  --augment LIST   augment every training batch: any of pad=N (random crop after zero\n"
+    "                   padding), flip (left-right, half the time), erasing=P (random erasing\n"
+    "                   with probability P), comma-separated, e.g. pad=2,flip,erasing=0.5\n"
     "  --validation WHAT  scored after every epoch as val_loss/val_accuracy: \"test\" (the test\n"
     "                   set, as Keras's validation_data; the default), \"none\", or a fraction\n"
-    "                   held out of the training images, e.g. 0.1\n"
+    "                   held out of the training images, e.g. 0.1 (with --images: \"none\", the\n"
+    "                   default, or a fraction, a seeded random choice of the images)\n"
     "  --checkpoint PATH  checkpoint written after every epoch (default MODEL.checkpoint, removed\n"
     "                   once MODEL is saved; \"none\" for no checkpoint). If it exists, training\n"
     "                   resumes from it, ending exactly as an uninterrupted run would\n"
     "  --json           print one JSON object on stdout instead of the text summary\n";
 
+/// The decimal number v is, if it is one.
+std::optional<double> parse_number(const std::string& v) {
+  char* end = nullptr;
+  const double f = std::strtod(v.c_str(), &end);
+  if (end == v.c_str() || *end != '\0') return std::nullopt;
+  return f;
+}
+
 struct Args {
   cli::TrainingFlags training;
   std::optional<fs::path> out;
-  std::string validation = "test";
+  std::optional<fs::path> images;
+  bool refuse_unreadable = false;
+  std::optional<AugmentationOptions> augment;
+  std::optional<std::string> validation;  // "test" for Fashion-MNIST, "none" for --images by default
   std::optional<std::string> checkpoint;
   bool json = false;
 };
 
+// "pad=2,flip,erasing=0.5" -> AugmentationOptions; the values are checked by fit.
+AugmentationOptions parse_augment(const std::string& list) {
+  AugmentationOptions o;
+  std::size_t at = 0;
+  while (at <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', at), list.size());
+    const std::string item = list.substr(at, comma - at), key = item.substr(0, item.find('='));
+    const std::string value = item.size() > key.size() ? item.substr(key.size() + 1) : "";
+    if (item == "flip") o.horizontal_flip = true;
+    else if (key == "pad" && !value.empty()) o.pad = cli::parse_int("--augment pad", value.c_str(), 0);
+    else if (const auto p = parse_number(value); key == "erasing" && p) o.erasing = static_cast<float>(*p);
+    else
+      throw UsageError("--augment: unknown item \"" + item + "\"; expected pad=N, flip or erasing=P, e.g. pad=2,flip");
+    at = comma + 1;
+  }
+  return o;
+}
+
 Args parse(int argc, char** argv) {
   Args a;
   cli::parse_args(
-      argc, argv, 1, kUsage, {"--json", "--distributed"},
+      argc, argv, 1, kUsage, {"--json", "--distributed", "--refuse-unreadable"},
       [&](const std::string& flag, const char* v) {
         if (a.training.take(flag, v)) return true;
         if (flag == "--out") a.out = v;
         else if (flag == "--validation") a.validation = v;
+        else if (flag == "--images") a.images = v;
+        else if (flag == "--refuse-unreadable") a.refuse_unreadable = true;
+        else if (flag == "--augment") a.augment = parse_augment(v);
         else if (flag == "--checkpoint") a.checkpoint = v;
         else if (flag == "--json") a.json = true;
         else return false;
@@ -59,21 +105,73 @@ Args parse(int argc, char** argv) {
       },
       [&](const std::string& arg) { throw UsageError("unexpected argument \"" + arg + "\"\n" + kUsage); });
   if (!a.out) throw UsageError("--out PATH is required\n" + kUsage);
+  if (a.images && a.training.data) throw UsageError("give --images or --data, not both\n" + kUsage);
+  if (a.refuse_unreadable && !a.images) throw UsageError("--refuse-unreadable goes with --images\n" + kUsage);
+  if (a.images && a.validation == "test")
+    throw UsageError("--validation test scores the Fashion-MNIST test set; with --images give \"none\" or a fraction");
   return a;
 }
 
 double parse_fraction(const std::string& v) {
-  char* end = nullptr;
-  const double f = std::strtod(v.c_str(), &end);
-  if (end == v.c_str() || *end != '\0' || !(f > 0.0 && f < 1.0))
+  const double f = parse_number(v).value_or(-1.0);
+  if (!(f > 0.0 && f < 1.0))
     throw UsageError("--validation expects \"test\", \"none\" or a fraction in (0, 1), got \"" + v + "\"");
   return f;
 }
 
-/// model.loom -> model.history.csv
-fs::path history_csv_path(const fs::path& model) {
+/// model.loom -> model.history.csv (extension ".history.csv")
+fs::path sibling(const fs::path& model, const std::string& extension) {
   fs::path p = model;
-  return p.replace_extension(".history.csv");
+  return p.replace_extension(extension);
+}
+
+void write_lines(const fs::path& path, const std::vector<std::string>& lines) {
+  std::ofstream out(path);
+  for (const std::string& line : lines) out << line << '\n';
+  if (!out.flush()) throw IoError(path.string() + ": cannot write the class names");
+}
+
+/// What to train on and what to score after training.
+struct TrainingSet {
+  Dataset train;
+  std::optional<Dataset> held;           // Fashion-MNIST's test set, or the folder's validation images
+  std::vector<std::string> class_names;  // one per label
+  long long skipped = 0;                 // unreadable image files passed over
+
+  const Dataset* scored() const { return held ? &*held : nullptr; }
+};
+
+TrainingSet load_fashion_mnist(const Args& args, std::ostream* text, const std::string& per_rank) {
+  auto [dir, train, test] = args.training.load();
+  if (text)
+    *text << "Fashion-MNIST from " << dir.string() << ": " << train.size() << " training and " << test.size()
+          << " test images, " << threads() << " threads" << per_rank << "\n";
+  return {std::move(train), std::move(test), to_class_names(fashion_mnist::class_names)};
+}
+
+TrainingSet load_folder(const Args& args, std::ostream* text, const std::string& per_rank) {
+  const cli::TrainingFlags& t = args.training;
+  if (t.threads) set_threads(*t.threads);
+  const std::string validation = args.validation.value_or("none");
+  ImageFolder f = load_image_folder(*args.images, {.validation_split = validation == "none" ? 0.0 : parse_fraction(validation),
+                                                   .seed = t.seed,
+                                                   .skip_unreadable = !args.refuse_unreadable,
+                                                   .progress = t.verbose > 0 ? text : nullptr});
+  if (f.class_names.size() < 2)
+    throw DataError(args.images->string() + ": only one class folder (\"" + f.class_names[0] +
+                    "\"); a classifier needs at least 2");
+  if (text) {
+    *text << "Images from " << args.images->string() << ": " << f.train.size() << " training"
+          << (f.validation ? " and " + std::to_string(f.validation->size()) + " validation" : std::string()) << " images in "
+          << f.class_names.size() << " classes, " << threads() << " threads" << per_rank << "\n";
+    constexpr std::size_t kListed = 10;
+    for (std::size_t i = 0; i < f.skipped.size() && i < kListed; ++i)
+      *text << "  skipped " << f.skipped[i].path.string() << ": " << f.skipped[i].reason << "\n";
+    if (f.skipped.size() > kListed) *text << "  ... and " << f.skipped.size() - kListed << " more files skipped\n";
+  }
+  if (t.limit) f.train = f.train.head(std::min(*t.limit, f.train.size()));
+  return {std::move(f.train), std::move(f.validation), std::move(f.class_names),
+          static_cast<long long>(f.skipped.size())};
 }
 
 }  // namespace
@@ -101,20 +199,21 @@ int train_command(int argc, char** argv) {
     prepare_output(*args.out);
     if (checkpoint != "none") prepare_output(checkpoint);
   }
-  const auto [dir, train, test] = t.load();
-  if (leader)
-    text << "Fashion-MNIST from " << dir.string() << ": " << train.size() << " training and " << test.size()
-         << " test images, " << threads() << " threads" << (world ? " per rank, " + std::to_string(ranks) + " ranks" : "")
-         << "\n";
+  const std::string per_rank = world ? " per rank, " + std::to_string(ranks) + " ranks" : "";
+  const TrainingSet data = args.images ? load_folder(args, leader ? &text : nullptr, per_rank)
+                                       : load_fashion_mnist(args, leader ? &text : nullptr, per_rank);
+  const Dataset& train = data.train;
 
-  Sequential model = models::fashion_mnist_cnn(t.seed);
+  Sequential model = models::fashion_mnist_cnn(t.seed, static_cast<Index>(data.class_names.size()));
   if (leader && !args.json) model.summary(text);
 
   FitOptions fit{.epochs = t.epochs, .batch_size = t.batch_size, .seed = t.seed, .verbose = t.verbose};
-  if (args.validation == "test") fit.validation_data = &test;
-  else if (args.validation != "none") fit.validation_split = parse_fraction(args.validation);
+  const std::string validation = args.validation.value_or(args.images ? "none" : "test");
+  if (validation == "test" || (args.images && data.scored())) fit.validation_data = data.scored();
+  else if (validation != "none") fit.validation_split = parse_fraction(validation);
   if (checkpoint != "none") fit.checkpoint = checkpoint;
   fit.collective = world.get();
+  fit.augmentation = args.augment;
 
   const auto t0 = std::chrono::steady_clock::now();
   const History history = model.fit(train, fit);
@@ -122,18 +221,25 @@ int train_command(int argc, char** argv) {
   if (!leader) return 0;  // every rank holds the same model; rank 0 writes it
 
   model.save(*args.out);
-  const fs::path csv = history_csv_path(*args.out);
+  const fs::path csv = sibling(*args.out, ".history.csv");
   history.write_csv(csv.string());
+  std::optional<fs::path> classes;
+  if (args.images) {  // the model file holds no class names: they go beside it
+    classes = class_names_path(*args.out);
+    write_lines(*classes, data.class_names);
+  }
   if (!fit.checkpoint.empty()) fs::remove(fit.checkpoint);  // the model now holds all it had
 
-  const Evaluation e = model.evaluate(test);
+  // Fashion-MNIST's test set, or the images held out for validation, if any.
+  const std::optional<Evaluation> e =
+      data.scored() ? std::optional<Evaluation>(model.evaluate(*data.scored())) : std::nullopt;
+  const std::string scored = args.images ? "validation" : "test";
   if (args.json) {
-    std::cout << JsonObject()
-                     .str("model", args.out->string())
-                     .str("history_csv", csv.string())
-                     .num("test_accuracy", e.accuracy)
-                     .num("test_loss", e.loss)
-                     .integer("epochs", static_cast<long long>(history.epochs.size()))
+    JsonObject json;
+    json.str("model", args.out->string()).str("history_csv", csv.string());
+    if (classes) json.str("classes_txt", classes->string()).integer("skipped_files", data.skipped);
+    if (e) json.num(scored + "_accuracy", e->accuracy).num(scored + "_loss", e->loss);
+    std::cout << json.integer("epochs", static_cast<long long>(history.epochs.size()))
                      .integer("train_images", static_cast<long long>(train.size()))
                      .integer("params", static_cast<long long>(model.param_count()))
                      .num("train_seconds", seconds, 4)
@@ -142,8 +248,10 @@ int train_command(int argc, char** argv) {
                      .text()
               << '\n';
   } else {
-    std::printf("Test accuracy: %.4f, test loss: %.4f\n", e.accuracy, e.loss);
+    if (e) std::printf("%s accuracy: %.4f, %s loss: %.4f\n", args.images ? "Validation" : "Test", e->accuracy,
+                       scored.c_str(), e->loss);
     std::printf("Saved the model to %s and its history to %s\n", args.out->c_str(), csv.c_str());
+    if (classes) std::printf("Class names, one per label, in %s\n", classes->c_str());
   }
   return 0;
 }

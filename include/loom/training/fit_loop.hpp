@@ -1,7 +1,8 @@
 #pragma once
-// Sequential::fit's loop: epochs of shuffled batches through the public
-// training steps (forward, loss_and_backward, the optimizer's step), with
-// validation, progress, callbacks, checkpoints and data-parallel training.
+// Sequential::fit's loop: epochs of shuffled batches, augmented when asked
+// (data/augmentation.hpp), through the public training steps (forward,
+// loss_and_backward, the optimizer's step), with validation, progress,
+// callbacks, checkpoints and data-parallel training.
 // It lives here rather than in the model so that the model stays a stack of
 // layers and this file is the one place to read what an epoch does.
 //
@@ -73,7 +74,9 @@ class FitLoop {
         const Index begin = b * o_.batch_size, count = std::min(o_.batch_size, n_train_ - begin);
         const std::span<const Index> idx(run_.order.data() + begin, static_cast<std::size_t>(count));
         BatchScore s;
-        if (const std::string where = dp_ ? shared_batch(idx, labels, s) : own_batch(idx, labels, s); !where.empty()) {
+        const BatchAugmentation augment{o_.augmentation ? &*o_.augmentation : nullptr, {o_.seed, epoch, b}};
+        if (const std::string where = dp_ ? shared_batch(idx, labels, augment, s) : own_batch(idx, labels, augment, s);
+            !where.empty()) {
           if (o_.on_non_finite == NonFinite::Stop) {
             if (dp_) dp_->gather_optimizer_state(m_.params_, *m_.optimizer_);  // every rank stops here alike
             throw NumericError("fit: epoch " + std::to_string(epoch) + ", batch " + std::to_string(b + 1) + " of " +
@@ -140,6 +143,7 @@ class FitLoop {
       throw UsageError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
     if (o.validation_data && o.validation_split > 0.0)
       throw UsageError("fit: give validation_data or validation_split, not both");
+    if (o.augmentation) o.augmentation->validate(m_.input_);
     if (o.verbose < 0 || o.verbose > 2) throw UsageError("fit: verbose must be 0, 1 or 2, got " + std::to_string(o.verbose));
     if (o.collective && o.batch_size < o.collective->size())
       throw UsageError("fit: batch_size " + std::to_string(o.batch_size) + " is the global batch, shared by " +
@@ -150,9 +154,11 @@ class FitLoop {
 
   // One batch of fit in this process alone: gather, forward, loss and
   // backward. Returns where a value is not finite, empty when all are.
-  std::string own_batch(std::span<const Index> idx, std::vector<Label>& labels, BatchScore& s) {
+  std::string own_batch(std::span<const Index> idx, std::vector<Label>& labels, const BatchAugmentation& augment,
+                        BatchScore& s) {
     const std::span<Label> y(labels.data(), idx.size());
     data_.gather(idx, batch_, y);
+    augment(batch_);
     m_.forward(batch_);
     s = m_.loss_and_backward(y);
     return m_.non_finite_in_last_batch(batch_, s);
@@ -162,12 +168,14 @@ class FitLoop {
   // batch idx, then the gradients and s summed over every rank. Every rank
   // returns empty or not alike (the decision is made on the summed values);
   // the rank where the value appeared names its place.
-  std::string shared_batch(std::span<const Index> idx, std::vector<Label>& labels, BatchScore& s) {
+  std::string shared_batch(std::span<const Index> idx, std::vector<Label>& labels, const BatchAugmentation& augment,
+                           BatchScore& s) {
     const Share mine = dp_->share(static_cast<Index>(idx.size()));
     BatchScore local;
     if (mine.count > 0) {
       const std::span<Label> y(labels.data(), static_cast<std::size_t>(mine.count));
       data_.gather(idx.subspan(static_cast<std::size_t>(mine.first), y.size()), batch_, y);
+      augment(batch_, mine.first);  // drawn by position in the global batch, as in one process
       m_.forward(batch_);
       local = m_.loss_and_backward(y);
     }

@@ -5,9 +5,11 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <ostream>
 #include <vector>
 
+#include "loom/data/augmentation.hpp"
 #include "loom/data/samples.hpp"
 #include "loom/tensor.hpp"
 #include "loom/training/callback.hpp"
@@ -51,6 +53,10 @@ struct FitOptions {
   // Called at the points training/callback.hpp lists, in this order; not
   // owned, must outlive fit. Their state is kept in checkpoints.
   std::vector<Callback*> callbacks;
+  // Augments every training batch on the fly (data/augmentation.hpp: random
+  // crop, flip, erasing), drawn from seed, epoch, batch and position alone, so
+  // resuming and the thread count change nothing; validation data never is.
+  std::optional<AugmentationOptions> augmentation;
 };
 
 }  // namespace loom

@@ -1,0 +1,121 @@
+// `loom train --images FOLDER` and `loom evaluate --tta flip`, as a user runs them.
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <string>
+
+#include "image_folder_fixture.hpp"
+#include "loom/data/fashion_mnist.hpp"
+#include "loom/io/model_file.hpp"
+#include "loom/models/fashion_mnist_cnn.hpp"
+#include "loom_tool.hpp"
+
+#ifdef LOOM_TOOL_PATH
+
+using namespace loom;
+using namespace loom::testing;
+using Catch::Contains;
+
+namespace fs = std::filesystem;
+
+TEST_CASE("loom train --images trains on a folder of images and writes the model and its class names",
+          "[tool][image_folder]") {
+  TempDir dir;
+  write_image_folder(dir / "photos", {"wide", "tall", "square"}, 12);
+  std::ofstream(dir / "photos" / "tall" / "readme.txt") << "not an image";
+  const fs::path model = dir / "out" / "model.loom";
+  const ProcessResult r = run_loom(dir, {"train", "--images", (dir / "photos").string(), "--out", model.string(),
+                                         "--epochs", "1", "--batch-size", "8", "--validation", "0.25", "--augment",
+                                         "pad=2,flip,erasing=0.5", "--verbose", "2"});
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Contains("27 training and 9 validation images in 3 classes"));
+  CHECK_THAT(r.output, Contains("skipped " + (dir / "photos" / "tall" / "readme.txt").string()));
+  CHECK_THAT(r.output, Contains("Validation accuracy: "));
+  const Sequential trained = load_model(model);
+  CHECK(trained.num_classes() == 3);
+  REQUIRE(trained.history().epochs.size() == 1);
+  CHECK(trained.history().epochs[0].val_accuracy.has_value());
+  std::ifstream names(dir / "out" / "model.classes.txt");
+  std::string a, b, c;
+  names >> a >> b >> c;
+  CHECK((a == "square" && b == "tall" && c == "wide"));
+
+  // loom predict names the classes from the file beside the model.
+  const ProcessResult predicted = run_loom(dir, {"predict", model.string(), (dir / "photos" / "wide" / "0.png").string(),
+                                                 "--json"});
+  CHECK(predicted.exit_code == 0);
+  CHECK_THAT(predicted.output, Contains("\"class\": \"square\"") && Contains("\"class\": \"tall\"") &&
+                                   Contains("\"class\": \"wide\""));
+  std::ofstream(dir / "out" / "model.classes.txt") << "one\ntwo\n";
+  const ProcessResult mismatch = run_loom(dir, {"predict", model.string(), (dir / "photos" / "wide" / "0.png").string()});
+  CHECK(mismatch.exit_code == 1);
+  CHECK_THAT(mismatch.output, Contains("model.classes.txt holds 2 class names") && Contains("has 3 classes"));
+
+  // Refusing unreadable files names the file.
+  const ProcessResult strict = run_loom(dir, {"train", "--images", (dir / "photos").string(), "--out",
+                                              model.string(), "--refuse-unreadable", "--verbose", "0"});
+  CHECK(strict.exit_code == 1);
+  CHECK_THAT(strict.output, Contains("readme.txt"));
+}
+
+TEST_CASE("loom train --images: each bad folder or flag is a clear error", "[tool][image_folder]") {
+  TempDir dir;
+  const std::string out = (dir / "m.loom").string();
+  auto train = [&](const fs::path& folder, std::vector<std::string> more = {}) {
+    std::vector<std::string> args{"train", "--images", folder.string(), "--out", out, "--verbose", "0"};
+    args.insert(args.end(), more.begin(), more.end());
+    return run_loom(dir, args);
+  };
+  const ProcessResult missing = train(dir / "missing");
+  CHECK(missing.exit_code == 1);
+  CHECK_THAT(missing.output, Contains("missing: no such folder"));
+  fs::create_directories(dir / "empty");
+  CHECK_THAT(train(dir / "empty").output, Contains("empty: the folder is empty"));
+  touch(dir / "flat" / "a.png");
+  CHECK_THAT(train(dir / "flat").output, Contains("flat: no class sub-folders"));
+  write_image_folder(dir / "gap", {"a"}, 2);
+  fs::create_directories(dir / "gap" / "b");
+  CHECK_THAT(train(dir / "gap").output, Contains("class folder \"b\" holds no image files"));
+  write_image_folder(dir / "one", {"only"}, 2);
+  CHECK_THAT(train(dir / "one").output, Contains("only one class folder"));
+
+  write_image_folder(dir / "ok", {"a", "b"}, 2);
+  const ProcessResult both = train(dir / "ok", {"--data", dir.path.string()});
+  CHECK(both.exit_code == 2);
+  CHECK_THAT(both.output, Contains("--images or --data, not both"));
+  const ProcessResult test = train(dir / "ok", {"--validation", "test"});
+  CHECK(test.exit_code == 2);
+  CHECK_THAT(test.output, Contains("--validation test"));
+  const ProcessResult augment = train(dir / "ok", {"--augment", "rotate"});
+  CHECK(augment.exit_code == 2);
+  CHECK_THAT(augment.output, Contains("unknown item \"rotate\""));
+  const ProcessResult pad = train(dir / "ok", {"--augment", "pad=40"});
+  CHECK(pad.exit_code == 2);
+  CHECK_THAT(pad.output, Contains("pad must be") && Contains("40"));
+  CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("loom evaluate --tta flip scores as Sequential::evaluate with Tta::Flip; a bad value is a usage error",
+          "[tool][fashion_mnist]") {
+  TempDir dir;
+  const Sequential model = models::fashion_mnist_cnn(3);  // untrained: its mirror answers differ
+  model.save(dir / "m.loom");
+  const ProcessResult bad = run_loom(dir, {"evaluate", (dir / "m.loom").string(), "--tta", "rotate"});
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.output, Contains("--tta") && Contains("\"rotate\""));
+
+  const Dataset test = fashion_mnist::load_test(fashion_mnist::find_data_dir()).head(100);
+  const ProcessResult r =
+      run_loom(dir, {"evaluate", (dir / "m.loom").string(), "--limit", "100", "--tta", "flip", "--json"});
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const auto at = r.output.find("\"test_loss\": ");
+  REQUIRE(at != std::string::npos);
+  const double loss = std::stod(r.output.substr(at + 13));
+  CHECK(loss == Approx(model.evaluate(test, 32, Tta::Flip).loss).epsilon(1e-5));
+  CHECK(loss != Approx(model.evaluate(test).loss).epsilon(1e-5));
+}
+
+#endif  // LOOM_TOOL_PATH
