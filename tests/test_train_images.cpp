@@ -97,7 +97,7 @@ TEST_CASE("loom train --images: each bad folder or flag is a clear error", "[too
   CHECK_FALSE(fs::exists(out));
 }
 
-TEST_CASE("loom evaluate --tta flip scores as Sequential::evaluate with Tta::Flip; a bad value is a usage error",
+TEST_CASE("loom evaluate --tta flip scores as Sequential::evaluate with Tta::Flip, and a bad value is a usage error",
           "[tool][fashion_mnist]") {
   TempDir dir;
   const Sequential model = models::fashion_mnist_cnn(3);  // untrained: its mirror answers differ

@@ -80,7 +80,7 @@ TEST_CASE("Flip TTA on a hand-built model: pixels as logits average to one half"
   }
 }
 
-TEST_CASE("Flip TTA needs image inputs; parse_tta names a bad value", "[tta]") {
+TEST_CASE("Flip TTA needs image inputs, and parse_tta names a bad value", "[tta]") {
   Sequential flat(Shape{4});
   flat.add(Dense({.units = 2, .activation = Activation::Softmax}));
   flat.compile(Adam());
