@@ -159,37 +159,39 @@ class ElementwiseOptimizer : public Optimizer {
     std::array<float*, S> s;
     for (std::size_t q = 0; q < S; ++q) s[q] = groups[q] == kNoSlot ? nullptr : slot(groups[q], i).data() + j0;
     const float decay = p.decays() ? decay_ : 0.0f;
-    // One out-of-line body for whole and padded groups: inlined at both
-    // call sites, g++ had contracted a * b - c into FMAs at one and not the
-    // other, and SGD's Nesterov step in parts differed in the last bit.
-    auto lanes = [&](float* wk, const std::array<float*, S>& sk, const float* gk) __attribute__((noinline)) {
-      LanesMap wl(wk);
-      if (decay != 0.0f) wl -= decay * wl;
-      kernel(wl, sk, ConstLanesMap(gk));
+    // `groups` whole groups of 16 from wk, sk, gk. One out-of-line body for
+    // the whole groups and the padded last one: inlined at two call sites,
+    // g++ had contracted a * b - c into FMAs at one and not the other, and
+    // SGD's Nesterov steps in parts differed in the last bit.
+    auto run = [&](float* wk, const std::array<float*, S>& sk, const float* gk, Index groups) __attribute__((noinline)) {
+      for (Index q = 0; q < groups * kLanes; q += kLanes) {
+        std::array<float*, S> sq;
+        for (std::size_t i = 0; i < S; ++i) sq[i] = sk[i] ? sk[i] + q : nullptr;
+        LanesMap wl(wk + q);
+        if (decay != 0.0f) wl -= decay * wl;
+        kernel(wl, sq, ConstLanesMap(gk + q));
+      }
     };
     for_blocks(n, [&](Index j, Index len) {
-      for (Index k = j; k < j + len; k += kLanes) {
-        const Index count = std::min(kLanes, j + len - k);
-        std::array<float*, S> sk;
-        for (std::size_t q = 0; q < S; ++q) sk[q] = s[q] ? s[q] + k : nullptr;
-        if (count == kLanes) {
-          lanes(w + k, sk, g + k);
-          continue;
-        }
-        std::array<float, kLanes> pw{}, pg{};
-        std::array<std::array<float, kLanes>, S> ps{};
-        std::array<float*, S> pk;
-        std::copy_n(w + k, count, pw.data());
-        std::copy_n(g + k, count, pg.data());
-        for (std::size_t q = 0; q < S; ++q) {
-          if (sk[q]) std::copy_n(sk[q], count, ps[q].data());
-          pk[q] = sk[q] ? ps[q].data() : nullptr;
-        }
-        lanes(pw.data(), pk, pg.data());
-        std::copy_n(pw.data(), count, w + k);
-        for (std::size_t q = 0; q < S; ++q)
-          if (sk[q]) std::copy_n(ps[q].data(), count, sk[q]);
+      const Index whole = len / kLanes, count = len - whole * kLanes;
+      std::array<float*, S> sk;
+      for (std::size_t q = 0; q < S; ++q) sk[q] = s[q] ? s[q] + j : nullptr;
+      run(w + j, sk, g + j, whole);
+      if (count == 0) return;
+      const Index k = j + whole * kLanes;
+      std::array<float, kLanes> pw{}, pg{};
+      std::array<std::array<float, kLanes>, S> ps{};
+      std::array<float*, S> pk;
+      std::copy_n(w + k, count, pw.data());
+      std::copy_n(g + k, count, pg.data());
+      for (std::size_t q = 0; q < S; ++q) {
+        if (s[q]) std::copy_n(s[q] + k, count, ps[q].data());
+        pk[q] = s[q] ? ps[q].data() : nullptr;
       }
+      run(pw.data(), pk, pg.data(), 1);
+      std::copy_n(pw.data(), count, w + k);
+      for (std::size_t q = 0; q < S; ++q)
+        if (s[q]) std::copy_n(ps[q].data(), count, s[q] + k);
     });
   }
 
