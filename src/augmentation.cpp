@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "loom/data/sample_window.hpp"
@@ -85,6 +87,35 @@ void AugmentationOptions::validate(const Shape& input) const {
           "positive");
   require(erasing_max_aspect >= erasing_min_aspect && std::isfinite(erasing_max_aspect), "erasing_max_aspect",
           erasing_max_aspect, "at least erasing_min_aspect");
+}
+
+AugmentationOptions AugmentationOptions::parse(const std::string& list) {
+  AugmentationOptions o;
+  if (list == "none") return o;
+  const auto fail = [&](const std::string& item) {
+    throw UsageError("augmentation: unknown item \"" + item + "\" in \"" + list +
+                     "\"; expected pad=N, flip or erasing=P, comma-separated (e.g. pad=2,flip), or none");
+  };
+  for (std::size_t at = 0; at <= list.size();) {
+    const std::size_t comma = std::min(list.find(',', at), list.size());
+    const std::string item = list.substr(at, comma - at), key = item.substr(0, item.find('='));
+    const std::string value = item.size() > key.size() ? item.substr(key.size() + 1) : "";
+    char* end = nullptr;
+    if (item == "flip") {
+      o.horizontal_flip = true;
+    } else if (key == "pad" && !value.empty()) {
+      const long pad = std::strtol(value.c_str(), &end, 10);
+      if (*end != '\0' || pad < 0) fail(item);
+      o.pad = pad;
+    } else if (key == "erasing" && !value.empty()) {
+      o.erasing = std::strtof(value.c_str(), &end);
+      if (*end != '\0') fail(item);
+    } else {
+      fail(item);
+    }
+    at = comma + 1;
+  }
+  return o;
 }
 
 std::string AugmentationOptions::to_string() const {

@@ -18,6 +18,7 @@
 #include "loom/data/image_folder.hpp"
 #include "loom/io/json.hpp"
 #include "loom/io/model_file.hpp"
+#include "loom/models/fashion_mnist_best.hpp"
 #include "loom/models/fashion_mnist_cnn.hpp"
 #include "loom/report/class_names.hpp"
 #include "loom/training/command_line.hpp"
@@ -38,6 +39,9 @@ const std::string kUsage = std::string(
     "                   predict converts it; the class names go to MODEL.classes.txt\n"
     "  --refuse-unreadable  with --images, stop at a file that cannot be read (default: skip\n"
     "                   it and list it)\n"
+    "  --recipe NAME    seed (default): the Keras CNN with Adam; best: the small BatchNorm ResNet\n"
+    "                   with SGD, one-cycle, label smoothing and augmentation (docs/best-recipe.md;\n"
+    "                   its own defaults: 24 epochs, batch 128, --augment pad=2,flip,erasing=0.25)\n"
     "  --augment LIST   augment every training batch: any of pad=N (random crop after zero\n"
     "                   padding), flip (left-right, half the time), erasing=P (random erasing\n"
     "                   with probability P), comma-separated, e.g. pad=2,flip,erasing=0.5\n"
@@ -64,47 +68,36 @@ struct Args {
   std::optional<fs::path> images;
   bool refuse_unreadable = false;
   std::optional<AugmentationOptions> augment;
+  std::string recipe = "seed";      // "seed": the Keras CNN as Keras trains it; "best": models/fashion_mnist_best.hpp
+  bool epochs_given = false, batch_size_given = false;  // --recipe best has its own defaults
   std::optional<std::string> validation;  // "test" for Fashion-MNIST, "none" for --images by default
   std::optional<std::string> checkpoint;
   bool json = false;
 };
-
-// "pad=2,flip,erasing=0.5" -> AugmentationOptions; the values are checked by fit.
-AugmentationOptions parse_augment(const std::string& list) {
-  AugmentationOptions o;
-  std::size_t at = 0;
-  while (at <= list.size()) {
-    const std::size_t comma = std::min(list.find(',', at), list.size());
-    const std::string item = list.substr(at, comma - at), key = item.substr(0, item.find('='));
-    const std::string value = item.size() > key.size() ? item.substr(key.size() + 1) : "";
-    if (item == "flip") o.horizontal_flip = true;
-    else if (key == "pad" && !value.empty()) o.pad = cli::parse_int("--augment pad", value.c_str(), 0);
-    else if (const auto p = parse_number(value); key == "erasing" && p) o.erasing = static_cast<float>(*p);
-    else
-      throw UsageError("--augment: unknown item \"" + item + "\"; expected pad=N, flip or erasing=P, e.g. pad=2,flip");
-    at = comma + 1;
-  }
-  return o;
-}
 
 Args parse(int argc, char** argv) {
   Args a;
   cli::parse_args(
       argc, argv, 1, kUsage, {"--json", "--distributed", "--refuse-unreadable"},
       [&](const std::string& flag, const char* v) {
+        a.epochs_given = a.epochs_given || flag == "--epochs";
+        a.batch_size_given = a.batch_size_given || flag == "--batch-size";
         if (a.training.take(flag, v)) return true;
         if (flag == "--out") a.out = v;
         else if (flag == "--validation") a.validation = v;
         else if (flag == "--images") a.images = v;
         else if (flag == "--refuse-unreadable") a.refuse_unreadable = true;
-        else if (flag == "--augment") a.augment = parse_augment(v);
+        else if (flag == "--augment") a.augment = AugmentationOptions::parse(v);
         else if (flag == "--checkpoint") a.checkpoint = v;
+        else if (flag == "--recipe") a.recipe = v;
         else if (flag == "--json") a.json = true;
         else return false;
         return true;
       },
       [&](const std::string& arg) { throw UsageError("unexpected argument \"" + arg + "\"\n" + kUsage); });
   if (!a.out) throw UsageError("--out PATH is required\n" + kUsage);
+  if (a.recipe != "seed" && a.recipe != "best")
+    throw UsageError("--recipe: expected \"seed\" or \"best\", got \"" + a.recipe + "\"\n" + kUsage);
   if (a.images && a.training.data) throw UsageError("give --images or --data, not both\n" + kUsage);
   if (a.refuse_unreadable && !a.images) throw UsageError("--refuse-unreadable goes with --images\n" + kUsage);
   if (a.images && a.validation == "test")
@@ -204,16 +197,25 @@ int train_command(int argc, char** argv) {
                                        : load_fashion_mnist(args, leader ? &text : nullptr, per_rank);
   const Dataset& train = data.train;
 
-  Sequential model = models::fashion_mnist_cnn(t.seed, static_cast<Index>(data.class_names.size()));
+  const Index classes = static_cast<Index>(data.class_names.size());
+  models::BestRecipe recipe;
+  if (args.epochs_given) recipe.epochs = t.epochs;
+  if (args.batch_size_given) recipe.batch_size = t.batch_size;
+  if (args.augment) recipe.augmentation = *args.augment;
+  const bool best = args.recipe == "best";
+  Sequential model = best ? models::fashion_mnist_best(t.seed, train.size(), recipe, classes)
+                          : models::fashion_mnist_cnn(t.seed, classes);
   if (leader && !args.json) model.summary(text);
 
-  FitOptions fit{.epochs = t.epochs, .batch_size = t.batch_size, .seed = t.seed, .verbose = t.verbose};
+  FitOptions fit = best ? models::best_fit_options(recipe, t.seed)
+                        : FitOptions{.epochs = t.epochs, .batch_size = t.batch_size, .seed = t.seed};
+  fit.verbose = t.verbose;
+  if (!best) fit.augmentation = args.augment;
   const std::string validation = args.validation.value_or(args.images ? "none" : "test");
   if (validation == "test" || (args.images && data.scored())) fit.validation_data = data.scored();
   else if (validation != "none") fit.validation_split = parse_fraction(validation);
   if (checkpoint != "none") fit.checkpoint = checkpoint;
   fit.collective = world.get();
-  fit.augmentation = args.augment;
 
   const auto t0 = std::chrono::steady_clock::now();
   const History history = model.fit(train, fit);

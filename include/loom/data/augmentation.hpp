@@ -51,6 +51,10 @@ struct AugmentationOptions {
   void validate(const Shape& input) const;
   /// "pad 4, horizontal flip, erasing 0.5 (area 0.02-0.33, aspect 0.3-3.3, fill zero)"; "none".
   std::string to_string() const;
+  /// The options a list names: "pad=2,flip,erasing=0.5" (any of the three,
+  /// comma-separated) or "none"; a UsageError names an item it does not know.
+  /// The values are checked by validate.
+  static AugmentationOptions parse(const std::string& list);
 };
 
 /// Where a batch stands in a run: all its augmentations are drawn from this.

@@ -68,6 +68,8 @@ struct ExampleOptions {
   // JSON line then has epoch_seconds and epoch_test_accuracy): to see when an
   // accuracy is reached. Never used to choose anything.
   bool score_each_epoch = false;
+  // Also scores the test set with flip test-time augmentation (test_accuracy_flip_tta).
+  bool flip_tta = false;
 };
 
 /// Saves model to path, loads it back and checks that it predicts data bit
@@ -159,6 +161,14 @@ inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions
     std::printf("Test accuracy: %.4f, test loss: %.4f\n", e.accuracy, e.loss);
     const double images = static_cast<double>(train.size()) * static_cast<double>(history.epochs.size());
     std::string extra;
+    if (o.flip_tta) {
+      const Evaluation flipped = model.evaluate(test, 32, Tta::Flip);
+      std::printf("With flip test-time augmentation: test accuracy %.4f, test loss %.4f\n", flipped.accuracy,
+                  flipped.loss);
+      char buf[64];
+      std::snprintf(buf, sizeof buf, ", \"test_accuracy_flip_tta\": %.4f", flipped.accuracy);
+      extra += buf;
+    }
     if (o.score_each_epoch) {
       std::vector<double> seconds;
       for (const EpochRecord& r : history.epochs) seconds.push_back(r.seconds);

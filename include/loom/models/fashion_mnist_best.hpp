@@ -1,0 +1,72 @@
+#pragma once
+// loom's best Fashion-MNIST recipe: the small BatchNorm ResNet of
+// models/small_resnet.hpp trained with SGD (Nesterov momentum, decoupled
+// weight decay on the kernels), a one-cycle learning rate over the whole run,
+// label smoothing, and on-the-fly augmentation (random crop of the image
+// padded by 2, horizontal flip, random erasing). One definition for
+// examples/fashion_mnist_best.cpp and `loom train --recipe best`;
+// docs/best-recipe.md has its measurements, the ablation of each ingredient
+// and the PyTorch comparison (bench/best_recipe.py).
+//
+//   const models::BestRecipe recipe;                   // or with ingredients changed
+//   Sequential model = models::fashion_mnist_best(seed, train.size(), recipe);
+//   model.fit(train, models::best_fit_options(recipe, seed));
+//
+// Thread safety: every call builds a new model.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "loom/data/augmentation.hpp"
+#include "loom/loss.hpp"
+#include "loom/models/small_resnet.hpp"
+#include "loom/optimizers/sgd.hpp"
+#include "loom/schedules/one_cycle.hpp"
+#include "loom/training/fit_options.hpp"
+
+namespace loom::models {
+
+struct BestRecipe {
+  int epochs = 24;
+  Index batch_size = 128;
+  Index width = 32;                 // SmallResNetOptions::width
+  float dropout = 0.2f;
+  float max_learning_rate = 0.1f;   // the one-cycle peak (without the schedule: the constant rate)
+  bool one_cycle = true;            // false: a constant rate of max_learning_rate / 10
+  float momentum = 0.9f;
+  float weight_decay = 5e-3f;       // decoupled, kernels only (Param::decays)
+  float label_smoothing = 0.1f;
+  AugmentationOptions augmentation{.pad = 2, .horizontal_flip = true, .erasing = 0.25f};
+
+  /// Optimizer steps of a run on `train_samples` images.
+  long long steps(Index train_samples) const {
+    return static_cast<long long>(epochs) * ((train_samples + batch_size - 1) / batch_size);
+  }
+};
+
+/// The network, compiled with the recipe's optimizer, schedule and loss; the
+/// one-cycle schedule spans recipe.epochs over train_samples images.
+inline Sequential fashion_mnist_best(std::uint64_t seed, Index train_samples, const BestRecipe& r = {},
+                                     Index classes = 10) {
+  if (train_samples <= 0)
+    throw UsageError("fashion_mnist_best: train_samples must be positive, got " + std::to_string(train_samples));
+  Sequential model = small_resnet(seed, {.width = r.width, .dropout = r.dropout, .classes = classes});
+  SGDOptions sgd{.learning_rate = r.max_learning_rate / 10, .momentum = r.momentum, .nesterov = true,
+                 .weight_decay = r.weight_decay};
+  if (r.one_cycle)
+    sgd.schedule = std::make_shared<OneCycle>(
+        OneCycleOptions{.max_learning_rate = r.max_learning_rate, .total_steps = r.steps(train_samples), .pct_start = 0.25});
+  model.compile(SGD(sgd), SparseCategoricalCrossentropy({.label_smoothing = r.label_smoothing}), {"accuracy"});
+  return model;
+}
+
+/// fit's options for the recipe: its epochs, batch size and augmentation.
+inline FitOptions best_fit_options(const BestRecipe& r, std::uint64_t seed) {
+  FitOptions o{.epochs = r.epochs, .batch_size = r.batch_size, .seed = seed};
+  if (r.augmentation != AugmentationOptions{}) o.augmentation = r.augmentation;
+  return o;
+}
+
+}  // namespace loom::models
