@@ -59,6 +59,48 @@ def time_to(accuracy, run):
     return None
 
 
+def curve_svg(series, target=0.94, y_range=(0.85, 0.95)):
+    """Test accuracy against minutes of training, one line per run: [(label, colour, run)]."""
+    w, h, left, right, top, bottom = 720, 420, 60, 170, 30, 50
+    x_max = max(sum(r["epoch_seconds"]) for _, _, r in series) / 60 * 1.02
+    lo, hi = y_range
+
+    def px(minutes, acc):
+        x = left + (w - left - right) * minutes / x_max
+        y = top + (h - top - bottom) * (1 - (min(max(acc, lo), hi) - lo) / (hi - lo))
+        return x, y
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w / 2}" y="18" text-anchor="middle" font-size="14">Test accuracy after each epoch, '
+           f'against minutes of training (2 threads)</text>']
+    for k in range(6):
+        acc = lo + (hi - lo) * k / 5
+        _, y = px(0, acc)
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{w - right}" y2="{y:.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{acc:.2f}</text>')
+    step = 1 if x_max <= 12 else (2 if x_max <= 24 else 5)
+    for m in range(0, int(x_max) + 1, step):
+        x, _ = px(m, lo)
+        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{h - bottom}" stroke="#eee"/>')
+        out.append(f'<text x="{x:.1f}" y="{h - bottom + 16}" text-anchor="middle">{m}</text>')
+    out.append(f'<text x="{(left + w - right) / 2}" y="{h - 12}" text-anchor="middle">minutes of training</text>')
+    _, ty = px(0, target)
+    out.append(f'<line x1="{left}" y1="{ty:.1f}" x2="{w - right}" y2="{ty:.1f}" stroke="#888" stroke-dasharray="5,4"/>')
+    out.append(f'<text x="{w - right + 6}" y="{ty + 4:.1f}" fill="#555">target {target}</text>')
+    for i, (label, colour, r) in enumerate(series):
+        spent, points = 0.0, []
+        for seconds, acc in zip(r["epoch_seconds"], r["epoch_test_accuracy"]):
+            spent += seconds
+            points.append("%.1f,%.1f" % px(spent / 60, acc))
+        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(points)}"/>')
+        ly = top + 20 + 18 * i
+        out.append(f'<line x1="{w - right + 6}" y1="{ly + 20}" x2="{w - right + 26}" y2="{ly + 20}" stroke="{colour}" '
+                   f'stroke-width="2"/><text x="{w - right + 30}" y="{ly + 24}">{label}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     bl.add_common_args(ap)
@@ -69,6 +111,7 @@ def main():
     ap.add_argument("--pytorch", action="store_true", help="also run the recipe in PyTorch")
     ap.add_argument("--layout", default="faster", choices=("faster",) + bl.LAYOUTS)
     ap.add_argument("--probe-images", type=int, default=12800, help="images of the layout probe (default 12800)")
+    ap.add_argument("--curve", help="also draw test accuracy against minutes of training, as SVG, to this file")
     ap.add_argument("--binary", default=os.path.join(bl.ROOT, "build", "examples", "fashion_mnist_best"))
     a = ap.parse_args()
     try:
@@ -137,6 +180,14 @@ def main():
                                      "pass": (None if not pytorch or not full else
                                               (speedup is not None and speedup >= 2.0) or torch_time is None)},
     }
+
+    if a.curve:
+        colours = ["#1f77b4", "#2ca02c", "#17becf", "#9467bd"]
+        series = [(f"loom seed {s}", colours[i % len(colours)], r) for i, (s, r) in enumerate(zip(seeds, runs))]
+        if pytorch:
+            series.append((f"PyTorch seed {seeds[0]}", "#d62728", pytorch))
+        with open(a.curve, "w") as f:
+            f.write(curve_svg(series))
 
     rows = [[f"loom seed {s}", fmt(r["test_accuracy"], ".4f"), fmt(r["test_accuracy_flip_tta"], ".4f"),
              fmt(r["train_seconds"] / 60, ".1f")] for s, r in zip(seeds, runs)]

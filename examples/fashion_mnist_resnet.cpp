@@ -26,7 +26,7 @@ namespace {
 
 // The network is models/small_resnet.hpp (shared with the best recipe), compiled as Keras would by default.
 loom::Sequential small_resnet(std::uint64_t seed) {
-  loom::Sequential model = loom::models::small_resnet(seed, {.width = 32, .dropout = 0.3f});
+  loom::Sequential model = loom::models::small_resnet(seed, {.dropout = 0.3f});
   model.compile(loom::Adam(), loom::SparseCategoricalCrossentropy(), {"accuracy"});
   return model;
 }

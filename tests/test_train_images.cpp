@@ -60,6 +60,28 @@ TEST_CASE("loom train --images trains on a folder of images and writes the model
   CHECK_THAT(strict.output, Contains("readme.txt"));
 }
 
+TEST_CASE("loom train --recipe best trains the small ResNet with its schedule, and a bad recipe is refused",
+          "[tool][image_folder]") {
+  TempDir dir;
+  write_image_folder(dir / "photos", {"wide", "tall"}, 8);
+  const fs::path model = dir / "model.loom";
+  const ProcessResult r = run_loom(dir, {"train", "--images", (dir / "photos").string(), "--out", model.string(),
+                                         "--recipe", "best", "--epochs", "2", "--batch-size", "8", "--verbose", "0"});
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const Sequential trained = load_model(model);
+  CHECK(trained.num_classes() == 2);
+  CHECK(trained.history().epochs.size() == 2);
+  CHECK(trained.optimizer().kind() == "SGD");
+  CHECK(trained.loss().label_smoothing() == 0.1f);
+  CHECK_THAT(trained.summary_string(), Contains("residual"));
+
+  const ProcessResult bad = run_loom(dir, {"train", "--images", (dir / "photos").string(), "--out", model.string(),
+                                           "--recipe", "fancy"});
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.output, Contains("--recipe: expected \"seed\" or \"best\", got \"fancy\""));
+}
+
 TEST_CASE("loom train --images: each bad folder or flag is a clear error", "[tool][image_folder]") {
   TempDir dir;
   const std::string out = (dir / "m.loom").string();

@@ -41,7 +41,7 @@ const std::string kUsage = std::string(
     "                   it and list it)\n"
     "  --recipe NAME    seed (default): the Keras CNN with Adam; best: the small BatchNorm ResNet\n"
     "                   with SGD, one-cycle, label smoothing and augmentation (docs/best-recipe.md;\n"
-    "                   its own defaults: 24 epochs, batch 128, --augment pad=2,flip,erasing=0.25)\n"
+    "                   its own defaults: 30 epochs, batch 128, --augment pad=2,flip,erasing=0.25)\n"
     "  --augment LIST   augment every training batch: any of pad=N (random crop after zero\n"
     "                   padding), flip (left-right, half the time), erasing=P (random erasing\n"
     "                   with probability P), comma-separated, e.g. pad=2,flip,erasing=0.5\n"
@@ -197,14 +197,14 @@ int train_command(int argc, char** argv) {
                                        : load_fashion_mnist(args, leader ? &text : nullptr, per_rank);
   const Dataset& train = data.train;
 
-  const Index classes = static_cast<Index>(data.class_names.size());
+  const Index class_count = static_cast<Index>(data.class_names.size());
   models::BestRecipe recipe;
   if (args.epochs_given) recipe.epochs = t.epochs;
   if (args.batch_size_given) recipe.batch_size = t.batch_size;
   if (args.augment) recipe.augmentation = *args.augment;
   const bool best = args.recipe == "best";
-  Sequential model = best ? models::fashion_mnist_best(t.seed, train.size(), recipe, classes)
-                          : models::fashion_mnist_cnn(t.seed, classes);
+  Sequential model = best ? models::fashion_mnist_best(t.seed, train.size(), recipe, class_count)
+                          : models::fashion_mnist_cnn(t.seed, class_count);
   if (leader && !args.json) model.summary(text);
 
   FitOptions fit = best ? models::best_fit_options(recipe, t.seed)

@@ -3,23 +3,28 @@
 // blocks (the ResNet basic block: two 3x3 convolutions with
 // BatchNormalization, an identity or a strided 1x1 projection shortcut, the
 // sum through a ReLU), global average pooling, dropout and a softmax
-// classifier. In Keras terms, with w = width:
+// classifier. In Keras terms, with the default filters {32, 64, 64} and
+// strides {1, 2, 1}:
 //
-//   x = Conv2D(w, 3, padding="same")(inputs); x = BatchNormalization()(x); x = ReLU()(x)
-//   x = MaxPooling2D(2)(x)                                  # 14x14xw
-//   x = basic_block(x, w)                                   # identity shortcut
-//   x = basic_block(x, 2w, strides=2)                       # 7x7x2w, projection shortcut
-//   x = basic_block(x, 2w)
+//   x = Conv2D(32, 3, padding="same")(inputs); x = BatchNormalization()(x); x = ReLU()(x)
+//   x = MaxPooling2D(2)(x)                                  # 14x14x32
+//   x = basic_block(x, 32)                                  # identity shortcut
+//   x = basic_block(x, 64, strides=2)                       # 7x7x64, projection shortcut
+//   x = basic_block(x, 64)
 //   x = GlobalAveragePooling2D()(x); x = Dropout(dropout)(x)
 //   outputs = Dense(10, activation="softmax")(x)
 //
-// The network of examples/fashion_mnist_resnet.cpp (width 32, dropout 0.3)
-// and of the best recipe (models/fashion_mnist_best.hpp). Not compiled: the
+// The network of examples/fashion_mnist_resnet.cpp (the defaults, dropout
+// 0.3) and of the best recipe (models/fashion_mnist_best.hpp: filters {32, 64,
+// 128}, strides {1, 2, 2}, the same multiply-adds with twice the
+// parameters). The stem has the first block's filters. Not compiled: the
 // caller chooses the optimizer and loss.
 //
 // Thread safety: every call builds a new model.
 
+#include <array>
 #include <cstdint>
+#include <string>
 
 #include "loom/layers/batch_normalization.hpp"
 #include "loom/layers/conv2d.hpp"
@@ -34,8 +39,9 @@
 namespace loom::models {
 
 struct SmallResNetOptions {
-  Index width = 32;       // filters of the stem and the first block; the others have twice as many
-  float dropout = 0.3f;   // before the classifier
+  std::array<Index, 3> filters{32, 64, 64};  // of each block (the stem has the first's)
+  std::array<Index, 3> strides{1, 2, 1};     // of each block's first convolution
+  float dropout = 0.3f;                      // before the classifier
   Index classes = 10;
 };
 
@@ -64,16 +70,24 @@ inline Residual basic_block(Index in_filters, Index filters, Index strides = 1) 
 }  // namespace detail
 
 inline Sequential small_resnet(std::uint64_t seed, const SmallResNetOptions& o = {}) {
-  if (o.width <= 0) throw UsageError("small_resnet: width must be positive, got " + std::to_string(o.width));
-  const Index w = o.width;
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (o.filters[i] <= 0)
+      throw UsageError("small_resnet: filters of block " + std::to_string(i + 1) + " must be positive, got " +
+                       std::to_string(o.filters[i]));
+    if (o.strides[i] <= 0)
+      throw UsageError("small_resnet: strides of block " + std::to_string(i + 1) + " must be positive, got " +
+                       std::to_string(o.strides[i]));
+  }
   Sequential model(Shape{28, 28, 1}, seed);
-  model.add(detail::conv3x3(w));
+  model.add(detail::conv3x3(o.filters[0]));
   model.add(BatchNormalization());
   model.add(ReLU());
   model.add(MaxPool2D({.pool = 2}));
-  model.add(detail::basic_block(w, w));
-  model.add(detail::basic_block(w, 2 * w, 2));
-  model.add(detail::basic_block(2 * w, 2 * w));
+  Index in = o.filters[0];
+  for (std::size_t i = 0; i < 3; ++i) {
+    model.add(detail::basic_block(in, o.filters[i], o.strides[i]));
+    in = o.filters[i];
+  }
   model.add(GlobalAveragePooling2D());
   model.add(Dropout(o.dropout));
   model.add(Dense({.units = o.classes, .activation = Activation::Softmax}));
