@@ -25,23 +25,11 @@
 //                      [--weight-decay 0.005] [--schedule one-cycle|constant]
 //                      [--max-lr 0.1] [--width 32] [--limit N] [--data DIR] [--save FILE]
 
-#include <cstdlib>
 #include <string>
 
 #include "loom/loom.hpp"
 #include "loom/models/fashion_mnist_best.hpp"
 #include "loom/training/example_program.hpp"
-
-namespace {
-
-float parse_float(const std::string& flag, const char* v) {
-  char* end = nullptr;
-  const float f = std::strtof(v, &end);
-  if (end == v || *end != '\0') throw loom::UsageError(flag + ": expected a number, got \"" + std::string(v) + "\"");
-  return f;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using namespace loom;
@@ -64,9 +52,9 @@ int main(int argc, char** argv) {
        .extra_flag =
            [&](const std::string& flag, const char* v) {
              if (flag == "--augment") recipe.augmentation = AugmentationOptions::parse(v);
-             else if (flag == "--label-smoothing") recipe.label_smoothing = parse_float(flag, v);
-             else if (flag == "--weight-decay") recipe.weight_decay = parse_float(flag, v);
-             else if (flag == "--max-lr") recipe.max_learning_rate = parse_float(flag, v);
+             else if (flag == "--label-smoothing") recipe.label_smoothing = static_cast<float>(cli::parse_number(flag, v));
+             else if (flag == "--weight-decay") recipe.weight_decay = static_cast<float>(cli::parse_number(flag, v));
+             else if (flag == "--max-lr") recipe.max_learning_rate = static_cast<float>(cli::parse_number(flag, v));
              else if (flag == "--width") {
                const Index w = cli::parse_int(flag, v, 1);
                recipe.filters = {w, 2 * w, 4 * w};

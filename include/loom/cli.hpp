@@ -31,6 +31,14 @@ inline long long parse_int(const std::string& flag, const char* value, long long
   return v;
 }
 
+/// The decimal number in value; otherwise a UsageError naming the flag.
+inline double parse_number(const std::string& flag, const char* value) {
+  char* end = nullptr;
+  const double v = std::strtod(value, &end);
+  if (end == value || *end != '\0') throw UsageError(flag + ": expected a number, got \"" + std::string(value) + "\"");
+  return v;
+}
+
 /// Calls on_flag(flag, value) for each "--flag value" pair and for each
 /// switch (a flag listed in `switches`, which takes no value: value is null),
 /// and on_positional(arg) for each argument that is not a flag. on_flag

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "loom/cli.hpp"
+#include "loom/io/json.hpp"
 #include "loom/io/model_file.hpp"
 #include "loom/sequential.hpp"
 #include "loom/training/callback.hpp"
@@ -103,16 +104,6 @@ class EpochTestScore final : public Callback {
   double seconds_ = 0.0;
 };
 
-inline std::string json_list(const std::vector<double>& v, const char* format) {
-  std::string s = "[";
-  char buf[32];
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    std::snprintf(buf, sizeof buf, format, v[i]);
-    s += (i ? ", " : "") + std::string(buf);
-  }
-  return s + "]";
-}
-
 inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions& o, const RunModelBuilder& build) {
   return run_main(o.program, [&] {
     TrainingFlags args = o.defaults;
@@ -172,8 +163,8 @@ inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions
     if (o.score_each_epoch) {
       std::vector<double> seconds;
       for (const EpochRecord& r : history.epochs) seconds.push_back(r.seconds);
-      extra += ", \"epoch_seconds\": " + json_list(seconds, "%.3f") +
-               ", \"epoch_test_accuracy\": " + json_list(scores.accuracy(), "%.4f");
+      extra += ", \"epoch_seconds\": " + json_array(seconds, [](double v) { return json_number(v, 5); }) +
+               ", \"epoch_test_accuracy\": " + json_array(scores.accuracy(), [](double v) { return json_number(v, 4); });
     }
     std::printf(
         "{\"test_accuracy\": %.4f, \"test_loss\": %.4f, \"params\": %lld, \"epochs\": %d, \"train_seconds\": %.2f, "
