@@ -42,7 +42,7 @@ from benchlib import die, fmt, verdict  # noqa: E402
 # Each variant turns one ingredient off (flags of fashion_mnist_best).
 ABLATION = {
     "no augmentation": ["--augment", "none"],
-    "no random erasing": ["--augment", "crop,flip"],
+    "no random erasing": ["--augment", "pad=2,flip"],
     "no label smoothing": ["--label-smoothing", "0"],
     "no weight decay": ["--weight-decay", "0"],
     "constant learning rate": ["--schedule", "constant"],

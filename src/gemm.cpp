@@ -4,8 +4,9 @@
 //   jc  columns of C in blocks of kNc      B block (kKc x kNc) packed: in L3
 //   pc  the sum over K in blocks of kKc     (fixed: the order every element is summed in)
 //   ic  rows of C in blocks of kMc         A block (kMc x kKc) packed: in L2
-//   jr  16 columns at a time               one B panel (kKc x 16): in L1
-//   ir  6 rows at a time                   the kernel: a 6 x 16 tile of C in 12 registers
+//   jr  kNr columns at a time              one B panel (kKc x kNr): in L1
+//   ir  kMr rows at a time                 the kernel: a kMr x kNr tile of C in registers
+//                                          (6 x 16 in 12 AVX2 registers, 12 x 32 in 24 AVX-512 ones)
 // Packed panels are zero-padded to whole tiles, so the kernel never branches
 // on edges; a tile cut by C's edge goes through a small buffer on its way out.
 
@@ -27,8 +28,17 @@
 namespace loom::gemm {
 namespace {
 
+#if defined(__AVX512F__)
+// AVX-512: 24 accumulators of 16 floats (of 32 registers). Wider machines run
+// two 512-bit FMAs a cycle, so the 6 x 16 AVX2 tile would leave half unused.
+#define LOOM_GEMM_AVX512 1
+constexpr Index kMr = 12;    // rows of the register tile
+constexpr Index kNr = 32;    // columns of the register tile: two 16-float vectors
+#else
 constexpr Index kMr = 6;     // rows of the register tile
 constexpr Index kNr = 16;    // columns of the register tile: two 8-float vectors
+#endif
+constexpr Index kThinRows = 6;  // fewer rows than this, with a row-major B: B streamed once (multiply_thin)
 constexpr Index kKc = 256;   // K per block: a B panel of 16 KB stays in L1
 constexpr Index kMc = 120;   // rows per A block: 120 KB, in L2
 constexpr Index kNc = 1024;  // columns per B block: 1 MB
@@ -53,12 +63,12 @@ class Scratch {
 };
 
 // A (rows x depth, rows <= kMc) into panels of kMr rows: panel p holds, for
-// each k, A(p*kMr + 0..5, k) side by side; rows past the edge are zeros.
+// each k, A(p*kMr + 0..kMr-1, k) side by side; rows past the edge are zeros.
 void pack_a(const ConstView& a, Index i0, Index rows, Index k0, Index depth, float* out) {
   for (Index p = 0; p < rows; p += kMr, out += kMr * depth) {
     const Index r = std::min(kMr, rows - p);
     const float* src = a.data + (i0 + p) * a.row_stride + k0 * a.col_stride;
-    if (a.row_stride == 1 && r == kMr) {  // A transposed in memory: 6 contiguous values per k
+    if (a.row_stride == 1 && r == kMr) {  // A transposed in memory: kMr contiguous values per k
       for (Index k = 0; k < depth; ++k) std::memcpy(out + k * kMr, src + k * a.col_stride, kMr * sizeof(float));
       continue;
     }
@@ -74,13 +84,13 @@ void pack_a(const ConstView& a, Index i0, Index rows, Index k0, Index depth, flo
 }
 
 // B (depth x cols, cols <= kNc) into panels of kNr columns: panel p holds, for
-// each k, B(k, p*kNr + 0..15) side by side; columns past the edge are zeros.
+// each k, B(k, p*kNr + 0..kNr-1) side by side; columns past the edge are zeros.
 void pack_b(const ConstView& b, Index k0, Index depth, Index j0, Index cols, float* out) {
   for (Index p = 0; p < cols; p += kNr, out += kNr * depth) {
     const Index w = std::min(kNr, cols - p);
     const float* src = b.data + k0 * b.row_stride + (j0 + p) * b.col_stride;
     if (b.col_stride == 1) {  // rows of B contiguous
-      if (w == kNr) {  // a fixed-size copy the compiler turns into two vector moves
+      if (w == kNr) {  // a fixed-size copy the compiler turns into vector moves
         for (Index k = 0; k < depth; ++k) std::memcpy(out + k * kNr, src + k * b.row_stride, kNr * sizeof(float));
         continue;
       }
@@ -115,7 +125,53 @@ void store_tile(const float* tile, float* c, Index rs, Index cs, Index rows, Ind
     for (Index j = 0; j < cols; ++j) finish(tile[i * kNr + j], c[i * rs + j * cs], j, o);
 }
 
-#ifdef LOOM_GEMM_AVX2
+#if defined(LOOM_GEMM_AVX512)
+// The 12 x 32 kernel: 24 accumulators, per k one B row (two vectors) and
+// twelve broadcasts of A. Each element of C gets the same FMAs in the same
+// order as in the AVX2 and portable kernels, so results do not depend on the
+// tile. A row-major C (any tile, the edges masked) is read and written in
+// place; any other C goes through a small buffer. A is a packed panel
+// (kPackedA: the kMr values of each k side by side) or kMr rows of a
+// row-major A, lda apart, read where they are.
+template <bool kPackedA>
+void kernel(Index depth, const float* a, Index lda, const float* b, float* c, Index rs, Index cs, Index rows,
+            Index cols, const Epilogue& o) {
+  const Index ars = kPackedA ? 1 : lda, acs = kPackedA ? kMr : 1;
+  __m512 acc[kMr][2];
+#pragma GCC unroll 12
+  for (Index i = 0; i < kMr; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (Index k = 0; k < depth; ++k, a += acs, b += kNr) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 12
+    for (Index i = 0; i < kMr; ++i) {
+      const __m512 x = _mm512_set1_ps(a[i * ars]);
+      acc[i][0] = _mm512_fmadd_ps(x, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(x, b1, acc[i][1]);
+    }
+  }
+  if (cs == 1) {
+    const auto mask = [](Index n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1); };
+    const __mmask16 m0 = mask(cols), m1 = mask(cols > 16 ? cols - 16 : 0);
+    const __m512 zero = _mm512_setzero_ps();
+    __m512 bias0 = zero, bias1 = zero;
+    if (o.bias) bias0 = _mm512_maskz_loadu_ps(m0, o.bias), bias1 = _mm512_maskz_loadu_ps(m1, o.bias + 16);
+    for (Index i = 0; i < rows; ++i) {
+      float* row = c + i * rs;
+      __m512 v0 = acc[i][0], v1 = acc[i][1];
+      if (o.accumulate)
+        v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), v0), v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), v1);
+      if (o.bias) v0 = _mm512_add_ps(v0, bias0), v1 = _mm512_add_ps(v1, bias1);
+      if (o.relu) v0 = _mm512_max_ps(v0, zero), v1 = _mm512_max_ps(v1, zero);
+      _mm512_mask_storeu_ps(row, m0, v0);
+      _mm512_mask_storeu_ps(row + 16, m1, v1);
+    }
+    return;
+  }
+  alignas(64) float tile[kMr * kNr];
+  for (Index i = 0; i < kMr; ++i) _mm512_store_ps(tile + i * kNr, acc[i][0]), _mm512_store_ps(tile + i * kNr + 16, acc[i][1]);
+  store_tile(tile, c, rs, cs, rows, cols, o);
+}
+#elif defined(LOOM_GEMM_AVX2)
 // The 6 x 16 kernel: 12 accumulators, per k one B row (two vectors) and six
 // broadcasts of A. Full tiles of a row-major C are read and written in place.
 // A is a packed panel (kPackedA: the 6 values of each k side by side) or six
@@ -167,7 +223,7 @@ template <bool kPackedA>
 void kernel(Index depth, const float* a, Index lda, const float* b, float* c, Index rs, Index cs, Index rows,
             Index cols, const Epilogue& o) {
   const Index ars = kPackedA ? 1 : lda, acs = kPackedA ? kMr : 1;
-  alignas(32) float tile[kMr * kNr] = {};
+  alignas(64) float tile[kMr * kNr] = {};
   for (Index k = 0; k < depth; ++k, a += acs, b += kNr)
     for (Index i = 0; i < kMr; ++i)
       for (Index j = 0; j < kNr; ++j) tile[i * kNr + j] += a[i * ars] * b[j];
@@ -214,7 +270,7 @@ void multiply_thin(View c, ConstView a, ConstView b, const Epilogue& e) {
 
 // An empty sum (K = 0): C = 0 (or C), then the epilogue.
 void multiply_empty(View c, const Epilogue& e) {
-  alignas(32) const float zeros[kMr * kNr] = {};
+  alignas(64) const float zeros[kMr * kNr] = {};
   for (Index i = 0; i < c.rows; i += kMr)
     for (Index j = 0; j < c.cols; j += kNr)
       store_tile(zeros, c.data + i * c.row_stride + j * c.col_stride, c.row_stride, c.col_stride,
@@ -267,7 +323,7 @@ void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
   const Index m = c.rows, n = c.cols, kk = a.cols;
   if (m == 0 || n == 0) return;
   if (kk == 0) return multiply_empty(c, e);
-  if (m < kMr && b.col_stride == 1) return multiply_thin(c, a, b, e);
+  if (m < kThinRows && b.col_stride == 1) return multiply_thin(c, a, b, e);
   thread_local Scratch b_scratch;
   float* pb = b_scratch.get(kKc * round_up(std::min(n, kNc), kNr));
   multiply_blocked(c, a, kk, [&](Index jc, Index nc, Index pc, Index kc) {

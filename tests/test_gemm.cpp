@@ -44,10 +44,12 @@ struct Shape3 {
   Index m, k, n;
 };
 
-// Past one tile (6 x 16), one A block (120 rows), one K block (256) and one B
-// block (1024 columns); fewer rows than a tile take the unpacked path.
-const Shape3 kShapes[] = {{1, 1, 1},    {5, 3, 15},    {6, 7, 16},   {7, 9, 17},     {13, 257, 33},
-                          {121, 300, 50}, {200, 513, 31}, {64, 20, 1030}, {1, 1600, 128}, {37, 64, 1}};
+// Past one tile (6 x 16 with AVX2, 12 x 32 with AVX-512), one A block (120
+// rows), one K block (256) and one B block (1024 columns); fewer than 6 rows
+// take the unpacked path.
+const Shape3 kShapes[] = {{1, 1, 1},      {5, 3, 15},     {6, 7, 16},     {7, 9, 17},    {13, 257, 33},
+                          {121, 300, 50}, {200, 513, 31}, {64, 20, 1030}, {1, 1600, 128}, {37, 64, 1},
+                          {11, 5, 31},    {12, 9, 32},    {25, 40, 65},   {36, 3, 96}};
 
 }  // namespace
 
