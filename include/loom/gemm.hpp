@@ -6,9 +6,10 @@
 // about a third of the FMA peak on the thin, tall shapes of a CNN (K of 9 to
 // 600, N of 32 to 256), and OpenBLAS about half again as much. This one packs
 // both operands into cache-sized panels (Goto/BLIS blocking: A blocks of
-// kMc x kKc in L2, B panels of kKc x 16 in L1) and runs a 6 x 16 register
-// kernel of FMAs on them; bias and ReLU are applied on the last pass over
-// each tile, while it is still in registers. See docs/architecture.md.
+// kMc x kKc in L2, B panels in L1) and runs a register kernel of FMAs on
+// them (6 x 16 with AVX2, 12 x 32 with AVX-512: the same sums, in the same
+// order); bias and ReLU are applied on the last pass over each tile, while it
+// is still in registers. See docs/architecture.md.
 //
 // Results: every element of C is summed in the same order (K in blocks of
 // kKc, each block in order) whatever the thread count and however C is split,
