@@ -11,7 +11,7 @@
 
 namespace loom::testing {
 
-inline ProcessResult run_loom(const TempDir& dir, std::vector<std::string> args) {
+inline ProcessResult loom_tool(const TempDir& dir, std::vector<std::string> args) {
   args.insert(args.begin(), LOOM_TOOL_PATH);
   return run_process(args, dir / "output.txt");
 }

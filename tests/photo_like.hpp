@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 
+#include "loom/data/dataset.hpp"
 #include "loom/image/image.hpp"
 #include "loom/image/resize.hpp"
 
@@ -41,5 +42,8 @@ inline Image photo_of(std::span<const std::uint8_t> pixels28, int scale, int lef
 inline Image light_background_photo(std::span<const std::uint8_t> pixels28) {
   return photo_of(pixels28, 6, 17, 9, 31, 23, {30, 40, 90}, {236, 228, 214});
 }
+
+/// Sample i of a Fashion-MNIST data set as that photo.
+inline Image light_background_photo(const Dataset& d, Index i) { return light_background_photo(d.image_bytes(i)); }
 
 }  // namespace loom::testing

@@ -10,6 +10,7 @@
 #include <numeric>
 #include <vector>
 
+#include "built_layer.hpp"
 #include "gradient_check.hpp"
 #include "loom/io/model_file.hpp"
 #include "loom/layers/average_pooling2d.hpp"
@@ -24,18 +25,13 @@
 #include "toy_model.hpp"
 
 using namespace loom;
+using loom::testing::built;
 using Catch::Contains;
 using loom::testing::GradientCheckOptions;
 using loom::testing::InputKind;
 
 namespace {
 
-template <typename L>
-L built(L layer, const Shape& input) {
-  Random rng(1);
-  layer.build(input, rng);
-  return layer;
-}
 
 // A tensor of dimensions d holding v in row-major order.
 Tensor tensor_of(const std::array<Index, 4>& d, const std::vector<float>& v) {

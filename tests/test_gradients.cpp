@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "built_layer.hpp"
 #include "gradient_check.hpp"
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
@@ -27,6 +28,7 @@
 #include "toy_model.hpp"
 
 using namespace loom;
+using loom::testing::built;
 using loom::testing::check_gradients;
 using loom::testing::distinct_tensor;
 using loom::testing::GradientCheckOptions;
@@ -36,12 +38,6 @@ namespace {
 
 constexpr double kEps = GradientCheckOptions{}.eps;
 
-template <typename L>
-L built(L layer, const Shape& input, std::uint64_t seed = 11) {
-  Random rng(seed);
-  layer.build(input, rng);
-  return layer;
-}
 
 float max_abs(const float* v, Index n) {
   float m = 0.0f;

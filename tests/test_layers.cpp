@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "built_layer.hpp"
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
 #include "loom/layers/flatten.hpp"
@@ -16,16 +17,11 @@
 #include "loom/layers/softmax.hpp"
 
 using namespace loom;
+using loom::testing::built;
 using Catch::Contains;
 
 namespace {
 
-template <typename L>
-L built(L layer, const Shape& input, std::uint64_t seed = 1) {
-  Random rng(seed);
-  layer.build(input, rng);
-  return layer;
-}
 
 // (n, h, w, c) filled with start, start + 1, ... in row-major order.
 Tensor arange(Index n, Index h, Index w, Index c, float start = 0.0f) {

@@ -15,6 +15,7 @@
 #include "loom/image/image.hpp"
 #include "loom/io/model_file.hpp"
 #include "loom/models/fashion_mnist_cnn.hpp"
+#include "loom_tool.hpp"
 #include "photo_like.hpp"
 #include "subprocess.hpp"
 #include "temp_dir.hpp"
@@ -30,18 +31,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-ProcessResult loom_tool(const TempDir& dir, std::vector<std::string> args) {
-  args.insert(args.begin(), LOOM_TOOL_PATH);
-  return run_process(args, dir / "output.txt");
-}
-
 std::size_t count(const std::string& s, const std::string& what) {
   std::size_t n = 0;
   for (std::size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
   return n;
 }
-
-Image photo_of(const Dataset& d, Index i) { return light_background_photo(d.image_bytes(i)); }
 
 }  // namespace
 
@@ -66,8 +60,8 @@ TEST_CASE("loom index and search: catalogs of the training set, queries by photo
 
   const Dataset test = fashion_mnist::load_test(data);
   const std::string first = (dir / "first.png").string(), second = (dir / "second.jpg").string();
-  write_png(first, photo_of(test, 0));
-  write_jpeg(second, photo_of(test, 1), 90);
+  write_png(first, light_background_photo(test, 0));
+  write_jpeg(second, light_background_photo(test, 1), 90);
 
   // --json: one line per image, in the order given, k neighbours each; --grid: a picture.
   const std::string grid = (dir / "grid" / "g.png").string();
@@ -138,7 +132,7 @@ TEST_CASE("loom index --images: a folder of photos, labelled by the model, and a
   models::fashion_mnist_cnn(1).save(model);
   const Dataset test = fashion_mnist::load_test(fashion_mnist::find_data_dir());
   fs::create_directories(dir / "shop" / "tops");
-  for (int i = 0; i < 4; ++i) write_png(dir / "shop" / "tops" / ("p" + std::to_string(i) + ".png"), photo_of(test, i));
+  for (int i = 0; i < 4; ++i) write_png(dir / "shop" / "tops" / ("p" + std::to_string(i) + ".png"), light_background_photo(test, i));
   std::ofstream(dir / "shop" / "notes.txt") << "not an image";
   const std::string catalog = (dir / "shop.ctlg").string();
   const ProcessResult index = loom_tool(dir, {"index", model, "--out", catalog, "--images", (dir / "shop").string(),

@@ -11,6 +11,8 @@
 #include "loom/data/fashion_mnist.hpp"
 #include "loom/image/image.hpp"
 #include "loom/io/model_file.hpp"
+#include "loom_tool.hpp"
+#include "photo_like.hpp"
 #include "subprocess.hpp"
 #include "temp_dir.hpp"
 #include "test_scale.hpp"
@@ -22,34 +24,6 @@ using namespace loom::testing;
 using Catch::Contains;
 
 namespace fs = std::filesystem;
-
-namespace {
-
-const std::string kTool = LOOM_TOOL_PATH;  // the built `loom`, from tests/CMakeLists.txt
-
-ProcessResult loom_tool(const TempDir& dir, std::vector<std::string> args) {
-  args.insert(args.begin(), kTool);
-  return run_process(args, dir / "output.txt");
-}
-
-// Test image i as a photo would show it: dark garment on a light, warm
-// background, 8x larger, off-centre, in colour.
-Image photo_of(const Dataset& test, Index i) {
-  const auto pixels = test.image_bytes(i);
-  Image photo(300, 260, 3, 0);
-  for (int y = 0; y < photo.height; ++y)
-    for (int x = 0; x < photo.width; ++x) {
-      const int gx = (x - 60) / 8, gy = (y - 20) / 8;
-      const int v = gx >= 0 && gx < 28 && gy >= 0 && gy < 28 ? pixels[static_cast<std::size_t>(gy * 28 + gx)] : 0;
-      const int ink = 255 - v;  // inverted: the garment dark on white
-      photo.at(x, y, 0) = static_cast<std::uint8_t>(ink * 240 / 255);
-      photo.at(x, y, 1) = static_cast<std::uint8_t>(ink * 225 / 255);
-      photo.at(x, y, 2) = static_cast<std::uint8_t>(ink * 200 / 255);
-    }
-  return photo;
-}
-
-}  // namespace
 
 TEST_CASE("loom: --help on every command, usage errors exit with status 2", "[tool]") {
   TempDir dir;
@@ -97,8 +71,8 @@ TEST_CASE("loom train, predict and evaluate work end to end", "[tool][fashion_mn
 
   // Predict: photo-like files of two test images, as PNG and JPEG.
   const Dataset test = fashion_mnist::load_test(fashion_mnist::find_data_dir());
-  write_png(dir / "first.png", photo_of(test, 0));
-  write_jpeg(dir / "second.jpg", photo_of(test, 1), 85);
+  write_png(dir / "first.png", light_background_photo(test, 0));
+  write_jpeg(dir / "second.jpg", light_background_photo(test, 1), 85);
   const ProcessResult predict = loom_tool(dir, {"predict", model.string(), (dir / "first.png").string(),
                                                 (dir / "second.jpg").string(), "--json", "--save-input",
                                                 (dir / "seen").string()});

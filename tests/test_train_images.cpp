@@ -25,7 +25,7 @@ TEST_CASE("loom train --images trains on a folder of images and writes the model
   write_image_folder(dir / "photos", {"wide", "tall", "square"}, 12);
   std::ofstream(dir / "photos" / "tall" / "readme.txt") << "not an image";
   const fs::path model = dir / "out" / "model.loom";
-  const ProcessResult r = run_loom(dir, {"train", "--images", (dir / "photos").string(), "--out", model.string(),
+  const ProcessResult r = loom_tool(dir, {"train", "--images", (dir / "photos").string(), "--out", model.string(),
                                          "--epochs", "1", "--batch-size", "8", "--validation", "0.25", "--augment",
                                          "pad=2,flip,erasing=0.5", "--verbose", "2"});
   INFO(r.output);
@@ -43,18 +43,18 @@ TEST_CASE("loom train --images trains on a folder of images and writes the model
   CHECK((a == "square" && b == "tall" && c == "wide"));
 
   // loom predict names the classes from the file beside the model.
-  const ProcessResult predicted = run_loom(dir, {"predict", model.string(), (dir / "photos" / "wide" / "0.png").string(),
+  const ProcessResult predicted = loom_tool(dir, {"predict", model.string(), (dir / "photos" / "wide" / "0.png").string(),
                                                  "--json"});
   CHECK(predicted.exit_code == 0);
   CHECK_THAT(predicted.output, Contains("\"class\": \"square\"") && Contains("\"class\": \"tall\"") &&
                                    Contains("\"class\": \"wide\""));
   std::ofstream(dir / "out" / "model.classes.txt") << "one\ntwo\n";
-  const ProcessResult mismatch = run_loom(dir, {"predict", model.string(), (dir / "photos" / "wide" / "0.png").string()});
+  const ProcessResult mismatch = loom_tool(dir, {"predict", model.string(), (dir / "photos" / "wide" / "0.png").string()});
   CHECK(mismatch.exit_code == 1);
   CHECK_THAT(mismatch.output, Contains("model.classes.txt holds 2 class names") && Contains("has 3 classes"));
 
   // Refusing unreadable files names the file.
-  const ProcessResult strict = run_loom(dir, {"train", "--images", (dir / "photos").string(), "--out",
+  const ProcessResult strict = loom_tool(dir, {"train", "--images", (dir / "photos").string(), "--out",
                                               model.string(), "--refuse-unreadable", "--verbose", "0"});
   CHECK(strict.exit_code == 1);
   CHECK_THAT(strict.output, Contains("readme.txt"));
@@ -65,7 +65,7 @@ TEST_CASE("loom train --recipe best trains the small ResNet with its schedule, a
   TempDir dir;
   write_image_folder(dir / "photos", {"wide", "tall"}, 8);
   const fs::path model = dir / "model.loom";
-  const ProcessResult r = run_loom(dir, {"train", "--images", (dir / "photos").string(), "--out", model.string(),
+  const ProcessResult r = loom_tool(dir, {"train", "--images", (dir / "photos").string(), "--out", model.string(),
                                          "--recipe", "best", "--epochs", "2", "--batch-size", "8", "--verbose", "0"});
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
@@ -76,7 +76,7 @@ TEST_CASE("loom train --recipe best trains the small ResNet with its schedule, a
   CHECK(trained.loss().label_smoothing() == 0.1f);
   CHECK_THAT(trained.summary_string(), Contains("residual"));
 
-  const ProcessResult bad = run_loom(dir, {"train", "--images", (dir / "photos").string(), "--out", model.string(),
+  const ProcessResult bad = loom_tool(dir, {"train", "--images", (dir / "photos").string(), "--out", model.string(),
                                            "--recipe", "fancy"});
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.output, Contains("--recipe: expected \"seed\" or \"best\", got \"fancy\""));
@@ -88,7 +88,7 @@ TEST_CASE("loom train --images: each bad folder or flag is a clear error", "[too
   auto train = [&](const fs::path& folder, std::vector<std::string> more = {}) {
     std::vector<std::string> args{"train", "--images", folder.string(), "--out", out, "--verbose", "0"};
     args.insert(args.end(), more.begin(), more.end());
-    return run_loom(dir, args);
+    return loom_tool(dir, args);
   };
   const ProcessResult missing = train(dir / "missing");
   CHECK(missing.exit_code == 1);
@@ -124,13 +124,13 @@ TEST_CASE("loom evaluate --tta flip scores as Sequential::evaluate with Tta::Fli
   TempDir dir;
   const Sequential model = models::fashion_mnist_cnn(3);  // untrained: its mirror answers differ
   model.save(dir / "m.loom");
-  const ProcessResult bad = run_loom(dir, {"evaluate", (dir / "m.loom").string(), "--tta", "rotate"});
+  const ProcessResult bad = loom_tool(dir, {"evaluate", (dir / "m.loom").string(), "--tta", "rotate"});
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.output, Contains("--tta") && Contains("\"rotate\""));
 
   const Dataset test = fashion_mnist::load_test(fashion_mnist::find_data_dir()).head(100);
   const ProcessResult r =
-      run_loom(dir, {"evaluate", (dir / "m.loom").string(), "--limit", "100", "--tta", "flip", "--json"});
+      loom_tool(dir, {"evaluate", (dir / "m.loom").string(), "--limit", "100", "--tta", "flip", "--json"});
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const auto at = r.output.find("\"test_loss\": ");
