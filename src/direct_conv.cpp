@@ -47,9 +47,27 @@ struct Interior {
   }
 };
 
+// Calls tile(std::integral_constant<int, FB>, f0) over F filters in blocks
+// of FB: 32 at a time where the compiler targets AVX-512 (a block of 16 is
+// one 512-bit register there, too few accumulators to keep its FMA pipes
+// busy), else 16, then a last block of 16 and of 8 for the rest. Every
+// filter's sums are the same whichever block holds it.
+template <int F, typename Tile>
+void for_filter_blocks(Tile&& tile) {
+#if defined(__AVX512F__)
+  constexpr int kWide = 32;
+#else
+  constexpr int kWide = 16;
+#endif
+  int f0 = 0;
+  for (; f0 + kWide <= F; f0 += kWide) tile(std::integral_constant<int, kWide>{}, f0);
+  if constexpr (F % kWide >= 16) tile(std::integral_constant<int, 16>{}, f0), f0 += 16;
+  if constexpr (F % 16 != 0) tile(std::integral_constant<int, 8>{}, f0);
+}
+
 // P output pixels of a row times FB filters, the register tile: P * FB / 8
 // accumulators of 8 floats (12 of the 16 AVX registers at 6 x 16, like the
-// product's tile), every tap added while they stay in registers, then bias
+// product's tile; 12 of 32 AVX-512 registers at 6 x 32), every tap added while they stay in registers, then bias
 // and ReLU as they are stored. `in` is the first pixel's window corner,
 // `kernel`, `bias` and `out` start at the tile's first filter.
 template <int FB, int P>
@@ -76,7 +94,7 @@ void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, con
 
 // z (OH * OW, F) = act(the convolution of one image (H, W, C) + bias).
 // Output pixels whose window lies inside the image go in register tiles of
-// (6, then 2 and 1) pixels x 16 filters; pixels at a padded border one at a
+// (6, then 2 and 1) pixels x 16 or 32 filters; pixels at a padded border one at a
 // time, skipping the taps that fall outside.
 template <int F>
 void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, bool relu, const float* image,
@@ -116,9 +134,9 @@ void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, 
       for (; ox + P <= in_hi; ox += P) {
         const float* in = image + (iy0 * w + ox * sx - px) * c;
         float* out = z + (oy * ow + ox) * F;
-        int f0 = 0;
-        for (; f0 + 16 <= F; f0 += 16) pixel_tile<16, P>(g, in, kernel + f0, bias + f0, relu, out + f0);
-        if constexpr (F % 16 != 0) pixel_tile<8, P>(g, in, kernel + f0, bias + f0, relu, out + f0);
+        for_filter_blocks<F>([&]<int FB>(std::integral_constant<int, FB>, int f0) {
+          pixel_tile<FB, P>(g, in, kernel + f0, bias + f0, relu, out + f0);
+        });
       }
     };
     tiles(std::integral_constant<int, 6>{});
@@ -128,7 +146,8 @@ void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, 
   }
 }
 
-// T taps x FB filters of dW, the register tile (12 accumulators at 6 x 16):
+// T taps x FB filters of dW, the register tile (12 accumulators at 6 x 16
+// with AVX2, 12 at 6 x 32 with AVX-512):
 // dW[t0 + t] += the sum over all output pixels p of x[p's window + off[t]] * dZ[p].
 // Every window lies inside the image (padded_geometry).
 template <int FB, int T>
@@ -149,7 +168,7 @@ void dw_tile(const ConvGeometry& g, const Index* off, const float* image, const 
 
 // dW (K, F) += one image's share, from its dZ (OH * OW, F): for each tap t,
 // dW[t] += sum over output pixels p of x[input of p under t] * dZ[p], in
-// register tiles of (6, then 3, 2, 1) taps x 16 filters. Every window lies
+// register tiles of (6, then 3, 2, 1) taps x 16 or 32 filters. Every window lies
 // inside the image (padded_geometry).
 template <int F>
 void dw_one(const ConvGeometry& g, const float* image, const float* dz, float* dw) {
@@ -161,9 +180,9 @@ void dw_one(const ConvGeometry& g, const float* image, const float* dz, float* d
   Index t0 = 0;
   auto tiles = [&]<int T>(std::integral_constant<int, T>) {
     for (; t0 + T <= k; t0 += T) {
-      int f0 = 0;
-      for (; f0 + 16 <= F; f0 += 16) dw_tile<16, T>(g, off + t0, image, dz + f0, dw + t0 * F + f0);
-      if constexpr (F % 16 != 0) dw_tile<8, T>(g, off + t0, image, dz + f0, dw + t0 * F + f0);
+      for_filter_blocks<F>([&]<int FB>(std::integral_constant<int, FB>, int f0) {
+        dw_tile<FB, T>(g, off + t0, image, dz + f0, dw + t0 * F + f0);
+      });
     }
   };
   tiles(std::integral_constant<int, 6>{});
