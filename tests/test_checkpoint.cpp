@@ -26,6 +26,7 @@
 #include "loom/models/fashion_mnist_cnn.hpp"
 #include "subprocess.hpp"
 #include "temp_dir.hpp"
+#include "test_scale.hpp"
 #include "toy_model.hpp"
 
 using namespace loom;
@@ -70,8 +71,9 @@ std::pair<Sequential, Sequential> resumed_and_straight(Make make, const Quadrant
 }
 
 // ---- the training run the kill test interrupts --------------------------------
-// The seed CNN on 600 synthetic 28x28 images for 3 epochs, with a
-// checkpoint: long enough per epoch for a kill to land mid-epoch.
+// The seed CNN on 600 synthetic 28x28 images (scaled: 150 under the
+// sanitizers) for 3 epochs, with a checkpoint: the kill lands as soon as the
+// first checkpoint exists, well inside the second epoch.
 
 constexpr const char* kChildDirVariable = "LOOM_TEST_CHECKPOINT_DIR";
 constexpr const char* kChildRecipeVariable = "LOOM_TEST_CHECKPOINT_RECIPE";
@@ -88,7 +90,7 @@ void compile_recipe(Sequential& m) {
 
 Sequential run_child_training(const fs::path& dir) {
   Random rng(11);
-  const Index n = 600;
+  const Index n = scaled(600, 150);
   Tensor x(n, 28, 28, 1);
   std::vector<Label> y(static_cast<std::size_t>(n));
   for (Index i = 0; i < n; ++i) {

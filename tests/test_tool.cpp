@@ -13,6 +13,7 @@
 #include "loom/io/model_file.hpp"
 #include "loom_tool.hpp"
 #include "photo_like.hpp"
+#include "scaled_fashion_mnist.hpp"
 #include "subprocess.hpp"
 #include "temp_dir.hpp"
 #include "test_scale.hpp"
@@ -57,9 +58,12 @@ TEST_CASE("loom train, predict and evaluate work end to end", "[tool][fashion_mn
   TempDir dir;
   const fs::path model = dir / "new" / "model.loom";  // train creates the directory
 
+  const std::string data = scaled_fashion_mnist(dir).string();
+
   // Train: a slice of the training set, one epoch; validation on the test set.
   const ProcessResult train = loom_tool(dir, {"train", "--out", model.string(), "--epochs", "1", "--limit",
-                                              std::to_string(scaled(2000, 200)), "--verbose", "0", "--json"});
+                                              std::to_string(scaled(2000, 200)), "--verbose", "0", "--json",
+                                              "--data", data});
   INFO(train.output);
   REQUIRE(train.exit_code == 0);
   CHECK_THAT(train.output, Contains("\"test_accuracy\": ") && Contains("\"history_csv\": "));
@@ -70,7 +74,7 @@ TEST_CASE("loom train, predict and evaluate work end to end", "[tool][fashion_mn
   CHECK(trained.history().epochs[0].val_accuracy.has_value());
 
   // Predict: photo-like files of two test images, as PNG and JPEG.
-  const Dataset test = fashion_mnist::load_test(fashion_mnist::find_data_dir());
+  const Dataset test = fashion_mnist::load_test(data);
   write_png(dir / "first.png", light_background_photo(test, 0));
   write_jpeg(dir / "second.jpg", light_background_photo(test, 1), 85);
   const ProcessResult predict = loom_tool(dir, {"predict", model.string(), (dir / "first.png").string(),
@@ -98,7 +102,7 @@ TEST_CASE("loom train, predict and evaluate work end to end", "[tool][fashion_mn
   // Evaluate, with a report.
   const fs::path report = dir / "report";
   const ProcessResult evaluate = loom_tool(dir, {"evaluate", model.string(), "--report", report.string(), "--limit",
-                                                 std::to_string(scaled(2000, 200)), "--json"});
+                                                 std::to_string(scaled(2000, 200)), "--json", "--data", data});
   INFO(evaluate.output);
   REQUIRE(evaluate.exit_code == 0);
   CHECK_THAT(evaluate.output, Contains("\"test_accuracy\": ") && Contains("\"test_loss\": ") &&
@@ -110,7 +114,7 @@ TEST_CASE("loom train, predict and evaluate work end to end", "[tool][fashion_mn
   }
   CHECK(fs::file_size(report / "training_curves.svg") > 500);
   CHECK(fs::exists(report / "index.html"));
-  const ProcessResult table = loom_tool(dir, {"evaluate", model.string(), "--limit", "300"});
+  const ProcessResult table = loom_tool(dir, {"evaluate", model.string(), "--limit", "300", "--data", data});
   CHECK(table.exit_code == 0);
   CHECK_THAT(table.output, Contains("Test loss: ") && Contains("precision") && Contains("Ankle boot"));
 }

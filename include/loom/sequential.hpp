@@ -553,9 +553,14 @@ class Sequential {
     return same == 0 ? std::string(stem) : std::string(stem) + "_" + std::to_string(same);
   }
 
+  // Appended digit by digit: g++ 12 warns (falsely) about string::insert here once inlined.
   static std::string with_commas(Index v) {
-    std::string s = std::to_string(v);
-    for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
+    const std::string digits = std::to_string(v);
+    std::string s;
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+      if (i > 0 && digits[i - 1] != '-' && (digits.size() - i) % 3 == 0) s += ',';
+      s += digits[i];
+    }
     return s;
   }
 

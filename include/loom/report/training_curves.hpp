@@ -130,7 +130,12 @@ inline std::string svg_panel(double left, double top, double width, double heigh
   for (const Series& ser : series) {
     if (ser.points.empty()) continue;
     std::string pts;
-    for (const auto& [e, v] : ser.points) pts += (pts.empty() ? "" : " ") + num(sx(e)) + "," + num(sy(v));
+    for (const auto& [e, v] : ser.points) {  // appended piece by piece: g++ 12 warns (falsely) on "a" + b + ...
+      if (!pts.empty()) pts += ' ';
+      pts += num(sx(e));
+      pts += ',';
+      pts += num(sy(v));
+    }
     s += format("<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"%s\"/>\n", ser.colour.c_str(),
                 ser.dashed ? " stroke-dasharray=\"6 4\"" : "", pts.c_str());
     for (const auto& [e, v] : ser.points)
