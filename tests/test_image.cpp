@@ -153,7 +153,7 @@ TEST_CASE("PNG round trip is exact for grey, grey+alpha, RGB and RGBA", "[image]
   testing::TempDir dir("loom-test-image");
   for (int c = 1; c <= 4; ++c) {
     const Image im = pattern(13, 7, c);
-    const auto path = dir / ("p" + std::to_string(c) + ".png");
+    const auto path = dir / (std::to_string(c) + "-channels.png");  // (not "p" + ...: a false g++ 12 warning)
     write_png(path, im);
     const Image back = read_image(path);
     CHECK(back.width == 13);
