@@ -21,7 +21,7 @@
 # the test is about: many callers on one const model), whose every access TSan
 # sees, while each call's OpenMP regions stay on the calling thread.
 #
-# Usage: scripts/sanitize.sh            (about 16 minutes on 2 cores from clean)
+# Usage: scripts/sanitize.sh            (about 13 minutes on 2 cores from clean)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
