@@ -4,9 +4,9 @@
 // 7x7 on grey): a product with so short a reduction runs far below peak, and
 // im2col spends more time copying 3-float runs than the product multiplies.
 // Computed directly instead, in register tiles like the product's: forward, 6
-// output pixels x 16 filters whose sums stay in registers while all their taps
-// are added, then bias and ReLU as they are stored; dW, 6 taps x 16 filters
-// summed over all the pixels (F fixed at compile time: a multiple of 8 up to
+// output pixels x 16 filters (32 with AVX-512) whose sums stay in registers
+// while all their taps are added, then bias and ReLU as they are stored; dW,
+// 6 taps x 16 (or 32) filters summed over all the pixels (F fixed at compile time: a multiple of 8 up to
 // 64). At the seed model's conv1, batch 32 (loom_bench --threads=2
 // layer/conv1), this took forward from 492 to 215 us and backward from 376 to
 // 304 us over one pixel at a time.
