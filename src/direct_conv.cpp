@@ -67,8 +67,8 @@ void for_filter_blocks(Tile&& tile) {
 
 // P output pixels of a row times FB filters, the register tile: P * FB / 8
 // accumulators of 8 floats (12 of the 16 AVX registers at 6 x 16, like the
-// product's tile; 12 of 32 AVX-512 registers at 6 x 32), every tap added while they stay in registers, then bias
-// and ReLU as they are stored. `in` is the first pixel's window corner,
+// product's tile; 12 of the 32 AVX-512 registers at 6 x 32), every tap added
+// while they stay in registers, then bias and ReLU as they are stored. `in` is the first pixel's window corner,
 // `kernel`, `bias` and `out` start at the tile's first filter.
 template <int FB, int P>
 void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, const float* bias, bool relu, float* out) {
@@ -94,8 +94,8 @@ void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, con
 
 // z (OH * OW, F) = act(the convolution of one image (H, W, C) + bias).
 // Output pixels whose window lies inside the image go in register tiles of
-// (6, then 2 and 1) pixels x 16 or 32 filters; pixels at a padded border one at a
-// time, skipping the taps that fall outside.
+// (6, then 2 and 1) pixels x 16 or 32 filters; pixels at a padded border one
+// at a time, skipping the taps that fall outside.
 template <int F>
 void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, bool relu, const float* image,
                  float* z) {
@@ -168,8 +168,8 @@ void dw_tile(const ConvGeometry& g, const Index* off, const float* image, const 
 
 // dW (K, F) += one image's share, from its dZ (OH * OW, F): for each tap t,
 // dW[t] += sum over output pixels p of x[input of p under t] * dZ[p], in
-// register tiles of (6, then 3, 2, 1) taps x 16 or 32 filters. Every window lies
-// inside the image (padded_geometry).
+// register tiles of (6, then 3, 2, 1) taps x 16 or 32 filters. Every window
+// lies inside the image (padded_geometry).
 template <int F>
 void dw_one(const ConvGeometry& g, const float* image, const float* dz, float* dw) {
   const Index k = g.patch();

@@ -39,7 +39,7 @@ constexpr Index kMr = 6;     // rows of the register tile
 constexpr Index kNr = 16;    // columns of the register tile: two 8-float vectors
 #endif
 constexpr Index kThinRows = 6;  // fewer rows than this, with a row-major B: B streamed once (multiply_thin)
-constexpr Index kKc = 256;   // K per block: a B panel of 16 KB stays in L1
+constexpr Index kKc = 256;   // K per block: a B panel of 16 KB (32 KB with AVX-512) stays in L1
 constexpr Index kMc = 120;   // rows per A block: 120 KB, in L2
 constexpr Index kNc = 1024;  // columns per B block: 1 MB
 
