@@ -23,7 +23,8 @@
 //   fashion_mnist_best [--epochs 30] [--batch-size 128] [--seed 7] [--threads N]
 //                      [--augment pad=2,flip,erasing=0.25|none] [--label-smoothing 0.1]
 //                      [--weight-decay 0.005] [--schedule one-cycle|constant]
-//                      [--max-lr 0.1] [--width 32] [--limit N] [--data DIR] [--save FILE]
+//                      [--max-lr 0.1] [--width 32] [--blocks 1,1,1] [--zero-init-residual 0]
+//                      [--limit N] [--data DIR] [--save FILE]
 
 #include <string>
 
@@ -48,7 +49,9 @@ int main(int argc, char** argv) {
                      "  --weight-decay X decoupled, on the kernels (default 0.005)\n"
                      "  --schedule S     one-cycle (default) or constant (max-lr / 10)\n"
                      "  --max-lr X       the one-cycle peak (default 0.1)\n"
-                     "  --width N        filters of the blocks: N, 2N, 4N (default 32)\n",
+                     "  --width N        filters of the blocks: N, 2N, 4N (default 32)\n"
+                     "  --blocks A,B,C   basic blocks per stage (default 1,1,1)\n"
+                     "  --zero-init-residual 0|1  start each residual branch at zero (default 0)\n",
        .extra_flag =
            [&](const std::string& flag, const char* v) {
              if (flag == "--augment") recipe.augmentation = AugmentationOptions::parse(v);
@@ -58,6 +61,15 @@ int main(int argc, char** argv) {
              else if (flag == "--width") {
                const Index w = cli::parse_int(flag, v, 1);
                recipe.filters = {w, 2 * w, 4 * w};
+             }
+             else if (flag == "--blocks") {
+               const auto b = cli::parse_int_list(flag, v, 3, 1);
+               recipe.blocks = {b[0], b[1], b[2]};
+             }
+             else if (flag == "--zero-init-residual") {
+               const long long z = cli::parse_int(flag, v, 0);
+               if (z > 1) throw UsageError("--zero-init-residual: expected 0 or 1, got \"" + std::string(v) + "\"");
+               recipe.zero_init_residual = z == 1;
              }
              else if (flag == "--schedule") {
                const std::string s = v;

@@ -253,6 +253,8 @@ TEST_CASE("BatchNormalization refuses bad options and misfit tensors", "[batch_n
     CHECK_THROWS_WITH(BatchNormalization({.epsilon = epsilon}), Contains("epsilon must be positive and finite"));
   CHECK_THROWS_AS(BatchNormalization({.momentum = 1.0f}), UsageError);
   CHECK_NOTHROW(BatchNormalization({.momentum = 0.0f, .epsilon = 1e-9f}));
+  for (const float gamma : {inf, -inf, nan})
+    CHECK_THROWS_WITH(BatchNormalization({.initial_gamma = gamma}), Contains("initial_gamma must be finite"));
 
   BatchNormalization bn = built_bn(Shape{2, 2, 3});
   CHECK(bn.output_shape() == (Shape{2, 2, 3}));

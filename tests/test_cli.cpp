@@ -36,6 +36,14 @@ TEST_CASE("cli::parse_int accepts whole numbers at or above the minimum", "[cli]
   REQUIRE_THROWS_AS(cli::parse_int("--epochs", "99999999999999999999999", 1), UsageError);
 }
 
+TEST_CASE("cli::parse_int_list reads exactly the count asked for, each at or above the minimum", "[cli]") {
+  CHECK(cli::parse_int_list("--blocks", "1,2,1", 3, 1) == std::vector<long long>{1, 2, 1});
+  CHECK(cli::parse_int_list("--n", "7", 1, 0) == std::vector<long long>{7});
+  for (const char* bad : {"1,2", "1,2,1,1", "1,0,1", "1,,1", "1,2,", ",1,2", "1,x,1", "", "1;2;1"})
+    CHECK_THROWS_WITH(cli::parse_int_list("--blocks", bad, 3, 1),
+                      Contains("--blocks expects 3 comma-separated whole numbers >= 1, got \"" + std::string(bad) + "\""));
+}
+
 TEST_CASE("cli::parse_flags hands over pairs and rejects unknown flags and missing values", "[cli]") {
   const std::string usage = "usage: prog [--epochs N]\n";
   std::vector<std::string> seen;

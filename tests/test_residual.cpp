@@ -12,6 +12,7 @@
 #include "loom/layers/relu.hpp"
 #include "loom/layers/residual.hpp"
 #include "loom/layers/softmax.hpp"
+#include "loom/models/small_resnet.hpp"
 #include "temp_dir.hpp"
 #include "toy_model.hpp"
 
@@ -169,4 +170,34 @@ TEST_CASE("A model file whose residual block has an empty main path is refused",
   std::memcpy(b.data() + b.size() - 4, &c, 4);
   CHECK_THROWS_AS(decode_model(b), DataError);
   CHECK_THROWS_WITH(decode_model(b), Contains("main path needs 1 to"));
+}
+
+TEST_CASE("small_resnet stacks the blocks asked for per stage and can start each branch at zero", "[residual][models]") {
+  using models::small_resnet;
+  const auto residuals = [](const Sequential& m) {
+    std::vector<const Layer*> out;
+    for (std::size_t i = 0; i < m.size(); ++i)
+      if (m.layer(i).kind() == "Residual") out.push_back(&m.layer(i));
+    return out;
+  };
+  const Sequential plain = small_resnet(3);
+  const Sequential deep = small_resnet(3, {.blocks = {1, 2, 1}, .zero_init_residual = true});
+  REQUIRE(residuals(plain).size() == 3);
+  const auto blocks = residuals(deep);
+  REQUIRE(blocks.size() == 4);
+  CHECK(blocks[1]->output_shape() == (Shape{7, 7, 64}));
+  CHECK(blocks[1]->children().size() == 7);  // strided: a projection shortcut (conv, BN)
+  CHECK(blocks[2]->output_shape() == (Shape{7, 7, 64}));
+  CHECK(blocks[2]->children().size() == 5);  // the stage's second block: identity shortcut
+  for (const Layer* b : blocks) {
+    // the branch's last BatchNormalization (the fifth sublayer) starts at gamma 0, the others at 1
+    const auto& last_bn = dynamic_cast<const BatchNormalization&>(*b->children()[4]);
+    CHECK(last_bn.gamma().isZero());
+    CHECK((dynamic_cast<const BatchNormalization&>(*b->children()[1]).gamma().array() == 1.0f).all());
+  }
+  for (const Layer* b : residuals(plain))
+    CHECK((dynamic_cast<const BatchNormalization&>(*b->children()[4]).gamma().array() == 1.0f).all());
+  CHECK(deep.param_count() == plain.param_count() + 2 * (36928 + 256));
+
+  CHECK_THROWS_WITH(small_resnet(3, {.blocks = {1, 0, 1}}), Contains("blocks of stage 2 must be positive, got 0"));
 }

@@ -16,6 +16,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "loom/error.hpp"
 
@@ -29,6 +30,29 @@ inline long long parse_int(const std::string& flag, const char* value, long long
   if (errno || end == value || *end != '\0' || v < min)
     throw UsageError(flag + " expects a whole number >= " + std::to_string(min) + ", got \"" + value + "\"");
   return v;
+}
+
+/// `count` comma-separated whole numbers in value ("1,2,1"), each at least
+/// min; otherwise a UsageError naming the flag.
+inline std::vector<long long> parse_int_list(const std::string& flag, const char* value, std::size_t count,
+                                             long long min) {
+  std::vector<long long> out;
+  bool ok = true;
+  for (std::string_view rest = value; ok;) {
+    const std::size_t comma = rest.find(',');
+    const std::string item(rest.substr(0, comma));
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    ok = !item.empty() && !errno && *end == '\0' && v >= min;
+    out.push_back(v);
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  if (!ok || out.size() != count)
+    throw UsageError(flag + " expects " + std::to_string(count) + " comma-separated whole numbers >= " +
+                     std::to_string(min) + ", got \"" + value + "\"");
+  return out;
 }
 
 /// The decimal number in value; otherwise a UsageError naming the flag.

@@ -42,6 +42,7 @@ namespace loom {
 struct BatchNormalizationOptions {
   float momentum = 0.99f;  // in [0, 1): how much of the moving statistics each training batch keeps
   float epsilon = 1e-3f;   // > 0: added to the variance before its square root
+  float initial_gamma = 1.0f;  // finite: gamma's starting value (0 starts a residual branch as the identity)
 };
 
 class BatchNormalization final : public Layer {
@@ -51,6 +52,8 @@ class BatchNormalization final : public Layer {
       throw UsageError("BatchNormalization: momentum must be in [0, 1), got " + std::to_string(o.momentum));
     if (!(o.epsilon > 0.0f && std::isfinite(o.epsilon)))
       throw UsageError("BatchNormalization: epsilon must be positive and finite, got " + std::to_string(o.epsilon));
+    if (!std::isfinite(o.initial_gamma))
+      throw UsageError("BatchNormalization: initial_gamma must be finite, got " + std::to_string(o.initial_gamma));
   }
 
   static constexpr std::string_view kKind = "BatchNormalization";
@@ -80,7 +83,7 @@ class BatchNormalization final : public Layer {
     const Index c = input.channels();
     params_ = {Param("gamma", {c}), Param("beta", {c}), Param("moving_mean", {c}, Trainable::No),
                Param("moving_variance", {c}, Trainable::No)};
-    params_[0].value.setOnes();
+    params_[0].value.setConstant(o_.initial_gamma);
     params_[3].value.setOnes();
     return set_shapes(input, input);
   }

@@ -35,6 +35,8 @@ struct BestRecipe {
   Index batch_size = 128;
   std::array<Index, 3> filters{32, 64, 128};  // of the small ResNet's blocks
   std::array<Index, 3> strides{1, 2, 2};
+  std::array<Index, 3> blocks{1, 1, 1};       // basic blocks per stage
+  bool zero_init_residual = false;            // each residual branch starts at zero
   float dropout = 0.2f;
   float max_learning_rate = 0.1f;   // the one-cycle peak (without the schedule: the constant rate)
   bool one_cycle = true;            // false: a constant rate of max_learning_rate / 10
@@ -56,7 +58,8 @@ inline Sequential fashion_mnist_best(std::uint64_t seed, Index train_samples, co
   if (train_samples <= 0)
     throw UsageError("fashion_mnist_best: train_samples must be positive, got " + std::to_string(train_samples));
   Sequential model =
-      small_resnet(seed, {.filters = r.filters, .strides = r.strides, .dropout = r.dropout, .classes = classes});
+      small_resnet(seed, {.filters = r.filters, .strides = r.strides, .blocks = r.blocks,
+                          .zero_init_residual = r.zero_init_residual, .dropout = r.dropout, .classes = classes});
   SGDOptions sgd{.learning_rate = r.max_learning_rate / 10, .momentum = r.momentum, .nesterov = true,
                  .weight_decay = r.weight_decay};
   if (r.one_cycle)

@@ -1,6 +1,6 @@
 #pragma once
-// A small ResNet for 28x28 grey images: a convolution stem, three residual
-// blocks (the ResNet basic block: two 3x3 convolutions with
+// A small ResNet for 28x28 grey images: a convolution stem, three stages of
+// residual blocks (one each by default; the ResNet basic block: two 3x3 convolutions with
 // BatchNormalization, an identity or a strided 1x1 projection shortcut, the
 // sum through a ReLU), global average pooling, dropout and a softmax
 // classifier. In Keras terms, with the default filters {32, 64, 64} and
@@ -40,7 +40,9 @@ namespace loom::models {
 
 struct SmallResNetOptions {
   std::array<Index, 3> filters{32, 64, 64};  // of each block (the stem has the first's)
-  std::array<Index, 3> strides{1, 2, 1};     // of each block's first convolution
+  std::array<Index, 3> strides{1, 2, 1};     // of each stage's first convolution
+  std::array<Index, 3> blocks{1, 1, 1};      // basic blocks per stage (only the first strides)
+  bool zero_init_residual = false;           // each branch's last BatchNormalization starts at gamma 0
   float dropout = 0.3f;                      // before the classifier
   Index classes = 10;
 };
@@ -53,13 +55,15 @@ inline Conv2D conv3x3(Index filters, Index strides = 1) {
 
 // conv-BN-ReLU-conv-BN, plus the shortcut, then ReLU. A block that changes the
 // size or the channels projects its shortcut with a strided 1x1 conv and BN.
-inline Residual basic_block(Index in_filters, Index filters, Index strides = 1) {
+// With zero_init_residual the branch starts as zero, the block as the
+// shortcut (Goyal et al. 2017), which eases the first steps at high rates.
+inline Residual basic_block(Index in_filters, Index filters, Index strides, bool zero_init_residual) {
   Residual block({.activation = Activation::ReLU});
   block.add(conv3x3(filters, strides));
   block.add(BatchNormalization());
   block.add(ReLU());
   block.add(conv3x3(filters));
-  block.add(BatchNormalization());
+  block.add(BatchNormalization({.initial_gamma = zero_init_residual ? 0.0f : 1.0f}));
   if (strides != 1 || in_filters != filters) {
     block.add_shortcut(Conv2D({.filters = filters, .kernel = 1, .strides = strides}));
     block.add_shortcut(BatchNormalization());
@@ -77,6 +81,9 @@ inline Sequential small_resnet(std::uint64_t seed, const SmallResNetOptions& o =
     if (o.strides[i] <= 0)
       throw UsageError("small_resnet: strides of block " + std::to_string(i + 1) + " must be positive, got " +
                        std::to_string(o.strides[i]));
+    if (o.blocks[i] <= 0)
+      throw UsageError("small_resnet: blocks of stage " + std::to_string(i + 1) + " must be positive, got " +
+                       std::to_string(o.blocks[i]));
   }
   Sequential model(Shape{28, 28, 1}, seed);
   model.add(detail::conv3x3(o.filters[0]));
@@ -84,10 +91,11 @@ inline Sequential small_resnet(std::uint64_t seed, const SmallResNetOptions& o =
   model.add(ReLU());
   model.add(MaxPool2D({.pool = 2}));
   Index in = o.filters[0];
-  for (std::size_t i = 0; i < 3; ++i) {
-    model.add(detail::basic_block(in, o.filters[i], o.strides[i]));
-    in = o.filters[i];
-  }
+  for (std::size_t i = 0; i < 3; ++i)
+    for (Index b = 0; b < o.blocks[i]; ++b) {
+      model.add(detail::basic_block(in, o.filters[i], b == 0 ? o.strides[i] : 1, o.zero_init_residual));
+      in = o.filters[i];
+    }
   model.add(GlobalAveragePooling2D());
   model.add(Dropout(o.dropout));
   model.add(Dense({.units = o.classes, .activation = Activation::Softmax}));
