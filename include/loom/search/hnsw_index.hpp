@@ -8,10 +8,9 @@
 //
 // The graph is built from a Catalog, and never saved: the catalog file is
 // the one persistent, validated format, and hnswlib's own index files are
-// loaded without checks. Building spreads the insertions over the OpenMP
-// threads; with more than one thread their interleaving, and so the graph,
-// can differ from run to run (set_threads(1) for a reproducible graph).
-// Search answers each query on one thread, queries spread over the threads.
+// loaded without checks. Building inserts on one thread (concurrent inserts
+// race in Debian's hnswlib 0.6.2; see src/hnsw_index.cpp), so the same
+// catalog and options give the same graph every time. Search answers each query on one thread, queries spread over the threads.
 // Scores are the same cosine similarities ExactSearch gives.
 //
 // A class filter is applied to a larger candidate list (k x the share of the
