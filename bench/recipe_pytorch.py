@@ -36,10 +36,12 @@ def bn(c):
 
 
 class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
+    def __init__(self, cin, cout, stride, zero_init):
         super().__init__()
         self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1), bn(cout)
         self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1), bn(cout)
+        if zero_init:
+            nn.init.zeros_(self.b2.weight)  # the branch starts at zero (loom's zero_init_residual)
         self.proj = None
         if stride != 1 or cin != cout:
             self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride), bn(cout))
@@ -50,11 +52,16 @@ class Block(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    def __init__(self, width, dropout):
+    def __init__(self, width, dropout, blocks=(1, 1, 1), zero_init=False):
         super().__init__()
         w = width
         self.stem, self.bn0 = nn.Conv2d(1, w, 3, 1, 1), bn(w)
-        self.blocks = nn.Sequential(Block(w, w, 1), Block(w, 2 * w, 2), Block(2 * w, 4 * w, 2))
+        stages, cin = [], w
+        for cout, stride, count in zip((w, 2 * w, 4 * w), (1, 2, 2), blocks):
+            for b in range(count):  # only a stage's first block strides
+                stages.append(Block(cin, cout, stride if b == 0 else 1, zero_init))
+                cin = cout
+        self.blocks = nn.Sequential(*stages)
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(4 * w, 10)
         for m in self.modules():
@@ -113,6 +120,8 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=5e-3)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--blocks", default="1,1,1", help="basic blocks per stage, as fashion_mnist_best's --blocks")
+    ap.add_argument("--zero-init-residual", type=int, choices=(0, 1), default=0)
     ap.add_argument("--pad", type=int, default=2)
     ap.add_argument("--erase", type=float, default=0.25)
     ap.add_argument("--limit", type=int, default=0)
@@ -120,6 +129,12 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--layout", default="channels_last", choices=("nchw", "channels_last"))
     a = ap.parse_args()
+    try:
+        blocks = tuple(int(b) for b in a.blocks.split(","))
+    except ValueError:
+        blocks = ()
+    if len(blocks) != 3 or min(blocks) < 1:
+        ap.error(f"--blocks: expected 3 comma-separated whole numbers >= 1, got {a.blocks!r}")
     fmt = torch.channels_last if a.layout == "channels_last" else torch.contiguous_format
 
     torch.set_num_threads(a.threads)
@@ -130,7 +145,7 @@ def main():
     if a.limit:
         x_train, y_train = x_train[: a.limit], y_train[: a.limit]
 
-    model = SmallResNet(a.width, a.dropout).to(memory_format=fmt)
+    model = SmallResNet(a.width, a.dropout, blocks, a.zero_init_residual == 1).to(memory_format=fmt)
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]  # kernels; not biases or BatchNorm
     # Decoupled weight decay as loom's (and Keras's) SGD applies it: w -= lr * wd * w before the
     # update, kernels only; PyTorch's own weight_decay would be an L2 term that momentum amplifies.
@@ -185,7 +200,8 @@ def main():
     acc, loss = score()
     acc_tta, _ = score(flip_tta=True)
     print(json.dumps({"framework": "pytorch", "version": torch.__version__, "threads": a.threads, "epochs": a.epochs,
-                      "batch_size": a.batch_size, "width": a.width, "layout": a.layout, "seed": a.seed,
+                      "batch_size": a.batch_size, "width": a.width, "blocks": list(blocks),
+                      "zero_init_residual": a.zero_init_residual == 1, "layout": a.layout, "seed": a.seed,
                       "epoch_seconds": epoch_seconds, "epoch_test_accuracy": epoch_acc,
                       "train_seconds": sum(epoch_seconds), "test_accuracy": acc, "test_loss": loss,
                       "test_accuracy_flip_tta": acc_tta, "torch": torch_env.describe()}))

@@ -23,7 +23,8 @@
 //   fashion_mnist_best [--epochs 30] [--batch-size 128] [--seed 7] [--threads N]
 //                      [--augment pad=2,flip,erasing=0.25|none] [--label-smoothing 0.1]
 //                      [--weight-decay 0.005] [--schedule one-cycle|constant]
-//                      [--max-lr 0.1] [--width 32] [--blocks 1,1,1] [--zero-init-residual 0]
+//                      [--max-lr 0.1] [--width 32] [--blocks 1,1,1] [--strides 1,2,2]
+//                      [--stem-pool 1] [--zero-init-residual 0]
 //                      [--limit N] [--data DIR] [--save FILE]
 
 #include <string>
@@ -31,6 +32,16 @@
 #include "loom/loom.hpp"
 #include "loom/models/fashion_mnist_best.hpp"
 #include "loom/training/example_program.hpp"
+
+namespace {
+
+bool parse_switch(const std::string& flag, const char* v) {
+  const long long z = loom::cli::parse_int(flag, v, 0);
+  if (z > 1) throw loom::UsageError(flag + ": expected 0 or 1, got \"" + std::string(v) + "\"");
+  return z == 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace loom;
@@ -51,6 +62,8 @@ int main(int argc, char** argv) {
                      "  --max-lr X       the one-cycle peak (default 0.1)\n"
                      "  --width N        filters of the blocks: N, 2N, 4N (default 32)\n"
                      "  --blocks A,B,C   basic blocks per stage (default 1,1,1)\n"
+                     "  --strides A,B,C  strides of the stages' first blocks (default 1,2,2)\n"
+                     "  --stem-pool 0|1  max pool after the stem (default 1)\n"
                      "  --zero-init-residual 0|1  start each residual branch at zero (default 0)\n",
        .extra_flag =
            [&](const std::string& flag, const char* v) {
@@ -66,11 +79,12 @@ int main(int argc, char** argv) {
                const auto b = cli::parse_int_list(flag, v, 3, 1);
                recipe.blocks = {b[0], b[1], b[2]};
              }
-             else if (flag == "--zero-init-residual") {
-               const long long z = cli::parse_int(flag, v, 0);
-               if (z > 1) throw UsageError("--zero-init-residual: expected 0 or 1, got \"" + std::string(v) + "\"");
-               recipe.zero_init_residual = z == 1;
+             else if (flag == "--strides") {
+               const auto st = cli::parse_int_list(flag, v, 3, 1);
+               recipe.strides = {st[0], st[1], st[2]};
              }
+             else if (flag == "--zero-init-residual") recipe.zero_init_residual = parse_switch(flag, v);
+             else if (flag == "--stem-pool") recipe.stem_pool = parse_switch(flag, v);
              else if (flag == "--schedule") {
                const std::string s = v;
                if (s != "one-cycle" && s != "constant")

@@ -36,6 +36,7 @@ struct BestRecipe {
   std::array<Index, 3> filters{32, 64, 128};  // of the small ResNet's blocks
   std::array<Index, 3> strides{1, 2, 2};
   std::array<Index, 3> blocks{1, 1, 1};       // basic blocks per stage
+  bool stem_pool = true;                      // max pool after the stem
   bool zero_init_residual = false;            // each residual branch starts at zero
   float dropout = 0.2f;
   float max_learning_rate = 0.1f;   // the one-cycle peak (without the schedule: the constant rate)
@@ -58,7 +59,7 @@ inline Sequential fashion_mnist_best(std::uint64_t seed, Index train_samples, co
   if (train_samples <= 0)
     throw UsageError("fashion_mnist_best: train_samples must be positive, got " + std::to_string(train_samples));
   Sequential model =
-      small_resnet(seed, {.filters = r.filters, .strides = r.strides, .blocks = r.blocks,
+      small_resnet(seed, {.filters = r.filters, .strides = r.strides, .blocks = r.blocks, .stem_pool = r.stem_pool,
                           .zero_init_residual = r.zero_init_residual, .dropout = r.dropout, .classes = classes});
   SGDOptions sgd{.learning_rate = r.max_learning_rate / 10, .momentum = r.momentum, .nesterov = true,
                  .weight_decay = r.weight_decay};

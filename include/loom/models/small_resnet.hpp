@@ -42,6 +42,7 @@ struct SmallResNetOptions {
   std::array<Index, 3> filters{32, 64, 64};  // of each block (the stem has the first's)
   std::array<Index, 3> strides{1, 2, 1};     // of each stage's first convolution
   std::array<Index, 3> blocks{1, 1, 1};      // basic blocks per stage (only the first strides)
+  bool stem_pool = true;                     // the stem's 2x2 max pool (without: stride the first stage)
   bool zero_init_residual = false;           // each branch's last BatchNormalization starts at gamma 0
   float dropout = 0.3f;                      // before the classifier
   Index classes = 10;
@@ -89,7 +90,7 @@ inline Sequential small_resnet(std::uint64_t seed, const SmallResNetOptions& o =
   model.add(detail::conv3x3(o.filters[0]));
   model.add(BatchNormalization());
   model.add(ReLU());
-  model.add(MaxPool2D({.pool = 2}));
+  if (o.stem_pool) model.add(MaxPool2D({.pool = 2}));
   Index in = o.filters[0];
   for (std::size_t i = 0; i < 3; ++i)
     for (Index b = 0; b < o.blocks[i]; ++b) {
