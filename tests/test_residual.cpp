@@ -200,4 +200,10 @@ TEST_CASE("small_resnet stacks the blocks asked for per stage and can start each
   CHECK(deep.param_count() == plain.param_count() + 2 * (36928 + 256));
 
   CHECK_THROWS_WITH(small_resnet(3, {.blocks = {1, 0, 1}}), Contains("blocks of stage 2 must be positive, got 0"));
+
+  // Without the stem's max pool, a strided first stage reaches the same 14x14.
+  const Sequential strided = small_resnet(3, {.strides = {2, 2, 1}, .stem_pool = false});
+  for (std::size_t i = 0; i < strided.size(); ++i) CHECK(strided.layer(i).kind() != "MaxPool2D");
+  CHECK(residuals(strided)[0]->output_shape() == (Shape{14, 14, 32}));
+  CHECK(residuals(strided)[0]->children().size() == 7);  // a projection shortcut now
 }
