@@ -2,9 +2,10 @@
 """loom's best Fashion-MNIST recipe in PyTorch: a benchmark reference for loom, never a dependency.
 
 The network and training of include/loom/models/fashion_mnist_best.hpp, as
-close as PyTorch allows: the small BatchNorm ResNet (stem conv 3x3, max pool,
-three basic blocks of w, 2w and 4w filters at strides 1, 2, 2, global average
-pooling, dropout, dense 10), Keras's
+close as PyTorch allows: the small BatchNorm ResNet (stem conv 3x3, no max
+pool, three basic blocks of w, 2w and 4w filters at strides 2, 2, 2, global
+average pooling, dropout, dense 10; --blocks, --strides, --stem-pool and
+--zero-init-residual as fashion_mnist_best's flags), Keras's
 initialisation (Glorot-uniform kernels, zero biases) and BatchNorm settings
 (momentum 0.99, eps 1e-3), SGD with Nesterov momentum and decoupled weight decay
 on the kernels only, a one-cycle learning rate (cosine up, cosine down),
@@ -52,12 +53,13 @@ class Block(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    def __init__(self, width, dropout, blocks=(1, 1, 1), zero_init=False):
+    def __init__(self, width, dropout, blocks=(1, 1, 1), zero_init=False, strides=(2, 2, 2), stem_pool=False):
         super().__init__()
         w = width
         self.stem, self.bn0 = nn.Conv2d(1, w, 3, 1, 1), bn(w)
+        self.stem_pool = stem_pool
         stages, cin = [], w
-        for cout, stride, count in zip((w, 2 * w, 4 * w), (1, 2, 2), blocks):
+        for cout, stride, count in zip((w, 2 * w, 4 * w), strides, blocks):
             for b in range(count):  # only a stage's first block strides
                 stages.append(Block(cin, cout, stride if b == 0 else 1, zero_init))
                 cin = cout
@@ -70,7 +72,9 @@ class SmallResNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x):
-        x = F.max_pool2d(F.relu(self.bn0(self.stem(x))), 2)
+        x = F.relu(self.bn0(self.stem(x)))
+        if self.stem_pool:
+            x = F.max_pool2d(x, 2)
         x = self.blocks(x)
         return self.fc(self.drop(x.mean((2, 3))))
 
@@ -122,6 +126,8 @@ def main():
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--blocks", default="1,1,1", help="basic blocks per stage, as fashion_mnist_best's --blocks")
     ap.add_argument("--zero-init-residual", type=int, choices=(0, 1), default=0)
+    ap.add_argument("--strides", default="2,2,2", help="strides of the stages' first blocks, as fashion_mnist_best's")
+    ap.add_argument("--stem-pool", type=int, choices=(0, 1), default=0)
     ap.add_argument("--pad", type=int, default=2)
     ap.add_argument("--erase", type=float, default=0.25)
     ap.add_argument("--limit", type=int, default=0)
@@ -129,12 +135,16 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--layout", default="channels_last", choices=("nchw", "channels_last"))
     a = ap.parse_args()
-    try:
-        blocks = tuple(int(b) for b in a.blocks.split(","))
-    except ValueError:
-        blocks = ()
-    if len(blocks) != 3 or min(blocks) < 1:
-        ap.error(f"--blocks: expected 3 comma-separated whole numbers >= 1, got {a.blocks!r}")
+    def three_ints(flag, text):
+        try:
+            v = tuple(int(b) for b in text.split(","))
+        except ValueError:
+            v = ()
+        if len(v) != 3 or min(v) < 1:
+            ap.error(f"{flag}: expected 3 comma-separated whole numbers >= 1, got {text!r}")
+        return v
+
+    blocks, strides = three_ints("--blocks", a.blocks), three_ints("--strides", a.strides)
     fmt = torch.channels_last if a.layout == "channels_last" else torch.contiguous_format
 
     torch.set_num_threads(a.threads)
@@ -145,7 +155,8 @@ def main():
     if a.limit:
         x_train, y_train = x_train[: a.limit], y_train[: a.limit]
 
-    model = SmallResNet(a.width, a.dropout, blocks, a.zero_init_residual == 1).to(memory_format=fmt)
+    model = SmallResNet(a.width, a.dropout, blocks, a.zero_init_residual == 1, strides,
+                        a.stem_pool == 1).to(memory_format=fmt)
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]  # kernels; not biases or BatchNorm
     # Decoupled weight decay as loom's (and Keras's) SGD applies it: w -= lr * wd * w before the
     # update, kernels only; PyTorch's own weight_decay would be an L2 term that momentum amplifies.
@@ -201,7 +212,8 @@ def main():
     acc_tta, _ = score(flip_tta=True)
     print(json.dumps({"framework": "pytorch", "version": torch.__version__, "threads": a.threads, "epochs": a.epochs,
                       "batch_size": a.batch_size, "width": a.width, "blocks": list(blocks),
-                      "zero_init_residual": a.zero_init_residual == 1, "layout": a.layout, "seed": a.seed,
+                      "zero_init_residual": a.zero_init_residual == 1,
+                      "strides": list(strides), "stem_pool": a.stem_pool == 1, "layout": a.layout, "seed": a.seed,
                       "epoch_seconds": epoch_seconds, "epoch_test_accuracy": epoch_acc,
                       "train_seconds": sum(epoch_seconds), "test_accuracy": acc, "test_loss": loss,
                       "test_accuracy_flip_tta": acc_tta, "torch": torch_env.describe()}))

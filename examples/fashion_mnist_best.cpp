@@ -4,7 +4,8 @@
 // smoothing 0.1 and on-the-fly augmentation (random crop of the image padded
 // by 2, horizontal flip, random erasing). In Keras terms:
 //
-//   model = small_resnet(filters=(32, 64, 128), strides=(1, 2, 2), dropout=0.2)  # models/small_resnet.hpp
+//   model = small_resnet(filters=(32, 64, 128), strides=(2, 2, 2), stem_pool=False,  # models/small_resnet.hpp
+//                        dropout=0.2)
 //   steps = epochs * ceil(60000 / 128)
 //   lr = OneCycle(max_lr=0.1, total_steps=steps, pct_start=0.25)
 //   model.compile(SGD(lr, momentum=0.9, nesterov=True, weight_decay=5e-3),
@@ -23,8 +24,8 @@
 //   fashion_mnist_best [--epochs 30] [--batch-size 128] [--seed 7] [--threads N]
 //                      [--augment pad=2,flip,erasing=0.25|none] [--label-smoothing 0.1]
 //                      [--weight-decay 0.005] [--schedule one-cycle|constant]
-//                      [--max-lr 0.1] [--width 32] [--blocks 1,1,1] [--strides 1,2,2]
-//                      [--stem-pool 1] [--zero-init-residual 0]
+//                      [--max-lr 0.1] [--width 32] [--blocks 1,1,1] [--strides 2,2,2]
+//                      [--stem-pool 0] [--zero-init-residual 0]
 //                      [--limit N] [--data DIR] [--save FILE]
 
 #include <string>
@@ -62,8 +63,8 @@ int main(int argc, char** argv) {
                      "  --max-lr X       the one-cycle peak (default 0.1)\n"
                      "  --width N        filters of the blocks: N, 2N, 4N (default 32)\n"
                      "  --blocks A,B,C   basic blocks per stage (default 1,1,1)\n"
-                     "  --strides A,B,C  strides of the stages' first blocks (default 1,2,2)\n"
-                     "  --stem-pool 0|1  max pool after the stem (default 1)\n"
+                     "  --strides A,B,C  strides of the stages' first blocks (default 2,2,2)\n"
+                     "  --stem-pool 0|1  max pool after the stem (default 0)\n"
                      "  --zero-init-residual 0|1  start each residual branch at zero (default 0)\n",
        .extra_flag =
            [&](const std::string& flag, const char* v) {

@@ -1,9 +1,9 @@
 #pragma once
 // A small ResNet for 28x28 grey images: a convolution stem, three stages of
-// residual blocks (one each by default; the ResNet basic block: two 3x3 convolutions with
-// BatchNormalization, an identity or a strided 1x1 projection shortcut, the
-// sum through a ReLU), global average pooling, dropout and a softmax
-// classifier. In Keras terms, with the default filters {32, 64, 64} and
+// residual blocks (one each by default; the ResNet basic block: two 3x3
+// convolutions with BatchNormalization, an identity or a strided 1x1
+// projection shortcut, the sum through a ReLU), global average pooling,
+// dropout and a softmax classifier. In Keras terms, with the default filters {32, 64, 64} and
 // strides {1, 2, 1}:
 //
 //   x = Conv2D(32, 3, padding="same")(inputs); x = BatchNormalization()(x); x = ReLU()(x)
@@ -16,8 +16,8 @@
 //
 // The network of examples/fashion_mnist_resnet.cpp (the defaults, dropout
 // 0.3) and of the best recipe (models/fashion_mnist_best.hpp: filters {32, 64,
-// 128}, strides {1, 2, 2}, the same multiply-adds with twice the
-// parameters). The stem has the first block's filters. Not compiled: the
+// 128}, strides {2, 2, 2} and no max pool: the first block, not a pool,
+// halves the stem's 28x28). The stem has the first block's filters. Not compiled: the
 // caller chooses the optimizer and loss.
 //
 // Thread safety: every call builds a new model.
