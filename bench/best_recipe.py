@@ -20,6 +20,7 @@ stderr (--markdown for docs/best-recipe.md).
 
   /usr/bin/python3 bench/best_recipe.py --seeds 1,2,3              # the targets: about 45 minutes
   /usr/bin/python3 bench/best_recipe.py --seeds 1 --pytorch        # one loom run and PyTorch's
+  /usr/bin/python3 bench/best_recipe.py --pytorch --loom-runs best.json   # PyTorch against earlier loom runs
   /usr/bin/python3 bench/best_recipe.py --seeds 1 --ablation       # what each ingredient adds (one seed)
   /usr/bin/python3 bench/best_recipe.py --seeds 1 --epochs 1 --limit 6000   # a quick check
 
@@ -31,6 +32,7 @@ failed), 2 on a usage or child error.
 """
 import argparse
 import datetime
+import json
 import os
 import statistics
 import sys
@@ -113,6 +115,9 @@ def main():
     ap.add_argument("--probe-images", type=int, default=12800, help="images of the layout probe (default 12800)")
     ap.add_argument("--curve", help="also draw test accuracy against minutes of training, as SVG, to this file")
     ap.add_argument("--binary", default=os.path.join(bl.ROOT, "build", "examples", "fashion_mnist_best"))
+    ap.add_argument("--loom-runs", metavar="REPORT",
+                    help="take the loom runs (and their seeds) from an earlier report of this script (its JSON) "
+                         "instead of running them again, e.g. to add PyTorch's run")
     a = ap.parse_args()
     try:
         seeds = [int(s) for s in a.seeds.split(",") if s]
@@ -134,7 +139,18 @@ def main():
                                  a.threads)
         return out
 
-    runs = [loom(s) for s in seeds]
+    earlier = None
+    if a.loom_runs:
+        try:
+            with open(a.loom_runs) as f:
+                earlier = json.loads(f.read().strip().splitlines()[-1])
+            seeds, runs = earlier["seeds"], earlier["loom"]
+        except (OSError, ValueError, KeyError, IndexError) as e:
+            die(f"--loom-runs: {a.loom_runs}: not a report of this script ({e})")
+        if earlier.get("threads") != a.threads:
+            die(f"--loom-runs: {a.loom_runs} ran on {earlier.get('threads')} threads, this run on {a.threads}")
+    else:
+        runs = [loom(s) for s in seeds]
     ablation = {name: loom(seeds[0], flags) for name, flags in ABLATION.items()} if a.ablation else {}
 
     median_acc = statistics.median(r["test_accuracy"] for r in runs)
@@ -144,6 +160,9 @@ def main():
     report = bl.report_head("best_recipe", started, load_before, a.threads)
     report.update({"seeds": seeds, "loom": runs, "ablation": ablation, "median_test_accuracy": median_acc,
                    "median_test_accuracy_flip_tta": median_tta})
+    if earlier:
+        report["loom_runs_from"] = {"file": a.loom_runs, "date": earlier.get("date"),
+                                    "loom_commit": earlier.get("loom_commit"), "machine": earlier.get("machine")}
 
     pytorch = None
     if a.pytorch:
