@@ -28,7 +28,9 @@
 //                      [--stem-pool 0] [--zero-init-residual 0]
 //                      [--limit N] [--data DIR] [--save FILE]
 
+#include <array>
 #include <string>
+#include <vector>
 
 #include "loom/loom.hpp"
 #include "loom/models/fashion_mnist_best.hpp"
@@ -40,6 +42,12 @@ bool parse_switch(const std::string& flag, const char* v) {
   const long long z = loom::cli::parse_int(flag, v, 0);
   if (z > 1) throw loom::UsageError(flag + ": expected 0 or 1, got \"" + std::string(v) + "\"");
   return z == 1;
+}
+
+// One value per stage of the small ResNet ("1,2,1").
+std::array<loom::Index, 3> parse_per_stage(const std::string& flag, const char* v) {
+  const std::vector<long long> n = loom::cli::parse_int_list(flag, v, 3, 1);
+  return {n[0], n[1], n[2]};
 }
 
 }  // namespace
@@ -76,14 +84,8 @@ int main(int argc, char** argv) {
                const Index w = cli::parse_int(flag, v, 1);
                recipe.filters = {w, 2 * w, 4 * w};
              }
-             else if (flag == "--blocks") {
-               const auto b = cli::parse_int_list(flag, v, 3, 1);
-               recipe.blocks = {b[0], b[1], b[2]};
-             }
-             else if (flag == "--strides") {
-               const auto st = cli::parse_int_list(flag, v, 3, 1);
-               recipe.strides = {st[0], st[1], st[2]};
-             }
+             else if (flag == "--blocks") recipe.blocks = parse_per_stage(flag, v);
+             else if (flag == "--strides") recipe.strides = parse_per_stage(flag, v);
              else if (flag == "--zero-init-residual") recipe.zero_init_residual = parse_switch(flag, v);
              else if (flag == "--stem-pool") recipe.stem_pool = parse_switch(flag, v);
              else if (flag == "--schedule") {
