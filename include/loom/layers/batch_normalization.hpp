@@ -42,7 +42,7 @@ namespace loom {
 struct BatchNormalizationOptions {
   float momentum = 0.99f;  // in [0, 1): how much of the moving statistics each training batch keeps
   float epsilon = 1e-3f;   // > 0: added to the variance before its square root
-  float initial_gamma = 1.0f;  // finite: gamma's starting value (0 starts a residual branch as the identity)
+  float initial_gamma = 1.0f;  // finite: gamma's starting value (0: the layer starts by outputting beta, zero)
 };
 
 class BatchNormalization final : public Layer {
