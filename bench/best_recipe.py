@@ -106,7 +106,7 @@ def curve_svg(series, target=0.94, y_range=(0.85, 0.95)):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     bl.add_common_args(ap)
-    ap.add_argument("--seeds", default="1,2,3", help="comma-separated seeds of the loom runs (default 1,2,3)")
+    ap.add_argument("--seeds", help="comma-separated seeds of the loom runs (default 1,2,3)")
     ap.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
     ap.add_argument("--limit", type=int, help="train on the first N images only (a quick check; no targets)")
     ap.add_argument("--ablation", action="store_true", help="also run each variant without one ingredient")
@@ -116,9 +116,24 @@ def main():
     ap.add_argument("--curve", help="also draw test accuracy against minutes of training, as SVG, to this file")
     ap.add_argument("--binary", default=os.path.join(bl.ROOT, "build", "examples", "fashion_mnist_best"))
     ap.add_argument("--loom-runs", metavar="REPORT",
-                    help="take the loom runs (and their seeds) from an earlier report of this script (its JSON) "
-                         "instead of running them again, e.g. to add PyTorch's run")
+                    help="take the loom runs (their seeds, --epochs and --limit too) from an earlier report of "
+                         "this script (its JSON) instead of running them again, e.g. to add PyTorch's run")
     a = ap.parse_args()
+    earlier = None
+    if a.loom_runs:
+        # The earlier runs fixed the seeds, epochs and image count: PyTorch's run takes them from there.
+        if a.seeds or a.epochs or a.limit:
+            die("--loom-runs: the seeds, --epochs and --limit come from the earlier report; do not give them")
+        try:
+            with open(a.loom_runs) as f:
+                earlier = json.loads(f.read().strip().splitlines()[-1])
+            a.seeds = ",".join(str(s) for s in earlier["seeds"])
+            a.epochs, a.limit = earlier.get("epochs"), earlier.get("limit")
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+            die(f"--loom-runs: {a.loom_runs}: not a report of this script ({e})")
+        if earlier.get("threads") != a.threads:
+            die(f"--loom-runs: {a.loom_runs} ran on {earlier.get('threads')} threads, this run on {a.threads}")
+    a.seeds = a.seeds or "1,2,3"
     try:
         seeds = [int(s) for s in a.seeds.split(",") if s]
     except ValueError:
@@ -139,18 +154,7 @@ def main():
                                  a.threads)
         return out
 
-    earlier = None
-    if a.loom_runs:
-        try:
-            with open(a.loom_runs) as f:
-                earlier = json.loads(f.read().strip().splitlines()[-1])
-            seeds, runs = earlier["seeds"], earlier["loom"]
-        except (OSError, ValueError, KeyError, IndexError) as e:
-            die(f"--loom-runs: {a.loom_runs}: not a report of this script ({e})")
-        if earlier.get("threads") != a.threads:
-            die(f"--loom-runs: {a.loom_runs} ran on {earlier.get('threads')} threads, this run on {a.threads}")
-    else:
-        runs = [loom(s) for s in seeds]
+    runs = earlier["loom"] if earlier else [loom(s) for s in seeds]
     ablation = {name: loom(seeds[0], flags) for name, flags in ABLATION.items()} if a.ablation else {}
 
     median_acc = statistics.median(r["test_accuracy"] for r in runs)
@@ -158,7 +162,7 @@ def main():
     slowest_minutes = max(r["train_seconds"] for r in runs) / 60
     full = not a.limit and not a.epochs and len(seeds) >= 3
     report = bl.report_head("best_recipe", started, load_before, a.threads)
-    report.update({"seeds": seeds, "loom": runs, "ablation": ablation, "median_test_accuracy": median_acc,
+    report.update({"seeds": seeds, "epochs": a.epochs, "limit": a.limit, "loom": runs, "ablation": ablation, "median_test_accuracy": median_acc,
                    "median_test_accuracy_flip_tta": median_tta})
     if earlier:
         report["loom_runs_from"] = {"file": a.loom_runs, "date": earlier.get("date"),
