@@ -140,13 +140,16 @@ TEST_CASE("gemm: the threaded product is bitwise the one-thread product, split b
 }
 
 TEST_CASE("gemm: a row's result does not depend on how many rows it is multiplied with") {
-  // K past two blocks; 1 to 5 rows take the unpacked path, 6 and more the packed one.
-  const Index k = 600, n = 40;
+  // K past two blocks; 1 to 5 rows take the unpacked path, 6 and more the
+  // packed one. 200 columns cross the unpacked path's column blocks (64 to 128
+  // wide) and end in a partial vector.
+  const Index k = 600;
+  const Index n = GENERATE(40, 200);
   const RowMatrix a = random_matrix(13, k, 12), b = random_matrix(k, n, 13), bias = random_matrix(1, n, 14);
   RowMatrix all(13, n);
   gemm::multiply(gemm::mutable_view(all), gemm::view(a), gemm::view(b), {false, bias.data(), true});
   for (Index rows = 1; rows <= 13; ++rows) {
-    INFO(rows << " rows");
+    INFO(rows << " rows, " << n << " columns");
     RowMatrix part(rows, n);
     gemm::multiply(gemm::mutable_view(part), gemm::view(a.topRows(rows)), gemm::view(b), {false, bias.data(), true});
     CHECK(part == all.topRows(rows));
