@@ -11,6 +11,7 @@
 
 #include "loom/data/sample_window.hpp"
 #include "loom/error.hpp"
+#include "loom/parallel.hpp"
 #include "loom/random.hpp"
 
 namespace loom {
@@ -144,15 +145,11 @@ void augment_batch(Tensor& x, const AugmentationOptions& options, const BatchKey
   // 32 28 x 28 images takes 37 us) a team's start and barrier save little, and
   // on a busy machine a descheduled team member costs milliseconds.
   constexpr Index kParallelFloats = Index{1} << 16;
-#pragma omp parallel if (n > 1 && n * per >= kParallelFloats)
-  {
-    std::vector<float> scratch(static_cast<std::size_t>(per));
-#pragma omp for schedule(static)
-    for (Index i = 0; i < n; ++i) {
-      Random r(sample_seed(key, first + i));
-      augment_sample(x.data() + i * per, scratch.data(), h, w, c, options, r);
-    }
-  }
+  parallel_for_with<std::vector<float>>(n, n * per >= kParallelFloats, [&](Index i, std::vector<float>& scratch) {
+    scratch.resize(static_cast<std::size_t>(per));
+    Random r(sample_seed(key, first + i));
+    augment_sample(x.data() + i * per, scratch.data(), h, w, c, options, r);
+  });
 }
 
 }  // namespace loom

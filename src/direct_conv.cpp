@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "loom/parallel.hpp"
 #include "loom/threads.hpp"
 
 namespace loom::conv {
@@ -246,13 +247,13 @@ void mask_and_sum(Index pixels, const float* y, const float* dy, float* masked, 
 void DirectConv::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const {
   const SampleChunks chunks(x.dimension(0), chunk_samples(g));
   const bool relu = act == Activation::ReLU;
-#pragma omp parallel for schedule(static) if (chunks.count() > 1)
-  for (Index c = 0; c < chunks.count(); ++c)
+  parallel_for(chunks.count(), true, [&](Index c) {
     for (Index s = chunks.first(c); s < chunks.end(c); ++s)
       dispatch(g, [&](auto fixed) {
         forward_one<decltype(fixed)::value>(g, w.kernel, w.bias, relu, x.data() + s * g.input_size(),
                                             z.data() + s * g.output_size());
       });
+  });
 }
 
 
@@ -267,8 +268,7 @@ void DirectConv::backward(const ConvGeometry& g, const Tensor& dy, const Tensor*
   parts_.setZero(chunks.count() * (k + 1), f);
   if (relu_output) masked_.resize(threads() * pixels, f);
   if (pad) padded_.resize(threads() * gp.input_size());
-#pragma omp parallel for schedule(static) if (chunks.count() > 1)
-  for (Index c = 0; c < chunks.count(); ++c) {
+  parallel_for(chunks.count(), true, [&](Index c) {
     float* dw = parts_.data() + c * (k + 1) * f;
     for (Index s = chunks.first(c); s < chunks.end(c); ++s)
       dispatch(g, [&](auto fixed) {
@@ -289,7 +289,7 @@ void DirectConv::backward(const ConvGeometry& g, const Tensor& dy, const Tensor*
         }
         dw_one<F>(gp, image, dz, dw);
       });
-  }
+  });
   MatrixMap dW(dkernel, k, f);
   Eigen::Map<Eigen::RowVectorXf> db(dbias, f);
   dW = parts_.topRows(k);

@@ -14,6 +14,7 @@
 
 #include "loom/conv/winograd_transforms.hpp"
 #include "loom/gemm.hpp"
+#include "loom/parallel.hpp"
 
 namespace loom::conv {
 namespace {
@@ -51,8 +52,7 @@ struct Winograd {
     const auto chunks = SampleChunks::balanced(n, t.chunk_samples());
     dmx_.resize(static_cast<std::size_t>(XI * t.total * g.f));
     // dMx = A dY AT, tile by tile, into each chunk's slabs (a*a, chunk's tiles, F).
-#pragma omp parallel for schedule(static) if (chunks.count() > 1)
-    for (Index c = 0; c < chunks.count(); ++c) {
+    parallel_for(chunks.count(), true, [&](Index c) {
       float* dmx = dmx_.data() + XI * t.first(chunks, c) * g.f;
       const Index slab = t.count(chunks, c) * g.f;
       alignas(64) float tile[XI * L], out[XI * L];
@@ -64,7 +64,7 @@ struct Winograd {
           store_slabs(out, dmx, slab, ti * g.f + f0, lanes);
         }
       });
-    }
+    });
     // dU[xi] = the sum over chunks, in chunk order, of V[xi]^T dMx[xi]: one
     // thread per tile position, then dW = GT dU G.
     du_.resize(static_cast<std::size_t>(XI * g.c * g.f));
@@ -82,8 +82,7 @@ struct Winograd {
     if (!dx) return;
     pack_each(packed_ut_, g.c * g.f, [&](int xi) { return gemm::view(u_matrix(g, u_.u, xi).transpose()); });
     // dV = dMx U^T per chunk, then B dV BT added onto the input pixels.
-#pragma omp parallel for schedule(static) if (chunks.count() > 1)
-    for (Index c = 0; c < chunks.count(); ++c) {
+    parallel_for(chunks.count(), true, [&](Index c) {
       const Index t0 = t.first(chunks, c), tn = t.count(chunks, c);
       float* dv = scratch<kTileSlot>(static_cast<std::size_t>(XI * tn * g.c));  // (a*a, chunk's tiles, C)
       for (int xi = 0; xi < XI; ++xi) {
@@ -101,7 +100,7 @@ struct Winograd {
                             tx * M - g.pad_left, c0, lanes);
         }
       });
-    }
+    });
   }
 
   // The batch's tiles: rows x cols per sample, numbered sample by sample.
@@ -235,13 +234,12 @@ struct Winograd {
   template <typename MatrixOf>
   static void pack_each(std::vector<gemm::PackedB>& packed, Index size, MatrixOf&& matrix) {
     packed.resize(XI);
-#pragma omp parallel for schedule(static) if (size >= (1 << 12))
-    for (int xi = 0; xi < XI; ++xi) packed[xi].pack(matrix(xi));
+    parallel_for(XI, size >= (1 << 12),
+                 [&](Index xi) { packed[static_cast<std::size_t>(xi)].pack(matrix(static_cast<int>(xi))); });
   }
   // u (a*a, C, F) = G g GT for every (c, f), F lanes at a time.
   static void transform_kernel(const ConvGeometry& g, const float* kernel, float* u) {
-#pragma omp parallel for schedule(static) if (g.c * g.f >= (1 << 14))
-    for (Index c = 0; c < g.c; ++c) {
+    parallel_for(g.c, g.c * g.f >= (1 << 14), [&](Index c) {
       alignas(64) float tile[9 * L], out[XI * L];
       for (Index f0 = 0; f0 < g.f; f0 += L) {
         const Index lanes = std::min<Index>(L, g.f - f0);
@@ -249,12 +247,11 @@ struct Winograd {
         winograd::sandwich<typename Mat::G>(tile, out);
         store_slabs(out, u, g.c * g.f, c * g.f + f0, lanes);
       }
-    }
+    });
   }
   // dW (3, 3, C, F) = GT dU G for every (c, f).
   static void untransform_kernel_gradient(const ConvGeometry& g, const float* du, float* dkernel) {
-#pragma omp parallel for schedule(static) if (g.c * g.f >= (1 << 14))
-    for (Index c = 0; c < g.c; ++c) {
+    parallel_for(g.c, g.c * g.f >= (1 << 14), [&](Index c) {
       alignas(64) float tile[XI * L], out[9 * L];
       for (Index f0 = 0; f0 < g.f; f0 += L) {
         const Index lanes = std::min<Index>(L, g.f - f0);
@@ -262,7 +259,7 @@ struct Winograd {
         winograd::sandwich<typename Mat::G, true>(tile, out);
         store_slabs<9>(out, dkernel, g.c * g.f, c * g.f + f0, lanes);
       }
-    }
+    });
   }
 
   // ---- forward -----------------------------------------------------------------
@@ -277,8 +274,7 @@ struct Winograd {
   static void compute(const ConvGeometry& g, const Tiles& t, const WinogradKernel& u, const float* bias,
                       const Tensor& x, Tensor& z, Activation act, float* keep) {
     const auto chunks = SampleChunks::balanced(x.dimension(0), t.chunk_samples());
-#pragma omp parallel for schedule(static) if (chunks.count() > 1)
-    for (Index c = 0; c < chunks.count(); ++c) {
+    parallel_for(chunks.count(), true, [&](Index c) {
       const Index tn = t.count(chunks, c);
       float* v = keep ? keep + XI * t.first(chunks, c) * g.c : scratch<kTileSlot>(static_cast<std::size_t>(XI * tn * g.c));
       float* mx = scratch<kProductSlot>(static_cast<std::size_t>(XI * tn * g.f));
@@ -304,7 +300,7 @@ struct Winograd {
           store_output_tile(out, bias + f0, act, z.data() + s * g.output_size(), g, ty * M, tx * M, f0, lanes);
         }
       });
-    }
+    });
   }
 
   // The m x m output tile plus bias, through ReLU, into the pixels inside the output.

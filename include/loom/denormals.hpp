@@ -28,8 +28,10 @@ class FlushDenormals {
     saved_ = _mm_getcsr();
     // Inside an outer guard (fit around train_batch) the workers flush already.
     const bool outer = (saved_ & kFlushBits) == kFlushBits;
-#pragma omp parallel if (workers && !outer)
-    _mm_setcsr(_mm_getcsr() | kFlushBits);
+    if (workers && !outer) {  // not an `if` clause: a team of one still costs system calls (parallel.hpp)
+#pragma omp parallel
+      _mm_setcsr(_mm_getcsr() | kFlushBits);
+    }
     _mm_setcsr(saved_ | kFlushBits);
 #endif
   }

@@ -13,19 +13,65 @@
 //
 // Thread safety: callable from many threads at once; f must be safe on disjoint blocks.
 
+#include <omp.h>
+
 #include <algorithm>
 
 #include "loom/tensor.hpp"
 
 namespace loom {
 
+/// Whether work worth spreading should get a team: more than one piece, and
+/// not inside a parallel region already (whose nested regions get one thread).
+inline bool spreads(Index n, bool spread) { return spread && n > 1 && !omp_in_parallel(); }
+
+/// Calls f(i) for every i in [0, n): spread over OpenMP's threads (a static
+/// schedule) when `spread` and n > 1, else in a plain loop on the calling
+/// thread. Not `#pragma omp parallel for if (spread)`: for that, libgomp
+/// still makes a team of one, and ending it wakes a futex, a system call,
+/// twice per region (a microsecond each in a virtual machine: a tenth of the
+/// seed model's one-image inference, which has six such regions).
+template <typename F>
+void parallel_for(Index n, bool spread, F&& f) {
+  if (spreads(n, spread)) {
+#pragma omp parallel for schedule(static)
+    for (Index i = 0; i < n; ++i) f(i);
+  } else {
+    for (Index i = 0; i < n; ++i) f(i);
+  }
+}
+
+enum class Schedule { Static, Dynamic };
+
+/// parallel_for where each thread needs scratch of its own: f(i, scratch),
+/// with one default-constructed Scratch per thread (one in all on the calling
+/// thread when not spread). Dynamic: iterations handed out one at a time.
+template <typename Scratch, Schedule kSchedule = Schedule::Static, typename F>
+void parallel_for_with(Index n, bool spread, F&& f) {
+  if (spreads(n, spread)) {
+#pragma omp parallel
+    {
+      Scratch scratch;
+      if constexpr (kSchedule == Schedule::Dynamic) {
+#pragma omp for schedule(dynamic)
+        for (Index i = 0; i < n; ++i) f(i, scratch);
+      } else {
+#pragma omp for schedule(static)
+        for (Index i = 0; i < n; ++i) f(i, scratch);
+      }
+    }
+  } else {
+    Scratch scratch;
+    for (Index i = 0; i < n; ++i) f(i, scratch);
+  }
+}
+
 /// Calls f(begin, length) for consecutive blocks covering [0, n).
 template <typename F>
 void for_blocks(Index n, F&& f) {
   constexpr Index kBlock = Index{1} << 14;  // 64 KB of floats: in L2, worth a thread
   const Index blocks = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (blocks > 4)
-  for (Index b = 0; b < blocks; ++b) f(b * kBlock, std::min(kBlock, n - b * kBlock));
+  parallel_for(blocks, blocks > 4, [&](Index b) { f(b * kBlock, std::min(kBlock, n - b * kBlock)); });
 }
 
 /// sums (1, cols) = the column sums of m (rows, cols), in fixed blocks of rows
@@ -37,9 +83,9 @@ void column_sums(const Matrix& m, Eigen::VectorXf& sums) {
   const Index blocks = (m.rows() + kRows - 1) / kRows;
   Eigen::MatrixXf parts(m.cols(), std::max<Index>(blocks, 1));
   parts.setZero();
-#pragma omp parallel for schedule(static) if (blocks > 1 && m.size() >= (Index{1} << 16))
-  for (Index b = 0; b < blocks; ++b)
+  parallel_for(blocks, blocks > 1 && m.size() >= (Index{1} << 16), [&](Index b) {
     parts.col(b).noalias() = m.middleRows(b * kRows, std::min(kRows, m.rows() - b * kRows)).colwise().sum().transpose();
+  });
   sums = parts.col(0);
   for (Index b = 1; b < blocks; ++b) sums += parts.col(b);
 }

@@ -493,24 +493,22 @@ class Sequential {
     const Index slices = (end - begin + slice - 1) / slice;
     const FlushDenormals flush(slices > 1);
     std::exception_ptr error;
-#pragma omp parallel if (slices > 1)
-    {
+    struct Scratch {
       Tensor x, a, b;
       FlipMean flip;
       std::vector<Label> labels;
-#pragma omp for schedule(dynamic)
-      for (Index i = 0; i < slices; ++i) {
-        try {
-          const Index first = begin + i * slice, count = std::min(slice, end - first);
-          load(first, count, x, labels);
-          const auto pass = [&](const Tensor& in) -> const Tensor& { return infer(in, a, b, depth); };
-          visit(i, first, tta == Tta::Flip ? flip(x, loss_.from_logits(), pass) : pass(x), labels);
-        } catch (...) {
+    };
+    parallel_for_with<Scratch, Schedule::Dynamic>(slices, true, [&](Index i, Scratch& s) {
+      try {
+        const Index first = begin + i * slice, count = std::min(slice, end - first);
+        load(first, count, s.x, s.labels);
+        const auto pass = [&](const Tensor& in) -> const Tensor& { return infer(in, s.a, s.b, depth); };
+        visit(i, first, tta == Tta::Flip ? s.flip(s.x, loss_.from_logits(), pass) : pass(s.x), s.labels);
+      } catch (...) {
 #pragma omp critical(loom_infer_error)
-          if (!error) error = std::current_exception();
-        }
+        if (!error) error = std::current_exception();
       }
-    }
+    });
     if (error) std::rethrow_exception(error);
   }
 

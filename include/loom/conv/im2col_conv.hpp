@@ -23,6 +23,7 @@
 #include "loom/activation.hpp"
 #include "loom/conv/conv_geometry.hpp"
 #include "loom/gemm.hpp"
+#include "loom/parallel.hpp"
 
 namespace loom::conv {
 
@@ -48,18 +49,17 @@ class Im2colConv {
     const ConstMatrixMap W(w.kernel, k, f);
     dw_parts_.resize(chunks.count() * k, f);
     if (dx) dcol_.resize(n * g.pixels(), k);
-#pragma omp parallel for schedule(static) if (chunks.count() > 1)
-    for (Index c = 0; c < chunks.count(); ++c) {
+    parallel_for(chunks.count(), true, [&](Index c) {
       const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
       const auto dZc = dZ.middleRows(r0, rows);
       gemm::multiply(gemm::mutable_view(dw_parts_.middleRows(c * k, k)), gemm::view(col_.middleRows(r0, rows).transpose()),
                      gemm::view(dZc));
-      if (!dx) continue;
+      if (!dx) return;
       gemm::multiply(gemm::mutable_view(dcol_.middleRows(r0, rows)), gemm::view(dZc), gemm::view(W.transpose()));
       std::fill_n(dx->data() + s0 * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
       for (Index s = s0; s < chunks.end(c); ++s)
         col2im(g, dcol_.data() + s * g.pixels() * k, dx->data() + s * g.input_size());
-    }
+    });
     MatrixMap dW(dkernel, k, f);
     dW = dw_parts_.topRows(k);
     for (Index c = 1; c < chunks.count(); ++c) dW += dw_parts_.middleRows(c * k, k);
@@ -130,21 +130,16 @@ class Im2colConv {
     const Index k = g.patch(), f = g.f;
     const SampleChunks chunks(x.dimension(0), chunk_samples(g));
     const ConstMatrixMap W(w.kernel, k, f);
-#pragma omp parallel if (chunks.count() > 1)  // one image: no team to wake
-    {
-      RowMatrix scratch;
-#pragma omp for schedule(static)
-      for (Index c = 0; c < chunks.count(); ++c) {
-        const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
-        if (!keep) scratch.resize(rows, k);
-        float* col = keep ? keep->data() + r0 * k : scratch.data();
-        for (Index s = s0; s < chunks.end(c); ++s)
-          im2col(g, x.data() + s * g.input_size(), col + (s - s0) * g.pixels() * k);
-        gemm::parallel_multiply(gemm::mutable_view(MatrixMap(z.data() + r0 * f, rows, f)),
-                                gemm::view(ConstMatrixMap(col, rows, k)), gemm::view(W),
-                                {false, w.bias, act == Activation::ReLU});
-      }
-    }
+    parallel_for_with<RowMatrix>(chunks.count(), true, [&](Index c, RowMatrix& scratch) {
+      const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
+      if (!keep) scratch.resize(rows, k);
+      float* col = keep ? keep->data() + r0 * k : scratch.data();
+      for (Index s = s0; s < chunks.end(c); ++s)
+        im2col(g, x.data() + s * g.input_size(), col + (s - s0) * g.pixels() * k);
+      gemm::parallel_multiply(gemm::mutable_view(MatrixMap(z.data() + r0 * f, rows, f)),
+                              gemm::view(ConstMatrixMap(col, rows, k)), gemm::view(W),
+                              {false, w.bias, act == Activation::ReLU});
+    });
   }
 
   RowMatrix col_;       // (P, K) patches of the last forward

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "loom/layers/pooling2d.hpp"
+#include "loom/parallel.hpp"
 
 namespace loom {
 
@@ -57,8 +58,7 @@ class AveragePooling2D final : public Pooling2D {
     float* share = share_.data();
     float* dx = dx_.data();
     const bool assign = tiles_input();  // every input under exactly one tap: assign, no zeroing pass
-#pragma omp parallel for schedule(static) if (n > 1)
-    for (Index s = 0; s < n; ++s) {  // a sample's windows lie in its own part of dx, written by the same thread
+    parallel_for(n, true, [&](Index s) {  // a sample's windows lie in its own part of dx, written by the same thread
       divide_by_count(g + s * per_out, share + s * per_out, c);
       if (!assign) std::fill_n(dx + s * per_in, per_in, 0.0f);
       for_each_tap(s, [&](Index out, Index at, std::int32_t) {
@@ -67,7 +67,7 @@ class AveragePooling2D final : public Pooling2D {
         else
           add_into(dx + at, share + out, c);
       });
-    }
+    });
     return dx_;
   }
 
@@ -77,8 +77,7 @@ class AveragePooling2D final : public Pooling2D {
     resize_batch(y, n, output_shape());
     const float* src = x.data();
     float* dst = y.data();
-#pragma omp parallel for schedule(static) if (n > 1)
-    for (Index s = 0; s < n; ++s) {
+    parallel_for(n, true, [&](Index s) {
       Index first_of = -1;  // the output element whose first tap was seen
       for_each_tap(s, [&](Index out, Index at, std::int32_t) {
         if (first_of != out) {  // every window has a tap inside the input (pad < pool)
@@ -91,7 +90,7 @@ class AveragePooling2D final : public Pooling2D {
       // The sums are in cache still: a division, as TensorFlow's mean, not a
       // product with 1/count, so a hand-worked mean is matched exactly.
       divide_by_count(dst + s * per_out, dst + s * per_out, c);
-    }
+    });
   }
 
  private:

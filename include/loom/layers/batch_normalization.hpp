@@ -36,6 +36,7 @@
 
 #include "loom/io/layer_config.hpp"
 #include "loom/layer.hpp"
+#include "loom/parallel.hpp"
 
 namespace loom {
 
@@ -194,8 +195,7 @@ class BatchNormalization final : public Layer {
   template <typename Fn>
   static void for_row_blocks(Index rows, Index c, Fn&& fn) {
     const Index per = block_rows(c), blocks = (rows + per - 1) / per;
-#pragma omp parallel for schedule(static) if (blocks > 1 && rows * c >= kParallelValues)
-    for (Index b = 0; b < blocks; ++b) fn(b, b * per, std::min(rows, (b + 1) * per));
+    parallel_for(blocks, rows * c >= kParallelValues, [&](Index b) { fn(b, b * per, std::min(rows, (b + 1) * per)); });
   }
 
   // Two per-channel sums over the rows, in double: add(begin, end, s1, s2)

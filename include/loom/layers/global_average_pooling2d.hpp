@@ -15,6 +15,7 @@
 
 #include "loom/io/layer_config.hpp"
 #include "loom/layer.hpp"
+#include "loom/parallel.hpp"
 
 namespace loom {
 
@@ -39,12 +40,11 @@ class GlobalAveragePooling2D final : public Layer {
   const Tensor& backward(const Tensor& dy) override {
     const Index n = dy.dimension(0), c = input_shape()[2], hw = positions();
     resize_batch(dx_, n, input_shape());
-#pragma omp parallel for schedule(static) if (n > 1)
-    for (Index s = 0; s < n; ++s) {
+    parallel_for(n, true, [&](Index s) {
       float* first = dx_.data() + s * hw * c;  // the share of position 0, copied to the others
       for (Index ch = 0; ch < c; ++ch) first[ch] = dy.data()[s * c + ch] / static_cast<float>(hw);
       for (Index p = 1; p < hw; ++p) std::copy_n(first, c, first + p * c);
-    }
+    });
     return dx_;
   }
 
@@ -52,8 +52,7 @@ class GlobalAveragePooling2D final : public Layer {
     check_input(x);
     const Index n = x.dimension(0), c = input_shape()[2], hw = positions();
     resize_batch(y, n, output_shape());
-#pragma omp parallel for schedule(static) if (n > 1)
-    for (Index s = 0; s < n; ++s) {
+    parallel_for(n, true, [&](Index s) {
       float* __restrict mean = y.data() + s * c;
       const float* image = x.data() + s * hw * c;
       std::copy_n(image, c, mean);
@@ -63,7 +62,7 @@ class GlobalAveragePooling2D final : public Layer {
         for (Index ch = 0; ch < c; ++ch) mean[ch] += v[ch];
       }
       for (Index ch = 0; ch < c; ++ch) mean[ch] /= static_cast<float>(hw);  // a division, as TensorFlow's mean
-    }
+    });
   }
 
  private:
