@@ -20,6 +20,9 @@
 //   gemm1t/S         the same product on one thread (loom::gemm::multiply)
 //   eigen/gemm1t/S   the same product as ONE single-threaded Eigen product
 //                    (the library defines EIGEN_DONT_PARALLELIZE), for comparison
+//   gemm1t/narrow/M/K/N  C (M x N) = A (M x K) B on one thread, for the
+//                    narrow products of real layers: filters 40, 72, 100, 10
+//                    (a last panel a quarter full or less), 24 and 64 (full)
 //   peak/fma         independent FMA chains on each of the T threads, no
 //                    memory traffic: the most floating-point work these cores
 //                    can do (2 FLOP per lane per FMA), the ceiling above any
@@ -302,6 +305,31 @@ BENCHMARK_CAPTURE(square_gemm, one_thread, Gemm::OneThread)
     ->Arg(1024)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+// C (M x N) = A (M x K) B (K x N) on one thread.
+void narrow_gemm(benchmark::State& state) {
+  const Index m = state.range(0), k = state.range(1), n = state.range(2);
+  Random rng(3);
+  const RowMatrix a = random_matrix(m, k, rng), b = random_matrix(k, n, rng);
+  RowMatrix c(m, n);
+  for (auto _ : state) {
+    gemm::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n) * 1e-9,
+      benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(narrow_gemm)
+    ->Name("gemm1t/narrow")
+    ->Args({4096, 216, 40})
+    ->Args({4096, 216, 72})
+    ->Args({4096, 360, 24})
+    ->Args({4096, 216, 64})
+    ->Args({256, 1600, 100})
+    ->Args({256, 512, 10})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(square_gemm, eigen, Gemm::Eigen)
     ->Name("eigen/gemm1t")
     ->Arg(1024)
