@@ -68,14 +68,20 @@ inline void check_search_options(const Catalog& c, const SearchOptions& o) {
                        std::to_string(classes) + " classes");
 }
 
-/// allowed[label] != 0 for the labels options.classes admits (all when empty); sized past every label in c.
-inline std::vector<char> allowed_labels(const Catalog& c, const SearchOptions& o) {
-  Label top = static_cast<Label>(c.info().class_names.size());
-  for (const Label l : c.labels()) top = std::max(top, l + 1);
+/// allowed[label] != 0 for the labels options.classes admits (all when empty); sized past every label in c,
+/// all of which are below labels_below (an index that knows it saves a pass over every item per search).
+inline std::vector<char> allowed_labels(const Catalog& c, const SearchOptions& o, Label labels_below) {
+  Label top = std::max(labels_below, static_cast<Label>(c.info().class_names.size()));
   for (const Label l : o.classes) top = std::max(top, l + 1);
   std::vector<char> allowed(static_cast<std::size_t>(top), o.classes.empty() ? 1 : 0);
   for (const Label l : o.classes) allowed[static_cast<std::size_t>(l)] = 1;
   return allowed;
+}
+
+inline std::vector<char> allowed_labels(const Catalog& c, const SearchOptions& o) {
+  Label top = 0;
+  for (const Label l : c.labels()) top = std::max(top, l + 1);
+  return allowed_labels(c, o, top);
 }
 
 }  // namespace loom::search
