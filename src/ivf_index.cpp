@@ -1,14 +1,15 @@
 // IvfIndex (loom/search/ivf_index.hpp) on Debian's FAISS: its k-means, its
-// inverted lists and its search over them (heaps, class filter, threads).
+// 8-bit scalar quantiser, its inverted lists and its search over them (heaps,
+// class filter, queries over the OpenMP threads).
 //
 // Two steps are loom's own, compiled with loom's flags: choosing a vector's
 // lists (its scores against the centroids, an Eigen product) and the scan's
 // dot products. Debian builds FAISS for baseline x86-64, where its inner
-// product is a scalar loop (about 300 cycles per 128-value vector, measured:
-// 7,600 queries/s at 2 lists of 1,000 items); its centroid search of a single
-// query takes that loop too, and of a batch, the BLAS library with threads of
-// its own. With these two steps here, a search runs on exactly the threads
-// loom is given (FAISS splits queries over the OpenMP threads, as loom does).
+// product is a scalar loop (FAISS's own IndexIVFFlat gave 7,600 queries/s on
+// one thread at 2 lists of 1,000 items; docs/visual-search.md); its centroid
+// search of a single query takes that loop too, and of a batch, the BLAS
+// library with threads of its own. With these two steps here, a search runs
+// on exactly the threads loom is given.
 
 #include "loom/search/ivf_index.hpp"
 
@@ -217,10 +218,7 @@ IvfIndex::IvfIndex(const Catalog& catalog, const IvfOptions& options) : catalog_
   check_options(options_, n);
   try {
     lists_ = std::make_unique<Lists>(d, options_.nlist);
-    for (const Label l : catalog.labels()) {
-      if (static_cast<std::size_t>(l) >= lists_->label_counts.size()) lists_->label_counts.resize(static_cast<std::size_t>(l) + 1);
-      ++lists_->label_counts[static_cast<std::size_t>(l)];
-    }
+    lists_->label_counts = count_labels(catalog);
     NativeIvfSq8& ivf = lists_->ivf;
     ivf.cp.spherical = true;  // unit centroids: cells of cosine similarity
     ivf.cp.seed = static_cast<int>(options_.seed & 0x7fffffff);
@@ -275,8 +273,7 @@ std::size_t IvfIndex::memory_bytes() const {
 SearchResults IvfIndex::search(const float* queries, Index m, const SearchOptions& o) const {
   check_search_options(catalog_, o);
   const std::vector<char> allowed = allowed_labels(catalog_, o, static_cast<Label>(lists_->label_counts.size()));
-  Index admitted = 0;  // items of the chosen classes, counted once per label, not once per item
-  for (std::size_t l = 0; l < lists_->label_counts.size(); ++l) admitted += allowed[l] ? lists_->label_counts[l] : 0;
+  const Index admitted = admitted_items(lists_->label_counts, allowed);  // items of the chosen classes
   const Index n = catalog_.size(), d = catalog_.dim(), want = std::min(o.k, admitted);
   // The codes' scores are approximate (a step of the 8-bit grid per value):
   // the best `shortlist` of them are scored again exactly, and the k best kept.

@@ -16,9 +16,11 @@
 // one persistent, validated format. The same catalog, options and thread
 // count give the same index every time (the sample and k-means are seeded).
 //
-// Scores: candidates (2k per query, from the scan's float dot products) are
-// scored again as ExactSearch scores (exact_score.hpp), so an item gets the
-// same score from either backend and the order is the same total order.
+// Lists hold 8-bit codes of the vectors (FAISS's scalar quantiser, a quarter
+// of the bytes to read). The best `shortlist` candidates by their codes are
+// scored again exactly from the catalog, as ExactSearch scores
+// (exact_score.hpp), so an item gets the same score from either backend and
+// the order is the same total order.
 //
 // A class filter is applied while the lists are scanned; a query whose
 // scanned lists hold fewer than k items of the classes, when the catalog
