@@ -8,6 +8,7 @@
 #   zlib1g-dev                reading .gz IDX files
 #   libstb-dev                image reading and writing
 #   libhnswlib-dev            approximate nearest-neighbour search (HNSW, header-only)
+#   libfaiss-dev              approximate search of large catalogs (an inverted file: k-means, lists)
 #   libopenmpi-dev openmpi-bin  data-parallel training over MPI (loom::distributed,
 #                             LOOM_MPI) and mpirun for its tests; loom builds without them
 #   catch2                    the test suite
@@ -30,6 +31,7 @@ packages=(
   zlib1g-dev
   libstb-dev
   libhnswlib-dev
+  libfaiss-dev
   libopenmpi-dev
   openmpi-bin
   catch2

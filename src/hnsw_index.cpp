@@ -42,7 +42,8 @@ void check_options(const HnswOptions& o) {
 }
 }  // namespace
 
-HnswIndex::HnswIndex(const Catalog& catalog, const HnswOptions& options) : catalog_(catalog), options_(options) {
+HnswIndex::HnswIndex(const Catalog& catalog, const HnswOptions& options)
+    : catalog_(catalog), options_(options), label_counts_(count_labels(catalog)) {
   check_options(options);
   graph_ = std::make_unique<Graph>(catalog, options);
   graph_->hnsw.setEf(static_cast<std::size_t>(options.ef_search));
@@ -80,9 +81,9 @@ std::size_t HnswIndex::memory_bytes() const {
 
 SearchResults HnswIndex::search(const float* queries, Index m, const SearchOptions& o) const {
   check_search_options(catalog_, o);
-  const std::vector<char> allowed = allowed_labels(catalog_, o);
-  Index admitted = 0;  // items of the chosen classes
-  for (const Label l : catalog_.labels()) admitted += allowed[static_cast<std::size_t>(l)];
+  // Label counts made once: a pass over every item's label cost one query more than its search.
+  const std::vector<char> allowed = allowed_labels(catalog_, o, static_cast<Label>(label_counts_.size()));
+  const Index admitted = admitted_items(label_counts_, allowed);  // items of the chosen classes
   const Index n = catalog_.size(), d = catalog_.dim(), want = std::min(o.k, admitted);
   // Candidates to fetch so that, filtered, about k remain (twice the expected need).
   const Index fetch = admitted == n ? o.k

@@ -85,6 +85,15 @@ TEST_CASE("loom index and search: catalogs of the training set, queries by photo
   const ProcessResult approx = loom_tool(dir, {"search", catalog, first, "--approximate", "--json", "--k", "3"});
   CHECK(approx.exit_code == 0);
   CHECK(count(approx.output, "\"score\": ") == 3);
+  const ProcessResult ivf = loom_tool(dir, {"search", catalog, first, "--approximate", "--index", "ivf", "--json", "--k", "3"});
+  CHECK(ivf.exit_code == 0);
+  CHECK(count(ivf.output, "\"score\": ") == 3);
+  const ProcessResult lsh = loom_tool(dir, {"search", catalog, first, "--approximate", "--index", "lsh"});
+  CHECK(lsh.exit_code == 2);
+  CHECK_THAT(lsh.output, Contains("--index expects hnsw or ivf, got \"lsh\""));
+  const ProcessResult lone_index = loom_tool(dir, {"search", catalog, first, "--index", "ivf"});
+  CHECK(lone_index.exit_code == 2);
+  CHECK_THAT(lone_index.output, Contains("--index chooses the approximate backend: give --approximate too"));
 
   // An unreadable image among good ones: its own error line and JSON object, the others answered, status 1.
   const std::string missing = (dir / "missing.png").string();

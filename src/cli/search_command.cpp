@@ -22,6 +22,7 @@
 #include "loom/search/catalog_model.hpp"
 #include "loom/search/exact_search.hpp"
 #include "loom/search/hnsw_index.hpp"
+#include "loom/search/ivf_index.hpp"
 #include "loom/search/pixel_vectors.hpp"
 #include "loom/search/retrieval_metrics.hpp"
 #include "loom/training/progress.hpp"
@@ -44,8 +45,10 @@ const char* kUsage =
     "                     \"neighbours\": [{\"id\", \"label\", \"class\", \"score\", \"path\"}, ...]}\n"
     "                     (\"path\" for items indexed from files); an unreadable image gives {\"file\", \"error\"}\n"
     "  --grid FILE.png    draw each image, what the model saw and its neighbours with their scores\n"
-    "  --approximate      search an HNSW graph built from the catalog instead of every item\n"
-    "  --ef N             the graph's search list, at least k (default 64): recall against speed\n"
+    "  --approximate      search an index built from the catalog instead of every item\n"
+    "  --index hnsw|ivf   with --approximate: an HNSW graph (default) or an inverted file\n"
+    "  --ef N             hnsw: the graph's search list, at least k (default 64): recall against speed\n"
+    "  --nprobe N         ivf: lists scanned per query, of about sqrt(items) (default 16): recall against speed\n"
     "  --model MODEL      embed with this model file instead of the catalog's own; refused unless\n"
     "                     it is the model that made the catalog\n"
     "  --data DIR         Fashion-MNIST folder: images of catalog items indexed with --data (for\n"
@@ -65,7 +68,9 @@ struct Args {
   Index k = 10;
   std::optional<Index> limit;
   bool evaluate = false, approximate = false;
+  std::optional<std::string> index;  // the approximate backend: hnsw or ivf
   int ef = 64;
+  Index nprobe = 16;
   ThreadsAndJson common;
 };
 
@@ -85,6 +90,12 @@ Args parse(int argc, char** argv) {
         else if (flag == "--evaluate") a.evaluate = true;
         else if (flag == "--approximate") a.approximate = true;
         else if (flag == "--ef") a.ef = static_cast<int>(cli::parse_int(flag, v, 1));
+        else if (flag == "--nprobe") a.nprobe = cli::parse_int(flag, v, 1);
+        else if (flag == "--index") {
+          a.index = v;
+          if (*a.index != "hnsw" && *a.index != "ivf")
+            throw UsageError("--index expects hnsw or ivf, got \"" + *a.index + "\"");
+        }
         else return a.common.take(flag, v);
         return true;
       },
@@ -93,6 +104,7 @@ Args parse(int argc, char** argv) {
         else a.images.push_back(arg);
       });
   if (!a.catalog) throw UsageError(std::string("give a catalog and at least one image\n") + kUsage);
+  if (a.index && !a.approximate) throw UsageError("--index chooses the approximate backend: give --approximate too");
   if (a.evaluate == !a.images.empty())
     throw UsageError(std::string(a.evaluate ? "--evaluate takes no images\n" : "give at least one image\n") + kUsage);
   return a;
@@ -116,6 +128,8 @@ std::vector<Label> labels_of_classes(const Catalog& c, const std::vector<std::st
 
 std::unique_ptr<VectorIndex> make_index(const Catalog& c, const Args& args) {
   if (!args.approximate) return std::make_unique<ExactSearch>(c);
+  if (args.index == "ivf")  // a small catalog has fewer than --nprobe lists: then all of them
+    return std::make_unique<IvfIndex>(c, IvfOptions{.nprobe = std::min(args.nprobe, IvfIndex::default_nlist(c.size()))});
   return std::make_unique<HnswIndex>(c, HnswOptions{.ef_search = std::max(args.ef, static_cast<int>(args.k))});
 }
 
@@ -238,7 +252,7 @@ int evaluate(const Args& args, const Catalog& catalog, const Sequential& model) 
     std::cout << JsonObject()
                      .integer("queries", learnt.queries)
                      .integer("catalog_items", catalog.size())
-                     .str("search", args.approximate ? "hnsw" : "exact")
+                     .str("search", args.approximate ? args.index.value_or("hnsw") : "exact")
                      .raw("embedding", scores_json(learnt))
                      .raw("raw_pixels", scores_json(pixels))
                      .num("embed_seconds", embed_seconds)

@@ -42,6 +42,7 @@
 #include <limits>
 #include <vector>
 
+#include "loom/search/exact_score.hpp"
 #include "loom/search/floor_seeds.hpp"
 #include "loom/search/screening_codes.hpp"
 #include "loom/search/vector_index.hpp"
@@ -237,16 +238,7 @@ class ExactSearch final : public VectorIndex {
     if (top.kept.size() == cap) top.floor = top.kept.front().score;
   }
 
-  // q.x in double precision, in a fixed order (four running sums), rounded to float.
-  float exact_score(const float* q, const float* x) const {
-    const Index d = catalog_.dim();
-    double s[4] = {0.0, 0.0, 0.0, 0.0};
-    Index j = 0;
-    for (; j + 4 <= d; j += 4)
-      for (Index l = 0; l < 4; ++l) s[l] += static_cast<double>(q[j + l]) * x[j + l];
-    for (; j < d; ++j) s[0] += static_cast<double>(q[j]) * x[j];
-    return static_cast<float>((s[0] + s[1]) + (s[2] + s[3]));
-  }
+  float exact_score(const float* q, const float* x) const { return search::exact_score(q, x, catalog_.dim()); }
 
   const Catalog& catalog_;
   ScreeningCodes codes_;

@@ -58,6 +58,7 @@ class HnswIndex final : public VectorIndex {
   struct Graph;
   const Catalog& catalog_;
   HnswOptions options_;
+  std::vector<Index> label_counts_;  // count_labels(catalog_)
   std::unique_ptr<Graph> graph_;
 };
 

@@ -2,8 +2,9 @@
 // What every search backend answers: for each query vector, the k catalog
 // items most similar to it by cosine similarity (the dot product of unit
 // vectors), optionally only among some classes ("only shoes"). ExactSearch
-// (exact_search.hpp) is the reference; HnswIndex (hnsw_index.hpp) the
-// approximate backend for large catalogs, measured against it.
+// (exact_search.hpp) is the reference; IvfIndex (ivf_index.hpp) and
+// HnswIndex (hnsw_index.hpp) the approximate backends for large catalogs,
+// measured against it.
 //
 // Order: highest score first; equal scores by id, smallest first, so results
 // are deterministic. With a class filter, k results come back whenever the
@@ -68,14 +69,38 @@ inline void check_search_options(const Catalog& c, const SearchOptions& o) {
                        std::to_string(classes) + " classes");
 }
 
-/// allowed[label] != 0 for the labels options.classes admits (all when empty); sized past every label in c.
-inline std::vector<char> allowed_labels(const Catalog& c, const SearchOptions& o) {
-  Label top = static_cast<Label>(c.info().class_names.size());
-  for (const Label l : c.labels()) top = std::max(top, l + 1);
+/// allowed[label] != 0 for the labels options.classes admits (all when empty); sized past every label in c,
+/// all of which are below labels_below (an index that knows it saves a pass over every item per search).
+inline std::vector<char> allowed_labels(const Catalog& c, const SearchOptions& o, Label labels_below) {
+  Label top = std::max(labels_below, static_cast<Label>(c.info().class_names.size()));
   for (const Label l : o.classes) top = std::max(top, l + 1);
   std::vector<char> allowed(static_cast<std::size_t>(top), o.classes.empty() ? 1 : 0);
   for (const Label l : o.classes) allowed[static_cast<std::size_t>(l)] = 1;
   return allowed;
+}
+
+inline std::vector<char> allowed_labels(const Catalog& c, const SearchOptions& o) {
+  Label top = 0;
+  for (const Label l : c.labels()) top = std::max(top, l + 1);
+  return allowed_labels(c, o, top);
+}
+
+/// Items of c per label (index: the label), for an index to count once what
+/// every filtered search needs: how many items the classes hold.
+inline std::vector<Index> count_labels(const Catalog& c) {
+  std::vector<Index> counts;
+  for (const Label l : c.labels()) {
+    if (static_cast<std::size_t>(l) >= counts.size()) counts.resize(static_cast<std::size_t>(l) + 1);
+    ++counts[static_cast<std::size_t>(l)];
+  }
+  return counts;
+}
+
+/// Items whose label `allowed` admits, from count_labels; allowed is sized past every label.
+inline Index admitted_items(const std::vector<Index>& counts, const std::vector<char>& allowed) {
+  Index admitted = 0;
+  for (std::size_t l = 0; l < counts.size(); ++l) admitted += allowed[l] ? counts[l] : 0;
+  return admitted;
 }
 
 }  // namespace loom::search
