@@ -85,10 +85,19 @@ struct Coefficients {
   static constexpr float at(int r, int c) { return Transposed ? Mat::v[c][r] : Mat::v[r][c]; }
 };
 
-// acc[k] (+)= c * in[k] for kLanes values, with c known at compile time: a
-// zero coefficient costs nothing and +-1 no multiplication.
-template <float C, bool First>
+// L's entry (r, c) as a type: the coefficient reaches axpy at compile time
+// without a float template parameter, which clang before 18 (Debian 12 has
+// 14, used by the fuzz build) does not accept.
+template <typename L, int Row, int Col>
+struct Entry {
+  static constexpr float value = L::at(Row, Col);
+};
+
+// acc[k] (+)= c * in[k] for kLanes values, with c = Coef::value known at
+// compile time: a zero coefficient costs nothing and +-1 no multiplication.
+template <typename Coef, bool First>
 inline void axpy(float* __restrict acc, const float* __restrict in) {
+  constexpr float C = Coef::value;
   for (int k = 0; k < kLanes; ++k) {
     const float term = C == 1 ? in[k] : C == -1 ? -in[k] : C * in[k];
     acc[k] = First ? term : acc[k] + term;
@@ -110,8 +119,8 @@ inline void sandwich(const float* __restrict in, float* __restrict out) {
       float* t = tmp + (r * S + j) * kLanes;
       for (int k = 0; k < kLanes; ++k) t[k] = 0.0f;
       detail::static_for<S>([&](auto i) {
-        constexpr float c = L::at(r, i);
-        if constexpr (c != 0.0f) detail::axpy<c, false>(t, in + (i * S + j) * kLanes);
+        using C = detail::Entry<L, decltype(r)::value, decltype(i)::value>;
+        if constexpr (C::value != 0.0f) detail::axpy<C, false>(t, in + (i * S + j) * kLanes);
       });
     }
   });
@@ -121,8 +130,8 @@ inline void sandwich(const float* __restrict in, float* __restrict out) {
       float* o = out + (r * R + q) * kLanes;
       for (int k = 0; k < kLanes; ++k) o[k] = 0.0f;
       detail::static_for<S>([&](auto j) {
-        constexpr float c = L::at(q, j);
-        if constexpr (c != 0.0f) detail::axpy<c, false>(o, tmp + (r * S + j) * kLanes);
+        using C = detail::Entry<L, decltype(q)::value, decltype(j)::value>;
+        if constexpr (C::value != 0.0f) detail::axpy<C, false>(o, tmp + (r * S + j) * kLanes);
       });
     });
 }
