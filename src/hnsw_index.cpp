@@ -91,7 +91,7 @@ SearchResults HnswIndex::search(const float* queries, Index m, const SearchOptio
                                                       2.0 * static_cast<double>(o.k) * static_cast<double>(n) /
                                                       static_cast<double>(std::max<Index>(admitted, 1))))));
   SearchResults results(static_cast<std::size_t>(m));
-  std::vector<Index> fallback;  // queries the filter left short
+  std::vector<char> short_of_k(static_cast<std::size_t>(m), 0);  // queries the filter left short
   std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 16) if (m > 1)
   for (Index q = 0; q < m; ++q) {
@@ -105,20 +105,14 @@ SearchResults HnswIndex::search(const float* queries, Index m, const SearchOptio
       }
       std::sort(r.begin(), r.end(), ranks_before);
       if (static_cast<Index>(r.size()) > o.k) r.resize(static_cast<std::size_t>(o.k));
-      if (static_cast<Index>(r.size()) < want) {
-#pragma omp critical(loom_hnsw_fallback)
-        fallback.push_back(q);
-      }
+      short_of_k[static_cast<std::size_t>(q)] = static_cast<Index>(r.size()) < want;
     } catch (...) {
 #pragma omp critical(loom_hnsw_error)
       if (!error) error = std::current_exception();
     }
   }
   if (error) std::rethrow_exception(error);
-  if (!fallback.empty()) {
-    const ExactSearch exact(catalog_);
-    for (const Index q : fallback) results[static_cast<std::size_t>(q)] = exact.search(queries + q * d, 1, o)[0];
-  }
+  answer_short_queries_exactly(catalog_, queries, short_of_k, o, results);
   return results;
 }
 

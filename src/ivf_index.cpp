@@ -27,6 +27,7 @@
 #include <exception>
 #include <numeric>
 
+#include "loom/parallel.hpp"
 #include "loom/random.hpp"
 #include "loom/search/exact_score.hpp"
 #include "loom/search/exact_search.hpp"
@@ -296,9 +297,8 @@ SearchResults IvfIndex::search(const float* queries, Index m, const SearchOption
 
   SearchResults results(static_cast<std::size_t>(m));
   std::vector<char> short_of_k(static_cast<std::size_t>(m), 0);  // queries the filter left short
-#pragma omp parallel for schedule(dynamic, 16) if (m > 1)
-  for (Index q = 0; q < m; ++q) {
-    std::vector<float> scratch;
+  // Rows of an int8 catalog are decoded into a scratch row of each thread.
+  parallel_for_with<std::vector<float>, Schedule::Dynamic>(m, true, [&](Index q, std::vector<float>& scratch) {
     std::vector<Neighbour>& r = results[static_cast<std::size_t>(q)];
     const faiss_id* rows = labels.data() + q * fetch;  // -1 past the candidates found
     if (catalog_.encoding() == VectorEncoding::Float32)  // the rows are cache misses: ask for all of them at once
@@ -311,12 +311,8 @@ SearchResults IvfIndex::search(const float* queries, Index m, const SearchOption
     std::sort(r.begin(), r.end(), ranks_before);
     if (static_cast<Index>(r.size()) > o.k) r.resize(static_cast<std::size_t>(o.k));
     short_of_k[static_cast<std::size_t>(q)] = static_cast<Index>(r.size()) < want;
-  }
-  if (std::find(short_of_k.begin(), short_of_k.end(), 1) != short_of_k.end()) {
-    const ExactSearch exact(catalog_);
-    for (Index q = 0; q < m; ++q)
-      if (short_of_k[static_cast<std::size_t>(q)]) results[static_cast<std::size_t>(q)] = exact.search(queries + q * d, 1, o)[0];
-  }
+  });
+  answer_short_queries_exactly(catalog_, queries, short_of_k, o, results);
   return results;
 }
 

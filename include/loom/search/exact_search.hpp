@@ -245,4 +245,15 @@ class ExactSearch final : public VectorIndex {
   FloorSeeds seeds_;
 };
 
+/// For an approximate backend: the queries whose class filter left fewer
+/// than k results (short[q] != 0) are answered by exact search instead, so
+/// k come back whenever the chosen classes hold k. Queries: (m, dim).
+inline void answer_short_queries_exactly(const Catalog& c, const float* queries, const std::vector<char>& short_of_k,
+                                         const SearchOptions& o, SearchResults& results) {
+  if (std::find(short_of_k.begin(), short_of_k.end(), 1) == short_of_k.end()) return;
+  const ExactSearch exact(c);
+  for (std::size_t q = 0; q < short_of_k.size(); ++q)
+    if (short_of_k[q]) results[q] = exact.search(queries + static_cast<Index>(q) * c.dim(), 1, o)[0];
+}
+
 }  // namespace loom::search
