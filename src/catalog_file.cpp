@@ -26,12 +26,6 @@ constexpr std::uint64_t kMaxDim = 1 << 20;  // values per vector
 constexpr std::uint32_t kMaxClasses = 1 << 16;
 constexpr std::uint64_t kMaxFileBytes = std::uint64_t{1} << 38;  // 256 GiB
 
-bool all_finite(std::span<const float> v) {
-  for (const float x : v)
-    if (!std::isfinite(x)) return false;
-  return true;
-}
-
 }  // namespace
 
 std::vector<std::uint8_t> encode_catalog(const Catalog& c) {
@@ -120,13 +114,12 @@ Catalog decode_catalog(std::span<const std::uint8_t> bytes, const std::string& s
     r.get_floats(scales, count, "vector scales");
     const auto b = r.get_bytes(values, "int8 codes");
     codes.assign(reinterpret_cast<const std::int8_t*>(b.data()), reinterpret_cast<const std::int8_t*>(b.data()) + b.size());
-    if (!all_finite(scales)) r.fail("a vector scale is not finite");
   } else {
     r.need_items(count, 4 * dim, "float32 vectors");
     r.get_floats(floats, values, "vectors");
-    if (!all_finite(floats)) r.fail("a vector value is not finite");
   }
   r.expect_end("the catalog");
+  // from_storage refuses a vector that is not of unit length (or has a value that is not finite).
   return Catalog::from_storage(std::move(info), std::move(ids), std::move(labels), std::move(paths), std::move(floats),
                                std::move(codes), std::move(scales), source);
 }

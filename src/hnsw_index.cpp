@@ -81,6 +81,7 @@ std::size_t HnswIndex::memory_bytes() const {
 
 SearchResults HnswIndex::search(const float* queries, Index m, const SearchOptions& o) const {
   check_search_options(catalog_, o);
+  check_queries(queries, m, catalog_.dim());
   // Label counts made once: a pass over every item's label cost one query more than its search.
   const std::vector<char> allowed = allowed_labels(catalog_, o, static_cast<Label>(label_counts_.size()));
   const Index admitted = admitted_items(label_counts_, allowed);  // items of the chosen classes

@@ -273,6 +273,7 @@ std::size_t IvfIndex::memory_bytes() const {
 
 SearchResults IvfIndex::search(const float* queries, Index m, const SearchOptions& o) const {
   check_search_options(catalog_, o);
+  check_queries(queries, m, catalog_.dim());
   const std::vector<char> allowed = allowed_labels(catalog_, o, static_cast<Label>(lists_->label_counts.size()));
   const Index admitted = admitted_items(lists_->label_counts, allowed);  // items of the chosen classes
   const Index n = catalog_.size(), d = catalog_.dim(), want = std::min(o.k, admitted);

@@ -107,9 +107,6 @@ ScreeningCodes::ScreeningCodes(const Catalog& c)
   for (Index b0 = 0; b0 < items_; b0 += kBlock) {
     const Index bn = std::min(kBlock, items_ - b0);
     const float* x = c.decode_rows(b0, bn, scratch);
-    for (Index i = 0; i < bn * d; ++i)
-      if (!std::isfinite(x[i]))
-        throw DataError("search: item " + std::to_string(c.id(b0 + i / d)) + " of the catalog has a value that is not finite");
     rotation_.apply(x, bn, rotated.data());
     for (Index i = 0; i < bn; ++i) {
       const Index item = b0 + i;
@@ -141,9 +138,6 @@ QueryCodes::QueryCodes(const float* queries, Index m, const Rotation& rotation)
   const Index d = rotation.dim;
   // A query's dot with an item sums width products of at most 127 * limit: it must fit in 32 bits.
   const long limit = std::clamp(static_cast<long>(2147483647.0 / (127.0 * static_cast<double>(width_))), 1L, 32767L);
-  for (Index i = 0; i < m * d; ++i)
-    if (!std::isfinite(queries[i]))
-      throw UsageError("search: query " + std::to_string(i / d) + " has a value that is not finite");
   std::vector<float> rotated(static_cast<std::size_t>(m * d));
   rotation.apply(queries, m, rotated.data());
   codes_.assign(static_cast<std::size_t>(m * width_), 0);

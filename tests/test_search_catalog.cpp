@@ -4,7 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <fstream>
 
 #include "loom/io/crc32.hpp"
@@ -53,7 +55,7 @@ TEST_CASE("catalog: add, find and remove items, removal compacts", "[search][cat
   const std::vector<float> after = c.all_vectors();
   CHECK(std::equal(after.begin() + 8, after.begin() + 16, before.begin() + 16));  // its vector moved with it
   CHECK_THROWS_WITH(c.remove(std::vector<std::int64_t>{5}), Contains("no item has id 5"));
-  const std::vector<float> v(8, 0.5f);
+  const std::vector<float> v(8, std::sqrt(1.0f / 8.0f));
   CHECK_THROWS_WITH(c.add(v.data(), std::vector<std::int64_t>{1000}, std::vector<Label>{0}),
                     Contains("id 1000 is already in the catalog"));
   CHECK(c.size() == 8);  // a refused add leaves it as it was
@@ -61,6 +63,31 @@ TEST_CASE("catalog: add, find and remove items, removal compacts", "[search][cat
                     Contains("label 3 is not one of the catalog's 3 classes"));
   c.add(v.data(), std::vector<std::int64_t>{5}, std::vector<Label>{2});
   CHECK(c.find(5) == 8);
+}
+
+TEST_CASE("catalog: only unit vectors (or all-zero ones) are added, naming the item", "[search][catalog]") {
+  for (const VectorEncoding e : {VectorEncoding::Float32, VectorEncoding::Int8}) {
+    INFO(encoding_name(e));
+    Catalog c = synthetic_catalog(4, 8, 2, 3, {.encoding = e});
+    const std::vector<float> unit(8, std::sqrt(1.0f / 8.0f));
+    std::vector<float> rows = unit;
+    rows.insert(rows.end(), 8, 0.5f);  // length sqrt(2)
+    CHECK_THROWS_AS(c.add(rows.data(), std::vector<std::int64_t>{1, 2}, std::vector<Label>{0, 1}), UsageError);
+    CHECK_THROWS_WITH(c.add(rows.data(), std::vector<std::int64_t>{1, 2}, std::vector<Label>{0, 1}),
+                      Contains("the vector of item 2 has length 1.41421; search vectors must be of unit length"));
+    std::fill(rows.begin() + 8, rows.end(), 0.0f);
+    rows[8 + 5] = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_WITH(c.add(rows.data(), std::vector<std::int64_t>{1, 2}, std::vector<Label>{0, 1}),
+                      Contains("the vector of item 2 has a value that is not finite"));
+    rows[8 + 5] = 1.63e36f;  // finite, and far from unit length
+    CHECK_THROWS_WITH(c.add(rows.data(), std::vector<std::int64_t>{1, 2}, std::vector<Label>{0, 1}),
+                      Contains("item 2 has length 1.63e+36"));
+    CHECK(c.size() == 4);  // nothing of a refused add is kept
+    CHECK(c.find(1) == -1);
+    rows[8 + 5] = 0.0f;  // all zero: allowed, as embed leaves such rows
+    c.add(rows.data(), std::vector<std::int64_t>{1, 2}, std::vector<Label>{0, 1});
+    CHECK(c.size() == 6);
+  }
 }
 
 TEST_CASE("catalog files: float32 and int8 catalogs round trip exactly", "[search][catalog]") {
@@ -132,6 +159,29 @@ TEST_CASE("catalog files: truncated, flipped, foreign and newer files are refuse
     std::memcpy(b.data() + first_label, &bad, 4);
     refit_frame(b);
     CHECK_THROWS_WITH(decode_catalog(b, "c.ctlg"), Contains("item 0 has label 7, expected 0 to 2"));
+  }
+  SECTION("a vector that is not of unit length (finite: the fuzzer's find)") {
+    std::vector<std::uint8_t> b = good;
+    const float huge = 1.63e36f;
+    std::memcpy(b.data() + b.size() - 4 - 8 * 4 + 12, &huge, 4);  // the last item's fourth value
+    refit_frame(b);
+    CHECK_THROWS_AS(decode_catalog(b, "c.ctlg"), DataError);
+    CHECK_THROWS_WITH(decode_catalog(b, "c.ctlg"), Contains("c.ctlg: the vector of item 1057 has length 1.63e+36"));
+  }
+  SECTION("an int8 vector whose scale makes it too long, or not finite") {
+    const Catalog c = synthetic_catalog(20, 8, 3, 4, {.encoding = VectorEncoding::Int8});
+    std::vector<std::uint8_t> b = encode_catalog(c);
+    const std::size_t first_scale = b.size() - 4 - 20 * 8 - 20 * 4;
+    float scale;
+    std::memcpy(&scale, b.data() + first_scale, 4);
+    REQUIRE(scale == c.scale_storage()[0]);
+    for (const float bad : {scale * 3.0f, std::numeric_limits<float>::infinity()}) {
+      std::memcpy(b.data() + first_scale, &bad, 4);
+      refit_frame(b);
+      CHECK_THROWS_WITH(decode_catalog(b, "c.ctlg"),
+                        Contains(std::isfinite(bad) ? "c.ctlg: the vector of item 1000 has length"
+                                                    : "c.ctlg: the vector of item 1000 has a value that is not finite"));
+    }
   }
   SECTION("bytes left over") {
     std::vector<std::uint8_t> b = good;

@@ -146,11 +146,13 @@ TEST_CASE("exact search: the screen never drops a neighbour", "[search][exact]")
   SECTION("many dimensions, as raw pixels") {
     check_matches(synthetic_catalog(600, 784, 4, 17), clustered_vectors(5, 784, 4, 18), 5, {.k = 10});
   }
-  SECTION("vectors of lengths from 1e-3 to 1e3, and zero vectors") {
+  SECTION("lengths anywhere in what a catalog accepts as unit, and zero vectors") {
+    // The screen's bounds come from each vector's own length, not from 1.
+    const float tolerance = static_cast<float>(search::unit_length_tolerance(16)) * 0.999f;
     Vectors v = clustered_vectors(3000, 16, 3, 19);
     Random rng(20);
     for (Index i = 0; i < 3000; ++i) {
-      const float length = i % 97 == 0 ? 0.0f : std::pow(10.0f, rng.uniform(-3.0f, 3.0f));
+      const float length = i % 97 == 0 ? 0.0f : 1.0f + rng.uniform(-tolerance, tolerance);
       for (Index j = 0; j < 16; ++j) v.values[static_cast<std::size_t>(i * 16 + j)] *= length;
     }
     Catalog c({.dim = 16, .class_names = {"a", "b", "c"}});
@@ -158,7 +160,10 @@ TEST_CASE("exact search: the screen never drops a neighbour", "[search][exact]")
     std::iota(ids.begin(), ids.end(), 0);
     c.add(v.values.data(), ids, v.labels);
     Vectors q = clustered_vectors(20, 16, 3, 21);
-    for (Index j = 0; j < 16; ++j) q.values[static_cast<std::size_t>(j)] *= 250.0f;  // one long query
+    for (Index j = 0; j < 16; ++j) {
+      q.values[static_cast<std::size_t>(j)] *= 1.0f + tolerance;       // the longest query accepted
+      q.values[static_cast<std::size_t>(16 + j)] *= 1.0f - tolerance;  // and the shortest
+    }
     check_matches(c, q, 20, {.k = 10});
     check_matches(c.with_encoding(VectorEncoding::Int8), q, 20, {.k = 10});
   }
@@ -228,22 +233,24 @@ TEST_CASE("exact search: floor seeds are clusters for catalogs large enough, row
   }
 }
 
-TEST_CASE("exact search: non-finite values and a changed catalog are errors", "[search][exact]") {
+TEST_CASE("exact search: queries not finite or not of unit length, and a changed catalog, are errors", "[search][exact]") {
   Catalog c = synthetic_catalog(100, 8, 2, 24);
   const Vectors q = clustered_vectors(3, 8, 2, 25);
-  {
-    const ExactSearch s(c);
-    std::vector<float> bad = q.values;
-    bad[8 + 3] = std::numeric_limits<float>::quiet_NaN();
-    CHECK_THROWS_WITH(s.search(bad.data(), 3, {.k = 5}), Contains("query 1 has a value that is not finite"));
-    c.add(q.values.data(), std::vector<std::int64_t>{1, 2, 4}, q.labels);
-    CHECK_THROWS_WITH(s.search(q.values.data(), 3, {.k = 5}), Contains("the catalog changed (100 items, now 103)"));
-  }
-  std::vector<float> inf(8, 0.1f);
-  inf[2] = std::numeric_limits<float>::infinity();
-  c.add(inf.data(), std::vector<std::int64_t>{77}, std::vector<Label>{0});
-  CHECK_THROWS_AS(ExactSearch(c), DataError);
-  CHECK_THROWS_WITH(ExactSearch(c), Contains("item 77 of the catalog has a value that is not finite"));
+  const ExactSearch s(c);
+  std::vector<float> bad = q.values;
+  bad[8 + 3] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_AS(s.search(bad.data(), 3, {.k = 5}), UsageError);
+  CHECK_THROWS_WITH(s.search(bad.data(), 3, {.k = 5}), Contains("query 1 has a value that is not finite"));
+  bad[8 + 3] = 1.63e36f;  // finite, but its square is not a float: the screen's bounds would be
+  CHECK_THROWS_WITH(s.search(bad.data(), 3, {.k = 5}), Contains("query 1 has length 1.63e+36"));
+  for (float& v : bad) v = q.values[0] * 0.5f;
+  CHECK_THROWS_WITH(s.search(bad.data(), 3, {.k = 5}), Contains("query 0 has length"));
+  std::fill(bad.begin(), bad.end(), 0.0f);  // all zero: every score 0, still k results
+  const SearchResults zero = s.search(bad.data(), 3, {.k = 5});
+  CHECK(zero[2].size() == 5);
+  CHECK(zero[2][0].score == 0.0f);
+  c.add(q.values.data(), std::vector<std::int64_t>{1, 2, 4}, q.labels);
+  CHECK_THROWS_WITH(s.search(q.values.data(), 3, {.k = 5}), Contains("the catalog changed (100 items, now 103)"));
 }
 
 TEST_CASE("retrieval metrics: precision@k and mAP@k by hand", "[search][metrics]") {

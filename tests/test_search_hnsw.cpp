@@ -57,6 +57,9 @@ TEST_CASE("HNSW: a class filter still returns k, falling back to exact search fo
   }
   CHECK_THROWS_WITH(HnswIndex(c, {.m = 1}), Contains("m must be in [2, 256], got 1"));
   CHECK_THROWS_WITH(index.search(q.values.data(), 1, {.k = 0}), Contains("k must be at least 1"));
+  std::vector<float> long_query = q.values;
+  long_query[16 + 2] = 1.63e36f;
+  CHECK_THROWS_WITH(index.search(long_query.data(), 2, {.k = 10}), Contains("query 1 has length 1.63e+36"));
 }
 
 TEST_CASE("HNSW: an int8 catalog is searched through its decoded vectors", "[search][hnsw]") {

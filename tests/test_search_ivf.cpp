@@ -119,4 +119,7 @@ TEST_CASE("IVF: bad options are refused with what was expected", "[search][ivf]"
   const Vectors q = clustered_vectors(1, 8, 3, 33);
   CHECK_THROWS_WITH(index.search(q.values.data(), 1, {.k = 0}), Contains("k must be at least 1"));
   CHECK_THROWS_WITH(index.search(q.values.data(), 1, {.k = 10, .classes = {5}}), Contains("class label 5"));
+  std::vector<float> long_query = q.values;
+  long_query[0] += 1.0f;
+  CHECK_THROWS_WITH(index.search(long_query.data(), 1, {.k = 10}), Contains("query 0 has length"));
 }

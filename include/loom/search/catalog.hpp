@@ -28,6 +28,7 @@
 
 #include "loom/data/samples.hpp"
 #include "loom/error.hpp"
+#include "loom/search/unit_vectors.hpp"
 #include "loom/tensor.hpp"
 
 namespace loom::search {
@@ -79,13 +80,17 @@ class Catalog {
 
   /// Appends n items: vectors (n, dim) row-major, one id and label each, and
   /// their paths (empty span: none). UsageError on a repeated id, a label
-  /// without a class name (when the catalog has names) or mismatched sizes.
+  /// without a class name (when the catalog has names), a vector that is not
+  /// of unit length (or all zero; unit_vectors.hpp) or mismatched sizes.
   void add(const float* vectors, std::span<const std::int64_t> ids, std::span<const Label> labels,
            std::span<const std::string> paths = {}) {
     const std::size_t n = ids.size();
     if (labels.size() != n || (!paths.empty() && paths.size() != n))
       throw UsageError("Catalog::add: " + std::to_string(n) + " ids but " + std::to_string(labels.size()) +
                        " labels and " + std::to_string(paths.size()) + " paths");
+    for (std::size_t i = 0; i < n; ++i)
+      if (const std::string problem = unit_length_problem(sum_of_squares(vectors + i * dim(), dim()), dim()); !problem.empty())
+        throw UsageError("Catalog::add: the vector of item " + std::to_string(ids[i]) + " " + problem);
     const std::size_t classes = info_.class_names.size();
     for (const Label l : labels)
       if (l < 0 || (classes > 0 && static_cast<std::size_t>(l) >= classes))
@@ -181,7 +186,7 @@ class Catalog {
 
   /// A catalog from its stored parts, as a file holds them (catalog_file.hpp):
   /// floats (float32) or codes and scales (int8). DataError naming source
-  /// when the sizes disagree or an id repeats.
+  /// when the sizes disagree, an id repeats or a vector is not of unit length.
   static Catalog from_storage(CatalogInfo info, std::vector<std::int64_t> ids, std::vector<Label> labels,
                               std::vector<std::string> paths, std::vector<float> floats, std::vector<std::int8_t> codes,
                               std::vector<float> scales, const std::string& source) {
@@ -194,6 +199,17 @@ class Catalog {
     for (std::size_t i = 0; i < n; ++i)
       if (!c.position_.emplace(ids[i], static_cast<Index>(i)).second)
         throw DataError(source + ": id " + std::to_string(ids[i]) + " appears twice; ids must be unique");
+    for (std::size_t i = 0; i < n; ++i) {
+      double squares = 0.0;
+      if (int8) {
+        for (std::size_t j = 0; j < d; ++j) squares += static_cast<double>(codes[i * d + j]) * codes[i * d + j];
+        squares *= static_cast<double>(scales[i]) * scales[i];
+      } else {
+        squares = sum_of_squares(floats.data() + i * d, c.dim());
+      }
+      if (const std::string problem = unit_length_problem(squares, c.dim()); !problem.empty())
+        throw DataError(source + ": the vector of item " + std::to_string(ids[i]) + " " + problem);
+    }
     c.ids_ = std::move(ids);
     c.labels_ = std::move(labels);
     c.paths_ = std::move(paths);

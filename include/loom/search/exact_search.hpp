@@ -52,7 +52,6 @@ namespace loom::search {
 class ExactSearch final : public VectorIndex {
  public:
   /// Keeps a reference: the catalog must outlive the search, unchanged.
-  /// DataError when an item has a value that is not finite.
   explicit ExactSearch(const Catalog& catalog) : catalog_(catalog), codes_(catalog), seeds_(catalog) {}
   const Catalog& catalog() const override { return catalog_; }
 
@@ -65,9 +64,10 @@ class ExactSearch final : public VectorIndex {
   Index screened_values() const { return codes_.rotation().head; }
 
   using VectorIndex::search;
-  /// UsageError when a query has a value that is not finite.
+  /// UsageError when a query is not of unit length (or all zero; unit_vectors.hpp).
   SearchResults search(const float* queries, Index m, const SearchOptions& o) const override {
     check_search_options(catalog_, o);
+    check_queries(queries, m, catalog_.dim());
     if (catalog_.size() != codes_.items())
       throw UsageError("search: the catalog changed (" + std::to_string(codes_.items()) + " items, now " +
                        std::to_string(catalog_.size()) + ") after its ExactSearch was made; make a new one");

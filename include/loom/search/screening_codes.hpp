@@ -90,8 +90,8 @@ class ScreeningCodes {
   static constexpr Index kGroup = 8;  // items per group
 
   ScreeningCodes() = default;
-  /// Codes for every item of c. DataError naming the item when a value is
-  /// not finite. In src/screening_codes.cpp.
+  /// Codes for every item of c (whose vectors the catalog keeps of unit
+  /// length). In src/screening_codes.cpp.
   explicit ScreeningCodes(const Catalog& c);
 
   const Rotation& rotation() const { return rotation_; }
@@ -124,7 +124,7 @@ class ScreeningCodes {
 };
 
 /// Queries rotated and coded as the screening kernel and refine read them.
-/// UsageError naming the query when a value is not finite. In src/screening_codes.cpp.
+/// The queries must be of unit length (check_queries, vector_index.hpp). In src/screening_codes.cpp.
 class QueryCodes {
  public:
   QueryCodes(const float* queries, Index m, const Rotation& rotation);

@@ -69,6 +69,14 @@ inline void check_search_options(const Catalog& c, const SearchOptions& o) {
                        std::to_string(classes) + " classes");
 }
 
+/// UsageError naming the query when one of the (m, dim) queries is not of
+/// unit length (or all zero) or has a value that is not finite.
+inline void check_queries(const float* queries, Index m, Index dim) {
+  for (Index q = 0; q < m; ++q)
+    if (const std::string problem = unit_length_problem(sum_of_squares(queries + q * dim, dim), dim); !problem.empty())
+      throw UsageError("search: query " + std::to_string(q) + " " + problem);
+}
+
 /// allowed[label] != 0 for the labels options.classes admits (all when empty); sized past every label in c,
 /// all of which are below labels_below (an index that knows it saves a pass over every item per search).
 inline std::vector<char> allowed_labels(const Catalog& c, const SearchOptions& o, Label labels_below) {
