@@ -23,7 +23,7 @@ constexpr detail::FrameKind kCatalogFrame{"loom catalog file", {'L', 'O', 'O', '
 constexpr std::size_t kMaxName = 1024;     // layer and class names
 constexpr std::size_t kMaxPath = 4096;     // an item's source path
 constexpr std::uint64_t kMaxDim = 1 << 20;  // values per vector
-constexpr std::uint32_t kMaxClasses = 1 << 16;
+constexpr auto kMaxClasses = static_cast<std::uint32_t>(kMaxLabels);
 constexpr std::uint64_t kMaxFileBytes = std::uint64_t{1} << 38;  // 256 GiB
 
 }  // namespace
@@ -93,9 +93,8 @@ Catalog decode_catalog(std::span<const std::uint8_t> bytes, const std::string& s
   for (std::size_t i = 0; i < n; ++i) {
     ids[i] = r.get<std::int64_t>("item id");
     labels[i] = r.get<std::int32_t>("item label");
-    if (labels[i] < 0 || (classes > 0 && static_cast<std::uint32_t>(labels[i]) >= classes))
-      r.fail("item " + std::to_string(i) + " has label " + std::to_string(labels[i]) + ", expected 0 to " +
-             (classes > 0 ? std::to_string(classes - 1) : std::string("any non-negative number")));
+    if (!valid_label(labels[i], classes))
+      r.fail("item " + std::to_string(i) + " has label " + std::to_string(labels[i]) + ", expected " + label_range(classes));
   }
   const auto has_paths = r.get<std::uint8_t>("paths flag");
   if (has_paths > 1) r.fail("paths flag is " + std::to_string(has_paths) + ", expected 0 or 1");

@@ -12,6 +12,7 @@
 #include "loom/io/crc32.hpp"
 #include "loom/search/catalog_file.hpp"
 #include "loom/search/catalog_model.hpp"
+#include "loom/search/exact_search.hpp"
 #include "search_fixtures.hpp"
 #include "temp_dir.hpp"
 #include "toy_model.hpp"
@@ -60,9 +61,16 @@ TEST_CASE("catalog: add, find and remove items, removal compacts", "[search][cat
                     Contains("id 1000 is already in the catalog"));
   CHECK(c.size() == 8);  // a refused add leaves it as it was
   CHECK_THROWS_WITH(c.add(v.data(), std::vector<std::int64_t>{5}, std::vector<Label>{3}),
-                    Contains("label 3 is not one of the catalog's 3 classes"));
+                    Contains("label 3 is not one of the catalog's labels (0 to 2)"));
   c.add(v.data(), std::vector<std::int64_t>{5}, std::vector<Label>{2});
   CHECK(c.find(5) == 8);
+  // Without class names any label below 2^16 will do (per-label tables stay small).
+  Catalog unnamed({.dim = 8});
+  unnamed.add(v.data(), std::vector<std::int64_t>{1}, std::vector<Label>{65535});
+  CHECK_THROWS_WITH(unnamed.add(v.data(), std::vector<std::int64_t>{2}, std::vector<Label>{1 << 30}),
+                    Contains("label 1073741824 is not one of the catalog's labels (0 to 65535)"));
+  CHECK_THROWS_WITH(ExactSearch(unnamed).search(v.data(), 1, {.k = 1, .classes = {1 << 30}}),
+                    Contains("class label 1073741824 is not one of the catalog's labels (0 to 65535)"));
 }
 
 TEST_CASE("catalog: only unit vectors (or all-zero ones) are added, naming the item", "[search][catalog]") {
@@ -159,6 +167,21 @@ TEST_CASE("catalog files: truncated, flipped, foreign and newer files are refuse
     std::memcpy(b.data() + first_label, &bad, 4);
     refit_frame(b);
     CHECK_THROWS_WITH(decode_catalog(b, "c.ctlg"), Contains("item 0 has label 7, expected 0 to 2"));
+  }
+  SECTION("a label past 2^16 in a catalog without class names (the fuzzer's find: search sized a table by it)") {
+    Catalog unnamed({.dim = 1});
+    const std::vector<float> one{1.0f};
+    unnamed.add(one.data(), std::vector<std::int64_t>{4}, std::vector<Label>{9});
+    std::vector<std::uint8_t> b = encode_catalog(unnamed);
+    // fingerprint 8, model length 8, layer 4 + 0, dim 8, encoding 1, classes 4, count 8, id 8: the label
+    const std::size_t label = 24 + 8 + 8 + 4 + 8 + 1 + 4 + 8 + 8;
+    std::int32_t stored;
+    std::memcpy(&stored, b.data() + label, 4);
+    REQUIRE(stored == 9);
+    const std::int32_t bad = 0x7ffffffb;
+    std::memcpy(b.data() + label, &bad, 4);
+    refit_frame(b);
+    CHECK_THROWS_WITH(decode_catalog(b, "c.ctlg"), Contains("item 0 has label 2147483643, expected 0 to 65535"));
   }
   SECTION("a vector that is not of unit length (finite: the fuzzer's find)") {
     std::vector<std::uint8_t> b = good;

@@ -96,7 +96,7 @@ TEST_CASE("exact search: k edge cases and bad options", "[search][exact]") {
   CHECK_THROWS_WITH(s.search(q.values.data(), 2, {.k = 0}), Contains("k must be at least 1, got 0"));
   CHECK_THROWS_WITH(s.search(q.values.data(), 2, {.k = 31}), Contains("k = 31 is more than the catalog's 30 items"));
   CHECK_THROWS_WITH(s.search(q.values.data(), 2, {.k = 3, .classes = {5}}),
-                    Contains("class label 5 is not one of the catalog's 3 classes"));
+                    Contains("class label 5 is not one of the catalog's labels (0 to 2)"));
   CHECK(s.search(q.values.data(), 0, {.k = 3}).empty());
 }
 

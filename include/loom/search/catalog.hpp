@@ -40,6 +40,20 @@ enum class VectorEncoding : std::uint8_t {
 
 inline const char* encoding_name(VectorEncoding e) { return e == VectorEncoding::Int8 ? "int8" : "float32"; }
 
+/// Labels are below this (and below the class count when the catalog names
+/// its classes), so that per-label tables stay small.
+inline constexpr Label kMaxLabels = 1 << 16;
+
+/// Whether l can label an item of a catalog with `classes` named classes (0: unnamed).
+inline bool valid_label(Label l, std::size_t classes) {
+  return l >= 0 && l < kMaxLabels && (classes == 0 || static_cast<std::size_t>(l) < classes);
+}
+
+/// "0 to 9" or "0 to 65535": the labels valid_label admits.
+inline std::string label_range(std::size_t classes) {
+  return "0 to " + std::to_string(classes > 0 ? static_cast<Label>(classes) - 1 : kMaxLabels - 1);
+}
+
 struct CatalogInfo {
   Index dim = 0;                          // values per vector
   std::uint64_t model_fingerprint = 0;    // of the model that embedded the items (catalog_model.hpp); 0: none
@@ -80,7 +94,7 @@ class Catalog {
 
   /// Appends n items: vectors (n, dim) row-major, one id and label each, and
   /// their paths (empty span: none). UsageError on a repeated id, a label
-  /// without a class name (when the catalog has names), a vector that is not
+  /// outside valid_label's range, a vector that is not
   /// of unit length (or all zero; unit_vectors.hpp) or mismatched sizes.
   void add(const float* vectors, std::span<const std::int64_t> ids, std::span<const Label> labels,
            std::span<const std::string> paths = {}) {
@@ -93,9 +107,9 @@ class Catalog {
         throw UsageError("Catalog::add: the vector of item " + std::to_string(ids[i]) + " " + problem);
     const std::size_t classes = info_.class_names.size();
     for (const Label l : labels)
-      if (l < 0 || (classes > 0 && static_cast<std::size_t>(l) >= classes))
-        throw UsageError("Catalog::add: label " + std::to_string(l) + " is not one of the catalog's " +
-                         std::to_string(classes) + " classes");
+      if (!valid_label(l, classes))
+        throw UsageError("Catalog::add: label " + std::to_string(l) + " is not one of the catalog's labels (" +
+                         label_range(classes) + ")");
     const Index first = size();
     for (std::size_t i = 0; i < n; ++i)
       if (!position_.emplace(ids[i], first + static_cast<Index>(i)).second) {

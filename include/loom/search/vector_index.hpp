@@ -62,11 +62,11 @@ inline void check_search_options(const Catalog& c, const SearchOptions& o) {
   if (o.k > c.size())
     throw UsageError("search: k = " + std::to_string(o.k) + " is more than the catalog's " + std::to_string(c.size()) +
                      " items");
-  const auto classes = static_cast<Label>(c.info().class_names.size());
+  const std::size_t classes = c.info().class_names.size();
   for (const Label l : o.classes)
-    if (l < 0 || (classes > 0 && l >= classes))
-      throw UsageError("search: class label " + std::to_string(l) + " is not one of the catalog's " +
-                       std::to_string(classes) + " classes");
+    if (!valid_label(l, classes))
+      throw UsageError("search: class label " + std::to_string(l) + " is not one of the catalog's labels (" +
+                       label_range(classes) + ")");
 }
 
 /// UsageError naming the query when one of the (m, dim) queries is not of
