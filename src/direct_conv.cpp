@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "loom/parallel.hpp"
 #include "loom/threads.hpp"
@@ -32,52 +33,64 @@ void dispatch(const ConvGeometry& g, Body&& body) {
   }
 }
 
-// Output pixels (rows and columns) whose whole window lies inside the image.
-struct Interior {
-  Index y0, y1, x0, x1;  // [y0, y1) x [x0, x1)
-  explicit Interior(const ConvGeometry& g)
-      : y0(first_inside(g.pad_top, g.sh, g.oh)), y1(end_inside(g.h, g.kh, g.pad_top, g.sh, g.oh)),
-        x0(first_inside(g.pad_left, g.sw, g.ow)), x1(end_inside(g.w, g.kw, g.pad_left, g.sw, g.ow)) {
-    if (y1 < y0) y1 = y0;
-    if (x1 < x0) x1 = x0;
-  }
-  // first o with o*s - pad >= 0; end of o with o*s - pad + k <= n
-  static Index first_inside(Index pad, Index s, Index out) { return std::min(out, (pad + s - 1) / s); }
-  static Index end_inside(Index n, Index k, Index pad, Index s, Index out) {
-    return n - k + pad < 0 ? 0 : std::min(out, (n - k + pad) / s + 1);
-  }
-};
+#if defined(__AVX512F__)
+constexpr int kVec = 16;  // floats per vector register
+#else
+constexpr int kVec = 8;
+#endif
+constexpr int vectors(int fb) { return (fb + kVec - 1) / kVec; }
 
 // Calls tile(std::integral_constant<int, FB>, f0) over F filters in blocks
-// of FB: 32 at a time where the compiler targets AVX-512 (a block of 16 is
-// one 512-bit register there, too few accumulators to keep its FMA pipes
-// busy), else 16, then a last block of 16 and of 8 for the rest. Every
-// filter's sums are the same whichever block holds it.
+// of FB: 2 vectors at a time (32 filters with AVX-512, 16 with AVX2), then
+// one block of the rest (8, 16 or 24). Every filter's sums are the same
+// whichever block holds it.
 template <int F, typename Tile>
 void for_filter_blocks(Tile&& tile) {
-#if defined(__AVX512F__)
-  constexpr int kWide = 32;
-#else
-  constexpr int kWide = 16;
-#endif
+  constexpr int kWide = 2 * kVec;
   int f0 = 0;
   for (; f0 + kWide <= F; f0 += kWide) tile(std::integral_constant<int, kWide>{}, f0);
-  if constexpr (F % kWide >= 16) tile(std::integral_constant<int, 16>{}, f0), f0 += 16;
-  if constexpr (F % 16 != 0) tile(std::integral_constant<int, 8>{}, f0);
+  if constexpr (F % kWide != 0) tile(std::integral_constant<int, F % kWide>{}, f0);
 }
 
-// P output pixels of a row times FB filters, the register tile: P * FB / 8
-// accumulators of 8 floats (12 of the 16 AVX registers at 6 x 16, like the
-// product's tile; 12 of the 32 AVX-512 registers at 6 x 32), every tap added
-// while they stay in registers, then bias and ReLU as they are stored. `in` is the first pixel's window corner,
-// `kernel`, `bias` and `out` start at the tile's first filter.
-template <int FB, int P>
+// Pixels per forward tile and taps per dW tile for a block of FB filters:
+// about 12 accumulators (forward) or 18 (dW) of the 16 or 32 vector
+// registers, enough independent sums to keep both FMA pipes busy.
+template <int FB>
+constexpr int kTilePixels = vectors(FB) == 1 ? 12 : 6;
+template <int FB>
+constexpr int kTileTaps = kVec == 16 ? (vectors(FB) == 1 ? 12 : 9) : 6;
+
+// The window's shape when it is known at compile time: KH rows of KWC
+// contiguous values (KW * C); 0 when it is not (read from the geometry).
+template <int KH, int KWC>
+struct Window {
+  static Index rows(const ConvGeometry& g) { return KH ? KH : g.kh; }
+  static Index row_taps(const ConvGeometry& g) { return KWC ? KWC : g.kw * g.c; }
+};
+
+// Calls body(Window<...>{}) with the layer's window shape fixed at compile
+// time where it is a common first layer's (3x3 on grey, 3x3 and 5x5 on
+// colour), so the tap loops unroll; else with it read at run time.
+template <typename Body>
+void dispatch_window(const ConvGeometry& g, Body&& body) {
+  if (g.kh == 3 && g.kw * g.c == 3) body(Window<3, 3>{});
+  else if (g.kh == 3 && g.kw * g.c == 9) body(Window<3, 9>{});
+  else if (g.kh == 5 && g.kw * g.c == 15) body(Window<5, 15>{});
+  else body(Window<0, 0>{});
+}
+
+// P output pixels of a row times FB filters, the register tile: P * FB
+// accumulators (see kTilePixels), every tap added while they stay in
+// registers, then bias and ReLU as they are stored. `in` is the first
+// pixel's window corner; `kernel`, `bias` and `out` start at the tile's first
+// filter. Every window lies inside the image.
+template <typename Win, int FB, int P>
 void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, const float* bias, bool relu, float* out) {
   using Row = Eigen::Matrix<float, 1, FB>;
-  const Index step = g.sw * g.c, taps = g.kw * g.c, row = g.w * g.c, f = g.f;
+  const Index step = g.sw * g.c, taps = Win::row_taps(g), kh = Win::rows(g), row = g.w * g.c, f = g.f;
   Row acc[P];
   for (int p = 0; p < P; ++p) acc[p].setZero();
-  for (Index ky = 0; ky < g.kh; ++ky) {
+  for (Index ky = 0; ky < kh; ++ky) {
     const float* x = in + ky * row;
     const float* wt = kernel + ky * taps * f;
     for (Index j = 0; j < taps; ++j) {  // (kx, ch) taps: contiguous in input and kernel
@@ -93,62 +106,31 @@ void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, con
   }
 }
 
-// z (OH * OW, F) = act(the convolution of one image (H, W, C) + bias).
-// Output pixels whose window lies inside the image go in register tiles of
-// (6, then 2 and 1) pixels x 16 or 32 filters; pixels at a padded border one
-// at a time, skipping the taps that fall outside.
-template <int F>
+// z (OH * OW, F) = act(the convolution of one image + bias), the image in
+// geometry g with every window inside it (padded_geometry): each row of
+// output pixels in register tiles of kTilePixels, then 2 and 1 pixels, one
+// block of filters at a time.
+template <typename Win, int F>
 void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, bool relu, const float* image,
                  float* z) {
-  using Row = Eigen::Matrix<float, 1, F>;
-  using WRow = Eigen::Map<const Row>;
-  const Index h = g.h, w = g.w, c = g.c, ow = g.ow, kh = g.kh, kwid = g.kw, sx = g.sw, px = g.pad_left;
-  const Interior inside(g);
-  const Index in_lo = inside.x0, in_hi = inside.x1;
-  auto one = [&](Index oy, Index ox) {
-    Row acc = Row::Zero();
-    for (Index ky = 0; ky < kh; ++ky) {
-      const Index iy = oy * g.sh + ky - g.pad_top;
-      if (iy < 0 || iy >= h) continue;
-      for (Index kx = 0; kx < kwid; ++kx) {
-        const Index ix = ox * sx + kx - px;
-        if (ix < 0 || ix >= w) continue;
-        const float* in = image + (iy * w + ix) * c;
-        const float* wt = kernel + (ky * kwid + kx) * c * F;
-        for (Index ch = 0; ch < c; ++ch) acc.noalias() += in[ch] * WRow(wt + ch * F);
-      }
-    }
-    Row v = acc + WRow(bias);
-    if (relu) v = v.array().max(0.0f).matrix();
-    Eigen::Map<Row>(z + (oy * ow + ox) * F) = v;
-  };
   for (Index oy = 0; oy < g.oh; ++oy) {
-    const Index iy0 = oy * g.sh - g.pad_top;
-    if (oy < inside.y0 || oy >= inside.y1 || in_lo >= in_hi) {
-      for (Index ox = 0; ox < ow; ++ox) one(oy, ox);
-      continue;
-    }
-    Index ox = 0;
-    for (; ox < in_lo; ++ox) one(oy, ox);
-    // interior pixels: tiles of 6 pixels, then of 2 and 1 for the rest of the row
-    auto tiles = [&]<int P>(std::integral_constant<int, P>) {
-      for (; ox + P <= in_hi; ox += P) {
-        const float* in = image + (iy0 * w + ox * sx - px) * c;
-        float* out = z + (oy * ow + ox) * F;
-        for_filter_blocks<F>([&]<int FB>(std::integral_constant<int, FB>, int f0) {
-          pixel_tile<FB, P>(g, in, kernel + f0, bias + f0, relu, out + f0);
-        });
-      }
-    };
-    tiles(std::integral_constant<int, 6>{});
-    tiles(std::integral_constant<int, 2>{});
-    tiles(std::integral_constant<int, 1>{});
-    for (; ox < ow; ++ox) one(oy, ox);
+    const float* in_row = image + oy * g.sh * g.w * g.c;
+    float* out_row = z + oy * g.ow * F;
+    for_filter_blocks<F>([&]<int FB>(std::integral_constant<int, FB>, int f0) {
+      Index ox = 0;
+      auto tiles = [&]<int P>(std::integral_constant<int, P>) {
+        for (; ox + P <= g.ow; ox += P)
+          pixel_tile<Win, FB, P>(g, in_row + ox * g.sw * g.c, kernel + f0, bias + f0, relu, out_row + ox * F + f0);
+      };
+      tiles(std::integral_constant<int, kTilePixels<FB>>{});
+      if constexpr (kTilePixels<FB> > 6) tiles(std::integral_constant<int, 6>{});
+      tiles(std::integral_constant<int, 2>{});
+      tiles(std::integral_constant<int, 1>{});
+    });
   }
 }
 
-// T taps x FB filters of dW, the register tile (12 accumulators at 6 x 16
-// with AVX2, 12 at 6 x 32 with AVX-512):
+// T taps x FB filters of dW, the register tile (see kTileTaps):
 // dW[t0 + t] += the sum over all output pixels p of x[p's window + off[t]] * dZ[p].
 // Every window lies inside the image (padded_geometry).
 template <int FB, int T>
@@ -169,8 +151,9 @@ void dw_tile(const ConvGeometry& g, const Index* off, const float* image, const 
 
 // dW (K, F) += one image's share, from its dZ (OH * OW, F): for each tap t,
 // dW[t] += sum over output pixels p of x[input of p under t] * dZ[p], in
-// register tiles of (6, then 3, 2, 1) taps x 16 or 32 filters. Every window
-// lies inside the image (padded_geometry).
+// register tiles of kTileTaps (9 when K is a multiple of 9: 3x3 windows),
+// then 6, 3, 2 and 1 taps, one block of filters at a time. Every window lies
+// inside the image (padded_geometry).
 template <int F>
 void dw_one(const ConvGeometry& g, const float* image, const float* dz, float* dw) {
   const Index k = g.patch();
@@ -178,18 +161,18 @@ void dw_one(const ConvGeometry& g, const float* image, const float* dz, float* d
   for (Index ky = 0, t = 0; ky < g.kh; ++ky)
     for (Index kx = 0; kx < g.kw; ++kx)
       for (Index ch = 0; ch < g.c; ++ch) off[t++] = (ky * g.w + kx) * g.c + ch;
-  Index t0 = 0;
-  auto tiles = [&]<int T>(std::integral_constant<int, T>) {
-    for (; t0 + T <= k; t0 += T) {
-      for_filter_blocks<F>([&]<int FB>(std::integral_constant<int, FB>, int f0) {
-        dw_tile<FB, T>(g, off + t0, image, dz + f0, dw + t0 * F + f0);
-      });
-    }
-  };
-  tiles(std::integral_constant<int, 6>{});
-  tiles(std::integral_constant<int, 3>{});
-  tiles(std::integral_constant<int, 2>{});
-  tiles(std::integral_constant<int, 1>{});
+  for_filter_blocks<F>([&]<int FB>(std::integral_constant<int, FB>, int f0) {
+    Index t0 = 0;
+    auto tiles = [&]<int T>(std::integral_constant<int, T>) {
+      for (; t0 + T <= k; t0 += T) dw_tile<FB, T>(g, off + t0, image, dz + f0, dw + t0 * F + f0);
+    };
+    if (k % 9 == 0 && kTileTaps<FB> >= 9) tiles(std::integral_constant<int, 9>{});
+    tiles(std::integral_constant<int, kTileTaps<FB>>{});
+    if constexpr (kTileTaps<FB> > 6) tiles(std::integral_constant<int, 6>{});
+    tiles(std::integral_constant<int, 3>{});
+    tiles(std::integral_constant<int, 2>{});
+    tiles(std::integral_constant<int, 1>{});
+  });
 }
 
 // Whether some output pixel's window reaches outside the image (same padding,
@@ -199,9 +182,11 @@ bool reaches_outside(const ConvGeometry& g) {
          (g.ow - 1) * g.sw + g.kw - g.pad_left > g.w;
 }
 
-// The geometry of the image zero-padded so that every window lies inside it:
-// (OH - 1) * SH + KH rows, (OW - 1) * SW + KW columns, no padding left.
+// The geometry of the image zero-padded (or cropped) so that every window
+// lies inside it: (OH - 1) * SH + KH rows, (OW - 1) * SW + KW columns, no
+// padding left.
 ConvGeometry padded_geometry(const ConvGeometry& g) {
+  if (!reaches_outside(g)) return g;
   ConvGeometry p = g;
   p.h = (g.oh - 1) * g.sh + g.kh;
   p.w = (g.ow - 1) * g.sw + g.kw;
@@ -209,8 +194,13 @@ ConvGeometry padded_geometry(const ConvGeometry& g) {
   return p;
 }
 
-// out (the padded geometry p's image) = image placed at (pad_top, pad_left), zeros around it.
+// out (the padded geometry p's image) = image placed at (pad_top, pad_left),
+// zeros around it; a plain copy when g needs no padding.
 void pad_image(const ConvGeometry& g, const ConvGeometry& p, const float* image, float* out) {
+  if (!reaches_outside(g)) {
+    std::copy_n(image, g.input_size(), out);
+    return;
+  }
   std::fill_n(out, p.input_size(), 0.0f);
   const Index rows = std::min(g.h, p.h - g.pad_top), cols = std::min(g.w, p.w - g.pad_left);
   for (Index y = 0; y < rows; ++y)
@@ -227,47 +217,77 @@ void sum_rows(Index pixels, const float* dz, float* db) {
 }
 
 // masked = dy where the ReLU output y > 0, else 0, for one image's (pixels, F)
-// rows; db (F) += the sum of the masked rows. Plain loops over F, which g++
-// turns into compares and blends (Eigen's select on a fixed row of 24 was not
-// vectorised, and took 63 % of the odd model's conv1 backward).
+// rows; db (F) += the sum of the masked rows. The mask is a plain loop over
+// F, which g++ turns into compares and blends (Eigen's select on a fixed row
+// of 24 was not vectorised); the sum is a fixed-size Eigen row, which stays
+// in registers (a float[F] sum had gone through the stack every pixel, a
+// store-to-load chain that made this pass twice as slow as dW's). Masking
+// inside dW's tiles instead, as the rows are read, was slower still (vgg
+// conv1 backward 590 -> 1,190 us): the tiles' loop is tight on registers.
 template <int F>
 void mask_and_sum(Index pixels, const float* y, const float* dy, float* masked, float* db) {
-  float acc[F] = {};
-  for (Index p = 0; p < pixels; ++p, y += F, dy += F, masked += F)
-    for (int j = 0; j < F; ++j) {
-      const float d = y[j] > 0.0f ? dy[j] : 0.0f;
-      masked[j] = d;
-      acc[j] += d;
-    }
-  for (int j = 0; j < F; ++j) db[j] += acc[j];
+  using Row = Eigen::Matrix<float, 1, F>;
+  Row acc = Row::Zero();
+  for (Index p = 0; p < pixels; ++p, y += F, dy += F, masked += F) {
+    for (int j = 0; j < F; ++j) masked[j] = y[j] > 0.0f ? dy[j] : 0.0f;
+    acc += Eigen::Map<const Row>(masked);
+  }
+  Eigen::Map<Row>(db) += acc;
 }
 
 }  // namespace
 
+// Every image goes through the tiles padded (or cropped) to padded_geometry,
+// so no output pixel needs a border case: a same-padded 32x32 layer had
+// computed its 124 border pixels one at a time, tap by tap.
 void DirectConv::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const {
+  const ConvGeometry gp = padded_geometry(g);
+  const bool pad = reaches_outside(g);
   const SampleChunks chunks(x.dimension(0), chunk_samples(g));
-  const bool relu = act == Activation::ReLU;
-  parallel_for(chunks.count(), true, [&](Index c) {
-    for (Index s = chunks.first(c); s < chunks.end(c); ++s)
-      dispatch(g, [&](auto fixed) {
-        forward_one<decltype(fixed)::value>(g, w.kernel, w.bias, relu, x.data() + s * g.input_size(),
-                                            z.data() + s * g.output_size());
-      });
+  parallel_for_with<std::vector<float>>(chunks.count(), true, [&](Index c, std::vector<float>& scratch) {
+    for (Index s = chunks.first(c); s < chunks.end(c); ++s) {
+      const float* image = x.data() + s * g.input_size();
+      if (pad) {
+        scratch.resize(static_cast<std::size_t>(gp.input_size()));
+        pad_image(g, gp, image, scratch.data());
+        image = scratch.data();
+      }
+      compute(gp, w, image, z.data() + s * g.output_size(), act);
+    }
   });
 }
 
+void DirectConv::forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) {
+  const ConvGeometry gp = padded_geometry(g);
+  const Index n = x.dimension(0);
+  // The padded input is kept for dW, which then reads every window whole.
+  if (x_.dimension(0) != n || x_.size() != n * gp.input_size()) x_.resize(n, gp.h, gp.w, gp.c);
+  const SampleChunks chunks(n, chunk_samples(g));
+  parallel_for(chunks.count(), true, [&](Index c) {
+    for (Index s = chunks.first(c); s < chunks.end(c); ++s) {
+      float* image = x_.data() + s * gp.input_size();
+      pad_image(g, gp, x.data() + s * g.input_size(), image);
+      compute(gp, w, image, z.data() + s * g.output_size(), act);
+    }
+  });
+}
+
+void DirectConv::compute(const ConvGeometry& gp, const ConvWeights& w, const float* image, float* z, Activation act) {
+  const bool relu = act == Activation::ReLU;
+  dispatch(gp, [&](auto filters) {
+    dispatch_window(gp, [&]<typename Win>(Win) {
+      forward_one<Win, decltype(filters)::value>(gp, w.kernel, w.bias, relu, image, z);
+    });
+  });
+}
 
 void DirectConv::backward(const ConvGeometry& g, const Tensor& dy, const Tensor* relu_output, float* dkernel,
                           float* dbias) {
   const Index k = g.patch(), f = g.f, pixels = g.pixels();
+  const ConvGeometry gp = padded_geometry(g);  // of x_, as forward kept it
   const SampleChunks chunks(dy.dimension(0), chunk_samples(g));
-  // dW's tiles read every window whole: a padded layer's images are padded
-  // into a scratch image per thread first (zeros add nothing to dW).
-  const bool pad = reaches_outside(g);
-  const ConvGeometry gp = pad ? padded_geometry(g) : g;
   parts_.setZero(chunks.count() * (k + 1), f);
   if (relu_output) masked_.resize(threads() * pixels, f);
-  if (pad) padded_.resize(threads() * gp.input_size());
   parallel_for(chunks.count(), true, [&](Index c) {
     float* dw = parts_.data() + c * (k + 1) * f;
     for (Index s = chunks.first(c); s < chunks.end(c); ++s)
@@ -281,13 +301,7 @@ void DirectConv::backward(const ConvGeometry& g, const Tensor& dy, const Tensor*
         } else {
           sum_rows<F>(pixels, dz, dw + k * f);
         }
-        const float* image = x_.data() + s * g.input_size();
-        if (pad) {
-          float* scratch = padded_.data() + omp_get_thread_num() * gp.input_size();
-          pad_image(g, gp, image, scratch);
-          image = scratch;
-        }
-        dw_one<F>(gp, image, dz, dw);
+        dw_one<F>(gp, x_.data() + s * gp.input_size(), dz, dw);
       });
   });
   MatrixMap dW(dkernel, k, f);

@@ -120,6 +120,11 @@ TEST_CASE("The direct first-layer convolution agrees with im2col", "[conv]") {
        Shape{19, 20, 3}},
       {"7x7 stride 2 on grey, the largest patch", {.filters = 16, .kernel = 7, .strides = 2}, Shape{15, 13, 1}},
       {"80 values a patch", {.filters = 8, .kernel = {4, 5}, .padding = Padding::Same}, Shape{7, 8, 4}},
+      // blocks of 32 and a rest of 16 or 24; rows of 12-, 6-, 2- and 1-pixel tiles
+      {"48 filters, 3x3 on grey, 12-pixel tiles", {.filters = 48, .kernel = 3, .padding = Padding::Same}, Shape{5, 33, 1}},
+      {"56 filters, 5x5 colour, ReLU", {.filters = 56, .kernel = 5, .activation = Activation::ReLU}, Shape{9, 12, 3}},
+      {"a stride that leaves the last row and column unread", {.filters = 8, .kernel = 3, .strides = 2},
+       Shape{8, 30, 3}},
   };
   for (const Case& c : cases) check_against_im2col(ConvAlgorithm::Direct, c);
 }

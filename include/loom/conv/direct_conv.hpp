@@ -42,11 +42,8 @@ class DirectConv {
     return g.patch() <= kMaxPatch && g.f % 8 == 0 && g.f <= 64;
   }
 
-  void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) {
-    x_ = x;  // dW reads the input in place
-    infer(g, w, x, z, act);
-  }
-
+  /// Keeps the input, padded, for backward.
+  void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act);
   void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const;
 
   /// dW (K, F) and db (F) of the last forward, from dz = dL/dz; or, given the
@@ -57,10 +54,12 @@ class DirectConv {
   void backward(const ConvGeometry& g, const Tensor& dy, const Tensor* relu_output, float* dkernel, float* dbias);
 
  private:
-  Tensor x_;            // (N, H, W, C) input of the last forward
+  // z (OH * OW, F) of one image whose every window lies inside it (geometry gp).
+  static void compute(const ConvGeometry& gp, const ConvWeights& w, const float* image, float* z, Activation act);
+
+  Tensor x_;            // input of the last forward, padded so every window lies inside (N, H', W', C)
   RowMatrix parts_;     // (chunks * (K + 1), F) each chunk's share of dW, then of db
   RowMatrix masked_;    // (threads * OH * OW, F) each thread's masked dz of one image
-  Eigen::VectorXf padded_;  // each thread's zero-padded input image, for layers with padding
 };
 
 }  // namespace loom::conv
