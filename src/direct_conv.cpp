@@ -79,22 +79,31 @@ void dispatch_window(const ConvGeometry& g, Body&& body) {
   else body(Window<0, 0>{});
 }
 
+// Filters rounded up to whole vector registers: the forward tiles compute
+// this many, from a kernel and bias padded with zeros (PaddedKernel), and
+// store the layer's own. A block of 24 filters had gone through Eigen as
+// three 8-float vectors (a fixed size of 24 is not a multiple of 16), half
+// the AVX-512 width.
+constexpr int padded_filters(int f) { return (f + kVec - 1) / kVec * kVec; }
+
 // P output pixels of a row times FB filters, the register tile: P * FB
 // accumulators (see kTilePixels), every tap added while they stay in
-// registers, then bias and ReLU as they are stored. `in` is the first
-// pixel's window corner; `kernel`, `bias` and `out` start at the tile's first
-// filter. Every window lies inside the image.
-template <typename Win, int FB, int P>
-void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, const float* bias, bool relu, float* out) {
+// registers, then bias and ReLU as they are stored, the first S of the FB
+// filters (S < FB: the padded block at the end). `in` is the first pixel's
+// window corner; `kernel` (K, kf) and `bias` start at the tile's first
+// filter, `out` (rows of f) too. Every window lies inside the image.
+template <typename Win, int FB, int P, int S>
+void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, Index kf, const float* bias, bool relu,
+                float* out) {
   using Row = Eigen::Matrix<float, 1, FB>;
   const Index step = g.sw * g.c, taps = Win::row_taps(g), kh = Win::rows(g), row = g.w * g.c, f = g.f;
   Row acc[P];
   for (int p = 0; p < P; ++p) acc[p].setZero();
   for (Index ky = 0; ky < kh; ++ky) {
     const float* x = in + ky * row;
-    const float* wt = kernel + ky * taps * f;
+    const float* wt = kernel + ky * taps * kf;
     for (Index j = 0; j < taps; ++j) {  // (kx, ch) taps: contiguous in input and kernel
-      const Row w = Eigen::Map<const Row>(wt + j * f);
+      const Row w = Eigen::Map<const Row>(wt + j * kf);
       for (int p = 0; p < P; ++p) acc[p].noalias() += x[j + p * step] * w;
     }
   }
@@ -102,30 +111,36 @@ void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, con
   for (int p = 0; p < P; ++p) {
     Row v = acc[p] + b;
     if (relu) v = v.array().max(0.0f).matrix();
-    Eigen::Map<Row>(out + p * f) = v;
+    Eigen::Map<Eigen::Matrix<float, 1, S>>(out + p * f) = v.template head<S>();
   }
 }
 
 // z (OH * OW, F) = act(the convolution of one image + bias), the image in
-// geometry g with every window inside it (padded_geometry): each row of
-// output pixels in register tiles of kTilePixels, then 2 and 1 pixels, one
-// block of filters at a time.
+// geometry g with every window inside it (padded_geometry), the kernel
+// (K, padded_filters(F)) and bias padded: each row of output pixels in
+// register tiles of kTilePixels, then 2 and 1 pixels, one block of filters
+// at a time.
 template <typename Win, int F>
 void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, bool relu, const float* image,
                  float* z) {
+  constexpr int kF = padded_filters(F);
   for (Index oy = 0; oy < g.oh; ++oy) {
     const float* in_row = image + oy * g.sh * g.w * g.c;
     float* out_row = z + oy * g.ow * F;
-    for_filter_blocks<F>([&]<int FB>(std::integral_constant<int, FB>, int f0) {
-      Index ox = 0;
-      auto tiles = [&]<int P>(std::integral_constant<int, P>) {
+    for_filter_blocks<kF>([&]<int FB>(std::integral_constant<int, FB>, int f0) {
+      auto tiles = [&]<int P, int S>(Index& ox) {
         for (; ox + P <= g.ow; ox += P)
-          pixel_tile<Win, FB, P>(g, in_row + ox * g.sw * g.c, kernel + f0, bias + f0, relu, out_row + ox * F + f0);
+          pixel_tile<Win, FB, P, S>(g, in_row + ox * g.sw * g.c, kernel + f0, kF, bias + f0, relu, out_row + ox * F + f0);
       };
-      tiles(std::integral_constant<int, kTilePixels<FB>>{});
-      if constexpr (kTilePixels<FB> > 6) tiles(std::integral_constant<int, 6>{});
-      tiles(std::integral_constant<int, 2>{});
-      tiles(std::integral_constant<int, 1>{});
+      auto row = [&]<int S>() {
+        Index ox = 0;
+        tiles.template operator()<kTilePixels<FB>, S>(ox);
+        if constexpr (kTilePixels<FB> > 6) tiles.template operator()<6, S>(ox);
+        tiles.template operator()<2, S>(ox);
+        tiles.template operator()<1, S>(ox);
+      };
+      if (f0 + FB <= F) row.template operator()<FB>();
+      else if constexpr (kF != F) row.template operator()<FB - (kF - F)>();
     });
   }
 }
@@ -216,23 +231,39 @@ void sum_rows(Index pixels, const float* dz, float* db) {
   Eigen::Map<Row>(db) += acc;
 }
 
-// masked = dy where the ReLU output y > 0, else 0, for one image's (pixels, F)
-// rows; db (F) += the sum of the masked rows. The mask is a plain loop over
-// F, which g++ turns into compares and blends (Eigen's select on a fixed row
-// of 24 was not vectorised); the sum is a fixed-size Eigen row, which stays
-// in registers (a float[F] sum had gone through the stack every pixel, a
-// store-to-load chain that made this pass twice as slow as dW's). Masking
-// inside dW's tiles instead, as the rows are read, was slower still (vgg
-// conv1 backward 590 -> 1,190 us): the tiles' loop is tight on registers.
-template <int F>
-void mask_and_sum(Index pixels, const float* y, const float* dy, float* masked, float* db) {
+// out (pixels, padded_filters(F)) = dy (pixels, F), masked where the ReLU
+// output y is not positive when y is given, zeros in the padding; db (F) +=
+// the sum of the rows. The mask is a plain loop over F, which g++ turns into
+// compares and blends (Eigen's select on a fixed row of 24 was not
+// vectorised); the sum is a fixed-size Eigen row, which stays in registers
+// (a float[F] sum had gone through the stack every pixel, a store-to-load
+// chain that made this pass twice as slow as dW's). Masking inside dW's
+// tiles instead, as the rows are read, was slower still (vgg conv1 backward
+// 590 -> 1,190 us).
+// Not inlined: inside backward's loop, with its two instances, its sum and
+// constants were spilled to the stack (seed conv1 backward 10 % slower).
+template <int F, bool kMask>
+[[gnu::noinline]] void mask_and_sum(Index pixels, const float* y, const float* dy, float* out, float* db) {
+  constexpr int kF = padded_filters(F);
   using Row = Eigen::Matrix<float, 1, F>;
   Row acc = Row::Zero();
-  for (Index p = 0; p < pixels; ++p, y += F, dy += F, masked += F) {
-    for (int j = 0; j < F; ++j) masked[j] = y[j] > 0.0f ? dy[j] : 0.0f;
-    acc += Eigen::Map<const Row>(masked);
+  for (Index p = 0; p < pixels; ++p, y += kMask ? F : 0, dy += F, out += kF) {
+    for (int j = 0; j < F; ++j) out[j] = !kMask || y[j] > 0.0f ? dy[j] : 0.0f;
+    for (int j = F; j < kF; ++j) out[j] = 0.0f;
+    acc += Eigen::Map<const Row>(out);
   }
   Eigen::Map<Row>(db) += acc;
+}
+
+// The kernel (K, F) and bias with their filters padded with zeros to
+// padded_filters(F), held in storage; w itself when F is whole vectors.
+ConvWeights pad_filters(const ConvGeometry& g, const ConvWeights& w, std::vector<float>& storage) {
+  const Index f = g.f, fp = padded_filters(static_cast<int>(f)), k = g.patch();
+  if (fp == f) return w;
+  storage.assign(static_cast<std::size_t>((k + 1) * fp), 0.0f);
+  for (Index t = 0; t < k; ++t) std::copy_n(w.kernel + t * f, f, storage.data() + t * fp);
+  std::copy_n(w.bias, f, storage.data() + k * fp);
+  return {storage.data(), storage.data() + k * fp};
 }
 
 }  // namespace
@@ -243,6 +274,8 @@ void mask_and_sum(Index pixels, const float* y, const float* dy, float* masked, 
 void DirectConv::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const {
   const ConvGeometry gp = padded_geometry(g);
   const bool pad = reaches_outside(g);
+  std::vector<float> storage;
+  const ConvWeights wp = pad_filters(g, w, storage);
   const SampleChunks chunks(x.dimension(0), chunk_samples(g));
   parallel_for_with<std::vector<float>>(chunks.count(), true, [&](Index c, std::vector<float>& scratch) {
     for (Index s = chunks.first(c); s < chunks.end(c); ++s) {
@@ -252,7 +285,7 @@ void DirectConv::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor
         pad_image(g, gp, image, scratch.data());
         image = scratch.data();
       }
-      compute(gp, w, image, z.data() + s * g.output_size(), act);
+      compute(gp, wp, image, z.data() + s * g.output_size(), act);
     }
   });
 }
@@ -262,12 +295,14 @@ void DirectConv::forward(const ConvGeometry& g, const ConvWeights& w, const Tens
   const Index n = x.dimension(0);
   // The padded input is kept for dW, which then reads every window whole.
   if (x_.dimension(0) != n || x_.size() != n * gp.input_size()) x_.resize(n, gp.h, gp.w, gp.c);
+  std::vector<float> storage;
+  const ConvWeights wp = pad_filters(g, w, storage);
   const SampleChunks chunks(n, chunk_samples(g));
   parallel_for(chunks.count(), true, [&](Index c) {
     for (Index s = chunks.first(c); s < chunks.end(c); ++s) {
       float* image = x_.data() + s * gp.input_size();
       pad_image(g, gp, x.data() + s * g.input_size(), image);
-      compute(gp, w, image, z.data() + s * g.output_size(), act);
+      compute(gp, wp, image, z.data() + s * g.output_size(), act);
     }
   });
 }
@@ -281,36 +316,44 @@ void DirectConv::compute(const ConvGeometry& gp, const ConvWeights& w, const flo
   });
 }
 
+// dW's tiles read dz in rows of padded_filters(F) (a masked or padded copy of
+// dy, made image by image while it is in cache; dy itself when F is whole
+// vectors and the layer has no ReLU) and sum into rows of as many.
 void DirectConv::backward(const ConvGeometry& g, const Tensor& dy, const Tensor* relu_output, float* dkernel,
                           float* dbias) {
-  const Index k = g.patch(), f = g.f, pixels = g.pixels();
-  const ConvGeometry gp = padded_geometry(g);  // of x_, as forward kept it
+  const Index k = g.patch(), f = g.f, fp = padded_filters(static_cast<int>(f)), pixels = g.pixels();
+  ConvGeometry gp = padded_geometry(g);  // of x_, as forward kept it
+  gp.f = fp;
+  const bool copy = relu_output || fp != f;
   const SampleChunks chunks(dy.dimension(0), chunk_samples(g));
-  parts_.setZero(chunks.count() * (k + 1), f);
-  if (relu_output) masked_.resize(threads() * pixels, f);
+  parts_.setZero(chunks.count() * (k + 1), fp);
+  if (copy) masked_.resize(threads() * pixels, fp);
   parallel_for(chunks.count(), true, [&](Index c) {
-    float* dw = parts_.data() + c * (k + 1) * f;
+    float* dw = parts_.data() + c * (k + 1) * fp;
     for (Index s = chunks.first(c); s < chunks.end(c); ++s)
       dispatch(g, [&](auto fixed) {
         constexpr int F = decltype(fixed)::value;
         const float* dz = dy.data() + s * g.output_size();
-        if (relu_output) {
-          float* masked = masked_.data() + omp_get_thread_num() * pixels * f;
-          mask_and_sum<F>(pixels, relu_output->data() + s * g.output_size(), dz, masked, dw + k * f);
-          dz = masked;
+        if (copy) {
+          float* rows = masked_.data() + omp_get_thread_num() * pixels * fp;
+          if (relu_output)
+            mask_and_sum<F, true>(pixels, relu_output->data() + s * g.output_size(), dz, rows, dw + k * fp);
+          else
+            mask_and_sum<F, false>(pixels, nullptr, dz, rows, dw + k * fp);
+          dz = rows;
         } else {
-          sum_rows<F>(pixels, dz, dw + k * f);
+          sum_rows<F>(pixels, dz, dw + k * fp);
         }
-        dw_one<F>(gp, x_.data() + s * gp.input_size(), dz, dw);
+        dw_one<padded_filters(F)>(gp, x_.data() + s * gp.input_size(), dz, dw);
       });
   });
   MatrixMap dW(dkernel, k, f);
   Eigen::Map<Eigen::RowVectorXf> db(dbias, f);
-  dW = parts_.topRows(k);
-  db = parts_.row(k);
+  dW = parts_.topLeftCorner(k, f);
+  db = parts_.row(k).head(f);
   for (Index c = 1; c < chunks.count(); ++c) {
-    dW += parts_.middleRows(c * (k + 1), k);
-    db += parts_.row(c * (k + 1) + k);
+    dW += parts_.block(c * (k + 1), 0, k, f);
+    db += parts_.row(c * (k + 1) + k).head(f);
   }
 }
 

@@ -3,22 +3,24 @@
 // grey or colour images has patches of K <= 80 values (3x3 or 5x5 on colour,
 // 7x7 on grey): a product with so short a reduction runs far below peak, and
 // im2col spends more time copying 3-float runs than the product multiplies.
-// Computed directly instead, in register tiles like the product's: forward, 6
-// output pixels x 16 filters (32 with AVX-512) whose sums stay in registers
-// while all their taps are added, then bias and ReLU as they are stored; dW,
-// 6 taps x 16 (or 32) filters summed over all the pixels (F fixed at compile time: a multiple of 8 up to
-// 64). At the seed model's conv1, batch 32 (loom_bench --threads=2
-// layer/conv1), this took forward from 492 to 215 us and backward from 376 to
-// 304 us over one pixel at a time.
+// Computed directly instead, in register tiles like the product's: forward,
+// 6 output pixels x 2 vectors of filters (12 pixels x 1 vector) whose sums
+// stay in registers while all their taps are added, then bias and ReLU as
+// they are stored; dW, 9 taps x 2 vectors (12 x 1) summed over all the
+// pixels. Filter counts are a multiple of 8 up to 64, fixed at compile time,
+// and rounded up to whole vectors with zeros (24 filters are computed as 32
+// and 24 stored); the taps of the common first layers (3x3 grey, 3x3 and 5x5
+// colour) are fixed at compile time too.
+// Every image goes through the tiles zero-padded (or cropped) so that every
+// window lies inside it; forward keeps the padded batch, and dW reads it.
 // Backward applies ReLU's mask and sums the bias gradient image by image,
-// while that image's dz is in cache, instead of in two passes over the batch;
-// a padded layer's dW pads each image into scratch, so every window is whole
-// and the tiles cover every pixel (border pixels had gone tap by tap,
-// read-modify-writing dW rows). conv1 backward, both changes against c1a63b8,
-// one run of 3 alternating rounds (loom_bench --threads=2
-// --benchmark_filter='^(layer/conv1/backward|suite/(vgg|odd|photo)/conv1/)'):
-// seed 276 -> 183 us, vgg 3,095 -> 1,774, odd 2,089 -> 1,420, photo (im2col
-// before) 9,852 -> 4,438; photo's forward 4,504 -> 2,587 in an earlier run.
+// while that image's dz is in cache, instead of in two passes over the batch.
+// Measured, old and new binaries alternating (loom_bench --threads=2
+// --benchmark_filter='^(layer/conv1/|suite/(vgg|odd|photo)/conv1/)'): the
+// padded images, fixed taps, 12-pixel tiles and 9-tap dW tiles took forward
+// 20-25 % off (vgg conv1 425 -> 344 us) and backward 5-15 %; the rounding
+// up of 24 filters a further 15 % (forward) and 20-25 % (backward) off the
+// odd model's conv1.
 // It computes no input gradient, so it serves only a layer whose dx has no
 // reader (the first layer of a model, see Layer::set_needs_input_gradient).
 // Training and inference take the same code, so forward and infer agree bit for bit.
