@@ -114,6 +114,8 @@ TEST_CASE("The direct first-layer convolution agrees with im2col", "[conv]") {
        Shape{5, 9, 2}},
       {"wide border, a 6-pixel tile and rest", {.filters = 32, .kernel = 5, .padding = Padding::Same}, Shape{6, 11, 1}},
       {"24 filters, colour", {.filters = 24, .kernel = 3, .padding = Padding::Same}, Shape{7, 9, 3}},
+      {"24 filters, colour, ReLU: the mask and the row's end in one vector",
+       {.filters = 24, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU}, Shape{7, 9, 3}},
       {"8 filters", {.filters = 8, .kernel = 3}, Shape{6, 6, 2}},
       {"the photo model's conv1: 5x5, stride 2, colour, ReLU",
        {.filters = 32, .kernel = 5, .strides = 2, .padding = Padding::Same, .activation = Activation::ReLU},

@@ -59,6 +59,9 @@ class DirectConv {
   // z (OH * OW, F) of one image whose every window lies inside it (geometry gp).
   static void compute(const ConvGeometry& gp, const ConvWeights& w, const float* image, float* z, Activation act);
 
+  // dW (K, F) and db (F) from the chunks' parts.
+  void sum_parts(Index k, Index f, Index chunks, float* dkernel, float* dbias) const;
+
   Tensor x_;            // input of the last forward, padded so every window lies inside (N, H', W', C)
   RowMatrix parts_;     // (chunks * (K + 1), F) each chunk's share of dW, then of db
   RowMatrix masked_;    // (threads * OH * OW, F) each thread's masked dz of one image

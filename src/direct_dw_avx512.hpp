@@ -1,0 +1,108 @@
+#pragma once
+// The direct convolution's weight gradient with AVX-512, ReLU's mask fused
+// (src/direct_conv.cpp; include/loom/conv/direct_conv.hpp explains the
+// algorithm). The portable path masks dy in a pass of its own, writing a
+// masked copy of every image's rows, and that pass took a third of a first
+// layer's backward: it streams y and dy from L3 and does no arithmetic. Here
+// each row of dz is loaded under a mask register, lanes where y > 0 (and,
+// for the last block of a filter count that is not a multiple of 16, lanes
+// inside the row): the mask costs one compare per vector and no register,
+// and the reads overlap the multiply-adds. (The same fusion through Eigen,
+// with a select, doubled the time: it spilled the tile's sums.)
+// Sums are added in the same order as the portable path's.
+
+#if defined(__AVX512F__)
+
+#include <immintrin.h>
+
+#include "loom/conv/conv_geometry.hpp"
+
+namespace loom::conv::avx512 {
+
+// T taps x V vectors of 16 filters of dW, in registers (T * V sums, plus V
+// for db when db is given):
+// dW[t] += sum over output pixels p of x[p's window + off[t]] * dz[p], dz = dy
+// masked by y > 0 when kMask. dy and y rows hold g.f values (the layer's
+// filters), starting at the block's first; dw rows hold fp. `last`: the lanes
+// of the block's last vector that are filters.
+template <int V, int T, bool kMask, bool kBias>
+void dw_tile(const ConvGeometry& g, Index fp, const Index* off, const float* image, const float* dy, const float* y,
+             __mmask16 last, float* dw, float* db) {
+  // One flat array, every loop over it unrolled: g++ kept a [T][V] array of
+  // sums on the stack, storing each one every pixel.
+  __m512 acc[T * V], bias[V];
+#pragma GCC unroll 32
+  for (int i = 0; i < T * V; ++i) acc[i] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) bias[v] = _mm512_setzero_ps();
+  const __m512 zero = _mm512_setzero_ps();
+  Index tap[T];
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) tap[t] = off[t];
+  for (Index oy = 0; oy < g.oh; ++oy) {
+    const float* x = image + oy * g.sh * g.w * g.c;
+    const float* gz = dy + oy * g.ow * g.f;
+    const float* yr = y + oy * g.ow * g.f;
+    for (Index ox = 0; ox < g.ow; ++ox, x += g.sw * g.c, gz += g.f, yr += g.f) {
+      __m512 d[V];
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) {
+        __mmask16 m = v == V - 1 ? last : __mmask16(0xFFFF);
+        if constexpr (kMask) m = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, yr + 16 * v), zero, _CMP_GT_OQ);
+        d[v] = _mm512_maskz_loadu_ps(m, gz + 16 * v);
+        if constexpr (kBias) bias[v] = _mm512_add_ps(bias[v], d[v]);
+      }
+#pragma GCC unroll 16
+      for (int t = 0; t < T; ++t) {
+        const __m512 xv = _mm512_set1_ps(x[tap[t]]);
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) acc[t * V + v] = _mm512_fmadd_ps(xv, d[v], acc[t * V + v]);
+      }
+    }
+  }
+#pragma GCC unroll 32
+  for (int i = 0; i < T * V; ++i) {
+    float* out = dw + (i / V) * fp + 16 * (i % V);
+    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), acc[i]));
+  }
+  if constexpr (kBias)
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(db + 16 * v, _mm512_add_ps(_mm512_loadu_ps(db + 16 * v), bias[v]));
+}
+
+// dW (K, fp) and db (fp) += one image's share, from its dy (OH * OW, f) and,
+// when y is given, ReLU's output y: blocks of 32 filters, then of 16; taps in
+// tiles of 9 (when K is a multiple of 9: 3x3 windows), else 12, then 6, 3, 2
+// and 1. Every window lies inside the image (padded_geometry).
+inline void dw_one(const ConvGeometry& g, Index fp, const Index* off, const float* image, const float* dy,
+                   const float* y, float* dw, float* db) {
+  const Index k = g.patch();
+  auto block = [&]<int V>(Index f0) {
+    const Index in_last = std::min<Index>(16, g.f - f0 - 16 * (V - 1));
+    const auto last = static_cast<__mmask16>((1u << in_last) - 1);
+    Index t0 = 0;
+    auto tiles = [&]<int T>() {
+      for (; t0 + T <= k; t0 += T) {
+        const float* yb = y ? y + f0 : nullptr;
+        float* out = dw + t0 * fp + f0;
+        // The first tile of a block also sums db; y: the ReLU mask.
+        if (t0 == 0 && y) dw_tile<V, T, true, true>(g, fp, off + t0, image, dy + f0, yb, last, out, db + f0);
+        else if (t0 == 0) dw_tile<V, T, false, true>(g, fp, off + t0, image, dy + f0, yb, last, out, db + f0);
+        else if (y) dw_tile<V, T, true, false>(g, fp, off + t0, image, dy + f0, yb, last, out, nullptr);
+        else dw_tile<V, T, false, false>(g, fp, off + t0, image, dy + f0, yb, last, out, nullptr);
+      }
+    };
+    if (k % 9 == 0) tiles.template operator()<9>();
+    tiles.template operator()<V == 1 ? 12 : 9>();
+    tiles.template operator()<6>();
+    tiles.template operator()<3>();
+    tiles.template operator()<2>();
+    tiles.template operator()<1>();
+  };
+  Index f0 = 0;
+  for (; f0 + 32 <= fp; f0 += 32) block.template operator()<2>(f0);
+  if (f0 < fp) block.template operator()<1>(f0);
+}
+
+}  // namespace loom::conv::avx512
+
+#endif
