@@ -257,6 +257,42 @@ TEST_CASE("MaxPool2D breaks ties in favour of the first maximum in (row, column)
   CHECK(values(pool.backward(from_values(1, 1, 1, 1, {5}))) == std::vector<float>{5, 0, 0, 0});
 }
 
+TEST_CASE("MaxPool2D 2x2 windows (a window at a time) agree with a reference, odd sizes, ties and -0", "[layers]") {
+  // 7 x 9 input: the last row and column are in no window; 19 channels: a vector and a rest.
+  const Index h = 7, w = 9, c = 19, n = 2;
+  MaxPool2D pool = built(MaxPool2D(), Shape{h, w, c});
+  REQUIRE(pool.output_shape() == Shape{3, 4, c});
+  Tensor x(n, h, w, c);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>((i * 7919) % 13) - 6.0f;  // many ties
+  x(0, 0, 0, 0) = -0.0f;  // -0 against 0: not greater, the first tap keeps it
+  x(0, 0, 1, 0) = 0.0f;
+  x(0, 1, 0, 0) = x(0, 1, 1, 0) = -5.0f;
+  Tensor dy(n, 3, 4, c);
+  for (Index i = 0; i < dy.size(); ++i) dy.data()[i] = static_cast<float>(i + 1);
+  const Tensor y = pool.forward(x);
+  const Tensor dx = pool.backward(dy);
+  Tensor want_dx(n, h, w, c);
+  want_dx.setZero();
+  for (Index s = 0; s < n; ++s)
+    for (Index oy = 0; oy < 3; ++oy)
+      for (Index ox = 0; ox < 4; ++ox)
+        for (Index ch = 0; ch < c; ++ch) {
+          Index by = 2 * oy, bx = 2 * ox;  // the first strictly greatest in (row, column) order
+          for (Index ky = 0; ky < 2; ++ky)
+            for (Index kx = 0; kx < 2; ++kx)
+              if (x(s, 2 * oy + ky, 2 * ox + kx, ch) > x(s, by, bx, ch)) by = 2 * oy + ky, bx = 2 * ox + kx;
+          INFO("sample " << s << " window " << oy << "," << ox << " channel " << ch);
+          REQUIRE(y(s, oy, ox, ch) == x(s, by, bx, ch));
+          want_dx(s, by, bx, ch) = dy(s, oy, ox, ch);
+        }
+  CHECK(std::signbit(y(0, 0, 0, 0)));  // the -0 of the first tap, not the 0 after it
+  CHECK(values(dx) == values(want_dx));
+  MaxPool2D same = built(MaxPool2D(), Shape{h, w, c});
+  Tensor inferred;
+  same.infer(x, inferred);
+  CHECK(values(inferred) == values(y));
+}
+
 // ---- Flatten, Dense, Softmax, ReLU ---------------------------------------------
 
 TEST_CASE("Flatten keeps row-major (h, w, c) order and backward restores the shape", "[layers]") {
