@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "direct_dw_avx512.hpp"
+#include "direct_tap_tiles.hpp"
 #include "loom/parallel.hpp"
 #include "loom/threads.hpp"
 
@@ -81,7 +82,7 @@ void dispatch_window(const ConvGeometry& g, Body&& body) {
 }
 
 // Filters rounded up to whole vector registers: the forward tiles compute
-// this many, from a kernel and bias padded with zeros (PaddedKernel), and
+// this many, from a kernel and bias padded with zeros (pad_filters), and
 // store the layer's own. A block of 24 filters had gone through Eigen as
 // three 8-float vectors (a fixed size of 24 is not a multiple of 16), half
 // the AVX-512 width.
@@ -179,18 +180,10 @@ void dw_tile(const ConvGeometry& g, const Index* off, const float* image, const 
 // inside the image (padded_geometry).
 template <int F>
 void dw_one(const ConvGeometry& g, const Index* off, const float* image, const float* dz, float* dw) {
-  const Index k = g.patch();
   for_filter_blocks<F>([&]<int FB>(std::integral_constant<int, FB>, int f0) {
-    Index t0 = 0;
-    auto tiles = [&]<int T>(std::integral_constant<int, T>) {
-      for (; t0 + T <= k; t0 += T) dw_tile<FB, T>(g, off + t0, image, dz + f0, dw + t0 * F + f0);
-    };
-    if (k % 9 == 0 && kTileTaps<FB> >= 9) tiles(std::integral_constant<int, 9>{});
-    tiles(std::integral_constant<int, kTileTaps<FB>>{});
-    if constexpr (kTileTaps<FB> > 6) tiles(std::integral_constant<int, 6>{});
-    tiles(std::integral_constant<int, 3>{});
-    tiles(std::integral_constant<int, 2>{});
-    tiles(std::integral_constant<int, 1>{});
+    for_tap_tiles<kTileTaps<FB>>(g.patch(), [&]<int T>(std::integral_constant<int, T>, Index t0) {
+      dw_tile<FB, T>(g, off + t0, image, dz + f0, dw + t0 * F + f0);
+    });
   });
 }
 

@@ -15,17 +15,18 @@
 
 #include <immintrin.h>
 
+#include "direct_tap_tiles.hpp"
 #include "loom/conv/conv_geometry.hpp"
 
 namespace loom::conv::avx512 {
 
 // T taps x V vectors of 16 filters of dW, in registers (T * V sums, plus V
-// for db when db is given):
+// for db when kBias):
 // dW[t] += sum over output pixels p of x[p's window + off[t]] * dz[p], dz = dy
-// masked by y > 0 when kMask. dy and y rows hold g.f values (the layer's
+// masked by ReLU's output y > 0. dy and y rows hold g.f values (the layer's
 // filters), starting at the block's first; dw rows hold fp. `last`: the lanes
 // of the block's last vector that are filters.
-template <int V, int T, bool kMask, bool kBias>
+template <int V, int T, bool kBias>
 void dw_tile(const ConvGeometry& g, Index fp, const Index* off, const float* image, const float* dy, const float* y,
              __mmask16 last, float* dw, float* db) {
   // One flat array, every loop over it unrolled: g++ kept a [T][V] array of
@@ -47,8 +48,8 @@ void dw_tile(const ConvGeometry& g, Index fp, const Index* off, const float* ima
       __m512 d[V];
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) {
-        __mmask16 m = v == V - 1 ? last : __mmask16(0xFFFF);
-        if constexpr (kMask) m = _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, yr + 16 * v), zero, _CMP_GT_OQ);
+        const __mmask16 lanes = v == V - 1 ? last : __mmask16(0xFFFF);
+        const __mmask16 m = _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, yr + 16 * v), zero, _CMP_GT_OQ);
         d[v] = _mm512_maskz_loadu_ps(m, gz + 16 * v);
         if constexpr (kBias) bias[v] = _mm512_add_ps(bias[v], d[v]);
       }
@@ -69,34 +70,22 @@ void dw_tile(const ConvGeometry& g, Index fp, const Index* off, const float* ima
     for (int v = 0; v < V; ++v) _mm512_storeu_ps(db + 16 * v, _mm512_add_ps(_mm512_loadu_ps(db + 16 * v), bias[v]));
 }
 
-// dW (K, fp) and db (fp) += one image's share, from its dy (OH * OW, f) and,
-// when y is given, ReLU's output y: blocks of 32 filters, then of 16; taps in
-// tiles of 9 (when K is a multiple of 9: 3x3 windows), else 12, then 6, 3, 2
-// and 1. Every window lies inside the image (padded_geometry).
+// dW (K, fp) and db (fp) += one image's share, from its dy (OH * OW, f) and
+// ReLU's output y: blocks of 32 filters, then of 16; taps in tiles as
+// for_tap_tiles cuts them (9 for 3x3 windows, else 12 or 9). Every window
+// lies inside the image (padded_geometry).
 inline void dw_one(const ConvGeometry& g, Index fp, const Index* off, const float* image, const float* dy,
                    const float* y, float* dw, float* db) {
-  const Index k = g.patch();
   auto block = [&]<int V>(Index f0) {
     const Index in_last = std::min<Index>(16, g.f - f0 - 16 * (V - 1));
     const auto last = static_cast<__mmask16>((1u << in_last) - 1);
-    Index t0 = 0;
-    auto tiles = [&]<int T>() {
-      for (; t0 + T <= k; t0 += T) {
-        const float* yb = y ? y + f0 : nullptr;
-        float* out = dw + t0 * fp + f0;
-        // The first tile of a block also sums db; y: the ReLU mask.
-        if (t0 == 0 && y) dw_tile<V, T, true, true>(g, fp, off + t0, image, dy + f0, yb, last, out, db + f0);
-        else if (t0 == 0) dw_tile<V, T, false, true>(g, fp, off + t0, image, dy + f0, yb, last, out, db + f0);
-        else if (y) dw_tile<V, T, true, false>(g, fp, off + t0, image, dy + f0, yb, last, out, nullptr);
-        else dw_tile<V, T, false, false>(g, fp, off + t0, image, dy + f0, yb, last, out, nullptr);
-      }
-    };
-    if (k % 9 == 0) tiles.template operator()<9>();
-    tiles.template operator()<V == 1 ? 12 : 9>();
-    tiles.template operator()<6>();
-    tiles.template operator()<3>();
-    tiles.template operator()<2>();
-    tiles.template operator()<1>();
+    for_tap_tiles<V == 1 ? 12 : 9>(g.patch(), [&]<int T>(std::integral_constant<int, T>, Index t0) {
+      float* out = dw + t0 * fp + f0;
+      if (t0 == 0)  // the first tile of a block also sums db
+        dw_tile<V, T, true>(g, fp, off + t0, image, dy + f0, y + f0, last, out, db + f0);
+      else
+        dw_tile<V, T, false>(g, fp, off + t0, image, dy + f0, y + f0, last, out, nullptr);
+    });
   };
   Index f0 = 0;
   for (; f0 + 32 <= fp; f0 += 32) block.template operator()<2>(f0);

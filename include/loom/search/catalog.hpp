@@ -102,9 +102,9 @@ class Catalog {
     if (labels.size() != n || (!paths.empty() && paths.size() != n))
       throw UsageError("Catalog::add: " + std::to_string(n) + " ids but " + std::to_string(labels.size()) +
                        " labels and " + std::to_string(paths.size()) + " paths");
-    for (std::size_t i = 0; i < n; ++i)
-      if (const std::string problem = unit_length_problem(sum_of_squares(vectors + i * dim(), dim()), dim()); !problem.empty())
-        throw UsageError("Catalog::add: the vector of item " + std::to_string(ids[i]) + " " + problem);
+    if (const auto [row, problem] = first_non_unit_row(vectors, static_cast<Index>(n), dim()); row >= 0)
+      throw UsageError("Catalog::add: the vector of item " + std::to_string(ids[static_cast<std::size_t>(row)]) + " " +
+                       problem);
     const std::size_t classes = info_.class_names.size();
     for (const Label l : labels)
       if (!valid_label(l, classes))

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "loom/tensor.hpp"
 
@@ -35,6 +36,15 @@ inline std::string unit_length_problem(double squares, Index dim) {
   char text[128];
   std::snprintf(text, sizeof text, "has length %.6g; search vectors must be of unit length (or all zero)", length);
   return text;
+}
+
+/// The first of n rows of dim values that is not of unit length (or all
+/// zero), and what is wrong with it; {-1, ""} when every row is.
+inline std::pair<Index, std::string> first_non_unit_row(const float* rows, Index n, Index dim) {
+  for (Index i = 0; i < n; ++i)
+    if (std::string problem = unit_length_problem(sum_of_squares(rows + i * dim, dim), dim); !problem.empty())
+      return {i, std::move(problem)};
+  return {-1, ""};
 }
 
 }  // namespace loom::search

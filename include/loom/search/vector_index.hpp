@@ -72,9 +72,8 @@ inline void check_search_options(const Catalog& c, const SearchOptions& o) {
 /// UsageError naming the query when one of the (m, dim) queries is not of
 /// unit length (or all zero) or has a value that is not finite.
 inline void check_queries(const float* queries, Index m, Index dim) {
-  for (Index q = 0; q < m; ++q)
-    if (const std::string problem = unit_length_problem(sum_of_squares(queries + q * dim, dim), dim); !problem.empty())
-      throw UsageError("search: query " + std::to_string(q) + " " + problem);
+  if (const auto [q, problem] = first_non_unit_row(queries, m, dim); q >= 0)
+    throw UsageError("search: query " + std::to_string(q) + " " + problem);
 }
 
 /// allowed[label] != 0 for the labels options.classes admits (all when empty); sized past every label in c,
