@@ -57,7 +57,7 @@ struct Args {
 const char* kUsage =
     "usage: loom_distributed_bench [options]   (under mpirun with --distributed)\n"
     "Times an epoch of data-parallel training of a suite model on synthetic data; one JSON line.\n"
-    "  --model NAME             seed, vgg, photo, wide, odd or mlp (default seed)\n"
+    "  --model NAME             seed, vgg, photo, wide, odd, mlp or resnet (default seed)\n"
     "  --batch N                global batch (default: the model's training batch)\n"
     "  --steps N                global batches in the timed epoch (default 60)\n"
     "  --threads N              threads per process (default 1)\n"

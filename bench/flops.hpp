@@ -16,9 +16,15 @@
 namespace loom::bench {
 
 // Forward FLOPs per image of a built layer: 2 * OH * OW * |kernel|, which is
-// 2*OH*OW*K*F for Conv2D (kernel K x F) and 2*I*O for Dense (output 1 x 1).
-// Zero for layers without a kernel.
+// 2*OH*OW*K*F for Conv2D (kernel K x F) and 2*I*O for Dense (output 1 x 1);
+// a composite layer (Residual) counts its children's. Zero for layers without
+// a kernel.
 inline double forward_flops_per_image(const Layer& layer) {
+  if (!layer.children().empty()) {
+    double flops = 0.0;
+    for (const auto& c : layer.children()) flops += forward_flops_per_image(*c);
+    return flops;
+  }
   for (const Param& p : layer.params())
     if (p.name == "kernel")
       return 2.0 * static_cast<double>(layer.output_shape().height()) *
@@ -28,6 +34,11 @@ inline double forward_flops_per_image(const Layer& layer) {
 
 // Backward FLOPs per image: dW always, dX unless the layer skips it.
 inline double backward_flops_per_image(const Layer& layer) {
+  if (!layer.children().empty()) {
+    double flops = 0.0;
+    for (const auto& c : layer.children()) flops += backward_flops_per_image(*c);
+    return flops;
+  }
   return (layer.needs_input_gradient() ? 2.0 : 1.0) * forward_flops_per_image(layer);
 }
 

@@ -59,7 +59,7 @@ struct Args {
 const char* kUsage =
     "usage: loom_suite --model NAME [options]\n"
     "Measures one model of the benchmark suite in loom and prints one JSON line.\n"
-    "  --model NAME          seed, vgg, photo, wide, odd or mlp\n"
+    "  --model NAME          seed, vgg, photo, wide, odd, mlp or resnet\n"
     "  --threads N           threads (default 2)\n"
     "  --train-batch N       training batch (default: the model's own)\n"
     "  --batches LIST        inference batch sizes, comma-separated (default 1,32,64,256)\n"
@@ -115,7 +115,7 @@ std::vector<double> timed(const Args& a, const std::function<void()>& fn) {
 
 int run(const Args& a) {
   const bench::SuiteModel* m = bench::find_suite_model(a.model);
-  if (!m) throw UsageError("--model: unknown model \"" + a.model + "\"; expected seed, vgg, photo, wide, odd or mlp");
+  if (!m) throw UsageError("--model: unknown model \"" + a.model + "\"; expected seed, vgg, photo, wide, odd, mlp or resnet");
   set_threads(a.threads);
   const Index train_batch = a.train_batch > 0 ? a.train_batch : m->train_batch;
 

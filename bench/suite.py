@@ -1,11 +1,13 @@
 #!/usr/bin/python3
-"""The benchmark suite: loom against PyTorch on six models, one command.
+"""The benchmark suite: loom against PyTorch on seven models, one command.
 
 Models (bench/suite_models.hpp and its PyTorch twin bench/suite_models.py):
 seed (the Fashion-MNIST CNN), vgg (3x3 same-padded stack on 32x32 RGB), photo
 (96x96 RGB, 5x5 stride-2 first layer, 3x3 convs up to 128 channels), wide
 (3x3 convs of 128-256 channels on 16x16 maps), odd (channel counts 24, 40,
-72, 100) and mlp (784-512-512-10), on random data.
+72, 100), mlp (784-512-512-10) and resnet (the best recipe's BatchNorm
+ResNet on 28x28 grey images, trained with SGD as the recipe trains it), on
+random data.
 
   /usr/bin/python3 bench/suite.py              # the full suite (several minutes)
   /usr/bin/python3 bench/suite.py --quick      # a smoke run: batch 32 only, 2 repetitions (1-2 minutes)
@@ -57,8 +59,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
 
-MODELS = ("seed", "vgg", "photo", "wide", "odd", "mlp")
-IMAGE_MODELS = ("seed", "vgg", "photo", "wide", "odd")  # PyTorch runs these in both layouts
+MODELS = ("seed", "vgg", "photo", "wide", "odd", "mlp", "resnet")
+IMAGE_MODELS = ("seed", "vgg", "photo", "wide", "odd", "resnet")  # PyTorch runs these in both layouts
 
 TARGET_TRAIN_RATIO = 0.75
 TARGET_INFERENCE_RATIO = 1.5

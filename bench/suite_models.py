@@ -30,6 +30,9 @@ MODELS = {
                        ("pool",), ("flatten",), ("dense", 100), ("dense", 10)]},
     "mlp": {"input": (784,), "train_batch": 64,
             "layers": [("dense", 512), ("dense", 512), ("dense", 10)]},
+    # The best recipe's network: recipe_pytorch.SmallResNet, trained with the
+    # recipe's SGD and label smoothing (suite_pytorch.py).
+    "resnet": {"input": (28, 28, 1), "train_batch": 128, "network": "recipe"},
 }
 
 
@@ -47,8 +50,11 @@ def keras_pads(size, kernel, stride, padding):
 
 
 def build(name):
-    """nn.Sequential of model `name`, taking (N, C, H, W) images or (N, features) vectors."""
+    """The nn.Module of model `name`, taking (N, C, H, W) images or (N, features) vectors."""
     spec = MODELS[name]
+    if spec.get("network") == "recipe":
+        import recipe_pytorch  # the recipe's twin: the same network as models::fashion_mnist_best
+        return recipe_pytorch.SmallResNet(32, 0.2)
     layers = []
     if len(spec["input"]) == 3:
         h, w, c = spec["input"]

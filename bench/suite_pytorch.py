@@ -5,7 +5,8 @@ Same flags, same JSON keys, same measurements (see loom_suite.cpp), plus
 --layout: nchw (PyTorch's default) or channels_last (model and inputs in
 torch.channels_last, which oneDNN's convolutions often prefer; image models
 only). A training step is zero_grad, forward, cross_entropy, backward and
-Adam (Keras defaults: lr 1e-3, eps 1e-7); inference is eval mode, no_grad,
+Adam (Keras defaults: lr 1e-3, eps 1e-7; the resnet: the recipe's SGD with
+Nesterov momentum and label smoothing); inference is eval mode, no_grad,
 forward and softmax. The JSON also carries bench/torch_env.py's description
 of the BLAS and oneDNN this process loaded. Run it with /usr/bin/python3.
 """
@@ -33,6 +34,12 @@ def timed(fn, min_steps, min_seconds):
         fn()
         s.append(time.perf_counter() - t0)
     return s
+
+
+def param_count(model):
+    """Parameters as loom and Keras count them: BatchNorm's moving statistics included."""
+    stats = sum(b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var")))
+    return sum(p.numel() for p in model.parameters()) + stats
 
 
 def peak_rss_mb():
@@ -65,11 +72,19 @@ def main():
     model = suite_models.build(a.model).to(memory_format=fmt)
     train_batch = a.train_batch or spec["train_batch"]
     x, y = images(train_batch), torch.randint(0, 10, (train_batch,))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+    smoothing, decay = 0.0, []
+    if spec.get("network") == "recipe":  # the recipe's optimizer and loss (recipe_pytorch.py)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+        smoothing, decay = 0.1, [p for p in model.parameters() if p.dim() > 1]
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        with torch.no_grad():
+            for p in decay:  # decoupled weight decay on the kernels, as the recipe's SGD
+                p.mul_(1 - 0.01 * 5e-3)
+        loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
         loss.backward()
         opt.step()
 
@@ -89,7 +104,7 @@ def main():
             inference[str(b)] = {"images_per_second": round(b / s, 1), "ms": round(s * 1e3, 4)}
     print(json.dumps({
         "framework": "pytorch", "model": a.model, "layout": a.layout, "threads": a.threads,
-        "params": sum(p.numel() for p in model.parameters()), "train_batch": train_batch,
+        "params": param_count(model), "train_batch": train_batch,
         "train_step_ms": round(statistics.median(steps) * 1e3, 4), "train_steps": len(steps),
         "train_peak_rss_mb": round(train_rss, 1), "inference": inference, "peak_rss_mb": round(peak_rss_mb(), 1),
         "torch": torch_env.describe(),

@@ -40,6 +40,7 @@
 #include "loom/activation.hpp"
 #include "loom/data/samples.hpp"
 #include "loom/denormals.hpp"
+#include "loom/freed_memory.hpp"
 #include "loom/io/model_file.hpp"
 #include "loom/layer.hpp"
 #include "loom/loss.hpp"
@@ -63,6 +64,7 @@ class Sequential {
  public:
   explicit Sequential(Shape input, std::uint64_t seed = 0) : input_(input), rng_(seed) {
     if (input.empty()) throw ShapeError("Sequential: the input shape must not be empty");
+    keep_freed_memory();  // once per process: inference reuses freed memory (freed_memory.hpp)
   }
 
   /// Builds the layer on the current output shape and appends it.
