@@ -180,7 +180,7 @@ def main():
             for lay in bl.LAYOUTS:
                 out, _, _ = bl.run_child(f"pytorch probe {lay}", [sys.executable, script, *torch_common, "--epochs", "1",
                                                                   "--limit", str(a.probe_images), "--layout", lay],
-                                         a.threads)
+                                         a.threads, pytorch=True)
                 probe[lay] = out["train_seconds"]
             layout = min(probe, key=probe.get)
             report["pytorch_layout_probe_seconds"] = probe
@@ -189,7 +189,7 @@ def main():
             torch_args += ["--epochs", str(a.epochs)]
         if a.limit:
             torch_args += ["--limit", str(a.limit)]
-        pytorch, _, _ = bl.run_child(f"pytorch {layout}", [sys.executable, script, *torch_args], a.threads)
+        pytorch, _, _ = bl.run_child(f"pytorch {layout}", [sys.executable, script, *torch_args], a.threads, pytorch=True)
         report["pytorch"] = pytorch
 
     loom_time = statistics.median(time_to(median_acc, r) or r["train_seconds"] for r in runs)

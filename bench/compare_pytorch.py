@@ -250,7 +250,8 @@ def main():
     by_layout, child_seconds = {}, {}
     for layout in layouts:
         pt, child_seconds[f"pytorch_{layout}"], pt_rss = bl.run_child(
-            f"pytorch {layout}", [sys.executable, a.pytorch_script, "--layout", layout] + common, a.threads)
+            f"pytorch {layout}", [sys.executable, a.pytorch_script, "--layout", layout] + common, a.threads,
+            pytorch=True)
         by_layout[layout] = summarise(pt, pt_rss)
     lm, child_seconds["loom"], lm_rss = bl.run_child("loom", [a.loom_binary] + common, a.threads)
     p, l = best_of_layouts(by_layout), summarise(lm, lm_rss)

@@ -120,7 +120,8 @@ def measure_models(a, models):
         pt = {}
         for layout in bl.LAYOUTS if m in IMAGE_MODELS else ("nchw",):
             r, _, rss = bl.run_child(f"pytorch {m} {layout}", [sys.executable, a.pytorch_script, "--model", m,
-                                                               "--layout", layout] + common, a.threads)
+                                                               "--layout", layout] + common, a.threads,
+                                     pytorch=True)
             r["child_peak_rss_mb"] = round(rss, 1)
             if r["params"] != lm["params"]:
                 bl.die(f"{m}: loom has {lm['params']} parameters, PyTorch {r['params']}: not the same model")

@@ -11,6 +11,10 @@
 #                                 libblas3 is installed. Installing OpenBLAS
 #                                 switches the alternative (it has the higher
 #                                 priority) unless it was set by hand.
+#   libtcmalloc-minimal4          the allocator PyTorch's benchmark children run
+#                                 on (bench/benchlib.py): PyTorch's allocator
+#                                 does not cache, and on glibc its large blocks
+#                                 are mapped afresh on every call.
 # Then checks which BLAS PyTorch actually loads (bench/torch_env.py) and
 # fails when it is still the reference one.
 #
@@ -18,7 +22,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-"$here/install-deps.sh" python3-torch python3-numpy libopenblas0-openmp
+"$here/install-deps.sh" python3-torch python3-numpy libopenblas0-openmp libtcmalloc-minimal4
 
 if ! info="$(/usr/bin/python3 "$here/../bench/torch_env.py")"; then
   echo "install-bench-deps: /usr/bin/python3 cannot import torch" >&2
