@@ -13,8 +13,8 @@
 //   z      (P, F)   = col W + b
 // Backward, for dZ = dL/dZ (P, F):
 //   dW   = col^T dZ   (K, F)   each chunk into a partial of its own, summed in chunk order
-//   dcol = dZ W^T     (P, K), then col2im adds each patch row back onto the
-//                     input pixels it came from: dx (N, H, W, C)
+//   dcol = dZ W^T     (P, K), a chunk at a time, then col2im adds each patch
+//                     row back onto the input pixels it came from: dx (N, H, W, C)
 //
 // Thread safety: infer is const (scratch of its own); forward/backward from one thread.
 
@@ -48,17 +48,17 @@ class Im2colConv {
     const ConstMatrixMap dZ(dz.data(), n * g.pixels(), f);
     const ConstMatrixMap W(w.kernel, k, f);
     dw_parts_.resize(chunks.count() * k, f);
-    if (dx) dcol_.resize(n * g.pixels(), k);
-    parallel_for(chunks.count(), true, [&](Index c) {
+    parallel_for_with<RowMatrix>(chunks.count(), true, [&](Index c, RowMatrix& dcol) {
       const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
       const auto dZc = dZ.middleRows(r0, rows);
       gemm::multiply(gemm::mutable_view(dw_parts_.middleRows(c * k, k)), gemm::view(col_.middleRows(r0, rows).transpose()),
                      gemm::view(dZc));
       if (!dx) return;
-      gemm::multiply(gemm::mutable_view(dcol_.middleRows(r0, rows)), gemm::view(dZc), gemm::view(W.transpose()));
+      dcol.resize(rows, k);  // the chunk's patch gradients, added back onto dx while in cache
+      gemm::multiply(gemm::mutable_view(dcol), gemm::view(dZc), gemm::view(W.transpose()));
       std::fill_n(dx->data() + s0 * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
       for (Index s = s0; s < chunks.end(c); ++s)
-        col2im(g, dcol_.data() + s * g.pixels() * k, dx->data() + s * g.input_size());
+        col2im(g, dcol.data() + (s - s0) * g.pixels() * k, dx->data() + s * g.input_size());
     });
     MatrixMap dW(dkernel, k, f);
     dW = dw_parts_.topRows(k);
@@ -143,7 +143,6 @@ class Im2colConv {
   }
 
   RowMatrix col_;       // (P, K) patches of the last forward
-  RowMatrix dcol_;      // (P, K)
   RowMatrix dw_parts_;  // (chunks * K, F) each chunk's share of dW
 };
 

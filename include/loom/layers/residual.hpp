@@ -94,8 +94,7 @@ class Residual final : public Layer {
     check_input(x);
     const Tensor& h = chain::forward(main_path(), x);
     const Tensor& s = chain::forward(shortcut_path(), x);
-    sum(h, s, z_);
-    if (o_.activation == Activation::ReLU) activate(Activation::ReLU, z_, z_);
+    sum(h, s, z_, o_.activation);
     return z_;
   }
 
@@ -107,7 +106,7 @@ class Residual final : public Layer {
     }
     const Tensor& d_main = chain::backward(main_path(), *dz);
     const Tensor& d_shortcut = chain::backward(shortcut_path(), *dz);
-    sum(d_main, d_shortcut, dx_);
+    sum(d_main, d_shortcut, dx_, Activation::None);
     return dx_;
   }
 
@@ -116,13 +115,12 @@ class Residual final : public Layer {
     Tensor h;
     chain::infer(main_path(), x, h);
     if (shortcut_path().empty()) {
-      sum(h, x, y);
+      sum(h, x, y, o_.activation);
     } else {
       Tensor s;
       chain::infer(shortcut_path(), x, s);
-      sum(h, s, y);
+      sum(h, s, y, o_.activation);
     }
-    if (o_.activation == Activation::ReLU) activate(Activation::ReLU, y, y);
   }
 
   // Activation, the two paths' lengths, then each sublayer (kind, name, options).
@@ -171,11 +169,18 @@ class Residual final : public Layer {
     children_.insert(at, std::move(layer));
   }
 
-  // out = a + b, elementwise (same dimensions).
-  static void sum(const Tensor& a, const Tensor& b, Tensor& out) {
+  // out = act(a + b), elementwise (same dimensions; act None or ReLU), in one
+  // pass over blocks on every thread (it was a serial sum, then a ReLU pass).
+  static void sum(const Tensor& a, const Tensor& b, Tensor& out, Activation act) {
     resize_like(out, a);
-    Eigen::Map<Eigen::ArrayXf>(out.data(), out.size()) =
-        Eigen::Map<const Eigen::ArrayXf>(a.data(), a.size()) + Eigen::Map<const Eigen::ArrayXf>(b.data(), b.size());
+    const float *pa = a.data(), *pb = b.data();
+    float* po = out.data();
+    for_blocks(out.size(), [&](Index i, Index len) {
+      if (act == Activation::ReLU)
+        ArrayMap(po + i, len) = (ConstArrayMap(pa + i, len) + ConstArrayMap(pb + i, len)).max(0.0f);
+      else
+        ArrayMap(po + i, len) = ConstArrayMap(pa + i, len) + ConstArrayMap(pb + i, len);
+    });
   }
 
   ResidualOptions o_;
