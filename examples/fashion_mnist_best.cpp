@@ -25,10 +25,11 @@
 //                      [--augment pad=2,flip,erasing=0.25|none] [--label-smoothing 0.1]
 //                      [--weight-decay 0.005] [--schedule one-cycle|constant]
 //                      [--max-lr 0.1] [--width 32] [--blocks 1,1,1] [--strides 2,2,2]
-//                      [--stem-pool 0] [--zero-init-residual 0]
+//                      [--stem-pool 0] [--zero-init-residual 0] [--ema 0]
 //                      [--limit N] [--data DIR] [--save FILE]
 
 #include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,7 @@ std::array<loom::Index, 3> parse_per_stage(const std::string& flag, const char* 
 int main(int argc, char** argv) {
   using namespace loom;
   models::BestRecipe recipe;
+  std::optional<ExponentialMovingAverage> ema;
   cli::TrainingFlags defaults;
   defaults.epochs = recipe.epochs;
   defaults.batch_size = recipe.batch_size;
@@ -73,7 +75,9 @@ int main(int argc, char** argv) {
                      "  --blocks A,B,C   basic blocks per stage (default 1,1,1)\n"
                      "  --strides A,B,C  strides of the stages' first blocks (default 2,2,2)\n"
                      "  --stem-pool 0|1  max pool after the stem (default 0)\n"
-                     "  --zero-init-residual 0|1  start each residual branch at zero (default 0)\n",
+                     "  --zero-init-residual 0|1  start each residual branch at zero (default 0)\n"
+                     "  --ema DECAY      end with the exponential moving average of the weights,\n"
+                     "                   this decay per step (default 0: the last step's weights)\n",
        .extra_flag =
            [&](const std::string& flag, const char* v) {
              if (flag == "--augment") recipe.augmentation = AugmentationOptions::parse(v);
@@ -88,6 +92,10 @@ int main(int argc, char** argv) {
              else if (flag == "--strides") recipe.strides = parse_per_stage(flag, v);
              else if (flag == "--zero-init-residual") recipe.zero_init_residual = parse_switch(flag, v);
              else if (flag == "--stem-pool") recipe.stem_pool = parse_switch(flag, v);
+             else if (flag == "--ema") {
+               recipe.ema_decay = static_cast<float>(cli::parse_number(flag, v));
+               if (recipe.ema_decay != 0.0f) ExponentialMovingAverage({.decay = recipe.ema_decay});  // refuses a bad decay now
+             }
              else if (flag == "--schedule") {
                const std::string s = v;
                if (s != "one-cycle" && s != "constant")
@@ -96,7 +104,11 @@ int main(int argc, char** argv) {
              } else return false;
              return true;
            },
-       .configure_fit = [&](FitOptions& fit) { fit.augmentation = models::best_fit_options(recipe, fit.seed).augmentation; },
+       .configure_fit =
+           [&](FitOptions& fit) {
+             fit.augmentation = models::best_fit_options(recipe, fit.seed).augmentation;
+             if (recipe.ema_decay != 0.0f) fit.callbacks.push_back(&ema.emplace(ExponentialMovingAverageOptions{.decay = recipe.ema_decay}));
+           },
        .score_each_epoch = true,
        .flip_tta = true},
       cli::RunModelBuilder([&](const cli::RunSpec& run) {

@@ -80,6 +80,23 @@ TEST_CASE("loom train --recipe best trains the small ResNet with its schedule, a
                                            "--recipe", "fancy"});
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.output, Contains("--recipe: expected \"seed\" or \"best\", got \"fancy\""));
+
+  // --ema: the model ends with the average of its weights, which differs from the last step's.
+  const fs::path averaged = dir / "averaged.loom";
+  const ProcessResult ema = loom_tool(dir, {"train", "--images", (dir / "photos").string(), "--out", averaged.string(),
+                                           "--recipe", "best", "--epochs", "2", "--batch-size", "8", "--verbose", "0",
+                                           "--ema", "0.5"});
+  INFO(ema.output);
+  REQUIRE(ema.exit_code == 0);
+  Sequential with_ema = load_model(averaged), without = load_model(model);
+  CHECK(with_ema.history().epochs.size() == 2);
+  CHECK_FALSE(with_ema.weights().front()->value == without.weights().front()->value);  // the same run, averaged
+  for (const char* decay : {"1", "-0.1", "x", "1.5"}) {
+    const ProcessResult refused = loom_tool(dir, {"train", "--images", (dir / "photos").string(), "--out",
+                                                 model.string(), "--ema", decay});
+    CHECK(refused.exit_code == 2);
+    CHECK_THAT(refused.output, Contains("--ema expects a decay in (0, 1)"));
+  }
 }
 
 TEST_CASE("loom train --images: each bad folder or flag is a clear error", "[tool][image_folder]") {

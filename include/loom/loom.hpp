@@ -53,6 +53,7 @@
 #include "loom/training/callback.hpp"
 #include "loom/training/csv_logger.hpp"
 #include "loom/training/early_stopping.hpp"
+#include "loom/training/exponential_moving_average.hpp"
 #include "loom/training/fit_options.hpp"
 #include "loom/training/model_checkpoint.hpp"
 #include "loom/training/history.hpp"

@@ -22,6 +22,7 @@
 #include "loom/models/fashion_mnist_cnn.hpp"
 #include "loom/report/class_names.hpp"
 #include "loom/training/command_line.hpp"
+#include "loom/training/exponential_moving_average.hpp"
 
 namespace loom::tool {
 namespace {
@@ -49,6 +50,9 @@ const std::string kUsage = std::string(
     "                   set, as Keras's validation_data; the default), \"none\", or a fraction\n"
     "                   held out of the training images, e.g. 0.1 (with --images: \"none\", the\n"
     "                   default, or a fraction, a seeded random choice of the images)\n"
+    "  --ema DECAY      end with the exponential moving average of the weights over the\n"
+    "                   steps, DECAY per step in (0, 1), e.g. 0.999 (default 0: the last\n"
+    "                   step's weights)\n"
     "  --checkpoint PATH  checkpoint written after every epoch (default MODEL.checkpoint, removed\n"
     "                   once MODEL is saved; \"none\" for no checkpoint). If it exists, training\n"
     "                   resumes from it, ending exactly as an uninterrupted run would\n"
@@ -62,6 +66,14 @@ std::optional<double> parse_number(const std::string& v) {
   return f;
 }
 
+/// --ema's decay: 0 (none) or in (0, 1).
+float parse_ema(const std::string& v) {
+  const double d = parse_number(v).value_or(-1.0);
+  if (d != 0.0 && !(d > 0.0 && d < 1.0))
+    throw UsageError("--ema expects a decay in (0, 1), e.g. 0.999, or 0 for none; got \"" + v + "\"");
+  return static_cast<float>(d);
+}
+
 struct Args {
   cli::TrainingFlags training;
   std::optional<fs::path> out;
@@ -72,6 +84,7 @@ struct Args {
   bool epochs_given = false, batch_size_given = false;  // --recipe best has its own defaults
   std::optional<std::string> validation;  // "test" for Fashion-MNIST, "none" for --images by default
   std::optional<std::string> checkpoint;
+  float ema = 0.0f;  // ExponentialMovingAverage's decay; 0: none
   bool json = false;
 };
 
@@ -90,6 +103,7 @@ Args parse(int argc, char** argv) {
         else if (flag == "--augment") a.augment = AugmentationOptions::parse(v);
         else if (flag == "--checkpoint") a.checkpoint = v;
         else if (flag == "--recipe") a.recipe = v;
+        else if (flag == "--ema") a.ema = parse_ema(v);
         else if (flag == "--json") a.json = true;
         else return false;
         return true;
@@ -216,6 +230,8 @@ int train_command(int argc, char** argv) {
   else if (validation != "none") fit.validation_split = parse_fraction(validation);
   if (checkpoint != "none") fit.checkpoint = checkpoint;
   fit.collective = world.get();
+  std::optional<ExponentialMovingAverage> ema;
+  if (args.ema != 0.0f) fit.callbacks.push_back(&ema.emplace(ExponentialMovingAverageOptions{.decay = args.ema}));
 
   const auto t0 = std::chrono::steady_clock::now();
   const History history = model.fit(train, fit);

@@ -21,6 +21,7 @@
 #include "loom/sequential.hpp"
 #include "loom/training/callback.hpp"
 #include "loom/training/monitor.hpp"
+#include "loom/training/weight_copies.hpp"
 
 namespace loom {
 
@@ -93,19 +94,8 @@ class EarlyStopping final : public Callback {
   }
 
  private:
-  void keep_weights(Sequential& m) {
-    best_weights_.clear();
-    for (const Param* p : m.weights()) best_weights_.push_back(p->value);
-  }
-  void put_weights_back(Sequential& m) {
-    const std::span<Param* const> w = m.weights();
-    if (w.size() != best_weights_.size()) throw UsageError("EarlyStopping: the kept weights belong to another model");
-    for (std::size_t i = 0; i < w.size(); ++i) {
-      if (w[i]->value.size() != best_weights_[i].size())
-        throw UsageError("EarlyStopping: the kept weights belong to another model");
-      w[i]->value = best_weights_[i];
-    }
-  }
+  void keep_weights(Sequential& m) { best_weights_ = detail::weight_values(m); }
+  void put_weights_back(Sequential& m) { detail::put_weight_values(m, best_weights_, "EarlyStopping"); }
 
   EarlyStoppingOptions o_;
   Monitor monitor_;
