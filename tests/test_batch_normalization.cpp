@@ -18,7 +18,9 @@
 #include "loom/io/model_file.hpp"
 #include "loom/layers/batch_normalization.hpp"
 #include "loom/layers/fold_batch_norm.hpp"
+#include "loom/layers/global_average_pooling2d.hpp"
 #include "loom/layers/relu.hpp"
+#include "loom/layers/residual.hpp"
 #include "loom/threads.hpp"
 #include "temp_dir.hpp"
 #include "toy_model.hpp"
@@ -342,6 +344,51 @@ TEST_CASE("fold_batch_norm drops the foldable BatchNormalization layers and pred
   // the original is untouched: its BN layers and weights predict as before
   CHECK(m.size() == 10);
   CHECK(testing::bitwise_equal(m.predict(d.x), expected));
+}
+
+TEST_CASE("fold_batch_norm folds the BatchNormalization layers inside residual blocks", "[batch_norm][residual]") {
+  // The ResNet basic block: conv-BN-ReLU-conv-BN on the main path, a strided
+  // 1x1 conv and BN on the shortcut; after folding, three convolutions.
+  Sequential m(Shape{8, 8, 1}, 6);
+  m.add(Conv2D({.filters = 4, .kernel = 3, .padding = Padding::Same}));
+  m.add(BatchNormalization());
+  m.add(ReLU());
+  Residual block({.activation = Activation::ReLU});
+  block.add(Conv2D({.filters = 8, .kernel = 3, .strides = 2, .padding = Padding::Same}));
+  block.add(BatchNormalization());
+  block.add(ReLU());
+  block.add(Conv2D({.filters = 8, .kernel = 3, .padding = Padding::Same}));
+  block.add(BatchNormalization());
+  block.add_shortcut(Conv2D({.filters = 8, .kernel = 1, .strides = 2}));
+  block.add_shortcut(BatchNormalization());
+  m.add(std::move(block));
+  m.add(GlobalAveragePooling2D());
+  m.add(Dense({.units = 4, .activation = Activation::Softmax}));
+  m.compile(Adam({.learning_rate = 0.01f}));
+  const testing::Quadrants d = testing::quadrants(96, 9);
+  m.fit(d.x, d.y, {.epochs = 3, .batch_size = 16, .verbose = 0});  // statistics and gammas away from their start
+  const Tensor expected = m.predict(d.x);
+
+  Sequential folded = fold_batch_norm(m);
+  REQUIRE(folded.size() == 4);
+  CHECK(folded.layer(0).kind() == "Conv2D");
+  CHECK(dynamic_cast<const Conv2D&>(folded.layer(0)).activation() == Activation::ReLU);
+  const auto& r = dynamic_cast<const Residual&>(folded.layer(1));
+  REQUIRE(r.main_path().size() == 2);
+  REQUIRE(r.shortcut_path().size() == 1);
+  CHECK(dynamic_cast<const Conv2D&>(*r.main_path()[0]).activation() == Activation::ReLU);
+  CHECK(dynamic_cast<const Conv2D&>(*r.main_path()[1]).activation() == Activation::None);
+  CHECK(r.shortcut_path()[0]->kind() == "Conv2D");
+  CHECK(r.options().activation == Activation::ReLU);
+  CHECK(r.name() == m.layer(3).name());
+  CHECK(folded.param_count() == m.param_count() - 4 * 4 - 3 * 4 * 8);
+
+  const Tensor got = folded.predict(d.x);
+  REQUIRE(got.dimensions() == expected.dimensions());
+  float worst = 0.0f;
+  for (Index i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got.data()[i] - expected.data()[i]));
+  CHECK(worst < 1e-5f);
+  CHECK(testing::bitwise_equal(m.predict(d.x), expected));  // the original is untouched
 }
 
 TEST_CASE("fold_batch_norm_into refuses a layer with an activation", "[batch_norm]") {

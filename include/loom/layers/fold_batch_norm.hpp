@@ -31,6 +31,7 @@
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
 #include "loom/layers/relu.hpp"
+#include "loom/layers/residual.hpp"
 #include "loom/sequential.hpp"
 
 namespace loom {
@@ -113,29 +114,94 @@ inline void copy_param_values(const Layer& from, Layer& to) {
 
 }  // namespace detail
 
-/// A new model without the BatchNormalization layers that fold into the
-/// Conv2D or Dense before them (and their ReLU, fused into that layer), with
-/// the same input shape, every other layer copied with its weights, and, when
-/// `model` is compiled, compiled with its loss and a fresh copy of its
-/// optimizer (options kept, state not). Its predictions equal model's within
-/// float rounding. Every layer kind must be registered (layer_registry.hpp):
-/// the copies are made from the layers' configurations. A forced convolution
-/// algorithm is kept on folded layers only, as a model file keeps none.
-inline Sequential fold_batch_norm(const Sequential& model) {
-  Sequential folded_model(model.input_shape());
-  for (std::size_t i = 0; i < model.size(); ++i) {
-    const Layer& layer = model.layer(i);
-    const auto* bn = i + 1 < model.size() ? dynamic_cast<const BatchNormalization*>(&model.layer(i + 1)) : nullptr;
+namespace detail {
+
+// One layer of a folded chain: its unbuilt copy (owned until it is added to
+// a model or a block), where its values come from (a foldable Conv2D or
+// Dense and the BatchNormalization that folds into it, or any other layer),
+// and for a residual block the folded layers of its two paths.
+struct FoldedLayer {
+  std::unique_ptr<Layer> copy;
+  Layer* built = nullptr;  // the copy, once owned by the folded model
+  const Layer* source = nullptr;
+  const BatchNormalization* bn = nullptr;
+  std::vector<FoldedLayer> children;  // a Residual's main path, then its shortcut
+};
+
+inline std::vector<FoldedLayer> fold_chain(const std::vector<const Layer*>& chain);
+
+// A residual block with both its paths folded.
+inline FoldedLayer fold_residual(const Residual& block) {
+  auto copy = std::make_unique<Residual>(block.options());
+  copy->set_name(block.name());
+  FoldedLayer f{.source = &block};
+  auto take = [&](chain::Layers path, bool main) {
+    std::vector<const Layer*> layers;
+    for (const auto& l : path) layers.push_back(l.get());
+    for (FoldedLayer& child : fold_chain(layers)) {
+      child.built = child.copy.get();
+      if (main) copy->add(std::move(child.copy));
+      else copy->add_shortcut(std::move(child.copy));
+      f.children.push_back(std::move(child));
+    }
+  };
+  take(block.main_path(), true);
+  take(block.shortcut_path(), false);
+  f.copy = std::move(copy);
+  return f;
+}
+
+// The layers of a chain with every foldable Conv2D/Dense -> BatchNormalization
+// (-> ReLU) as one layer, residual blocks folded inside, the rest copied.
+inline std::vector<FoldedLayer> fold_chain(const std::vector<const Layer*>& chain) {
+  std::vector<FoldedLayer> out;
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    const Layer& layer = *chain[i];
+    const auto* bn = i + 1 < chain.size() ? dynamic_cast<const BatchNormalization*>(chain[i + 1]) : nullptr;
     if (bn && can_fold_batch_norm(layer, *bn)) {
-      const bool relu_after = i + 2 < model.size() && dynamic_cast<const ReLU*>(&model.layer(i + 2));
-      Layer& folded = folded_model.add(detail::with_activation(layer, relu_after ? Activation::ReLU : Activation::None));
-      detail::copy_param_values(layer, folded);
-      detail::scale_kernel_and_bias(folded, *bn);  // the ReLU, if any, applies after the folded affine map
+      const bool relu_after = i + 2 < chain.size() && dynamic_cast<const ReLU*>(chain[i + 2]);
+      out.push_back({.copy = with_activation(layer, relu_after ? Activation::ReLU : Activation::None),
+                     .source = &layer,
+                     .bn = bn});
       i += relu_after ? 2 : 1;
+    } else if (const auto* block = dynamic_cast<const Residual*>(&layer)) {
+      out.push_back(fold_residual(*block));
     } else {
-      detail::copy_param_values(layer, folded_model.add(detail::unbuilt_copy(layer)));
+      out.push_back({.copy = unbuilt_copy(layer), .source = &layer});
     }
   }
+  return out;
+}
+
+// The folded layer's values, once built: copied from its source, and the
+// BatchNormalization's map folded in (the ReLU, if any, applies after it).
+inline void put_folded_values(const FoldedLayer& f) {
+  if (dynamic_cast<const Residual*>(f.source)) {
+    for (const FoldedLayer& child : f.children) put_folded_values(child);
+    return;
+  }
+  copy_param_values(*f.source, *f.built);
+  if (f.bn) scale_kernel_and_bias(*f.built, *f.bn);
+}
+
+}  // namespace detail
+
+/// A new model without the BatchNormalization layers that fold into the
+/// Conv2D or Dense before them (and their ReLU, fused into that layer),
+/// inside residual blocks too, with the same input shape, every other layer
+/// copied with its weights, and, when `model` is compiled, compiled with its
+/// loss and a fresh copy of its optimizer (options kept, state not). Its
+/// predictions equal model's within float rounding. Every layer kind must be
+/// registered (layer_registry.hpp): the copies are made from the layers'
+/// configurations. A forced convolution algorithm is kept on folded layers
+/// only, as a model file keeps none.
+inline Sequential fold_batch_norm(const Sequential& model) {
+  std::vector<const Layer*> layers;
+  for (std::size_t i = 0; i < model.size(); ++i) layers.push_back(&model.layer(i));
+  std::vector<detail::FoldedLayer> folded = detail::fold_chain(layers);
+  Sequential folded_model(model.input_shape());
+  for (detail::FoldedLayer& f : folded) f.built = &folded_model.add(std::move(f.copy));  // builds it, children too
+  for (const detail::FoldedLayer& f : folded) detail::put_folded_values(f);
   if (model.compiled()) folded_model.compile(model.optimizer(), model.loss());
   return folded_model;
 }
