@@ -121,23 +121,20 @@ PredictModels& resnet_models() {
                                })
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
-  for (const bool fold : {false, true}) {
-    const std::string which = fold ? "/folded" : "/unfolded";
-    benchmark::RegisterBenchmark(("batch_norm/predict" + which).c_str(),
-                                 [fold](benchmark::State& state) {
-                                   PredictModels& m = predict_models();
-                                   bench::predict_case(state, fold ? m.folded : m.unfolded, m.x, 32);
-                                 })
-        ->UseRealTime()
-        ->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark(("batch_norm/resnet_predict" + which).c_str(),
-                                 [fold](benchmark::State& state) {
-                                   PredictModels& m = resnet_models();
-                                   bench::predict_case(state, fold ? m.folded : m.unfolded, m.x, 256);
-                                 })
-        ->UseRealTime()
-        ->Unit(benchmark::kMicrosecond);
-  }
+  struct Case {
+    const char* name;
+    PredictModels& (*models)();
+    Index batch_size;  // predict's batch
+  };
+  for (const Case c : {Case{"batch_norm/predict", predict_models, 32}, Case{"batch_norm/resnet_predict", resnet_models, 256}})
+    for (const bool fold : {false, true})
+      benchmark::RegisterBenchmark((std::string(c.name) + (fold ? "/folded" : "/unfolded")).c_str(),
+                                   [c, fold](benchmark::State& state) {
+                                     PredictModels& m = c.models();
+                                     bench::predict_case(state, fold ? m.folded : m.unfolded, m.x, c.batch_size);
+                                   })
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
   return true;
 }();
 

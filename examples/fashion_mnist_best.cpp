@@ -93,8 +93,9 @@ int main(int argc, char** argv) {
              else if (flag == "--zero-init-residual") recipe.zero_init_residual = parse_switch(flag, v);
              else if (flag == "--stem-pool") recipe.stem_pool = parse_switch(flag, v);
              else if (flag == "--ema") {
-               recipe.ema_decay = static_cast<float>(cli::parse_number(flag, v));
-               if (recipe.ema_decay != 0.0f) ExponentialMovingAverage({.decay = recipe.ema_decay});  // refuses a bad decay now
+               const auto decay = static_cast<float>(cli::parse_number(flag, v));
+               if (decay != 0.0f) ema.emplace(ExponentialMovingAverageOptions{.decay = decay});  // refuses a bad decay
+               else ema.reset();
              }
              else if (flag == "--schedule") {
                const std::string s = v;
@@ -107,7 +108,7 @@ int main(int argc, char** argv) {
        .configure_fit =
            [&](FitOptions& fit) {
              fit.augmentation = models::best_fit_options(recipe, fit.seed).augmentation;
-             if (recipe.ema_decay != 0.0f) fit.callbacks.push_back(&ema.emplace(ExponentialMovingAverageOptions{.decay = recipe.ema_decay}));
+             if (ema) fit.callbacks.push_back(&*ema);
            },
        .score_each_epoch = true,
        .flip_tta = true},

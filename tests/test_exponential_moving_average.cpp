@@ -58,6 +58,14 @@ TEST_CASE("ExponentialMovingAverage refuses a bad decay and another model's aver
   CHECK_THROWS_WITH(ExponentialMovingAverage({.decay = 1.0f}), Contains("decay must be in (0, 1)"));
   ExponentialMovingAverage ema;
   CHECK_THROWS_WITH(ema.set_state({{1.0, 2.0}, {}, {}}), Contains("1 number"));
+
+  // A resumed run (history not empty) whose saved average has another model's shapes.
+  Sequential m = small_cnn(3);
+  ema.set_state({{4.0}, {Eigen::VectorXf::Zero(2)}, {}});
+  History history;
+  history.epochs.emplace_back();
+  TrainingContext context(m, history, 3, 1, false);
+  CHECK_THROWS_WITH(ema.on_train_begin(context), Contains("belongs to another model"));
 }
 
 TEST_CASE("A resumed run ends with the same average as an uninterrupted one", "[callbacks][ema][checkpoint]") {

@@ -121,10 +121,13 @@ namespace detail {
 // Dense and the BatchNormalization that folds into it, or any other layer),
 // and for a residual block the folded layers of its two paths.
 struct FoldedLayer {
+  FoldedLayer(std::unique_ptr<Layer> c, const Layer& from, const BatchNormalization* b = nullptr)
+      : copy(std::move(c)), built(copy.get()), source(&from), bn(b) {}
+
   std::unique_ptr<Layer> copy;
-  Layer* built = nullptr;  // the copy, once owned by the folded model
-  const Layer* source = nullptr;
-  const BatchNormalization* bn = nullptr;
+  Layer* built;  // the copy, still valid once the folded model or block owns it
+  const Layer* source;
+  const BatchNormalization* bn;
   std::vector<FoldedLayer> children;  // a Residual's main path, then its shortcut
 };
 
@@ -132,22 +135,20 @@ inline std::vector<FoldedLayer> fold_chain(const std::vector<const Layer*>& chai
 
 // A residual block with both its paths folded.
 inline FoldedLayer fold_residual(const Residual& block) {
-  auto copy = std::make_unique<Residual>(block.options());
-  copy->set_name(block.name());
-  FoldedLayer f{.source = &block};
+  FoldedLayer f(std::make_unique<Residual>(block.options()), block);
+  auto& copy = static_cast<Residual&>(*f.built);
+  copy.set_name(block.name());
   auto take = [&](chain::Layers path, bool main) {
     std::vector<const Layer*> layers;
     for (const auto& l : path) layers.push_back(l.get());
     for (FoldedLayer& child : fold_chain(layers)) {
-      child.built = child.copy.get();
-      if (main) copy->add(std::move(child.copy));
-      else copy->add_shortcut(std::move(child.copy));
+      if (main) copy.add(std::move(child.copy));
+      else copy.add_shortcut(std::move(child.copy));
       f.children.push_back(std::move(child));
     }
   };
   take(block.main_path(), true);
   take(block.shortcut_path(), false);
-  f.copy = std::move(copy);
   return f;
 }
 
@@ -160,14 +161,12 @@ inline std::vector<FoldedLayer> fold_chain(const std::vector<const Layer*>& chai
     const auto* bn = i + 1 < chain.size() ? dynamic_cast<const BatchNormalization*>(chain[i + 1]) : nullptr;
     if (bn && can_fold_batch_norm(layer, *bn)) {
       const bool relu_after = i + 2 < chain.size() && dynamic_cast<const ReLU*>(chain[i + 2]);
-      out.push_back({.copy = with_activation(layer, relu_after ? Activation::ReLU : Activation::None),
-                     .source = &layer,
-                     .bn = bn});
+      out.emplace_back(with_activation(layer, relu_after ? Activation::ReLU : Activation::None), layer, bn);
       i += relu_after ? 2 : 1;
     } else if (const auto* block = dynamic_cast<const Residual*>(&layer)) {
       out.push_back(fold_residual(*block));
     } else {
-      out.push_back({.copy = unbuilt_copy(layer), .source = &layer});
+      out.emplace_back(unbuilt_copy(layer), layer);
     }
   }
   return out;
@@ -200,7 +199,7 @@ inline Sequential fold_batch_norm(const Sequential& model) {
   for (std::size_t i = 0; i < model.size(); ++i) layers.push_back(&model.layer(i));
   std::vector<detail::FoldedLayer> folded = detail::fold_chain(layers);
   Sequential folded_model(model.input_shape());
-  for (detail::FoldedLayer& f : folded) f.built = &folded_model.add(std::move(f.copy));  // builds it, children too
+  for (detail::FoldedLayer& f : folded) folded_model.add(std::move(f.copy));  // builds it, children too
   for (const detail::FoldedLayer& f : folded) detail::put_folded_values(f);
   if (model.compiled()) folded_model.compile(model.optimizer(), model.loss());
   return folded_model;

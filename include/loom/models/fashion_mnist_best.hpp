@@ -46,7 +46,6 @@ struct BestRecipe {
   float weight_decay = 5e-3f;       // decoupled, kernels only (Param::decays)
   float label_smoothing = 0.1f;
   AugmentationOptions augmentation{.pad = 2, .horizontal_flip = true, .erasing = 0.25f};
-  float ema_decay = 0.0f;           // 0: the last step's weights; else end with their ExponentialMovingAverage
 
   /// Optimizer steps of a run on `train_samples` images.
   long long steps(Index train_samples) const {
