@@ -41,6 +41,9 @@ const ConvShape kShapes[] = {
     {"photo_12x12x64_128", 32, 12, 12, 64, 128}, {"wide_16x16x128_256", 32, 16, 16, 128, 256},
     {"wide_16x16x256_256", 32, 16, 16, 256, 256}, {"odd_32x32x24_40", 64, 32, 32, 24, 40},
     {"odd_16x16x40_72", 64, 16, 16, 40, 72},
+    // the best recipe's ResNet (suite model "resnet"), batch 128
+    {"resnet_14x14x32_32", 128, 14, 14, 32, 32}, {"resnet_7x7x64_64", 128, 7, 7, 64, 64},
+    {"resnet_4x4x128_128", 128, 4, 4, 128, 128},
 };
 
 const ConvAlgorithm kAlgorithms[] = {ConvAlgorithm::Im2col, ConvAlgorithm::Winograd2, ConvAlgorithm::Winograd4};

@@ -169,6 +169,22 @@ TEST_CASE("Winograd results do not depend on the thread count", "[conv]") {
   CHECK(std::memcmp(seen[0].data(), seen[1].data(), seen[0].size() * sizeof(float)) == 0);
 }
 
+TEST_CASE("Balanced sample chunks give 2 and 4 threads equal shares, even when one chunk would hold the batch",
+          "[conv]") {
+  using conv::SampleChunks;
+  const auto sizes = [](const SampleChunks& ch) {
+    std::vector<Index> v;
+    for (Index c = 0; c < ch.count(); ++c) v.push_back(ch.size(c));
+    return v;
+  };
+  // A 4x4 map at batch 128: one tile per sample, 128 tiles a chunk.
+  CHECK(sizes(SampleChunks::balanced(128, 128)) == std::vector<Index>{32, 32, 32, 32});
+  CHECK(sizes(SampleChunks::balanced(32, 14)) == std::vector<Index>{8, 8, 8, 8});
+  CHECK(sizes(SampleChunks::balanced(3, 100)) == std::vector<Index>{1, 1, 1});  // never an empty chunk
+  CHECK(sizes(SampleChunks::balanced(1, 8)) == std::vector<Index>{1});
+  CHECK(SampleChunks::balanced(256, 8).count() == 32);  // many chunks stay as asked
+}
+
 TEST_CASE("The engine's rule picks direct, Winograd or im2col from the shapes", "[conv]") {
   // The seed model: conv1 is a first layer on grey images, conv2 a 3x3 layer on 32 channels.
   CHECK(built({.filters = 32, .kernel = 3}, Shape{28, 28, 1}, false).algorithm() == ConvAlgorithm::Direct);

@@ -46,13 +46,15 @@ struct ConvWeights {
 struct SampleChunks {
   Index n = 0, per = 1;
   SampleChunks(Index samples, Index per_chunk) : n(samples), per(per_chunk < 1 ? 1 : per_chunk) {}
-  /// Chunks of about per_chunk samples, evened out: a few chunks become a
-  /// multiple of 4 of equal size, so 2 or 4 threads get the same share (32
-  /// samples in chunks of 14 left one of 2 threads a single chunk of 4).
+  /// Chunks of about per_chunk samples, evened out: fewer than 16 chunks
+  /// become a multiple of 4 of equal size, so 2 or 4 threads get the same
+  /// share (32 samples in chunks of 14 left one of 2 threads a single chunk
+  /// of 4), and a batch that fits one chunk is still cut in 4 (128 samples of
+  /// a 4x4 map, one Winograd tile each, ran on one thread).
   static SampleChunks balanced(Index samples, Index per_chunk) {
     per_chunk = std::max<Index>(1, per_chunk);
     Index count = (samples + per_chunk - 1) / per_chunk;
-    if (count > 1 && count < 16) count = std::min(samples, (count + 3) / 4 * 4);
+    if (count < 16) count = std::min(samples, (count + 3) / 4 * 4);
     return {samples, count < 1 ? 1 : (samples + count - 1) / count};
   }
   Index count() const { return (n + per - 1) / per; }
