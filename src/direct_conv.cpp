@@ -369,14 +369,10 @@ void DirectConv::backward(const ConvGeometry& g, const Tensor& dy, const Tensor*
 
 // dW (K, F) and db (F) = the sum of the chunks' parts, in chunk order.
 void DirectConv::sum_parts(Index k, Index f, Index chunks, float* dkernel, float* dbias) const {
-  MatrixMap dW(dkernel, k, f);
+  sum_parts_in_order(parts_, k + 1, chunks, MatrixMap(dkernel, k, f));
   Eigen::Map<Eigen::RowVectorXf> db(dbias, f);
-  dW = parts_.topLeftCorner(k, f);
   db = parts_.row(k).head(f);
-  for (Index c = 1; c < chunks; ++c) {
-    dW += parts_.block(c * (k + 1), 0, k, f);
-    db += parts_.row(c * (k + 1) + k).head(f);
-  }
+  for (Index c = 1; c < chunks; ++c) db += parts_.row(c * (k + 1) + k).head(f);
 }
 
 }  // namespace loom::conv

@@ -90,6 +90,24 @@ void column_sums(const Matrix& m, Eigen::VectorXf& sums) {
   for (Index b = 1; b < blocks; ++b) sums += parts.col(b);
 }
 
+/// out (rows, cols) = the sum of `count` parts, part c being rows
+/// [c * stride, c * stride + rows) of `parts`, added in part order: the
+/// reduction of per-chunk partial sums. Rows are spread over the threads (it
+/// was a serial loop while the other threads waited: 64 parts of a (288, 32)
+/// kernel gradient); each row is still summed in part order, so the result
+/// does not depend on the thread count.
+template <typename Parts, typename Out>
+void sum_parts_in_order(const Parts& parts, Index stride, Index count, Out&& out) {
+  constexpr Index kRows = 32;
+  const Index rows = out.rows(), blocks = (rows + kRows - 1) / kRows;
+  parallel_for(blocks, blocks > 1 && rows * out.cols() * count >= (Index{1} << 15), [&](Index b) {
+    const Index r0 = b * kRows, len = std::min(kRows, rows - r0);
+    auto o = out.middleRows(r0, len);
+    o = parts.block(r0, 0, len, out.cols());
+    for (Index c = 1; c < count; ++c) o += parts.block(c * stride + r0, 0, len, out.cols());
+  });
+}
+
 using ArrayMap = Eigen::Map<Eigen::ArrayXf>;
 using ConstArrayMap = Eigen::Map<const Eigen::ArrayXf>;
 

@@ -4,7 +4,7 @@
 // against. NHWC makes the taps along a kernel row one contiguous run of KW*C
 // floats; the patch matrix (P, K) times the kernel (K, F) is the output in NHWC
 // directly. The batch is cut into chunks of whole samples (about 512 patch
-// rows each); chunks run in parallel, one thread each, and each does im2col,
+// rows each, evened out by SampleChunks::balanced); chunks run in parallel, one thread each, and each does im2col,
 // product, bias and ReLU while its patches are still in cache.
 //
 //   P = N*OH*OW output pixels, K = KH*KW*C
@@ -44,7 +44,7 @@ class Im2colConv {
   /// its own and writes its samples' dx; partials are summed in chunk order.
   void backward(const ConvGeometry& g, const ConvWeights& w, const Tensor& dz, float* dkernel, Tensor* dx) {
     const Index n = dz.dimension(0), k = g.patch(), f = g.f;
-    const SampleChunks chunks(n, chunk_samples(g));
+    const auto chunks = SampleChunks::balanced(n, chunk_samples(g));
     const ConstMatrixMap dZ(dz.data(), n * g.pixels(), f);
     const ConstMatrixMap W(w.kernel, k, f);
     dw_parts_.resize(chunks.count() * k, f);
@@ -60,9 +60,7 @@ class Im2colConv {
       for (Index s = s0; s < chunks.end(c); ++s)
         col2im(g, dcol.data() + (s - s0) * g.pixels() * k, dx->data() + s * g.input_size());
     });
-    MatrixMap dW(dkernel, k, f);
-    dW = dw_parts_.topRows(k);
-    for (Index c = 1; c < chunks.count(); ++c) dW += dw_parts_.middleRows(c * k, k);
+    sum_parts_in_order(dw_parts_, k, chunks.count(), MatrixMap(dkernel, k, f));
   }
 
   /// Samples per chunk of work: enough patch rows for an efficient product,
@@ -128,7 +126,7 @@ class Im2colConv {
   static void compute(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, RowMatrix* keep,
                       Activation act) {
     const Index k = g.patch(), f = g.f;
-    const SampleChunks chunks(x.dimension(0), chunk_samples(g));
+    const auto chunks = SampleChunks::balanced(x.dimension(0), chunk_samples(g));
     const ConstMatrixMap W(w.kernel, k, f);
     parallel_for_with<RowMatrix>(chunks.count(), true, [&](Index c, RowMatrix& scratch) {
       const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
