@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "loom/cli.hpp"
 #include "loom/data/dataset.hpp"
@@ -88,12 +89,31 @@ struct TrainingFlags {
 
   /// Sets the thread count when given, then finds and loads the data.
   TrainingData load() const {
+    auto [dir, train] = load_train();
+    Dataset test = fashion_mnist::load_test(dir);
+    return {std::move(dir), std::move(train), std::move(test)};
+  }
+
+  /// Like load(), but the last `held` training images (of the first --limit)
+  /// take the test set's place, and the test set is not read.
+  TrainingData load_held_out(Index held) const {
+    auto [dir, train] = load_train();
+    const Index n = train.size();
+    if (held <= 0 || held >= n)
+      throw UsageError("--hold-out: expected 1 to " + std::to_string(n - 1) + " images (of " + std::to_string(n) +
+                       " training images), got " + std::to_string(held));
+    Dataset kept = train.slice(n - held, n);
+    return {std::move(dir), train.head(n - held), std::move(kept)};
+  }
+
+ private:
+  // The thread count set, the folder found, its first --limit training images loaded.
+  std::pair<std::filesystem::path, Dataset> load_train() const {
     if (threads) set_threads(*threads);
     std::filesystem::path dir = fashion_mnist::find_data_dir(data);
     Dataset train = fashion_mnist::load_train(dir);
     if (limit) train = train.head(std::min(*limit, train.size()));
-    Dataset test = fashion_mnist::load_test(dir);
-    return {std::move(dir), std::move(train), std::move(test)};
+    return {std::move(dir), std::move(train)};
   }
 };
 

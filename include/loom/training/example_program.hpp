@@ -16,6 +16,10 @@
 // With --save FILE (or always, for an example whose round_trip is set) the
 // trained model is saved, loaded back and its test predictions compared bit
 // for bit with the original's; a difference fails the program (exit 1).
+// With --hold-out N the last N training images are set aside and scored
+// wherever the test set would be (the keys say "validation" for "test"), and
+// the test set is not even read: variants of a recipe are compared on these,
+// so that the test set chooses nothing.
 //
 // Thread safety: a program's main; sets the process's thread count.
 
@@ -111,13 +115,20 @@ inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions
                               o.extra_help +
                               "  --save FILE      save the trained model there, load it back and compare its\n"
                               "                   predictions bit for bit" +
-                              (o.round_trip ? " (default: a temporary file)\n" : "\n");
+                              (o.round_trip ? " (default: a temporary file)\n" : "\n") +
+                              "  --hold-out N     train on all but the last N training images and score those\n"
+                              "                   instead of the test set, which is not read (to compare variants)\n";
     std::optional<std::filesystem::path> save;
+    std::optional<Index> hold_out;
     parse_args(
         argc, argv, 1, usage, {"--distributed"},
         [&](const std::string& flag, const char* v) {
           if (flag == "--save") {
             save = v;
+            return true;
+          }
+          if (flag == "--hold-out") {
+            hold_out = parse_int(flag, v, 1);
             return true;
           }
           return args.take(flag, v) || (o.extra_flag && o.extra_flag(flag, v));
@@ -128,10 +139,11 @@ inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions
     const auto world = args.connect();  // nullptr without --distributed
     const int ranks = world ? world->size() : 1;
     const bool leader = !world || world->rank() == 0;
-    const auto [dir, train, test] = args.load();
+    auto [dir, train, test] = hold_out ? args.load_held_out(*hold_out) : args.load();
+    const std::string scored = hold_out ? "validation" : "test";  // the set scored below, in text and keys
     if (leader)
       std::cout << "Fashion-MNIST from " << dir.string() << ": " << train.size() << " training and " << test.size()
-                << " test images, " << threads() << " threads"
+                << " " << scored << " images, " << threads() << " threads"
                 << (world ? " per rank, " + std::to_string(ranks) + " ranks" : "") << "\n";
 
     Sequential model = build({args.seed, args.epochs, args.batch_size, train.size()});
@@ -149,27 +161,28 @@ inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions
     if (!leader) return 0;  // every rank holds the same model; rank 0 reports
 
     const Evaluation e = model.evaluate(test);
-    std::printf("Test accuracy: %.4f, test loss: %.4f\n", e.accuracy, e.loss);
+    std::printf("%s accuracy: %.4f, %s loss: %.4f\n", hold_out ? "Validation" : "Test", e.accuracy, scored.c_str(),
+                e.loss);
     const double images = static_cast<double>(train.size()) * static_cast<double>(history.epochs.size());
     std::string extra;
     if (o.flip_tta) {
       const Evaluation flipped = model.evaluate(test, 32, Tta::Flip);
-      std::printf("With flip test-time augmentation: test accuracy %.4f, test loss %.4f\n", flipped.accuracy,
-                  flipped.loss);
+      std::printf("With flip test-time augmentation: %s accuracy %.4f, %s loss %.4f\n", scored.c_str(),
+                  flipped.accuracy, scored.c_str(), flipped.loss);
       char buf[64];
-      std::snprintf(buf, sizeof buf, ", \"test_accuracy_flip_tta\": %.4f", flipped.accuracy);
+      std::snprintf(buf, sizeof buf, ", \"%s_accuracy_flip_tta\": %.4f", scored.c_str(), flipped.accuracy);
       extra += buf;
     }
     if (o.score_each_epoch) {
       std::vector<double> seconds;
       for (const EpochRecord& r : history.epochs) seconds.push_back(r.seconds);
       extra += ", \"epoch_seconds\": " + json_array(seconds, [](double v) { return json_number(v, 5); }) +
-               ", \"epoch_test_accuracy\": " + json_array(scores.accuracy(), [](double v) { return json_number(v, 4); });
+               ", \"epoch_" + scored + "_accuracy\": " + json_array(scores.accuracy(), [](double v) { return json_number(v, 4); });
     }
     std::printf(
-        "{\"test_accuracy\": %.4f, \"test_loss\": %.4f, \"params\": %lld, \"epochs\": %d, \"train_seconds\": %.2f, "
+        "{\"%s_accuracy\": %.4f, \"%s_loss\": %.4f, \"params\": %lld, \"epochs\": %d, \"train_seconds\": %.2f, "
         "\"train_images_per_second\": %.0f, \"ranks\": %d%s}\n",
-        e.accuracy, e.loss, static_cast<long long>(model.param_count()), args.epochs, train_seconds,
+        scored.c_str(), e.accuracy, scored.c_str(), e.loss, static_cast<long long>(model.param_count()), args.epochs, train_seconds,
         images / train_seconds, ranks, extra.c_str());
     if (save) {
       check_round_trip(model, *save, test);
