@@ -10,7 +10,7 @@
 //   lr = OneCycle(max_lr=0.1, total_steps=steps, pct_start=0.25)
 //   model.compile(SGD(lr, momentum=0.9, nesterov=True, weight_decay=5e-3),
 //                 SparseCategoricalCrossentropy(label_smoothing=0.1), ["accuracy"])
-//   model.fit(augment(x_train), y_train, epochs=30, batch_size=128)
+//   model.fit(augment(x_train), y_train, epochs=36, batch_size=128)
 //
 // The test set is scored after every epoch outside the timed training (to
 // draw the curve and find when an accuracy is reached), and at the end with
@@ -21,7 +21,7 @@
 // Every ingredient has a flag, for the ablation in docs/best-recipe.md
 // (bench/best_recipe.py runs them):
 //
-//   fashion_mnist_best [--epochs 30] [--batch-size 128] [--seed 7] [--threads N]
+//   fashion_mnist_best [--epochs 36] [--batch-size 128] [--seed 7] [--threads N]
 //                      [--augment pad=2,flip,erasing=0.25|none] [--label-smoothing 0.1]
 //                      [--weight-decay 0.005] [--schedule one-cycle|constant]
 //                      [--max-lr 0.1] [--width 32] [--blocks 1,1,1] [--strides 2,2,2]
