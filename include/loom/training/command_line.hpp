@@ -8,6 +8,7 @@
 //                   [&](const std::string& flag, const char* v) { return t.take(flag, v); }, ...);
 //   const auto world = t.connect();            // with --distributed: MPI, threads shared among a host's ranks
 //   const cli::TrainingData data = t.load();   // threads set, train (first --limit images) and test loaded
+//   (t.load_held_out(n): the last n of those training images in the test set's place)
 //
 // Thread safety: a plain value; connect() and load() set the process's thread count.
 

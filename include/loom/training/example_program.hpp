@@ -25,6 +25,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -127,7 +128,7 @@ inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions
             save = v;
             return true;
           }
-          if (flag == "--hold-out") {
+          if (flag == "--hold-out") {  // not a TrainingFlags flag: `loom train` has its own --validation
             hold_out = parse_int(flag, v, 1);
             return true;
           }
@@ -139,7 +140,7 @@ inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions
     const auto world = args.connect();  // nullptr without --distributed
     const int ranks = world ? world->size() : 1;
     const bool leader = !world || world->rank() == 0;
-    auto [dir, train, test] = hold_out ? args.load_held_out(*hold_out) : args.load();
+    const auto [dir, train, test] = hold_out ? args.load_held_out(*hold_out) : args.load();
     const std::string scored = hold_out ? "validation" : "test";  // the set scored below, in text and keys
     if (leader)
       std::cout << "Fashion-MNIST from " << dir.string() << ": " << train.size() << " training and " << test.size()
@@ -161,8 +162,8 @@ inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions
     if (!leader) return 0;  // every rank holds the same model; rank 0 reports
 
     const Evaluation e = model.evaluate(test);
-    std::printf("%s accuracy: %.4f, %s loss: %.4f\n", hold_out ? "Validation" : "Test", e.accuracy, scored.c_str(),
-                e.loss);
+    std::printf("%c%s accuracy: %.4f, %s loss: %.4f\n", std::toupper(scored[0]), scored.c_str() + 1, e.accuracy,
+                scored.c_str(), e.loss);
     const double images = static_cast<double>(train.size()) * static_cast<double>(history.epochs.size());
     std::string extra;
     if (o.flip_tta) {
