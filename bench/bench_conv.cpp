@@ -6,7 +6,9 @@
 //
 // with <algorithm> im2col, winograd2x2 or winograd4x4, each forced with
 // Conv2DOptions::algorithm, and <shape> named after the model layer it comes
-// from (N x H x W x C -> F, 3x3, stride 1). GFLOP/s counts the direct
+// from (N x H x W x C -> F, 3x3, stride 1 unless the name says otherwise:
+// _s2 3x3 stride 2, _1x1s2 1x1 stride 2; an algorithm that cannot compute a
+// shape is left out). GFLOP/s counts the direct
 // convolution's arithmetic (2 * N*OH*OW * 9*C * F per product; backward is two
 // such products), whatever the algorithm really does: Winograd above the
 // GEMM peak (gemm/*) means it saved more arithmetic than its transforms
@@ -31,6 +33,7 @@ using namespace loom;
 struct ConvShape {
   const char* name;
   Index n, h, w, c, f;
+  Index kernel = 3, stride = 1;
 };
 
 // 3x3, stride 1, same padding unless the name says valid.
@@ -44,6 +47,11 @@ const ConvShape kShapes[] = {
     // the best recipe's ResNet (suite model "resnet"), batch 128
     {"resnet_14x14x32_32", 128, 14, 14, 32, 32}, {"resnet_7x7x64_64", 128, 7, 7, 64, 64},
     {"resnet_4x4x128_128", 128, 4, 4, 128, 128},
+    // its strided layers, which only im2col computes: each block's first 3x3
+    // convolution and its 1x1 projection shortcut, stride 2
+    {"resnet_28x28x32_32_s2", 128, 28, 28, 32, 32, 3, 2}, {"resnet_14x14x32_64_s2", 128, 14, 14, 32, 64, 3, 2},
+    {"resnet_7x7x64_128_s2", 128, 7, 7, 64, 128, 3, 2}, {"resnet_28x28x32_32_1x1s2", 128, 28, 28, 32, 32, 1, 2},
+    {"resnet_14x14x32_64_1x1s2", 128, 14, 14, 32, 64, 1, 2}, {"resnet_7x7x64_128_1x1s2", 128, 7, 7, 64, 128, 1, 2},
 };
 
 const ConvAlgorithm kAlgorithms[] = {ConvAlgorithm::Im2col, ConvAlgorithm::Winograd2, ConvAlgorithm::Winograd4};
@@ -53,7 +61,8 @@ struct Setup {
   Tensor x, dy;
   Setup(const ConvShape& s, ConvAlgorithm a)
       : conv({.filters = s.f,
-              .kernel = 3,
+              .kernel = s.kernel,
+              .strides = s.stride,
               .padding = std::string(s.name).ends_with("valid") ? Padding::Valid : Padding::Same,
               .activation = Activation::ReLU,
               .algorithm = a}) {
@@ -94,6 +103,8 @@ void conv_backward(benchmark::State& state, ConvShape shape, ConvAlgorithm a) {
 [[maybe_unused]] const bool registered = [] {
   for (const ConvShape& s : kShapes)
     for (ConvAlgorithm a : kAlgorithms) {
+      const conv::ConvGeometry g = Setup(s, ConvAlgorithm::Im2col).conv.geometry();
+      if (!conv::unsupported_reason(a, g, true).empty()) continue;  // strided: im2col only
       const std::string stem = std::string("conv/") + s.name + "/" + std::string(to_string(a));
       benchmark::RegisterBenchmark((stem + "/forward").c_str(), conv_forward, s, a)
           ->UseRealTime()

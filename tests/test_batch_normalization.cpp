@@ -2,7 +2,7 @@
 // batch statistics and Keras's moving-average rule on hand-made numbers, a
 // double-precision reference computed here, results independent of the
 // thread count, options, a model that trains, saves and loads with it, and
-// fold_batch_norm.
+// fold_batch_norm; the training fusion with a ReLU after it.
 
 #include <catch2/catch.hpp>
 
@@ -19,6 +19,7 @@
 #include "loom/layers/batch_normalization.hpp"
 #include "loom/layers/fold_batch_norm.hpp"
 #include "loom/layers/global_average_pooling2d.hpp"
+#include "loom/layers/layer_chain.hpp"
 #include "loom/layers/relu.hpp"
 #include "loom/layers/residual.hpp"
 #include "loom/threads.hpp"
@@ -245,6 +246,74 @@ TEST_CASE("BatchNormalization gives the same bits on 1 and 2 threads", "[batch_n
   CHECK(one.dbeta == two.dbeta);
   CHECK(one.moving_mean == two.moving_mean);
   CHECK(one.moving_variance == two.moving_variance);
+}
+
+TEST_CASE("A BatchNormalization and the ReLU after it train as one pass, with the bits of the two layers apart", "[batch_norm]") {
+  const Mode mode = GENERATE(Mode::Training, Mode::Inference);
+  INFO("mode " << to_string(mode));
+  // 4 x 12 x 12 x 16: several blocks of rows, on 2 threads; beta from -0.3 to
+  // 0.5 over the channels, so the ReLU cuts a different share of each.
+  const Shape shape{12, 12, 16};
+  Random rng(9);
+  const Tensor x = testing::random_tensor(4, 12, 12, 16, rng);
+  const Tensor dy = testing::random_tensor(4, 12, 12, 16, rng);
+
+  BatchNormalization bn = built_bn(shape);  // the two layers apart: the reference
+  ReLU relu;
+  relu.build(shape, rng);
+  bn.set_mode(mode);
+  const Tensor y = relu.forward(bn.forward(x));
+  const Tensor dx = bn.backward(relu.backward(dy));
+
+  std::vector<std::unique_ptr<Layer>> pair;
+  pair.push_back(std::make_unique<BatchNormalization>(built_bn(shape)));
+  pair.push_back(std::make_unique<ReLU>());
+  pair[1]->build(shape, rng);
+  chain::fuse_relus(pair);
+  auto& fused_bn = dynamic_cast<BatchNormalization&>(*pair[0]);
+  REQUIRE(fused_bn.fused_relu());
+  REQUIRE(dynamic_cast<ReLU&>(*pair[1]).input_rectified());
+  fused_bn.set_mode(mode);
+  const Tensor y_fused = chain::forward(pair, x);
+  const Tensor dx_fused = chain::backward(pair, dy);
+
+  CHECK(std::count_if(y.data(), y.data() + y.size(), [](float v) { return v == 0.0f; }) > y.size() / 5);
+  CHECK(testing::bitwise_equal(y_fused, y));
+  CHECK(testing::bitwise_equal(dx_fused, dx));
+  CHECK(fused_bn.params()[0].grad == bn.params()[0].grad);  // dgamma
+  CHECK(fused_bn.params()[1].grad == bn.params()[1].grad);  // dbeta
+  CHECK(fused_bn.moving_mean() == bn.moving_mean());
+  Tensor y_infer;
+  chain::infer(pair, x, y_infer);  // never fused: the layers' own infer
+  Tensor y_infer_apart, h;
+  bn.infer(x, h);
+  relu.infer(h, y_infer_apart);
+  CHECK(testing::bitwise_equal(y_infer, y_infer_apart));
+}
+
+TEST_CASE("Containers fuse a BatchNormalization with the ReLU right after it, and nothing else", "[batch_norm]") {
+  Sequential m = conv_bn_relu_model(1);  // Conv2D, BatchNormalization, ReLU, MaxPool2D, ...
+  CHECK(dynamic_cast<const BatchNormalization&>(m.layer(1)).fused_relu());
+  CHECK(dynamic_cast<const ReLU&>(m.layer(2)).input_rectified());
+
+  Sequential other(Shape{6, 6, 2});
+  other.add(ReLU());  // no BatchNormalization before it
+  other.add(BatchNormalization());
+  other.add(MaxPool2D());  // not a ReLU after it
+  other.add(ReLU());
+  CHECK_FALSE(dynamic_cast<const ReLU&>(other.layer(0)).input_rectified());
+  CHECK_FALSE(dynamic_cast<const BatchNormalization&>(other.layer(1)).fused_relu());
+  CHECK_FALSE(dynamic_cast<const ReLU&>(other.layer(3)).input_rectified());
+
+  Residual block;
+  block.add(Conv2D({.filters = 2, .kernel = 3, .padding = Padding::Same}));
+  block.add(BatchNormalization());
+  block.add(ReLU());
+  Sequential with_block(Shape{6, 6, 2});
+  with_block.add(std::move(block));
+  const Layer& added = with_block.layer(0);
+  CHECK(dynamic_cast<const BatchNormalization&>(*added.children()[1]).fused_relu());
+  CHECK(dynamic_cast<const ReLU&>(*added.children()[2]).input_rectified());
 }
 
 TEST_CASE("BatchNormalization refuses bad options and misfit tensors", "[batch_norm]") {

@@ -27,9 +27,13 @@ inline std::string_view to_string(Activation a) {
 
 namespace activation {
 
-// y = max(z, 0), elementwise. In place is allowed (y may alias z).
+// y = max(z, 0) on n values, on the calling thread (y may alias z): the one
+// ReLU, which every layer that applies one calls.
+inline void relu_serial(const float* z, float* y, Index n) { ArrayMap(y, n) = ConstArrayMap(z, n).max(0.0f); }
+
+// y = max(z, 0), elementwise, on every thread. In place is allowed (y may alias z).
 inline void relu_forward(const float* z, float* y, Index n) {
-  for_blocks(n, [&](Index i, Index len) { ArrayMap(y + i, len) = ConstArrayMap(z + i, len).max(0.0f); });
+  for_blocks(n, [&](Index i, Index len) { relu_serial(z + i, y + i, len); });
 }
 
 // dz = dy where y > 0, else 0 (the derivative at 0 is taken as 0, as Keras).

@@ -43,6 +43,7 @@
 #include "loom/freed_memory.hpp"
 #include "loom/io/model_file.hpp"
 #include "loom/layer.hpp"
+#include "loom/layers/layer_chain.hpp"
 #include "loom/loss.hpp"
 #include "loom/optimizers/optimizer.hpp"
 #include "loom/parallel.hpp"
@@ -82,6 +83,7 @@ class Sequential {
     });
     layer->build(output_shape(), rng_);
     layers_.push_back(std::move(layer));
+    chain::fuse_relus(layers_);  // a BatchNormalization and the ReLU after it train as one pass
     return *layers_.back();
   }
 

@@ -9,6 +9,7 @@
 //
 // Forward, with mean and var the statistics of the mode:
 //   x_hat = (x - mean) / sqrt(var + eps),  y = gamma x_hat + beta
+//   (and y = max(0, gamma x_hat + beta) when fused with the ReLU after it, below)
 //   Training: mean and var are the batch's, the variance biased (divided by M,
 //   as Keras and TensorFlow), and the moving statistics follow them:
 //     moving = moving * momentum + batch statistic * (1 - momentum)
@@ -20,6 +21,15 @@
 //   mean and its projection on x_hat:
 //     dx = gamma / sqrt(var + eps) (dy - (dbeta + x_hat dgamma) / M)
 //
+// Fusion with a ReLU. A container (Sequential, a Residual's paths: see
+// chain::fuse_relus) that finds a ReLU right after a BatchNormalization has
+// the pair train as one pass: forward applies the ReLU while the block of
+// rows is in cache, the ReLU layer passes it on, and backward masks dy where
+// gamma x_hat + beta <= 0, recomputed from x_hat with the forward's own
+// arithmetic, so no pass of the ReLU's own and no copy of its output. The
+// results are bitwise those of the two layers apart (tests). infer is never
+// fused: it serves any layer's output (embeddings of the BatchNormalization).
+//
 // Sums over the rows are in double, in fixed blocks of rows that each thread
 // sums alone, added in block order, so results do not depend on the thread
 // count. The batch variance is summed around the first row's values (the
@@ -30,10 +40,13 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <utility>
 
+#include "loom/activation.hpp"
 #include "loom/io/layer_config.hpp"
 #include "loom/layer.hpp"
 #include "loom/parallel.hpp"
@@ -92,6 +105,12 @@ class BatchNormalization final : public Layer {
   std::span<Param> params() override { return params_; }
   std::span<const Param> params() const override { return params_; }
 
+  /// Training (forward, backward) as one pass with the ReLU layer that
+  /// follows this one, which then passes values through (ReLU::set_input_rectified).
+  /// Set by the container (chain::fuse_relus), never by hand.
+  void set_fused_relu(bool fused) { fused_relu_ = fused; }
+  bool fused_relu() const { return fused_relu_; }
+
   const Tensor& forward(const Tensor& x) override {
     check_input(x);
     const Index rows = rows_of(x), c = channels();
@@ -106,8 +125,8 @@ class BatchNormalization final : public Layer {
       used_ = normalization(moving_mean().cast<double>().array(), moving_variance().cast<double>().array());
     }
     for_row_blocks(rows, c, [&](Index, Index begin, Index end) {
-      normalize_rows(x.data(), y_.data(), begin, end, used_);
-      keep_x_hat(x.data(), x_hat_.data(), begin, end, used_);
+      normalize_rows(x.data(), y_.data(), x_hat_.data(), begin, end, used_);
+      if (fused_relu_) activation::relu_serial(y_.data() + begin * c, y_.data() + begin * c, (end - begin) * c);
     });
     return y_;
   }
@@ -118,8 +137,10 @@ class BatchNormalization final : public Layer {
                        ", got " + dims_string(dy));
     const Index rows = rows_of(dy), c = channels();
     // dbeta = sum dy, dgamma = sum dy x_hat, in double.
+    // Fused with a ReLU: every pass reads dy masked where the ReLU cut (relu_mask).
     const auto [dbeta, dgamma] = channel_sums(rows, c, [&](Index begin, Index end, double* s_dy, double* s_dy_xhat) {
-      sum_dy_and_dy_x_hat(dy.data(), x_hat_.data(), begin, end, c, s_dy, s_dy_xhat);
+      if (fused_relu_) sum_dy_and_dy_x_hat<true>(dy.data(), x_hat_.data(), begin, end, used_, s_dy, s_dy_xhat);
+      else sum_dy_and_dy_x_hat<false>(dy.data(), x_hat_.data(), begin, end, used_, s_dy, s_dy_xhat);
     });
     params_[1].grad = dbeta.cast<float>().matrix();
     params_[0].grad = dgamma.cast<float>().matrix();
@@ -129,11 +150,15 @@ class BatchNormalization final : public Layer {
       const double m = static_cast<double>(rows);
       const Eigen::ArrayXf mean_dy = (dbeta / m).cast<float>(), mean_dy_xhat = (dgamma / m).cast<float>();
       for_row_blocks(rows, c, [&](Index, Index begin, Index end) {
-        training_dx(dy.data(), x_hat_.data(), dx_.data(), begin, end, used_, mean_dy.data(), mean_dy_xhat.data());
+        if (fused_relu_)
+          training_dx<true>(dy.data(), x_hat_.data(), dx_.data(), begin, end, used_, mean_dy.data(), mean_dy_xhat.data());
+        else
+          training_dx<false>(dy.data(), x_hat_.data(), dx_.data(), begin, end, used_, mean_dy.data(), mean_dy_xhat.data());
       });
     } else {
       for_row_blocks(rows, c, [&](Index, Index begin, Index end) {
-        inference_dx(dy.data(), dx_.data(), begin, end, used_);
+        if (fused_relu_) inference_dx<true>(dy.data(), x_hat_.data(), dx_.data(), begin, end, used_);
+        else inference_dx<false>(dy.data(), x_hat_.data(), dx_.data(), begin, end, used_);
       });
     }
     return dx_;
@@ -146,22 +171,26 @@ class BatchNormalization final : public Layer {
         normalization(moving_mean().cast<double>().array(), moving_variance().cast<double>().array());
     // The same function as inference-mode forward: bitwise the same output.
     for_row_blocks(rows_of(x), channels(), [&](Index, Index begin, Index end) {
-      normalize_rows(x.data(), y.data(), begin, end, moving);
+      normalize_rows(x.data(), y.data(), nullptr, begin, end, moving);
     });
   }
 
  private:
-  // Per channel: y = (x - center) * scale + beta and x_hat = (x - center) * inv_std,
-  // with scale = gamma * inv_std: each computed in double from the statistics, rounded once.
+  // Per channel: x_hat = (x - center) * inv_std and y = affine(x_hat) = x_hat * gamma + beta;
+  // scale = gamma * inv_std (dx's factor). Computed in double from the statistics, rounded once.
   struct Normalization {
-    Eigen::ArrayXf center, inv_std, scale, beta;
+    Eigen::ArrayXf center, inv_std, gamma, beta, scale;
   };
 
   Normalization normalization(const Eigen::ArrayXd& mean, const Eigen::ArrayXd& variance) const {
     const Eigen::ArrayXd inv_std = (variance + static_cast<double>(o_.epsilon)).rsqrt();
-    return {mean.cast<float>(), inv_std.cast<float>(), (gamma().cast<double>().array() * inv_std).cast<float>(),
-            beta().array()};
+    return {mean.cast<float>(), inv_std.cast<float>(), gamma().array(), beta().array(),
+            (gamma().cast<double>().array() * inv_std).cast<float>()};
   }
+
+  // y before a fused ReLU. One function for forward and for backward's mask,
+  // so that both round alike (an FMA in both, or in neither).
+  static float affine(float x_hat, float gamma, float beta) { return x_hat * gamma + beta; }
 
   // The batch's per-channel mean and biased variance, from sums of d = x - shift
   // and d^2 with shift = the first row: var = E[d^2] - E[d]^2, both small
@@ -218,21 +247,28 @@ class BatchNormalization final : public Layer {
 
   // ---- per-block kernels: rows of C contiguous channels, the channel loop innermost (vectorised)
 
-  // Forward: y = (x - center) * scale + beta. infer calls this same function.
-  static void normalize_rows(const float* __restrict x, float* __restrict y, Index begin, Index end,
-                             const Normalization& n) {
+  // Forward: y = affine(x_hat), keeping x_hat for backward when x_hat is not
+  // null. infer calls this same function (with null).
+  static void normalize_rows(const float* __restrict x, float* __restrict y, float* __restrict x_hat, Index begin,
+                             Index end, const Normalization& n) {
     const Index c = n.center.size();
-    const float *center = n.center.data(), *scale = n.scale.data(), *beta = n.beta.data();
+    const float *center = n.center.data(), *inv_std = n.inv_std.data(), *gamma = n.gamma.data(), *beta = n.beta.data();
     for (Index r = begin; r < end; ++r)
-      for (Index ch = 0; ch < c; ++ch) y[r * c + ch] = (x[r * c + ch] - center[ch]) * scale[ch] + beta[ch];
+      for (Index ch = 0; ch < c; ++ch) {
+        const Index i = r * c + ch;
+        const float h = (x[i] - center[ch]) * inv_std[ch];
+        if (x_hat) x_hat[i] = h;
+        y[i] = affine(h, gamma[ch], beta[ch]);
+      }
   }
-  // What backward reads: x_hat = (x - center) * inv_std.
-  static void keep_x_hat(const float* __restrict x, float* __restrict x_hat, Index begin, Index end,
-                         const Normalization& n) {
-    const Index c = n.center.size();
-    const float *center = n.center.data(), *inv_std = n.inv_std.data();
-    for (Index r = begin; r < end; ++r)
-      for (Index ch = 0; ch < c; ++ch) x_hat[r * c + ch] = (x[r * c + ch] - center[ch]) * inv_std[ch];
+  // dy, or with a fused ReLU dy where the ReLU let y through (y > 0) and 0 where it cut.
+  // (Written as a bit mask: GCC vectorises it where a conditional `? dy : 0`
+  // into the double sums stays a scalar loop, 4x slower.)
+  template <bool kFusedRelu>
+  static float relu_mask(float dy, float x_hat, float gamma, float beta) {
+    if constexpr (!kFusedRelu) return dy;
+    const std::uint32_t keep = -static_cast<std::uint32_t>(affine(x_hat, gamma, beta) > 0.0f);
+    return std::bit_cast<float>(std::bit_cast<std::uint32_t>(dy) & keep);
   }
   static void sum_shifted(const float* __restrict x, const double* __restrict shift, Index begin, Index end, Index c,
                           double* __restrict s_d, double* __restrict s_d2) {
@@ -244,35 +280,45 @@ class BatchNormalization final : public Layer {
       }
   }
 
-  // Backward.
+  // Backward; g is dy, masked by a fused ReLU.
+  template <bool kFusedRelu>
   static void sum_dy_and_dy_x_hat(const float* __restrict dy, const float* __restrict x_hat, Index begin, Index end,
-                                  Index c, double* __restrict s_dy, double* __restrict s_dy_xhat) {
+                                  const Normalization& n, double* __restrict s_dy, double* __restrict s_dy_xhat) {
+    const Index c = n.gamma.size();
+    const float *gamma = n.gamma.data(), *beta = n.beta.data();
     for (Index r = begin; r < end; ++r)
       for (Index ch = 0; ch < c; ++ch) {
-        const double g = dy[r * c + ch];
+        const Index i = r * c + ch;
+        const double g = relu_mask<kFusedRelu>(dy[i], x_hat[i], gamma[ch], beta[ch]);
         s_dy[ch] += g;
-        s_dy_xhat[ch] += g * static_cast<double>(x_hat[r * c + ch]);
+        s_dy_xhat[ch] += g * static_cast<double>(x_hat[i]);
       }
   }
-  // dx = scale * (dy - (mean of dy + x_hat * mean of dy x_hat)): the batch statistics' share taken out.
+  // dx = scale * (g - (mean of g + x_hat * mean of g x_hat)): the batch statistics' share taken out.
+  template <bool kFusedRelu>
   static void training_dx(const float* __restrict dy, const float* __restrict x_hat, float* __restrict dx, Index begin,
                           Index end, const Normalization& n, const float* __restrict mean_dy,
                           const float* __restrict mean_dy_xhat) {
     const Index c = n.scale.size();
-    const float* scale = n.scale.data();
+    const float *scale = n.scale.data(), *gamma = n.gamma.data(), *beta = n.beta.data();
     for (Index r = begin; r < end; ++r)
       for (Index ch = 0; ch < c; ++ch) {
         const Index i = r * c + ch;
-        dx[i] = scale[ch] * (dy[i] - (mean_dy[ch] + x_hat[i] * mean_dy_xhat[ch]));
+        const float g = relu_mask<kFusedRelu>(dy[i], x_hat[i], gamma[ch], beta[ch]);
+        dx[i] = scale[ch] * (g - (mean_dy[ch] + x_hat[i] * mean_dy_xhat[ch]));
       }
   }
-  // dx = scale * dy: fixed statistics, an affine map.
-  static void inference_dx(const float* __restrict dy, float* __restrict dx, Index begin, Index end,
-                           const Normalization& n) {
+  // dx = scale * g: fixed statistics, an affine map.
+  template <bool kFusedRelu>
+  static void inference_dx(const float* __restrict dy, const float* __restrict x_hat, float* __restrict dx,
+                           Index begin, Index end, const Normalization& n) {
     const Index c = n.scale.size();
-    const float* scale = n.scale.data();
+    const float *scale = n.scale.data(), *gamma = n.gamma.data(), *beta = n.beta.data();
     for (Index r = begin; r < end; ++r)
-      for (Index ch = 0; ch < c; ++ch) dx[r * c + ch] = scale[ch] * dy[r * c + ch];
+      for (Index ch = 0; ch < c; ++ch) {
+        const Index i = r * c + ch;
+        dx[i] = scale[ch] * relu_mask<kFusedRelu>(dy[i], x_hat[i], gamma[ch], beta[ch]);
+      }
   }
 
   Index channels() const { return input_shape().channels(); }
@@ -282,6 +328,7 @@ class BatchNormalization final : public Layer {
   std::array<Param, 4> params_{Param("gamma", {}), Param("beta", {}), Param("moving_mean", {}, Trainable::No),
                                Param("moving_variance", {}, Trainable::No)};
   Mode forward_mode_ = Mode::Training;  // the mode of the last forward, which backward follows
+  bool fused_relu_ = false;             // training as one pass with the ReLU after it
   Normalization used_;                  // the statistics of the last forward
   Tensor y_;      // (N, H, W, C)
   Tensor x_hat_;  // (N, H, W, C) the normalised input of the last forward

@@ -7,6 +7,7 @@
 //   forward:  x -> layer 0 -> ... -> last; the returned tensor is the last layer's
 //   backward: dy -> last -> ... -> layer 0; returns layer 0's dx
 //   infer:    const, scratch of its own, safe from many threads
+//   fuse_relus: a BatchNormalization followed by a ReLU trains as one pass
 // An empty chain is the identity.
 //
 // Thread safety: as every Layer: infer from many threads, the rest from one.
@@ -15,6 +16,8 @@
 #include <span>
 
 #include "loom/layer.hpp"
+#include "loom/layers/batch_normalization.hpp"
+#include "loom/layers/relu.hpp"
 
 namespace loom::chain {
 
@@ -51,6 +54,21 @@ inline void infer(Layers layers, const Tensor& x, Tensor& y) {
     Tensor* out = (layers.size() - 1 - i) % 2 == 0 ? &y : &scratch;
     static_cast<const Layer&>(*layers[i]).infer(*in, *out);
     in = out;
+  }
+}
+
+/// Has every BatchNormalization directly followed by a ReLU apply that ReLU
+/// itself while training, and the ReLU pass values through: one pass over the
+/// feature map instead of two, forward and backward, with the same results
+/// (batch_normalization.hpp). Containers call it once their layers are in
+/// place (Sequential::add, Residual::build); a layer used on its own is never fused.
+inline void fuse_relus(Layers layers) {
+  for (std::size_t i = 0; i + 1 < layers.size(); ++i) {
+    auto* bn = dynamic_cast<BatchNormalization*>(layers[i].get());
+    auto* relu = dynamic_cast<ReLU*>(layers[i + 1].get());
+    if (!bn || !relu) continue;
+    bn->set_fused_relu(true);
+    relu->set_input_rectified(true);
   }
 }
 
