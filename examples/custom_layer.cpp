@@ -5,7 +5,8 @@
 // What a layer of your own needs (loom/layer.hpp has the whole contract):
 //   - kind() and name_stem(); build(), which checks the input shape, creates
 //     the parameters and returns the output shape;
-//   - forward() (keeps what backward needs), backward() (assigns every
+//   - forward() (keeps what backward needs, or reads it from its input
+//     again, which the caller keeps until backward), backward() (assigns every
 //     parameter gradient and returns dx), infer() (const, keeps nothing);
 //   - to be saved: write_config() and a static from_config(), and one call to
 //     loom::register_layer<YourLayer>() before a model holding it is loaded.

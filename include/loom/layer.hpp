@@ -7,7 +7,12 @@
 //
 // Contract.
 // - forward(x): x is (N, in); returns y (N, out). Keeps what backward needs
-//   (in buffers owned by the layer, reused across batches). The returned
+//   (in buffers owned by the layer, reused across batches), or reads it again
+//   from x: the caller keeps x alive and unchanged until the layer's
+//   backward, as Sequential, composite layers and fit do (and PyTorch's
+//   autograd asks of its saved tensors). BatchNormalization and im2col
+//   convolutions read x again rather than keep a copy of what they made from
+//   it (x_hat, patches): less memory, and a pass less over it. The returned
 //   reference stays valid until the next forward on this layer.
 // - backward(dy): dy = dL/dy for the batch of the last forward. Returns
 //   dx = dL/dx and *assigns* (never adds to) every parameter gradient dL/dw.

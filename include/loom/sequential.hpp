@@ -192,7 +192,8 @@ class Sequential {
 
   // ---- training steps, public for custom loops -----------------------------
 
-  /// Forward pass over a batch; layers keep what backward needs. Training
+  /// Forward pass over a batch; layers keep what backward needs, and may
+  /// read x again in loss_and_backward: keep x unchanged until then. Training
   /// mode (fit's) by default: batch statistics, dropout. A custom loop may
   /// ask for Mode::Inference and still backpropagate (fine-tuning with
   /// frozen statistics); predict and evaluate always infer.

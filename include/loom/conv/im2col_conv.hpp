@@ -5,13 +5,19 @@
 // floats; the patch matrix (P, K) times the kernel (K, F) is the output in NHWC
 // directly. The batch is cut into chunks of whole samples (about 512 patch
 // rows each, evened out by SampleChunks::balanced); chunks run in parallel, one thread each, and each does im2col,
-// product, bias and ReLU while its patches are still in cache.
+// product, bias and ReLU while its patches are still in cache. Training keeps
+// the patches for backward only where they are smaller than the input (a
+// strided 1x1 layer); elsewhere backward makes each chunk's patches again
+// from the input, which the caller keeps until backward (layer.hpp): for a
+// 3x3 kernel of stride 2 the patches are 2.25 times the input, and writing
+// them all out in forward to read them back in backward was slower than
+// making them twice in cache (docs/architecture.md has the measurements).
 //
 //   P = N*OH*OW output pixels, K = KH*KW*C
 //   col    (P, K)   row p holds the input patch under output pixel p, in
 //                   (kh, kw, c) order, zeros where padded
 //   z      (P, F)   = col W + b
-// Backward, for dZ = dL/dZ (P, F):
+// Backward, for dZ = dL/dZ (P, F), a chunk at a time, its col made again:
 //   dW   = col^T dZ   (K, F)   each chunk into a partial of its own, summed in chunk order
 //   dcol = dZ W^T     (P, K), a chunk at a time, then col2im adds each patch
 //                     row back onto the input pixels it came from: dx (N, H, W, C)
@@ -29,15 +35,20 @@ namespace loom::conv {
 
 class Im2colConv {
  public:
-  /// z = act(conv(x) + b), keeping the patches for backward.
+  /// z = act(conv(x) + b), keeping the patches (keeps_patches) or else x
+  /// itself, which must then stay as it is until backward.
   void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) {
-    col_.resize(x.dimension(0) * g.pixels(), g.patch());
-    compute(g, w, x, z, &col_, act);
+    x_ = &x;
+    if (keeps_patches(g)) col_.resize(x.dimension(0) * g.pixels(), g.patch());
+    compute(g, w, x, z, keeps_patches(g) ? &col_ : nullptr, act);
   }
   /// The same arithmetic without keeping anything.
   void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const {
     compute(g, w, x, z, nullptr, act);
   }
+
+  /// Whether training keeps the patch matrix: only when it is no larger than the input.
+  static bool keeps_patches(const ConvGeometry& g) { return g.pixels() * g.patch() <= g.input_size(); }
 
   /// dW (K, F) for dz of the last forward, and dx (N, H, W, C) when dx is not null.
   /// One parallel pass over chunks: each adds its share of dW into a partial of
@@ -48,13 +59,24 @@ class Im2colConv {
     const ConstMatrixMap dZ(dz.data(), n * g.pixels(), f);
     const ConstMatrixMap W(w.kernel, k, f);
     dw_parts_.resize(chunks.count() * k, f);
-    parallel_for_with<RowMatrix>(chunks.count(), true, [&](Index c, RowMatrix& dcol) {
+    struct Scratch {
+      RowMatrix col, dcol;
+    };
+    parallel_for_with<Scratch>(chunks.count(), true, [&](Index c, Scratch& scratch) {
       const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
       const auto dZc = dZ.middleRows(r0, rows);
-      gemm::multiply(gemm::mutable_view(dw_parts_.middleRows(c * k, k)), gemm::view(col_.middleRows(r0, rows).transpose()),
-                     gemm::view(dZc));
+      const float* col = col_.data() + r0 * k;  // the chunk's patches: kept, or made again as forward made them
+      if (!keeps_patches(g)) {
+        scratch.col.resize(rows, k);
+        for (Index s = s0; s < chunks.end(c); ++s)
+          im2col(g, x_->data() + s * g.input_size(), scratch.col.data() + (s - s0) * g.pixels() * k);
+        col = scratch.col.data();
+      }
+      gemm::multiply(gemm::mutable_view(dw_parts_.middleRows(c * k, k)),
+                     gemm::view(ConstMatrixMap(col, rows, k).transpose()), gemm::view(dZc));
       if (!dx) return;
-      dcol.resize(rows, k);  // the chunk's patch gradients, added back onto dx while in cache
+      RowMatrix& dcol = scratch.dcol;  // the chunk's patch gradients, added back onto dx while in cache
+      dcol.resize(rows, k);
       gemm::multiply(gemm::mutable_view(dcol), gemm::view(dZc), gemm::view(W.transpose()));
       std::fill_n(dx->data() + s0 * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
       for (Index s = s0; s < chunks.end(c); ++s)
@@ -120,9 +142,9 @@ class Im2colConv {
  private:
   // z = act(col W + b), chunk by chunk of samples: im2col, then the product
   // with bias and ReLU in its epilogue, while the chunk is in cache. One chunk
-  // (one image) runs its product on every thread. Training keeps every patch in *keep for
-  // dW; inference uses a chunk-sized scratch per thread, so a large batch
-  // costs no large patch matrix.
+  // (one image) runs its product on every thread. The patches go to *keep
+  // when not null (training, keeps_patches), else to a chunk-sized scratch per
+  // thread, so a large batch costs no large patch matrix.
   static void compute(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, RowMatrix* keep,
                       Activation act) {
     const Index k = g.patch(), f = g.f;
@@ -140,8 +162,9 @@ class Im2colConv {
     });
   }
 
-  RowMatrix col_;       // (P, K) patches of the last forward
-  RowMatrix dw_parts_;  // (chunks * K, F) each chunk's share of dW
+  const Tensor* x_ = nullptr;  // the input of the last forward, kept by the caller
+  RowMatrix col_;              // (P, K) patches of the last forward, where keeps_patches
+  RowMatrix dw_parts_;         // (chunks * K, F) each chunk's share of dW
 };
 
 }  // namespace loom::conv

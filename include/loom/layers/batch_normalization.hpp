@@ -25,7 +25,7 @@
 // chain::fuse_relus) that finds a ReLU right after a BatchNormalization has
 // the pair train as one pass: forward applies the ReLU while the block of
 // rows is in cache, the ReLU layer passes it on, and backward masks dy where
-// gamma x_hat + beta <= 0, recomputed from x_hat with the forward's own
+// gamma x_hat + beta <= 0, recomputed from x with the forward's own
 // arithmetic, so no pass of the ReLU's own and no copy of its output. The
 // results are bitwise those of the two layers apart (tests). infer is never
 // fused: it serves any layer's output (embeddings of the BatchNormalization).
@@ -115,7 +115,8 @@ class BatchNormalization final : public Layer {
     check_input(x);
     const Index rows = rows_of(x), c = channels();
     resize_like(y_, x);
-    resize_like(x_hat_, x);
+    x_ = &x;  // backward reads it again (layer.hpp): x_hat is made from it where needed, never stored
+    x_dimensions_ = x.dimensions();
     forward_mode_ = mode();
     if (forward_mode_ == Mode::Training && rows > 0) {
       const auto [mean, variance] = batch_statistics(x.data(), rows, c);
@@ -125,22 +126,22 @@ class BatchNormalization final : public Layer {
       used_ = normalization(moving_mean().cast<double>().array(), moving_variance().cast<double>().array());
     }
     for_row_blocks(rows, c, [&](Index, Index begin, Index end) {
-      normalize_rows(x.data(), y_.data(), x_hat_.data(), begin, end, used_);
+      normalize_rows(x.data(), y_.data(), begin, end, used_);
       if (fused_relu_) activation::relu_serial(y_.data() + begin * c, y_.data() + begin * c, (end - begin) * c);
     });
     return y_;
   }
 
   const Tensor& backward(const Tensor& dy) override {
-    if (dy.dimensions() != x_hat_.dimensions())
-      throw ShapeError(label() + ": backward expects dy of the last forward's dimensions " + dims_string(x_hat_) +
+    if (!x_ || dy.dimensions() != x_dimensions_)
+      throw ShapeError(label() + ": backward expects dy of the last forward's dimensions " + dims_string(y_) +
                        ", got " + dims_string(dy));
     const Index rows = rows_of(dy), c = channels();
     // dbeta = sum dy, dgamma = sum dy x_hat, in double.
     // Fused with a ReLU: every pass reads dy masked where the ReLU cut (relu_mask).
     const auto [dbeta, dgamma] = channel_sums(rows, c, [&](Index begin, Index end, double* s_dy, double* s_dy_xhat) {
-      if (fused_relu_) sum_dy_and_dy_x_hat<true>(dy.data(), x_hat_.data(), begin, end, used_, s_dy, s_dy_xhat);
-      else sum_dy_and_dy_x_hat<false>(dy.data(), x_hat_.data(), begin, end, used_, s_dy, s_dy_xhat);
+      if (fused_relu_) sum_dy_and_dy_x_hat<true>(dy.data(), x_->data(), begin, end, used_, s_dy, s_dy_xhat);
+      else sum_dy_and_dy_x_hat<false>(dy.data(), x_->data(), begin, end, used_, s_dy, s_dy_xhat);
     });
     params_[1].grad = dbeta.cast<float>().matrix();
     params_[0].grad = dgamma.cast<float>().matrix();
@@ -151,14 +152,14 @@ class BatchNormalization final : public Layer {
       const Eigen::ArrayXf mean_dy = (dbeta / m).cast<float>(), mean_dy_xhat = (dgamma / m).cast<float>();
       for_row_blocks(rows, c, [&](Index, Index begin, Index end) {
         if (fused_relu_)
-          training_dx<true>(dy.data(), x_hat_.data(), dx_.data(), begin, end, used_, mean_dy.data(), mean_dy_xhat.data());
+          training_dx<true>(dy.data(), x_->data(), dx_.data(), begin, end, used_, mean_dy.data(), mean_dy_xhat.data());
         else
-          training_dx<false>(dy.data(), x_hat_.data(), dx_.data(), begin, end, used_, mean_dy.data(), mean_dy_xhat.data());
+          training_dx<false>(dy.data(), x_->data(), dx_.data(), begin, end, used_, mean_dy.data(), mean_dy_xhat.data());
       });
     } else {
       for_row_blocks(rows, c, [&](Index, Index begin, Index end) {
-        if (fused_relu_) inference_dx<true>(dy.data(), x_hat_.data(), dx_.data(), begin, end, used_);
-        else inference_dx<false>(dy.data(), x_hat_.data(), dx_.data(), begin, end, used_);
+        if (fused_relu_) inference_dx<true>(dy.data(), x_->data(), dx_.data(), begin, end, used_);
+        else inference_dx<false>(dy.data(), x_->data(), dx_.data(), begin, end, used_);
       });
     }
     return dx_;
@@ -171,7 +172,7 @@ class BatchNormalization final : public Layer {
         normalization(moving_mean().cast<double>().array(), moving_variance().cast<double>().array());
     // The same function as inference-mode forward: bitwise the same output.
     for_row_blocks(rows_of(x), channels(), [&](Index, Index begin, Index end) {
-      normalize_rows(x.data(), y.data(), nullptr, begin, end, moving);
+      normalize_rows(x.data(), y.data(), begin, end, moving);
     });
   }
 
@@ -191,6 +192,8 @@ class BatchNormalization final : public Layer {
   // y before a fused ReLU. One function for forward and for backward's mask,
   // so that both round alike (an FMA in both, or in neither).
   static float affine(float x_hat, float gamma, float beta) { return x_hat * gamma + beta; }
+  // x_hat, in forward and in backward alike.
+  static float normalized(float x, float center, float inv_std) { return (x - center) * inv_std; }
 
   // The batch's per-channel mean and biased variance, from sums of d = x - shift
   // and d^2 with shift = the first row: var = E[d^2] - E[d]^2, both small
@@ -247,18 +250,15 @@ class BatchNormalization final : public Layer {
 
   // ---- per-block kernels: rows of C contiguous channels, the channel loop innermost (vectorised)
 
-  // Forward: y = affine(x_hat), keeping x_hat for backward when x_hat is not
-  // null. infer calls this same function (with null).
-  static void normalize_rows(const float* __restrict x, float* __restrict y, float* __restrict x_hat, Index begin,
-                             Index end, const Normalization& n) {
+  // Forward: y = affine(x_hat). infer calls this same function.
+  static void normalize_rows(const float* __restrict x, float* __restrict y, Index begin, Index end,
+                             const Normalization& n) {
     const Index c = n.center.size();
     const float *center = n.center.data(), *inv_std = n.inv_std.data(), *gamma = n.gamma.data(), *beta = n.beta.data();
     for (Index r = begin; r < end; ++r)
       for (Index ch = 0; ch < c; ++ch) {
         const Index i = r * c + ch;
-        const float h = (x[i] - center[ch]) * inv_std[ch];
-        if (x_hat) x_hat[i] = h;
-        y[i] = affine(h, gamma[ch], beta[ch]);
+        y[i] = affine(normalized(x[i], center[ch], inv_std[ch]), gamma[ch], beta[ch]);
       }
   }
   // dy, or with a fused ReLU dy where the ReLU let y through (y > 0) and 0 where it cut.
@@ -280,44 +280,48 @@ class BatchNormalization final : public Layer {
       }
   }
 
-  // Backward; g is dy, masked by a fused ReLU.
+  // Backward, from x: x_hat made again as forward made it; g is dy, masked by a fused ReLU.
   template <bool kFusedRelu>
-  static void sum_dy_and_dy_x_hat(const float* __restrict dy, const float* __restrict x_hat, Index begin, Index end,
+  static void sum_dy_and_dy_x_hat(const float* __restrict dy, const float* __restrict x, Index begin, Index end,
                                   const Normalization& n, double* __restrict s_dy, double* __restrict s_dy_xhat) {
     const Index c = n.gamma.size();
-    const float *gamma = n.gamma.data(), *beta = n.beta.data();
+    const float *center = n.center.data(), *inv_std = n.inv_std.data(), *gamma = n.gamma.data(), *beta = n.beta.data();
     for (Index r = begin; r < end; ++r)
       for (Index ch = 0; ch < c; ++ch) {
         const Index i = r * c + ch;
-        const double g = relu_mask<kFusedRelu>(dy[i], x_hat[i], gamma[ch], beta[ch]);
+        const float h = normalized(x[i], center[ch], inv_std[ch]);
+        const double g = relu_mask<kFusedRelu>(dy[i], h, gamma[ch], beta[ch]);
         s_dy[ch] += g;
-        s_dy_xhat[ch] += g * static_cast<double>(x_hat[i]);
+        s_dy_xhat[ch] += g * static_cast<double>(h);
       }
   }
   // dx = scale * (g - (mean of g + x_hat * mean of g x_hat)): the batch statistics' share taken out.
   template <bool kFusedRelu>
-  static void training_dx(const float* __restrict dy, const float* __restrict x_hat, float* __restrict dx, Index begin,
+  static void training_dx(const float* __restrict dy, const float* __restrict x, float* __restrict dx, Index begin,
                           Index end, const Normalization& n, const float* __restrict mean_dy,
                           const float* __restrict mean_dy_xhat) {
     const Index c = n.scale.size();
-    const float *scale = n.scale.data(), *gamma = n.gamma.data(), *beta = n.beta.data();
+    const float *center = n.center.data(), *inv_std = n.inv_std.data(), *gamma = n.gamma.data(), *beta = n.beta.data();
+    const float* scale = n.scale.data();
     for (Index r = begin; r < end; ++r)
       for (Index ch = 0; ch < c; ++ch) {
         const Index i = r * c + ch;
-        const float g = relu_mask<kFusedRelu>(dy[i], x_hat[i], gamma[ch], beta[ch]);
-        dx[i] = scale[ch] * (g - (mean_dy[ch] + x_hat[i] * mean_dy_xhat[ch]));
+        const float h = normalized(x[i], center[ch], inv_std[ch]);
+        const float g = relu_mask<kFusedRelu>(dy[i], h, gamma[ch], beta[ch]);
+        dx[i] = scale[ch] * (g - (mean_dy[ch] + h * mean_dy_xhat[ch]));
       }
   }
   // dx = scale * g: fixed statistics, an affine map.
   template <bool kFusedRelu>
-  static void inference_dx(const float* __restrict dy, const float* __restrict x_hat, float* __restrict dx,
+  static void inference_dx(const float* __restrict dy, const float* __restrict x, float* __restrict dx,
                            Index begin, Index end, const Normalization& n) {
     const Index c = n.scale.size();
-    const float *scale = n.scale.data(), *gamma = n.gamma.data(), *beta = n.beta.data();
+    const float *center = n.center.data(), *inv_std = n.inv_std.data(), *gamma = n.gamma.data(), *beta = n.beta.data();
+    const float* scale = n.scale.data();
     for (Index r = begin; r < end; ++r)
       for (Index ch = 0; ch < c; ++ch) {
         const Index i = r * c + ch;
-        dx[i] = scale[ch] * relu_mask<kFusedRelu>(dy[i], x_hat[i], gamma[ch], beta[ch]);
+        dx[i] = scale[ch] * relu_mask<kFusedRelu>(dy[i], normalized(x[i], center[ch], inv_std[ch]), gamma[ch], beta[ch]);
       }
   }
 
@@ -331,7 +335,8 @@ class BatchNormalization final : public Layer {
   bool fused_relu_ = false;             // training as one pass with the ReLU after it
   Normalization used_;                  // the statistics of the last forward
   Tensor y_;      // (N, H, W, C)
-  Tensor x_hat_;  // (N, H, W, C) the normalised input of the last forward
+  const Tensor* x_ = nullptr;  // the input of the last forward, kept by the caller (layer.hpp)
+  Tensor::Dimensions x_dimensions_{};
   Tensor dx_;     // (N, H, W, C)
 };
 
