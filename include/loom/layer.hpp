@@ -130,6 +130,12 @@ class Layer {
   /// The registry's reader for kind() must read exactly these bytes back.
   virtual void write_config(LayerConfigWriter&) const {}
 
+  /// Asks the layer to apply, while training, the ReLU layer that follows it
+  /// (one pass over the map instead of two, the same results); returns
+  /// whether it will, and the ReLU then passes values through
+  /// (chain::fuse_relus). Layers that cannot answer no.
+  virtual bool take_following_relu() { return false; }
+
   virtual bool ends_with_softmax() const { return false; }
   virtual const Tensor& logits() const { throw UsageError(label() + ": layer does not end with softmax"); }
   virtual const Tensor& backward_from_logits(const Tensor&) {

@@ -39,8 +39,9 @@ class Im2colConv {
   /// itself, which must then stay as it is until backward.
   void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) {
     x_ = &x;
-    if (keeps_patches(g)) col_.resize(x.dimension(0) * g.pixels(), g.patch());
-    compute(g, w, x, z, keeps_patches(g) ? &col_ : nullptr, act);
+    RowMatrix* keep = keeps_patches(g) ? &col_ : nullptr;
+    if (keep) keep->resize(x.dimension(0) * g.pixels(), g.patch());
+    compute(g, w, x, z, keep, act);
   }
   /// The same arithmetic without keeping anything.
   void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const {
@@ -65,8 +66,10 @@ class Im2colConv {
     parallel_for_with<Scratch>(chunks.count(), true, [&](Index c, Scratch& scratch) {
       const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
       const auto dZc = dZ.middleRows(r0, rows);
-      const float* col = col_.data() + r0 * k;  // the chunk's patches: kept, or made again as forward made them
-      if (!keeps_patches(g)) {
+      const float* col;  // the chunk's patches: kept, or made again as forward made them
+      if (keeps_patches(g)) {
+        col = col_.data() + r0 * k;
+      } else {
         scratch.col.resize(rows, k);
         for (Index s = s0; s < chunks.end(c); ++s)
           im2col(g, x_->data() + s * g.input_size(), scratch.col.data() + (s - s0) * g.pixels() * k);

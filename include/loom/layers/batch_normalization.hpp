@@ -107,8 +107,11 @@ class BatchNormalization final : public Layer {
 
   /// Training (forward, backward) as one pass with the ReLU layer that
   /// follows this one, which then passes values through (ReLU::set_input_rectified).
-  /// Set by the container (chain::fuse_relus), never by hand.
-  void set_fused_relu(bool fused) { fused_relu_ = fused; }
+  /// Asked by the container (chain::fuse_relus), never by hand.
+  bool take_following_relu() override {
+    fused_relu_ = true;
+    return true;
+  }
   bool fused_relu() const { return fused_relu_; }
 
   const Tensor& forward(const Tensor& x) override {
@@ -116,7 +119,6 @@ class BatchNormalization final : public Layer {
     const Index rows = rows_of(x), c = channels();
     resize_like(y_, x);
     x_ = &x;  // backward reads it again (layer.hpp): x_hat is made from it where needed, never stored
-    x_dimensions_ = x.dimensions();
     forward_mode_ = mode();
     if (forward_mode_ == Mode::Training && rows > 0) {
       const auto [mean, variance] = batch_statistics(x.data(), rows, c);
@@ -133,7 +135,7 @@ class BatchNormalization final : public Layer {
   }
 
   const Tensor& backward(const Tensor& dy) override {
-    if (!x_ || dy.dimensions() != x_dimensions_)
+    if (!x_ || dy.dimensions() != y_.dimensions())  // y_ has x's dimensions
       throw ShapeError(label() + ": backward expects dy of the last forward's dimensions " + dims_string(y_) +
                        ", got " + dims_string(dy));
     const Index rows = rows_of(dy), c = channels();
@@ -336,7 +338,6 @@ class BatchNormalization final : public Layer {
   Normalization used_;                  // the statistics of the last forward
   Tensor y_;      // (N, H, W, C)
   const Tensor* x_ = nullptr;  // the input of the last forward, kept by the caller (layer.hpp)
-  Tensor::Dimensions x_dimensions_{};
   Tensor dx_;     // (N, H, W, C)
 };
 

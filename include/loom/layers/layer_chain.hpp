@@ -7,7 +7,7 @@
 //   forward:  x -> layer 0 -> ... -> last; the returned tensor is the last layer's
 //   backward: dy -> last -> ... -> layer 0; returns layer 0's dx
 //   infer:    const, scratch of its own, safe from many threads
-//   fuse_relus: a BatchNormalization followed by a ReLU trains as one pass
+//   fuse_relus: a layer that can (BatchNormalization) trains as one pass with the ReLU after it
 // An empty chain is the identity.
 //
 // Thread safety: as every Layer: infer from many threads, the rest from one.
@@ -16,7 +16,6 @@
 #include <span>
 
 #include "loom/layer.hpp"
-#include "loom/layers/batch_normalization.hpp"
 #include "loom/layers/relu.hpp"
 
 namespace loom::chain {
@@ -57,18 +56,16 @@ inline void infer(Layers layers, const Tensor& x, Tensor& y) {
   }
 }
 
-/// Has every BatchNormalization directly followed by a ReLU apply that ReLU
-/// itself while training, and the ReLU pass values through: one pass over the
-/// feature map instead of two, forward and backward, with the same results
-/// (batch_normalization.hpp). Containers call it once their layers are in
-/// place (Sequential::add, Residual::build); a layer used on its own is never fused.
+/// Offers every ReLU layer to the layer before it (Layer::take_following_relu:
+/// a BatchNormalization takes it) and, where taken, has the ReLU pass values
+/// through: one pass over the feature map instead of two, forward and
+/// backward, with the same results (batch_normalization.hpp). Containers call
+/// it once their layers are in place (Sequential::add, Residual::build); a
+/// layer used on its own is never fused.
 inline void fuse_relus(Layers layers) {
   for (std::size_t i = 0; i + 1 < layers.size(); ++i) {
-    auto* bn = dynamic_cast<BatchNormalization*>(layers[i].get());
     auto* relu = dynamic_cast<ReLU*>(layers[i + 1].get());
-    if (!bn || !relu) continue;
-    bn->set_fused_relu(true);
-    relu->set_input_rectified(true);
+    if (relu && !relu->input_rectified() && layers[i]->take_following_relu()) relu->set_input_rectified(true);
   }
 }
 
