@@ -46,7 +46,7 @@ struct Winograd {
 
   static void backward(const WinogradKernel& u_, std::vector<gemm::PackedB>& packed_ut_, const std::vector<float>& v_,
                        std::vector<float>& dmx_, std::vector<float>& du_, const ConvGeometry& g, const Tensor& dz,
-                       float* dkernel, Tensor* dx) {
+                       float* dkernel, Tensor* dx, GradientWrite how) {
     const Index n = dz.dimension(0);
     const Tiles t(g, n);
     const auto chunks = SampleChunks::balanced(n, t.chunk_samples());
@@ -89,7 +89,8 @@ struct Winograd {
         const ConstMatrixMap dMx(dmx_.data() + (XI * t0 + xi * tn) * g.f, tn, g.f);
         gemm::multiply(gemm::mutable_view(MatrixMap(dv + xi * tn * g.c, tn, g.c)), gemm::view(dMx), packed_ut_[xi]);
       }
-      std::fill_n(dx->data() + chunks.first(c) * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
+      if (how == GradientWrite::Assign)
+        std::fill_n(dx->data() + chunks.first(c) * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
       alignas(64) float tile[XI * L], out[XI * L];
       for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
         for (Index c0 = 0; c0 < g.c; c0 += L) {
@@ -339,8 +340,8 @@ void WinogradConv<M>::infer(const ConvGeometry& g, const ConvWeights& w, const T
 }
 
 template <int M>
-void WinogradConv<M>::backward(const ConvGeometry& g, const Tensor& dz, float* dkernel, Tensor* dx) {
-  Winograd<M>::backward(u_, packed_ut_, v_, dmx_, du_, g, dz, dkernel, dx);
+void WinogradConv<M>::backward(const ConvGeometry& g, const Tensor& dz, float* dkernel, Tensor* dx, GradientWrite how) {
+  Winograd<M>::backward(u_, packed_ut_, v_, dmx_, du_, g, dz, dkernel, dx, how);
 }
 
 template class WinogradConv<2>;

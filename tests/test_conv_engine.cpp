@@ -248,3 +248,42 @@ TEST_CASE("Winograd inference transforms the kernel again when the weights chang
   copy.infer(x, fresh);
   CHECK(loom::testing::bitwise_equal(fresh, copy.forward(x)));
 }
+
+// Residual blocks have each path's first layer write its dx into the block's
+// tensor (Layer::backward_into); a convolution writes there directly.
+TEST_CASE("A convolution's backward_into assigns or adds the dx that backward returns, every algorithm", "[conv]") {
+  const Case same{"3x3 same", {.filters = 6, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU},
+                  Shape{7, 9, 5}};
+  const Case strided{"3x3 stride 2", {.filters = 6, .kernel = 3, .strides = 2, .padding = Padding::Same}, Shape{7, 9, 5}};
+  const Case projection{"1x1 stride 2", {.filters = 6, .kernel = 1, .strides = 2}, Shape{7, 9, 5}};
+  const std::vector<std::pair<Case, ConvAlgorithm>> runs = {
+      {same, ConvAlgorithm::Im2col},    {same, ConvAlgorithm::Winograd2},      {same, ConvAlgorithm::Winograd4},
+      {strided, ConvAlgorithm::Im2col}, {projection, ConvAlgorithm::Im2col},
+  };
+  for (const auto& [c, algorithm] : runs) {
+    Conv2DOptions o = c.o;
+    o.algorithm = algorithm;
+    INFO(c.what << ": " << to_string(algorithm));
+    Conv2D a = built(o, c.in), b = built(o, c.in);
+    const Tensor x = random_tensor(3, c.in, 5), dy = random_tensor(3, a.output_shape(), 6);
+    a.forward(x);
+    b.forward(x);
+    const Tensor expected = a.backward(dy);
+
+    Tensor dx = random_tensor(3, c.in, 7);  // Assign overwrites whatever dx held
+    b.backward_into(dy, dx, GradientWrite::Assign);
+    CHECK(loom::testing::bitwise_equal(dx, expected));
+    for (int p = 0; p < 2; ++p) CHECK(b.params()[p].grad == a.params()[p].grad);
+
+    const Tensor before = random_tensor(3, c.in, 8);
+    dx = before;
+    b.backward_into(dy, dx, GradientWrite::Add);
+    Tensor sum = before;
+    ArrayMap(sum.data(), sum.size()) += ConstArrayMap(expected.data(), expected.size());
+    CHECK(relative_error(dx.data(), sum.data(), sum.size()) < 1e-6);
+    for (int p = 0; p < 2; ++p) CHECK(b.params()[p].grad == a.params()[p].grad);
+
+    Tensor wrong = random_tensor(2, c.in, 9);
+    CHECK_THROWS_WITH(b.backward_into(dy, wrong, GradientWrite::Add), Contains("backward_into adds onto dx"));
+  }
+}

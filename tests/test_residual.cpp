@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "built_layer.hpp"
 #include "gradient_check.hpp"
 #include "loom/io/crc32.hpp"
 #include "loom/io/model_file.hpp"
@@ -206,4 +207,40 @@ TEST_CASE("small_resnet stacks the blocks asked for per stage and can start each
   for (std::size_t i = 0; i < strided.size(); ++i) CHECK(strided.layer(i).kind() != "MaxPool2D");
   CHECK(residuals(strided)[0]->output_shape() == (Shape{14, 14, 32}));
   CHECK(residuals(strided)[0]->children().size() == 7);  // a projection shortcut now
+}
+
+TEST_CASE("backward_into assigns or adds a layer's dx: the default for any layer, and whole paths", "[residual]") {
+  // The default (Layer::backward_into) on a layer that only has backward.
+  Dense dense = loom::testing::built(Dense({.units = 3}), Shape{5});
+  Random rng(4);
+  const Tensor x = loom::testing::random_tensor(2, 1, 1, 5, rng), dy = loom::testing::random_tensor(2, 1, 1, 3, rng);
+  dense.forward(x);
+  const Tensor expected = dense.backward(dy);
+  Tensor dx = loom::testing::random_tensor(2, 1, 1, 5, rng);
+  dense.backward_into(dy, dx, GradientWrite::Assign);
+  CHECK(loom::testing::bitwise_equal(dx, expected));
+  const Tensor before = dx;
+  dense.backward_into(dy, dx, GradientWrite::Add);
+  for (Index i = 0; i < dx.size(); ++i) CHECK(dx.data()[i] == before.data()[i] + expected.data()[i]);
+  Tensor wrong = loom::testing::random_tensor(3, 1, 1, 5, rng);
+  CHECK_THROWS_AS(dense.backward_into(dy, wrong, GradientWrite::Add), ShapeError);
+
+  // A block's dx is its paths' dx summed, to the bit: the shortcut's strided
+  // 1x1 convolution adds onto the main path's dx where the two paths'
+  // own dx, run apart, are summed here.
+  Residual block = projection_block(6);
+  Random build_rng(5);
+  block.build(Shape{8, 8, 4}, build_rng);
+  const Tensor bx = loom::testing::random_tensor(3, 8, 8, 4, rng);
+  const Tensor& by = block.forward(bx);
+  const Tensor bdy = loom::testing::random_tensor(3, by.dimension(1), by.dimension(2), by.dimension(3), rng);
+  const Tensor bdx = block.backward(bdy);
+  // Apart: the sum's ReLU mask, then each path's backward on its own.
+  Tensor dz;
+  activate_backward(Activation::ReLU, block.forward(bx), bdy, dz);
+  const auto main = block.children().subspan(0, 3), shortcut = block.children().subspan(3);
+  const Tensor d_main = chain::backward(main, dz);
+  const Tensor d_shortcut = chain::backward(shortcut, dz);
+  REQUIRE(bdx.dimensions() == bx.dimensions());
+  for (Index i = 0; i < bdx.size(); ++i) CHECK(bdx.data()[i] == d_main.data()[i] + d_shortcut.data()[i]);
 }

@@ -55,6 +55,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "loom/elementwise.hpp"
 #include "loom/error.hpp"
 #include "loom/random.hpp"
 #include "loom/tensor.hpp"
@@ -114,6 +115,13 @@ class Layer {
 
   virtual const Tensor& forward(const Tensor& x) = 0;
   virtual const Tensor& backward(const Tensor& dy) = 0;
+  /// backward(dy), with dL/dx assigned to or added onto `dx` instead of
+  /// returned: a composite whose paths read one input (Residual) sums their
+  /// gradients there without a pass of its own. Parameter gradients are
+  /// assigned, as by backward. This default copies or adds backward's dx;
+  /// convolutions, whose backward zeroes dx and adds each patch onto it,
+  /// write there directly (and with Add skip the zeroing).
+  virtual void backward_into(const Tensor& dy, Tensor& dx, GradientWrite how) { write_gradient(backward(dy), dx, how); }
   virtual void infer(const Tensor& x, Tensor& y) const = 0;
 
   /// This layer's own parameters (not its children's: see for_each_param).

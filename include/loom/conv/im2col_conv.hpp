@@ -28,6 +28,7 @@
 
 #include "loom/activation.hpp"
 #include "loom/conv/conv_geometry.hpp"
+#include "loom/elementwise.hpp"
 #include "loom/gemm.hpp"
 #include "loom/parallel.hpp"
 
@@ -51,10 +52,12 @@ class Im2colConv {
   /// Whether training keeps the patch matrix: only when it is no larger than the input.
   static bool keeps_patches(const ConvGeometry& g) { return g.pixels() * g.patch() <= g.input_size(); }
 
-  /// dW (K, F) for dz of the last forward, and dx (N, H, W, C) when dx is not null.
+  /// dW (K, F) for dz of the last forward, and dx (N, H, W, C, sized by the
+  /// caller) when dx is not null: assigned, or added onto what dx holds.
   /// One parallel pass over chunks: each adds its share of dW into a partial of
   /// its own and writes its samples' dx; partials are summed in chunk order.
-  void backward(const ConvGeometry& g, const ConvWeights& w, const Tensor& dz, float* dkernel, Tensor* dx) {
+  void backward(const ConvGeometry& g, const ConvWeights& w, const Tensor& dz, float* dkernel, Tensor* dx,
+                GradientWrite how = GradientWrite::Assign) {
     const Index n = dz.dimension(0), k = g.patch(), f = g.f;
     const auto chunks = SampleChunks::balanced(n, chunk_samples(g));
     const ConstMatrixMap dZ(dz.data(), n * g.pixels(), f);
@@ -81,7 +84,7 @@ class Im2colConv {
       RowMatrix& dcol = scratch.dcol;  // the chunk's patch gradients, added back onto dx while in cache
       dcol.resize(rows, k);
       gemm::multiply(gemm::mutable_view(dcol), gemm::view(dZc), gemm::view(W.transpose()));
-      std::fill_n(dx->data() + s0 * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
+      if (how == GradientWrite::Assign) std::fill_n(dx->data() + s0 * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
       for (Index s = s0; s < chunks.end(c); ++s)
         col2im(g, dcol.data() + (s - s0) * g.pixels() * k, dx->data() + s * g.input_size());
     });

@@ -47,6 +47,7 @@
 
 #include "loom/activation.hpp"
 #include "loom/conv/conv_geometry.hpp"
+#include "loom/elementwise.hpp"
 #include "loom/gemm.hpp"
 
 namespace loom::conv {
@@ -109,8 +110,10 @@ class WinogradConv {
   void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act);
   /// The same arithmetic without keeping anything.
   void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const;
-  /// dW (3, 3, C, F) for dz of the last forward, and dx (N, H, W, C) when dx is not null.
-  void backward(const ConvGeometry& g, const Tensor& dz, float* dkernel, Tensor* dx);
+  /// dW (3, 3, C, F) for dz of the last forward, and dx (N, H, W, C, sized by
+  /// the caller) when dx is not null: assigned, or added onto what dx holds.
+  void backward(const ConvGeometry& g, const Tensor& dz, float* dkernel, Tensor* dx,
+                GradientWrite how = GradientWrite::Assign);
 
  private:
   WinogradKernel u_;        // transformed kernel of the last forward

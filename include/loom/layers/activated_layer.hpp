@@ -10,6 +10,7 @@
 //   backward: dz = act'(y) . dy;  dx = linear_backward(dz)
 //             (ReLU: linear_backward_relu(dy, y), which a subclass may
 //             override to mask dy while its own pass reads it)
+//   backward_into: the same dz; dx written or added by linear_backward_into
 //
 // With a softmax activation the layer offers logits() = z and
 // backward_from_logits(dz), for the loss's fused gradient.
@@ -42,6 +43,12 @@ class ActivatedLayer : public Layer {
     return linear_backward(dz_);
   }
 
+  void backward_into(const Tensor& dy, Tensor& dx, GradientWrite how) final {
+    if (activation_ == Activation::None) return linear_backward_into(dy, dx, how);
+    activate_backward(activation_, activation_ == Activation::ReLU ? z_ : y_, dy, dz_);
+    linear_backward_into(dz_, dx, how);
+  }
+
   void infer(const Tensor& x, Tensor& y) const final {
     check_input(x);
     linear_infer(x, y, elementwise());
@@ -70,6 +77,12 @@ class ActivatedLayer : public Layer {
   virtual const Tensor& linear_backward_relu(const Tensor& dy, const Tensor& y) {
     activate_backward(Activation::ReLU, y, dy, dz_);
     return linear_backward(dz_);
+  }
+  /// linear_backward(dz), with dx assigned to or added onto `dx`
+  /// (Layer::backward_into). This one copies or adds linear_backward's
+  /// result; a layer that can write there directly overrides it.
+  virtual void linear_backward_into(const Tensor& dz, Tensor& dx, GradientWrite how) {
+    write_gradient(linear_backward(dz), dx, how);
   }
   /// z = act(linear(x)) for inference: const, keeps nothing.
   virtual void linear_infer(const Tensor& x, Tensor& z, Activation act) const = 0;

@@ -139,20 +139,17 @@ class Conv2D final : public ActivatedLayer {
 
   const Tensor& linear_backward(const Tensor& dz) override {
     if (algorithm() == ConvAlgorithm::Direct) return direct_backward(dz, nullptr);
-    const Index n = dz.dimension(0);
-    column_sums(ConstMatrixMap(dz.data(), n * g_.pixels(), g_.f), params_[1].grad);
-    Tensor* dx = nullptr;
-    if (needs_input_gradient()) {
-      resize_batch(dx_, n, input_shape());
-      dx = &dx_;
-    }
-    float* dkernel = params_[0].grad.data();
-    switch (algorithm()) {
-      case ConvAlgorithm::Winograd2: winograd2_.backward(g_, dz, dkernel, dx); break;
-      case ConvAlgorithm::Winograd4: winograd4_.backward(g_, dz, dkernel, dx); break;
-      default: im2col_.backward(g_, weights(), dz, dkernel, dx); break;
-    }
+    gemm_backward(dz, needs_input_gradient() ? &dx_ : nullptr, GradientWrite::Assign);
     return dx_;
+  }
+
+  // The im2col and Winograd algorithms zero dx and add patches or tiles onto
+  // it: they write the caller's tensor as well as their own (and adding
+  // skips the zeroing). The direct algorithm computes no dx.
+  void linear_backward_into(const Tensor& dz, Tensor& dx, GradientWrite how) override {
+    if (algorithm() == ConvAlgorithm::Direct)
+      throw UsageError(label() + ": the direct algorithm computes no input gradient");
+    gemm_backward(dz, &dx, how);
   }
 
   // The direct algorithm masks dy and sums the bias gradient image by image,
@@ -163,6 +160,22 @@ class Conv2D final : public ActivatedLayer {
   }
 
  private:
+  // Bias and kernel gradients, and dx (when not null) written as `how` says.
+  void gemm_backward(const Tensor& dz, Tensor* dx, GradientWrite how) {
+    const Index n = dz.dimension(0);
+    column_sums(ConstMatrixMap(dz.data(), n * g_.pixels(), g_.f), params_[1].grad);
+    if (dx && how == GradientWrite::Assign) resize_batch(*dx, n, input_shape());
+    if (dx && (dx->dimension(0) != n || !holds(*dx, input_shape())))
+      throw ShapeError(label() + ": backward_into adds onto dx of dimensions " + dims_string(*dx) + ", expected " +
+                       std::to_string(n) + " samples of shape " + input_shape().to_string());
+    float* dkernel = params_[0].grad.data();
+    switch (algorithm()) {
+      case ConvAlgorithm::Winograd2: winograd2_.backward(g_, dz, dkernel, dx, how); break;
+      case ConvAlgorithm::Winograd4: winograd4_.backward(g_, dz, dkernel, dx, how); break;
+      default: im2col_.backward(g_, weights(), dz, dkernel, dx, how); break;
+    }
+  }
+
   const Tensor& direct_backward(const Tensor& dy, const Tensor* relu_output) {
     direct_.backward(g_, dy, relu_output, params_[0].grad.data(), params_[1].grad.data());
     return dx_;  // empty: the direct algorithm serves layers whose dx nobody reads

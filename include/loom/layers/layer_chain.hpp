@@ -6,6 +6,7 @@
 //   build:    each layer on the previous one's output shape
 //   forward:  x -> layer 0 -> ... -> last; the returned tensor is the last layer's
 //   backward: dy -> last -> ... -> layer 0; returns layer 0's dx
+//   backward_into: the same, layer 0 writing its dx into the caller's tensor
 //   infer:    const, scratch of its own, safe from many threads
 //   fuse_relus: a layer that can (BatchNormalization) trains as one pass with the ReLU after it
 // An empty chain is the identity.
@@ -38,6 +39,15 @@ inline const Tensor& backward(Layers layers, const Tensor& dy) {
   const Tensor* g = &dy;
   for (std::size_t i = layers.size(); i-- > 0;) g = &layers[i]->backward(*g);
   return *g;
+}
+
+/// backward, with the chain's dx assigned to or added onto `dx` by its first
+/// layer (Layer::backward_into); an empty chain writes dy itself.
+inline void backward_into(Layers layers, const Tensor& dy, Tensor& dx, GradientWrite how) {
+  if (layers.empty()) return write_gradient(dy, dx, how);
+  const Tensor* g = &dy;
+  for (std::size_t i = layers.size(); i-- > 1;) g = &layers[i]->backward(*g);
+  layers[0]->backward_into(*g, dx, how);
 }
 
 /// y = the chain applied to x (x and y distinct). Alternates between y and one

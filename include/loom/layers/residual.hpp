@@ -19,7 +19,8 @@
 // composite layer and not a functional graph: docs/architecture.md.
 //
 //   forward:  h = main(x);  s = shortcut(x) (or x);  z = h + s;  y = act(z)
-//   backward: dz = act'(y) . dy;  dx = main'(dz) + shortcut'(dz) (or + dz)
+//   backward: dz = act'(y) . dy;  dx = main'(dz) + shortcut'(dz) (or + dz),
+//             each path's first layer writing into dx (Layer::backward_into)
 //
 // Thread safety: as every Layer (layer.hpp): infer from many threads,
 // forward/backward from one.
@@ -96,7 +97,7 @@ class Residual final : public Layer {
     check_input(x);
     const Tensor& h = chain::forward(main_path(), x);
     const Tensor& s = chain::forward(shortcut_path(), x);
-    sum(h, s, z_, o_.activation);
+    add_tensors(h, s, z_, o_.activation);
     return z_;
   }
 
@@ -106,9 +107,11 @@ class Residual final : public Layer {
       activate_backward(Activation::ReLU, z_, dy, dz_);
       dz = &dz_;
     }
-    const Tensor& d_main = chain::backward(main_path(), *dz);
-    const Tensor& d_shortcut = chain::backward(shortcut_path(), *dz);
-    sum(d_main, d_shortcut, dx_, Activation::None);
+    // Each path's first layer writes its dx straight into the block's: the
+    // shortcut's adds onto the main path's (a strided 1x1 convolution touches
+    // a quarter of it) instead of both writing their own and a pass summing them.
+    chain::backward_into(main_path(), *dz, dx_, GradientWrite::Assign);
+    chain::backward_into(shortcut_path(), *dz, dx_, GradientWrite::Add);
     return dx_;
   }
 
@@ -117,11 +120,11 @@ class Residual final : public Layer {
     Tensor h;
     chain::infer(main_path(), x, h);
     if (shortcut_path().empty()) {
-      sum(h, x, y, o_.activation);
+      add_tensors(h, x, y, o_.activation);
     } else {
       Tensor s;
       chain::infer(shortcut_path(), x, s);
-      sum(h, s, y, o_.activation);
+      add_tensors(h, s, y, o_.activation);
     }
   }
 
@@ -169,20 +172,6 @@ class Residual final : public Layer {
     if (layer->ends_with_softmax())
       throw UsageError(label() + "::" + what + ": " + std::string(layer->kind()) + " ends with softmax; a residual path cannot");
     children_.insert(at, std::move(layer));
-  }
-
-  // out = act(a + b), elementwise (same dimensions; act None or ReLU), in one
-  // pass over blocks on every thread (it was a serial sum, then a ReLU pass).
-  static void sum(const Tensor& a, const Tensor& b, Tensor& out, Activation act) {
-    resize_like(out, a);
-    const float *pa = a.data(), *pb = b.data();
-    float* po = out.data();
-    for_blocks(out.size(), [&](Index i, Index len) {
-      if (act == Activation::ReLU)
-        ArrayMap(po + i, len) = (ConstArrayMap(pa + i, len) + ConstArrayMap(pb + i, len)).max(0.0f);
-      else
-        ArrayMap(po + i, len) = ConstArrayMap(pa + i, len) + ConstArrayMap(pb + i, len);
-    });
   }
 
   ResidualOptions o_;
