@@ -184,9 +184,9 @@ def main():
                 probe[lay] = out["train_seconds"]
             layout = min(probe, key=probe.get)
             report["pytorch_layout_probe_seconds"] = probe
-        torch_args = torch_common + ["--layout", layout]
-        if a.epochs:
-            torch_args += ["--epochs", str(a.epochs)]
+        # The loom runs' own epoch count (their JSON), so that both run one
+        # schedule even when --epochs is left to the recipe's default.
+        torch_args = torch_common + ["--layout", layout, "--epochs", str(a.epochs or runs[0]["epochs"])]
         if a.limit:
             torch_args += ["--limit", str(a.limit)]
         pytorch, _, _ = bl.run_child(f"pytorch {layout}", [sys.executable, script, *torch_args], a.threads, pytorch=True)
