@@ -26,7 +26,9 @@ stderr (--markdown for docs/best-recipe.md).
 
 Targets (issue "a modern training recipe"): median test accuracy >= 0.940 at
 the final epoch over 3 seeds, >= 0.945 with flip TTA, each run <= 15 minutes
-of training on 2 threads; PyTorch >= 2x loom's time to the same accuracy.
+of training on 2 threads; PyTorch >= 2x loom's time to the same accuracy
+(n/a when PyTorch never reaches loom's median; the whole runs' time ratio
+is reported beside it).
 Exit status: 0 when every child succeeded (1 with --check when a target
 failed), 2 on a usage or child error.
 """
@@ -199,10 +201,15 @@ def main():
         "median_accuracy": {"value": median_acc, "target": 0.940, "pass": median_acc >= 0.940 if full else None},
         "median_accuracy_flip_tta": {"value": median_tta, "target": 0.945, "pass": median_tta >= 0.945 if full else None},
         "minutes": {"value": slowest_minutes, "target": 15.0, "pass": slowest_minutes <= 15.0 if full else None},
+        # PyTorch never reaching loom's median in the same recipe leaves the
+        # ratio unmeasured (n/a), not passed: a seed's luck is not speed. The
+        # whole runs' time ratio is reported beside it.
         "pytorch_time_to_accuracy": {"value": speedup, "target": 2.0,
-                                     "pass": (None if not pytorch or not full else
-                                              (speedup is not None and speedup >= 2.0) or torch_time is None)},
+                                     "pass": (None if not pytorch or not full or torch_time is None else speedup >= 2.0)},
     }
+    if pytorch:
+        report["pytorch_whole_run_time_ratio"] = bl.ratio(
+            pytorch["train_seconds"], statistics.median(r["train_seconds"] for r in runs))
 
     if a.curve:
         colours = ["#1f77b4", "#2ca02c", "#17becf", "#9467bd"]
@@ -226,6 +233,8 @@ def main():
     if pytorch:
         target_rows.append(["(PyTorch seconds to loom's median accuracy)", fmt(torch_time, ".0f"), "", ""])
         target_rows.append(["(loom seconds to its median accuracy)", fmt(loom_time, ".0f"), "", ""])
+        target_rows.append(["(PyTorch's whole run over loom's median run, time)",
+                            fmt(report["pytorch_whole_run_time_ratio"], ".2f"), "", ""])
     print(bl.table(["target", "measured", "target", "verdict"], target_rows, a.markdown), file=sys.stderr)
     return bl.finish(report, a.json_out, a.check)
 
