@@ -14,6 +14,7 @@
 #include "loom/layers/residual.hpp"
 #include "loom/optimizers/adam.hpp"
 #include "loom/sequential.hpp"
+#include "loom/threads.hpp"
 
 using namespace loom;
 
@@ -59,6 +60,15 @@ TEST_CASE("A repeated predict reuses its memory instead of faulting pages in aga
   model.add(Dense({.units = 10, .activation = Activation::Softmax}));
   model.compile(Adam(), SparseCategoricalCrossentropy());
 
+  // One thread: glibc gives each thread an arena of its own, and which thread
+  // takes which slice depends on the machine's load, so with two a third call
+  // can still be one thread's first large slice (seen under ctest -j2: 784
+  // faults, one 3.2 MB map). The settings are what is tested, not the schedule.
+  struct OneThread {
+    int before = threads();
+    OneThread() { set_threads(1); }
+    ~OneThread() { set_threads(before); }
+  } one_thread;
   Tensor x(64, 28, 28, 1);
   x.setConstant(0.5f);
   const Tensor first = model.predict(x, 64);  // grows the heaps (the first two calls
