@@ -287,3 +287,12 @@ TEST_CASE("A convolution's backward_into assigns or adds the dx that backward re
     CHECK_THROWS_WITH(b.backward_into(dy, wrong, GradientWrite::Add), Contains("backward_into adds onto dx"));
   }
 }
+
+TEST_CASE("backward_into on a direct first-layer convolution, which computes no dx, is a clear error", "[conv]") {
+  Conv2D conv = built({.filters = 8, .kernel = 3}, Shape{10, 10, 1}, /*needs_dx=*/false);
+  REQUIRE(conv.algorithm() == ConvAlgorithm::Direct);
+  const Tensor x = random_tensor(2, Shape{10, 10, 1}, 5), dy = random_tensor(2, conv.output_shape(), 6);
+  conv.forward(x);
+  Tensor dx;
+  CHECK_THROWS_WITH(conv.backward_into(dy, dx, GradientWrite::Assign), Contains("computes no input gradient"));
+}

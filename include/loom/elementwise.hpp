@@ -48,8 +48,11 @@ enum class GradientWrite { Assign, Add };
 /// Writes a dL/dx computed in a tensor of the layer's own into the caller's,
 /// as `how` says: backward_into's default.
 inline void write_gradient(const Tensor& own, Tensor& dx, GradientWrite how) {
-  if (how == GradientWrite::Assign) copy_tensor(own, dx);
-  else add_tensors(dx, own, dx);
+  if (how == GradientWrite::Assign) return copy_tensor(own, dx);
+  if (dx.dimensions() != own.dimensions())
+    throw ShapeError("backward_into adds onto dx of dimensions " + dims_string(dx) + ", the input gradient has " +
+                     dims_string(own));
+  add_tensors(dx, own, dx);
 }
 
 }  // namespace loom

@@ -57,7 +57,7 @@ class Im2colConv {
   /// One parallel pass over chunks: each adds its share of dW into a partial of
   /// its own and writes its samples' dx; partials are summed in chunk order.
   void backward(const ConvGeometry& g, const ConvWeights& w, const Tensor& dz, float* dkernel, Tensor* dx,
-                GradientWrite how = GradientWrite::Assign) {
+                GradientWrite how) {
     const Index n = dz.dimension(0), k = g.patch(), f = g.f;
     const auto chunks = SampleChunks::balanced(n, chunk_samples(g));
     const ConstMatrixMap dZ(dz.data(), n * g.pixels(), f);

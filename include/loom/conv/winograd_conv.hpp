@@ -112,8 +112,7 @@ class WinogradConv {
   void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const;
   /// dW (3, 3, C, F) for dz of the last forward, and dx (N, H, W, C, sized by
   /// the caller) when dx is not null: assigned, or added onto what dx holds.
-  void backward(const ConvGeometry& g, const Tensor& dz, float* dkernel, Tensor* dx,
-                GradientWrite how = GradientWrite::Assign);
+  void backward(const ConvGeometry& g, const Tensor& dz, float* dkernel, Tensor* dx, GradientWrite how);
 
  private:
   WinogradKernel u_;        // transformed kernel of the last forward

@@ -39,14 +39,11 @@ class ActivatedLayer : public Layer {
   const Tensor& backward(const Tensor& dy) final {
     if (activation_ == Activation::None) return linear_backward(dy);
     if (activation_ == Activation::ReLU) return linear_backward_relu(dy, z_);
-    activate_backward(activation_, y_, dy, dz_);
-    return linear_backward(dz_);
+    return linear_backward(activation_gradient(dy));
   }
 
   void backward_into(const Tensor& dy, Tensor& dx, GradientWrite how) final {
-    if (activation_ == Activation::None) return linear_backward_into(dy, dx, how);
-    activate_backward(activation_, activation_ == Activation::ReLU ? z_ : y_, dy, dz_);
-    linear_backward_into(dz_, dx, how);
+    linear_backward_into(activation_ == Activation::None ? dy : activation_gradient(dy), dx, how);
   }
 
   void infer(const Tensor& x, Tensor& y) const final {
@@ -88,6 +85,12 @@ class ActivatedLayer : public Layer {
   virtual void linear_infer(const Tensor& x, Tensor& z, Activation act) const = 0;
 
  private:
+  // dz = act'(y) . dy, in dz_ (a ReLU's output is z_ itself).
+  const Tensor& activation_gradient(const Tensor& dy) {
+    activate_backward(activation_, activation_ == Activation::ReLU ? z_ : y_, dy, dz_);
+    return dz_;
+  }
+
   // The part of the activation the linear pass applies itself: ReLU is
   // elementwise and runs in place; softmax needs whole rows and the logits kept.
   Activation elementwise() const { return activation_ == Activation::ReLU ? Activation::ReLU : Activation::None; }
