@@ -244,3 +244,15 @@ TEST_CASE("backward_into assigns or adds a layer's dx: the default for any layer
   REQUIRE(bdx.dimensions() == bx.dimensions());
   for (Index i = 0; i < bdx.size(); ++i) CHECK(bdx.data()[i] == d_main.data()[i] + d_shortcut.data()[i]);
 }
+
+TEST_CASE("add_tensors, the sum of a block's paths, refuses tensors that differ and activations it cannot apply",
+          "[residual]") {
+  Random rng(6);
+  const Tensor a = loom::testing::random_tensor(2, 3, 3, 4, rng), b = loom::testing::random_tensor(2, 3, 3, 4, rng);
+  const Tensor other = loom::testing::random_tensor(2, 3, 3, 5, rng);
+  Tensor out;
+  add_tensors(a, b, out, Activation::ReLU);
+  for (Index i = 0; i < out.size(); ++i) CHECK(out.data()[i] == std::max(a.data()[i] + b.data()[i], 0.0f));
+  CHECK_THROWS_AS(add_tensors(a, other, out), ShapeError);
+  CHECK_THROWS_WITH(add_tensors(a, b, out, Activation::Softmax), Contains("must be none or relu"));
+}
