@@ -145,7 +145,11 @@ struct Winograd {
   // `rep movs`, whose start-up cost was most of the transforms' time; g++
   // turned the equivalent element loop into scalar loads and inserts (a third
   // of conv2's forward, perf annotate), and a 64-byte memcpy into four
-  // 16-byte moves.
+  // 16-byte moves. A partial vector (channel counts that are not a multiple
+  // of 16, such as 24 or 40) is one masked load or store on AVX-512: the
+  // element loops it replaces were scalar, compare-and-branch per lane, and
+  // half of such a layer's forward (perf annotate of odd/conv2). Masked-off
+  // lanes are neither read nor written, so nothing past the channels is touched.
   static void copy_vector(const float* __restrict src, float* __restrict dst) {
 #ifdef __AVX__
     static_assert(L == 16);
@@ -155,15 +159,48 @@ struct Winograd {
     std::memcpy(dst, src, L * sizeof(float));
 #endif
   }
+#ifdef __AVX512F__
+  static __mmask16 lane_mask(Index lanes) { return static_cast<__mmask16>((1u << lanes) - 1u); }
+#endif
+  // dst (L values) = src's first `lanes` values, then zeros.
   static void copy_lanes(const float* __restrict src, float* __restrict dst, Index lanes) {
     if (lanes == L) {
       copy_vector(src, dst);
       return;
     }
+#ifdef __AVX512F__
+    _mm512_storeu_ps(dst, _mm512_maskz_loadu_ps(lane_mask(lanes), src));
+#else
     for (Index k = 0; k < L; ++k) dst[k] = k < lanes ? src[k] : 0.0f;
+#endif
+  }
+  // dst's first `lanes` values = src's (L values); dst's others untouched.
+  static void store_lanes(const float* __restrict src, float* __restrict dst, Index lanes) {
+    if (lanes == L) {
+      copy_vector(src, dst);
+      return;
+    }
+#ifdef __AVX512F__
+    _mm512_mask_storeu_ps(dst, lane_mask(lanes), _mm512_loadu_ps(src));
+#else
+    for (Index k = 0; k < lanes; ++k) dst[k] = src[k];
+#endif
+  }
+  // dst's first `lanes` values += src's.
+  static void add_lanes(const float* __restrict src, float* __restrict dst, Index lanes) {
+#ifdef __AVX512F__
+    const __mmask16 m = lane_mask(lanes);
+    _mm512_mask_storeu_ps(dst, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), _mm512_loadu_ps(src)));
+#else
+    for (Index k = 0; k < lanes; ++k) dst[k] += src[k];
+#endif
   }
   static void zero_lanes(float* dst) {
+#ifdef __AVX512F__
+    _mm512_storeu_ps(dst, _mm512_setzero_ps());
+#else
     for (int k = 0; k < L; ++k) dst[k] = 0.0f;
+#endif
   }
 
   // Tile (R x R vectors) at (y0, x0) of an (H, W, C) image, lanes [c0, c0 +
@@ -194,11 +231,7 @@ struct Winograd {
         const Index x = x0 + j;
         if (x < 0 || x >= w) continue;
         float* px = image + (y * w + x) * ch + c0;
-        const float* tv = tile + (i * R + j) * L;
-        if (lanes == L)
-          for (int k = 0; k < L; ++k) px[k] += tv[k];
-        else
-          for (Index k = 0; k < lanes; ++k) px[k] += tv[k];
+        add_lanes(tile + (i * R + j) * L, px, lanes);
       }
     }
   }
@@ -211,13 +244,7 @@ struct Winograd {
   }
   template <int Count = XI>
   static void store_slabs(const float* tile, float* buf, Index slab, Index at, Index lanes) {
-    for (int xi = 0; xi < Count; ++xi) {
-      float* dst = buf + xi * slab + at;
-      if (lanes == L)
-        copy_vector(tile + xi * L, dst);
-      else
-        for (Index k = 0; k < lanes; ++k) dst[k] = tile[xi * L + k];
-    }
+    for (int xi = 0; xi < Count; ++xi) store_lanes(tile + xi * L, buf + xi * slab + at, lanes);
   }
 
   // ---- the kernel --------------------------------------------------------------
@@ -315,11 +342,7 @@ struct Winograd {
       for (int j = 0; j < M && x0 + j < g.ow; ++j) {
         Lanes v = Eigen::Map<const Lanes>(tile + (i * M + j) * L) + b;
         if (relu) v = v.max(0.0f);
-        float* px = image + ((y0 + i) * g.ow + x0 + j) * g.f + f0;
-        if (lanes == L)
-          Eigen::Map<Lanes>{px} = v;
-        else
-          std::copy_n(v.data(), lanes, px);
+        store_lanes(v.data(), image + ((y0 + i) * g.ow + x0 + j) * g.f + f0, lanes);
       }
   }
 
