@@ -45,26 +45,46 @@ struct Winograd {
   }
 
   static void backward(const WinogradKernel& u_, std::vector<gemm::PackedB>& packed_ut_, const std::vector<float>& v_,
-                       std::vector<float>& dmx_, std::vector<float>& du_, const ConvGeometry& g, const Tensor& dz,
-                       float* dkernel, Tensor* dx, GradientWrite how) {
-    const Index n = dz.dimension(0);
+                       std::vector<float>& dmx_, std::vector<float>& du_, std::vector<float>& dbias_parts_,
+                       const ConvGeometry& g, const Tensor& dy, const Tensor* relu_output, float* dkernel,
+                       float* dbias, Tensor* dx, GradientWrite how) {
+    const Index n = dy.dimension(0);
     const Tiles t(g, n);
     const auto chunks = SampleChunks::balanced(n, t.chunk_samples());
     dmx_.resize(static_cast<std::size_t>(XI * t.total * g.f));
-    // dMx = A dY AT, tile by tile, into each chunk's slabs (a*a, chunk's tiles, F).
+    // dz = dy, masked where a fused ReLU cut (relu_output <= 0), read tile by
+    // tile: the bias gradient is summed per chunk (tile by tile, in lanes of
+    // L filters) and dMx = A dZ AT stored into each chunk's slabs (a*a,
+    // chunk's tiles, F). dz itself is never written.
+    const Index padded_f = (g.f + L - 1) / L * L;
+    dbias_parts_.assign(static_cast<std::size_t>(chunks.count() * padded_f), 0.0f);
     parallel_for(chunks.count(), true, [&](Index c) {
       float* dmx = dmx_.data() + XI * t.first(chunks, c) * g.f;
+      float* bias_sums = dbias_parts_.data() + c * padded_f;
       const Index slab = t.count(chunks, c) * g.f;
-      alignas(64) float tile[XI * L], out[XI * L];
+      alignas(64) float tile[XI * L], out[XI * L], kept[XI * L];
       for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
         for (Index f0 = 0; f0 < g.f; f0 += L) {
           const Index lanes = std::min<Index>(L, g.f - f0);
-          load_image_tile<M>(dz.data() + s * g.output_size(), g.oh, g.ow, g.f, ty * M, tx * M, f0, lanes, tile);
+          load_image_tile<M>(dy.data() + s * g.output_size(), g.oh, g.ow, g.f, ty * M, tx * M, f0, lanes, tile);
+          if (relu_output) {
+            load_image_tile<M>(relu_output->data() + s * g.output_size(), g.oh, g.ow, g.f, ty * M, tx * M, f0, lanes,
+                               kept);
+            for (int k = 0; k < M * M * L; ++k) tile[k] = kept[k] > 0.0f ? tile[k] : 0.0f;
+          }
+          for (int p = 0; p < M * M; ++p)
+            for (int k = 0; k < L; ++k) bias_sums[f0 + k] += tile[p * L + k];
           winograd::sandwich<typename Mat::AT, true>(tile, out);
           store_slabs(out, dmx, slab, ti * g.f + f0, lanes);
         }
       });
     });
+    // The chunks' bias sums, added in chunk order.
+    for (Index f = 0; f < g.f; ++f) {
+      float sum = 0.0f;
+      for (Index c = 0; c < chunks.count(); ++c) sum += dbias_parts_[static_cast<std::size_t>(c * padded_f + f)];
+      dbias[f] = sum;
+    }
     // dU[xi] = the sum over chunks, in chunk order, of V[xi]^T dMx[xi]: one
     // thread per tile position, then dW = GT dU G.
     du_.resize(static_cast<std::size_t>(XI * g.c * g.f));
@@ -363,8 +383,9 @@ void WinogradConv<M>::infer(const ConvGeometry& g, const ConvWeights& w, const T
 }
 
 template <int M>
-void WinogradConv<M>::backward(const ConvGeometry& g, const Tensor& dz, float* dkernel, Tensor* dx, GradientWrite how) {
-  Winograd<M>::backward(u_, packed_ut_, v_, dmx_, du_, g, dz, dkernel, dx, how);
+void WinogradConv<M>::backward(const ConvGeometry& g, const Tensor& dy, const Tensor* relu_output, float* dkernel,
+                               float* dbias, Tensor* dx, GradientWrite how) {
+  Winograd<M>::backward(u_, packed_ut_, v_, dmx_, du_, dbias_parts_, g, dy, relu_output, dkernel, dbias, dx, how);
 }
 
 template class WinogradConv<2>;

@@ -296,3 +296,44 @@ TEST_CASE("backward_into on a direct first-layer convolution, which computes no 
   Tensor dx;
   CHECK_THROWS_WITH(conv.backward_into(dy, dx, GradientWrite::Assign), Contains("computes no input gradient"));
 }
+
+TEST_CASE("A convolution with ReLU computes the gradients of the same layer without it given dy masked by its output",
+          "[conv]") {
+  // Winograd masks dy and sums the bias gradient in its first backward pass;
+  // the result must be the plain layer's on the masked dy, bit for bit.
+  const Shape in{9, 7, 5};
+  for (const ConvAlgorithm algorithm : {ConvAlgorithm::Im2col, ConvAlgorithm::Winograd2, ConvAlgorithm::Winograd4}) {
+    INFO(to_string(algorithm));
+    const Conv2DOptions relu{.filters = 19, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU,
+                             .algorithm = algorithm};
+    Conv2DOptions plain = relu;
+    plain.activation = Activation::None;
+    Conv2D a = built(relu, in), b = built(plain, in);  // same seed: same weights
+    const Tensor x = random_tensor(4, in, 5), dy = random_tensor(4, a.output_shape(), 6);
+    const Tensor y = a.forward(x);
+    b.forward(x);
+    Tensor masked = dy;
+    Index cut = 0;
+    for (Index i = 0; i < masked.size(); ++i)
+      if (!(y.data()[i] > 0.0f)) masked.data()[i] = 0.0f, ++cut;
+    REQUIRE(cut > 0);
+    REQUIRE(cut < masked.size());
+    const Tensor dxa = a.backward(dy);
+    const Tensor dxb = b.backward(masked);
+    CHECK(loom::testing::bitwise_equal(dxa, dxb));
+    for (int p = 0; p < 2; ++p) CHECK(a.params()[p].grad == b.params()[p].grad);
+  }
+}
+
+TEST_CASE("A convolution's backward refuses dy of other dimensions than its output's", "[conv]") {
+  for (const ConvAlgorithm algorithm : {ConvAlgorithm::Im2col, ConvAlgorithm::Winograd4}) {
+    INFO(to_string(algorithm));
+    Conv2D conv = built({.filters = 8, .kernel = 3, .activation = Activation::ReLU, .algorithm = algorithm},
+                        Shape{10, 10, 4});
+    conv.forward(random_tensor(2, Shape{10, 10, 4}, 5));
+    const Tensor fewer = random_tensor(1, conv.output_shape(), 6);
+    CHECK_THROWS_AS(conv.backward(fewer), ShapeError);
+    Tensor dx;
+    CHECK_THROWS_WITH(conv.backward_into(fewer, dx, GradientWrite::Assign), Contains("backward expects dy"));
+  }
+}

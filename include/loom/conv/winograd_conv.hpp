@@ -13,7 +13,9 @@
 // bulk of the work, is a batched matrix product that runs near the GEMM peak.
 //
 // Backward is the adjoint of each stage, and reuses V and U from forward:
-//   dMx[xi][t] = A dY AT             the output gradient tile, transformed once
+//   dMx[xi][t] = A dZ AT             the output gradient tile, transformed once
+//                                    (dZ: dY masked by a fused ReLU; the bias
+//                                    gradient summed from the same tiles)
 //   dU[xi]     = V[xi]^T dMx[xi]     (C, F), summed over the chunks in chunk
 //                                    order, one thread per xi: no partial
 //                                    sums per thread
@@ -110,9 +112,13 @@ class WinogradConv {
   void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act);
   /// The same arithmetic without keeping anything.
   void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const;
-  /// dW (3, 3, C, F) for dz of the last forward, and dx (N, H, W, C, sized by
-  /// the caller) when dx is not null: assigned, or added onto what dx holds.
-  void backward(const ConvGeometry& g, const Tensor& dz, float* dkernel, Tensor* dx, GradientWrite how);
+  /// dW (3, 3, C, F) and db (F) for dz of the last forward, and dx (N, H, W,
+  /// C, sized by the caller) when dx is not null: assigned, or added onto what
+  /// dx holds. dz is dy, or, given the output of a fused ReLU, dy where that
+  /// output is positive and 0 elsewhere: the mask and the bias sums are taken
+  /// while the first pass reads dy, so neither costs a pass of its own.
+  void backward(const ConvGeometry& g, const Tensor& dy, const Tensor* relu_output, float* dkernel, float* dbias,
+                Tensor* dx, GradientWrite how);
 
  private:
   WinogradKernel u_;        // transformed kernel of the last forward
@@ -120,6 +126,7 @@ class WinogradConv {
   std::vector<float> v_;    // (T, C) in chunk-major slabs: transformed input tiles of the last forward
   std::vector<float> dmx_;  // (T, F) in chunk-major slabs: transformed output gradient
   std::vector<float> du_;   // (a*a, C, F)
+  std::vector<float> dbias_parts_;  // (chunks, F rounded up to lanes): each chunk's bias gradient
   TransformedKernel inference_u_;  // U for infer
 };
 

@@ -37,12 +37,14 @@ class ActivatedLayer : public Layer {
   }
 
   const Tensor& backward(const Tensor& dy) final {
+    check_output_gradient(dy);
     if (activation_ == Activation::None) return linear_backward(dy);
     if (activation_ == Activation::ReLU) return linear_backward_relu(dy, z_);
     return linear_backward(activation_gradient(dy));
   }
 
   void backward_into(const Tensor& dy, Tensor& dx, GradientWrite how) final {
+    check_output_gradient(dy);
     linear_backward_into(activation_ == Activation::None ? dy : activation_gradient(dy), dx, how);
   }
 
@@ -85,6 +87,13 @@ class ActivatedLayer : public Layer {
   virtual void linear_infer(const Tensor& x, Tensor& z, Activation act) const = 0;
 
  private:
+  // The kernels read dy as the last forward's output: anything else is refused, not read past its end.
+  void check_output_gradient(const Tensor& dy) const {
+    if (dy.dimensions() != z_.dimensions())
+      throw ShapeError(label() + ": backward expects dy of the last forward's dimensions " + dims_string(z_) +
+                       ", got " + dims_string(dy));
+  }
+
   // dz = act'(y) . dy, in dz_ (a ReLU's output is z_ itself).
   const Tensor& activation_gradient(const Tensor& dy) {
     activate_backward(activation_, activation_ == Activation::ReLU ? z_ : y_, dy, dz_);

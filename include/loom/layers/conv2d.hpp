@@ -10,8 +10,8 @@
 //   bias   (F)              zeros
 //   z      (N, OH, OW, F)   z = conv(x, kernel) + bias, then the activation
 // Backward, for dz = dL/dz: dkernel and dx from the engine, dbias the sum of
-// dz over the batch and the pixels (the direct algorithm sums it, and applies
-// ReLU's mask, in its own pass).
+// dz over the batch and the pixels (the direct and Winograd algorithms sum
+// it, and apply ReLU's mask, in a pass of their own).
 //
 // Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
@@ -139,7 +139,7 @@ class Conv2D final : public ActivatedLayer {
 
   const Tensor& linear_backward(const Tensor& dz) override {
     if (algorithm() == ConvAlgorithm::Direct) return direct_backward(dz, nullptr);
-    gemm_backward(dz, needs_input_gradient() ? &dx_ : nullptr, GradientWrite::Assign);
+    gemm_backward(dz, nullptr, needs_input_gradient() ? &dx_ : nullptr, GradientWrite::Assign);
     return dx_;
   }
 
@@ -149,30 +149,37 @@ class Conv2D final : public ActivatedLayer {
   void linear_backward_into(const Tensor& dz, Tensor& dx, GradientWrite how) override {
     if (algorithm() == ConvAlgorithm::Direct)
       throw UsageError(label() + ": the direct algorithm computes no input gradient");
-    gemm_backward(dz, &dx, how);
+    gemm_backward(dz, nullptr, &dx, how);
   }
 
-  // The direct algorithm masks dy and sums the bias gradient image by image,
-  // inside its own pass (conv/direct_conv.hpp).
+  // The direct and Winograd algorithms mask dy and sum the bias gradient
+  // inside a pass of their own that reads dy anyway (conv/direct_conv.hpp,
+  // conv/winograd_conv.hpp); im2col takes dz made by the frame's pass.
   const Tensor& linear_backward_relu(const Tensor& dy, const Tensor& y) override {
-    if (algorithm() != ConvAlgorithm::Direct) return ActivatedLayer::linear_backward_relu(dy, y);
-    return direct_backward(dy, &y);
+    switch (algorithm()) {
+      case ConvAlgorithm::Direct: return direct_backward(dy, &y);
+      case ConvAlgorithm::Im2col: return ActivatedLayer::linear_backward_relu(dy, y);
+      default: gemm_backward(dy, &y, needs_input_gradient() ? &dx_ : nullptr, GradientWrite::Assign); return dx_;
+    }
   }
 
  private:
-  // Bias and kernel gradients, and dx (when not null) written as `how` says.
-  void gemm_backward(const Tensor& dz, Tensor* dx, GradientWrite how) {
-    const Index n = dz.dimension(0);
-    column_sums(ConstMatrixMap(dz.data(), n * g_.pixels(), g_.f), params_[1].grad);
+  // Bias and kernel gradients, and dx (when not null) written as `how` says,
+  // for dz = dy, or for dy masked by a fused ReLU's output (Winograd only).
+  void gemm_backward(const Tensor& dy, const Tensor* relu_output, Tensor* dx, GradientWrite how) {
+    const Index n = dy.dimension(0);
     if (dx && how == GradientWrite::Assign) resize_batch(*dx, n, input_shape());
     if (dx && (dx->dimension(0) != n || !holds(*dx, input_shape())))
       throw ShapeError(label() + ": backward_into adds onto dx of dimensions " + dims_string(*dx) + ", expected " +
                        std::to_string(n) + " samples of shape " + input_shape().to_string());
-    float* dkernel = params_[0].grad.data();
+    float *dkernel = params_[0].grad.data(), *dbias = params_[1].grad.data();
     switch (algorithm()) {
-      case ConvAlgorithm::Winograd2: winograd2_.backward(g_, dz, dkernel, dx, how); break;
-      case ConvAlgorithm::Winograd4: winograd4_.backward(g_, dz, dkernel, dx, how); break;
-      default: im2col_.backward(g_, weights(), dz, dkernel, dx, how); break;
+      case ConvAlgorithm::Winograd2: winograd2_.backward(g_, dy, relu_output, dkernel, dbias, dx, how); break;
+      case ConvAlgorithm::Winograd4: winograd4_.backward(g_, dy, relu_output, dkernel, dbias, dx, how); break;
+      default:
+        column_sums(ConstMatrixMap(dy.data(), n * g_.pixels(), g_.f), params_[1].grad);
+        im2col_.backward(g_, weights(), dy, dkernel, dx, how);
+        break;
     }
   }
 
