@@ -22,6 +22,7 @@
 #include "loom/layers/layer_chain.hpp"
 #include "loom/layers/relu.hpp"
 #include "loom/layers/residual.hpp"
+#include "loom/search/embed.hpp"
 #include "loom/threads.hpp"
 #include "temp_dir.hpp"
 #include "toy_model.hpp"
@@ -468,4 +469,74 @@ TEST_CASE("fold_batch_norm_into refuses a layer with an activation", "[batch_nor
   Dense plain({.units = 3});
   plain.build(Shape{2}, rng);
   CHECK(can_fold_batch_norm(plain, bn));
+}
+
+namespace {
+
+// Every BatchNormalization in `model`, nested ones too, with the per-channel values of built_bn.
+void vary_batch_norms(Sequential& model) {
+  for (std::size_t i = 0; i < model.size(); ++i)
+    for_each_layer(model.layer(i), [](Layer& l) {
+      if (auto* bn = dynamic_cast<BatchNormalization*>(&l)) {
+        const BatchNormalization varied = built_bn(bn->input_shape());
+        for (int p = 0; p < 4; ++p) bn->params()[p].value = varied.params()[p].value;
+      }
+    });
+}
+
+// A chain's inference one layer after another, each through its own infer.
+Tensor one_by_one(chain::Layers layers, const Tensor& x) {
+  Tensor h = x;
+  for (const auto& l : layers) {
+    Tensor out;
+    static_cast<const Layer&>(*l).infer(h, out);
+    h = out;
+  }
+  return h;
+}
+
+}  // namespace
+
+TEST_CASE("Inference runs a BatchNormalization and its ReLU in place on the layer before's output, bitwise as one by one",
+          "[batch_norm][residual]") {
+  Sequential m(Shape{8, 8, 2}, 6);
+  m.add(Conv2D({.filters = 4, .kernel = 3, .padding = Padding::Same}));
+  m.add(BatchNormalization());
+  m.add(ReLU());
+  Residual block({.activation = Activation::ReLU});
+  block.add(Conv2D({.filters = 8, .kernel = 3, .strides = 2, .padding = Padding::Same}));
+  block.add(BatchNormalization());
+  block.add(ReLU());
+  block.add(Conv2D({.filters = 8, .kernel = 3, .padding = Padding::Same}));
+  block.add(BatchNormalization());
+  block.add_shortcut(Conv2D({.filters = 8, .kernel = 1, .strides = 2}));
+  block.add_shortcut(BatchNormalization());
+  m.add(std::move(block));
+  m.add(GlobalAveragePooling2D());
+  m.add(Dense({.units = 4, .activation = Activation::Softmax}));
+  m.compile(Adam());
+  vary_batch_norms(m);
+  Random rng(9);
+  const Tensor x = loom::testing::random_tensor(5, 8, 8, 2, rng);
+
+  // The reference: every layer's own infer, the block's paths and sum by hand.
+  Tensor h = x;
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    Tensor out;
+    if (const auto* r = dynamic_cast<const Residual*>(&m.layer(i)))
+      add_tensors(one_by_one(r->main_path(), h), one_by_one(r->shortcut_path(), h), out, Activation::ReLU);
+    else
+      m.layer(i).infer(h, out);
+    h = out;
+  }
+  CHECK(loom::testing::bitwise_equal(m.predict(x, 5), h));
+  CHECK(loom::testing::bitwise_equal(m.predict(x, 2), h));
+
+  // Embedding at the first BatchNormalization stops before its ReLU.
+  Tensor conv, normalized;
+  m.layer(0).infer(x, conv);
+  m.layer(1).infer(conv, normalized);
+  const Tensor embedded = m.embed(x, m.layer(1).name());
+  CHECK(loom::testing::bitwise_equal(embedded, loom::detail::as_embeddings(normalized)));
+  CHECK(*std::min_element(embedded.data(), embedded.data() + embedded.size()) < 0.0f);
 }

@@ -391,11 +391,13 @@ class Sequential {
 
   // Inference through the first `depth` layers, ping-ponging between two
   // scratch tensors of the caller's; returns the one holding the output.
+  // A BatchNormalization (and its ReLU) runs in place on the output of the
+  // layer before (chain::infer_step), never past `depth`.
   const Tensor& infer(const Tensor& x, Tensor& a, Tensor& b, std::size_t depth) const {
     const Tensor* in = &x;
     Tensor* out = &a;
-    for (std::size_t i = 0; i < depth; ++i) {
-      layers_[i]->infer(*in, *out);
+    for (std::size_t i = 0; i < depth;) {
+      i += chain::infer_step(layers_, i, depth, *in, *out);
       in = out;
       out = out == &a ? &b : &a;
     }

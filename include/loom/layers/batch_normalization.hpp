@@ -28,7 +28,9 @@
 // gamma x_hat + beta <= 0, recomputed from x with the forward's own
 // arithmetic, so no pass of the ReLU's own and no copy of its output. The
 // results are bitwise those of the two layers apart (tests). infer is never
-// fused: it serves any layer's output (embeddings of the BatchNormalization).
+// fused: it serves any layer's output (embeddings of the BatchNormalization);
+// a chain's inference calls infer_in_place instead, on the output of the
+// layer before, with the ReLU after it when there is one (chain::infer_step).
 //
 // Sums over the rows are in double, in fixed blocks of rows that each thread
 // sums alone, added in block order, so results do not depend on the thread
@@ -170,12 +172,16 @@ class BatchNormalization final : public Layer {
   void infer(const Tensor& x, Tensor& y) const override {
     check_input(x);
     resize_like(y, x);
-    const Normalization moving =
-        normalization(moving_mean().cast<double>().array(), moving_variance().cast<double>().array());
-    // The same function as inference-mode forward: bitwise the same output.
-    for_row_blocks(rows_of(x), channels(), [&](Index, Index begin, Index end) {
-      normalize_rows(x.data(), y.data(), begin, end, moving);
-    });
+    infer_rows(x.data(), y.data(), rows_of(x), false);
+  }
+
+  /// infer on y in place, and with relu the ReLU after it, in one pass over
+  /// y: what a chain's inference does with the output of the layer before
+  /// (chain::infer_step), saving a tensor and the ReLU's own pass. Bitwise
+  /// infer's values (then ReLU's).
+  void infer_in_place(Tensor& y, bool relu) const {
+    check_input(y);
+    infer_rows(y.data(), y.data(), rows_of(y), relu);
   }
 
  private:
@@ -252,9 +258,20 @@ class BatchNormalization final : public Layer {
 
   // ---- per-block kernels: rows of C contiguous channels, the channel loop innermost (vectorised)
 
-  // Forward: y = affine(x_hat). infer calls this same function.
-  static void normalize_rows(const float* __restrict x, float* __restrict y, Index begin, Index end,
-                             const Normalization& n) {
+  // infer's rows with the moving statistics, y = x allowed; relu: then max(0, y), block by block.
+  void infer_rows(const float* x, float* y, Index rows, bool relu) const {
+    const Normalization moving =
+        normalization(moving_mean().cast<double>().array(), moving_variance().cast<double>().array());
+    const Index c = channels();
+    // The same function as inference-mode forward: bitwise the same output.
+    for_row_blocks(rows, c, [&](Index, Index begin, Index end) {
+      normalize_rows(x, y, begin, end, moving);
+      if (relu) activation::relu_serial(y + begin * c, y + begin * c, (end - begin) * c);
+    });
+  }
+
+  // Forward: y = affine(x_hat). infer calls this same function. In place (x = y) allowed.
+  static void normalize_rows(const float* x, float* y, Index begin, Index end, const Normalization& n) {
     const Index c = n.center.size();
     const float *center = n.center.data(), *inv_std = n.inv_std.data(), *gamma = n.gamma.data(), *beta = n.beta.data();
     for (Index r = begin; r < end; ++r)

@@ -7,7 +7,9 @@
 //   forward:  x -> layer 0 -> ... -> last; the returned tensor is the last layer's
 //   backward: dy -> last -> ... -> layer 0; returns layer 0's dx
 //   backward_into: the same, layer 0 writing its dx into the caller's tensor
-//   infer:    const, scratch of its own, safe from many threads
+//   infer:    const, scratch of its own, safe from many threads; a
+//             BatchNormalization (and its ReLU) runs in place on the output of
+//             the layer before (infer_step)
 //   fuse_relus: a layer that can (BatchNormalization) trains as one pass with the ReLU after it
 // An empty chain is the identity.
 //
@@ -17,6 +19,7 @@
 #include <span>
 
 #include "loom/layer.hpp"
+#include "loom/layers/batch_normalization.hpp"
 #include "loom/layers/relu.hpp"
 
 namespace loom::chain {
@@ -50,18 +53,40 @@ inline void backward_into(Layers layers, const Tensor& dy, Tensor& dx, GradientW
   layers[0]->backward_into(*g, dx, how);
 }
 
-/// y = the chain applied to x (x and y distinct). Alternates between y and one
-/// scratch tensor so that the last layer writes y.
+/// How many layers the inference step at layer i runs (infer_step), among
+/// layers [i, end): 1, or with a BatchNormalization after it 2, or with that
+/// one's ReLU 3.
+inline std::size_t step_size(Layers layers, std::size_t i, std::size_t end) {
+  if (i + 1 >= end || !dynamic_cast<const BatchNormalization*>(layers[i + 1].get())) return 1;
+  return i + 2 < end && dynamic_cast<const ReLU*>(layers[i + 2].get()) ? 3 : 2;
+}
+
+/// One step of a chain's inference: layers[i] from `in` into `out`, then the
+/// BatchNormalization after it (and its ReLU) on `out` in place, in one pass
+/// (BatchNormalization::infer_in_place): no tensor of their own and no pass
+/// of the ReLU's. Bitwise the values of the layers run one by one. Returns
+/// how many layers ran (step_size); `end` bounds them (embed stops early).
+inline std::size_t infer_step(Layers layers, std::size_t i, std::size_t end, const Tensor& in, Tensor& out) {
+  static_cast<const Layer&>(*layers[i]).infer(in, out);
+  const std::size_t n = step_size(layers, i, end);
+  if (n > 1) static_cast<const BatchNormalization&>(*layers[i + 1]).infer_in_place(out, n == 3);
+  return n;
+}
+
+/// y = the chain applied to x (x and y distinct), step by step (infer_step).
+/// Alternates between y and one scratch tensor so that the last step writes y.
 inline void infer(Layers layers, const Tensor& x, Tensor& y) {
   if (layers.empty()) {
     y = x;
     return;
   }
+  std::size_t steps = 0;
+  for (std::size_t i = 0; i < layers.size(); i += step_size(layers, i, layers.size())) ++steps;
   Tensor scratch;
   const Tensor* in = &x;
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    Tensor* out = (layers.size() - 1 - i) % 2 == 0 ? &y : &scratch;
-    static_cast<const Layer&>(*layers[i]).infer(*in, *out);
+  for (std::size_t i = 0; i < layers.size(); --steps) {
+    Tensor* out = (steps - 1) % 2 == 0 ? &y : &scratch;
+    i += infer_step(layers, i, layers.size(), *in, *out);
     in = out;
   }
 }
