@@ -380,6 +380,28 @@ namespace {
 // Trains m a little (statistics and gammas away from their start), folds it,
 // and checks that the folded model predicts what m predicts within 1e-5 and
 // that m is untouched; returns the folded model.
+// A stem conv-BN-ReLU, then the ResNet basic block: conv-BN-ReLU-conv-BN on
+// the main path, a strided 1x1 conv and BN on the shortcut; then global
+// average pooling and a softmax Dense. Not compiled.
+Sequential one_block_resnet(const Shape& input) {
+  Sequential m(input, 6);
+  m.add(Conv2D({.filters = 4, .kernel = 3, .padding = Padding::Same}));
+  m.add(BatchNormalization());
+  m.add(ReLU());
+  Residual block({.activation = Activation::ReLU});
+  block.add(Conv2D({.filters = 8, .kernel = 3, .strides = 2, .padding = Padding::Same}));
+  block.add(BatchNormalization());
+  block.add(ReLU());
+  block.add(Conv2D({.filters = 8, .kernel = 3, .padding = Padding::Same}));
+  block.add(BatchNormalization());
+  block.add_shortcut(Conv2D({.filters = 8, .kernel = 1, .strides = 2}));
+  block.add_shortcut(BatchNormalization());
+  m.add(std::move(block));
+  m.add(GlobalAveragePooling2D());
+  m.add(Dense({.units = 4, .activation = Activation::Softmax}));
+  return m;
+}
+
 Sequential train_and_fold(Sequential& m) {
   m.compile(Adam({.learning_rate = 0.01f}));
   const testing::Quadrants d = testing::quadrants(96, 9);
@@ -426,23 +448,8 @@ TEST_CASE("fold_batch_norm drops the foldable BatchNormalization layers and pred
 }
 
 TEST_CASE("fold_batch_norm folds the BatchNormalization layers inside residual blocks", "[batch_norm][residual]") {
-  // The ResNet basic block: conv-BN-ReLU-conv-BN on the main path, a strided
-  // 1x1 conv and BN on the shortcut; after folding, three convolutions.
-  Sequential m(Shape{8, 8, 1}, 6);
-  m.add(Conv2D({.filters = 4, .kernel = 3, .padding = Padding::Same}));
-  m.add(BatchNormalization());
-  m.add(ReLU());
-  Residual block({.activation = Activation::ReLU});
-  block.add(Conv2D({.filters = 8, .kernel = 3, .strides = 2, .padding = Padding::Same}));
-  block.add(BatchNormalization());
-  block.add(ReLU());
-  block.add(Conv2D({.filters = 8, .kernel = 3, .padding = Padding::Same}));
-  block.add(BatchNormalization());
-  block.add_shortcut(Conv2D({.filters = 8, .kernel = 1, .strides = 2}));
-  block.add_shortcut(BatchNormalization());
-  m.add(std::move(block));
-  m.add(GlobalAveragePooling2D());
-  m.add(Dense({.units = 4, .activation = Activation::Softmax}));
+  // After folding, three convolutions.
+  Sequential m = one_block_resnet(Shape{8, 8, 1});
   Sequential folded = train_and_fold(m);
   REQUIRE(folded.size() == 4);
   CHECK(folded.layer(0).kind() == "Conv2D");
@@ -499,21 +506,7 @@ Tensor one_by_one(chain::Layers layers, const Tensor& x) {
 
 TEST_CASE("Inference runs a BatchNormalization and its ReLU in place on the layer before's output, bitwise as one by one",
           "[batch_norm][residual]") {
-  Sequential m(Shape{8, 8, 2}, 6);
-  m.add(Conv2D({.filters = 4, .kernel = 3, .padding = Padding::Same}));
-  m.add(BatchNormalization());
-  m.add(ReLU());
-  Residual block({.activation = Activation::ReLU});
-  block.add(Conv2D({.filters = 8, .kernel = 3, .strides = 2, .padding = Padding::Same}));
-  block.add(BatchNormalization());
-  block.add(ReLU());
-  block.add(Conv2D({.filters = 8, .kernel = 3, .padding = Padding::Same}));
-  block.add(BatchNormalization());
-  block.add_shortcut(Conv2D({.filters = 8, .kernel = 1, .strides = 2}));
-  block.add_shortcut(BatchNormalization());
-  m.add(std::move(block));
-  m.add(GlobalAveragePooling2D());
-  m.add(Dense({.units = 4, .activation = Activation::Softmax}));
+  Sequential m = one_block_resnet(Shape{8, 8, 2});
   m.compile(Adam());
   vary_batch_norms(m);
   Random rng(9);
