@@ -31,7 +31,7 @@ struct Winograd {
                       const Tensor& x, Tensor& z, Activation act) {
     const Tiles t(g, x.dimension(0));
     transform(g, w.kernel, u_);
-    v_.resize(static_cast<std::size_t>(XI * t.total * g.c));
+    v_.resize(t.buffer_size(t.chunks(), g.c));
     compute(g, t, u_, w.bias, x, z, act, v_.data());
   }
 
@@ -50,8 +50,8 @@ struct Winograd {
                        float* dbias, Tensor* dx, GradientWrite how) {
     const Index n = dy.dimension(0);
     const Tiles t(g, n);
-    const auto chunks = SampleChunks::balanced(n, t.chunk_samples());
-    dmx_.resize(static_cast<std::size_t>(XI * t.total * g.f));
+    const auto chunks = t.chunks();
+    dmx_.resize(t.buffer_size(chunks, g.f));
     // dz = dy, masked where a fused ReLU cut (relu_output <= 0), read tile by
     // tile: the bias gradient is summed per chunk (tile by tile, in lanes of
     // L filters) and dMx = A dZ AT stored into each chunk's slabs (a*a,
@@ -59,9 +59,9 @@ struct Winograd {
     const Index padded_f = (g.f + L - 1) / L * L;
     dbias_parts_.assign(static_cast<std::size_t>(chunks.count() * padded_f), 0.0f);
     parallel_for(chunks.count(), true, [&](Index c) {
-      float* dmx = dmx_.data() + XI * t.first(chunks, c) * g.f;
+      float* dmx = dmx_.data() + t.chunk_offset(chunks, c, g.f);
       float* bias_sums = dbias_parts_.data() + c * padded_f;
-      const Index slab = t.count(chunks, c) * g.f;
+      const Index slab = Tiles::slab(t.count(chunks, c), g.f);
       alignas(64) float tile[XI * L], out[XI * L], kept[XI * L];
       for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
         for (Index f0 = 0; f0 < g.f; f0 += L) {
@@ -92,9 +92,9 @@ struct Winograd {
     for (int xi = 0; xi < XI; ++xi) {
       MatrixMap dU(du_.data() + xi * g.c * g.f, g.c, g.f);
       for (Index c = 0; c < chunks.count(); ++c) {
-        const Index t0 = t.first(chunks, c), tn = t.count(chunks, c);
-        const ConstMatrixMap V(v_.data() + (XI * t0 + xi * tn) * g.c, tn, g.c);
-        const ConstMatrixMap dMx(dmx_.data() + (XI * t0 + xi * tn) * g.f, tn, g.f);
+        const Index tn = t.count(chunks, c);
+        const ConstMatrixMap V(v_.data() + t.chunk_offset(chunks, c, g.c) + xi * Tiles::slab(tn, g.c), tn, g.c);
+        const ConstMatrixMap dMx(dmx_.data() + t.chunk_offset(chunks, c, g.f) + xi * Tiles::slab(tn, g.f), tn, g.f);
         gemm::multiply(gemm::mutable_view(dU), gemm::view(V.transpose()), gemm::view(dMx), {c > 0});
       }
     }
@@ -103,11 +103,12 @@ struct Winograd {
     pack_each(packed_ut_, g.c * g.f, [&](int xi) { return gemm::view(u_matrix(g, u_.u, xi).transpose()); });
     // dV = dMx U^T per chunk, then B dV BT added onto the input pixels.
     parallel_for(chunks.count(), true, [&](Index c) {
-      const Index t0 = t.first(chunks, c), tn = t.count(chunks, c);
-      float* dv = scratch<kTileSlot>(static_cast<std::size_t>(XI * tn * g.c));  // (a*a, chunk's tiles, C)
+      const Index tn = t.count(chunks, c), dv_slab = Tiles::slab(tn, g.c), dmx_slab = Tiles::slab(tn, g.f);
+      float* dv = scratch<kTileSlot>(static_cast<std::size_t>(XI * dv_slab));  // (a*a, chunk's tiles, C)
+      const float* dmx = dmx_.data() + t.chunk_offset(chunks, c, g.f);
       for (int xi = 0; xi < XI; ++xi) {
-        const ConstMatrixMap dMx(dmx_.data() + (XI * t0 + xi * tn) * g.f, tn, g.f);
-        gemm::multiply(gemm::mutable_view(MatrixMap(dv + xi * tn * g.c, tn, g.c)), gemm::view(dMx), packed_ut_[xi]);
+        const ConstMatrixMap dMx(dmx + xi * dmx_slab, tn, g.f);
+        gemm::multiply(gemm::mutable_view(MatrixMap(dv + xi * dv_slab, tn, g.c)), gemm::view(dMx), packed_ut_[xi]);
       }
       if (how == GradientWrite::Assign)
         std::fill_n(dx->data() + chunks.first(c) * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
@@ -115,7 +116,7 @@ struct Winograd {
       for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
         for (Index c0 = 0; c0 < g.c; c0 += L) {
           const Index lanes = std::min<Index>(L, g.c - c0);
-          load_slabs(dv, tn * g.c, ti * g.c + c0, lanes, tile);
+          load_slabs(dv, dv_slab, ti * g.c + c0, lanes, tile);
           winograd::sandwich<typename Mat::BT, true>(tile, out);
           add_image_tile<A>(out, dx->data() + s * g.input_size(), g.h, g.w, g.c, ty * M - g.pad_top,
                             tx * M - g.pad_left, c0, lanes);
@@ -125,17 +126,32 @@ struct Winograd {
   }
 
   // The batch's tiles: rows x cols per sample, numbered sample by sample.
-  // Buffers of tiles (V, dMx) are chunk-major: chunk c's (a*a, its tiles, ...)
-  // slabs start at a*a * first(c) rows, so a chunk's tiles stay close in memory.
+  // Buffers of tiles (V, dMx) are chunk-major: chunk c's a*a slabs (its
+  // tiles, width) come one after the other, so a chunk's tiles stay close in
+  // memory. Slabs are `slab(count, width)` floats apart: one cache line more
+  // than their values. A tile's a*a vectors go to (and come from) a*a slabs;
+  // unpadded, 128 tiles of 32 channels put them 16 KB apart, all in one L1
+  // set, and the stores and loads of the transforms were half of vgg's
+  // inference (perf annotate); padded, they fall into a*a different sets.
   struct Tiles {
-    Index rows, cols, per_sample, total;
-    Tiles(const ConvGeometry& g, Index n)
-        : rows((g.oh + M - 1) / M), cols((g.ow + M - 1) / M), per_sample(rows * cols), total(n * per_sample) {}
+    Index n, rows, cols, per_sample, total;
+    Tiles(const ConvGeometry& g, Index samples)
+        : n(samples), rows((g.oh + M - 1) / M), cols((g.ow + M - 1) / M), per_sample(rows * cols),
+          total(n * per_sample) {}
     // About 128 tiles per chunk (bench_conv: 64 and 256 were slower at every shape tried).
     static constexpr Index kChunkTiles = 128;
-    Index chunk_samples() const { return std::max<Index>(1, kChunkTiles / per_sample); }
+    static constexpr Index kSlabPad = 16;
+    SampleChunks chunks() const { return SampleChunks::balanced(n, std::max<Index>(1, kChunkTiles / per_sample)); }
     Index first(const SampleChunks& ch, Index c) const { return ch.first(c) * per_sample; }
     Index count(const SampleChunks& ch, Index c) const { return ch.size(c) * per_sample; }
+    static Index slab(Index count, Index width) { return count * width + kSlabPad; }
+    // Where chunk c's slabs start in a buffer of every chunk's, and that buffer's size.
+    Index chunk_offset(const SampleChunks& ch, Index c, Index width) const {
+      return XI * (first(ch, c) * width + c * kSlabPad);
+    }
+    std::size_t buffer_size(const SampleChunks& ch, Index width) const {
+      return static_cast<std::size_t>(XI * (total * width + ch.count() * kSlabPad));
+    }
   };
 
   // fn(sample, tile row, tile column, tile index within the chunk) for each tile of chunk c.
@@ -321,11 +337,12 @@ struct Winograd {
   // predict/batch:1, alternating runs.)
   static void compute(const ConvGeometry& g, const Tiles& t, const WinogradKernel& u, const float* bias,
                       const Tensor& x, Tensor& z, Activation act, float* keep) {
-    const auto chunks = SampleChunks::balanced(x.dimension(0), t.chunk_samples());
+    const auto chunks = t.chunks();
     parallel_for(chunks.count(), true, [&](Index c) {
       const Index tn = t.count(chunks, c);
-      float* v = keep ? keep + XI * t.first(chunks, c) * g.c : scratch<kTileSlot>(static_cast<std::size_t>(XI * tn * g.c));
-      float* mx = scratch<kProductSlot>(static_cast<std::size_t>(XI * tn * g.f));
+      const Index v_slab = Tiles::slab(tn, g.c), mx_slab = Tiles::slab(tn, g.f);
+      float* v = keep ? keep + t.chunk_offset(chunks, c, g.c) : scratch<kTileSlot>(static_cast<std::size_t>(XI * v_slab));
+      float* mx = scratch<kProductSlot>(static_cast<std::size_t>(XI * mx_slab));
       alignas(64) float tile[XI * L], out[XI * L];
       for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
         for (Index c0 = 0; c0 < g.c; c0 += L) {
@@ -333,17 +350,17 @@ struct Winograd {
           load_image_tile<A>(x.data() + s * g.input_size(), g.h, g.w, g.c, ty * M - g.pad_top, tx * M - g.pad_left,
                              c0, lanes, tile);
           winograd::sandwich<typename Mat::BT>(tile, out);
-          store_slabs(out, v, tn * g.c, ti * g.c + c0, lanes);
+          store_slabs(out, v, v_slab, ti * g.c + c0, lanes);
         }
       });
       for (int xi = 0; xi < XI; ++xi) {
-        const ConstMatrixMap V(v + xi * tn * g.c, tn, g.c);
-        gemm::multiply(gemm::mutable_view(MatrixMap(mx + xi * tn * g.f, tn, g.f)), gemm::view(V), u.packed[xi]);
+        const ConstMatrixMap V(v + xi * v_slab, tn, g.c);
+        gemm::multiply(gemm::mutable_view(MatrixMap(mx + xi * mx_slab, tn, g.f)), gemm::view(V), u.packed[xi]);
       }
       for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
         for (Index f0 = 0; f0 < g.f; f0 += L) {
           const Index lanes = std::min<Index>(L, g.f - f0);
-          load_slabs(mx, tn * g.f, ti * g.f + f0, lanes, tile);
+          load_slabs(mx, mx_slab, ti * g.f + f0, lanes, tile);
           winograd::sandwich<typename Mat::AT>(tile, out);
           store_output_tile(out, bias + f0, act, z.data() + s * g.output_size(), g, ty * M, tx * M, f0, lanes);
         }
