@@ -80,11 +80,8 @@ struct Winograd {
       });
     });
     // The chunks' bias sums, added in chunk order.
-    for (Index f = 0; f < g.f; ++f) {
-      float sum = 0.0f;
-      for (Index c = 0; c < chunks.count(); ++c) sum += dbias_parts_[static_cast<std::size_t>(c * padded_f + f)];
-      dbias[f] = sum;
-    }
+    sum_parts_in_order(ConstMatrixMap(dbias_parts_.data(), chunks.count() * padded_f, 1), padded_f, chunks.count(),
+                       MatrixMap(dbias, g.f, 1));
     // dU[xi] = the sum over chunks, in chunk order, of V[xi]^T dMx[xi]: one
     // thread per tile position, then dW = GT dU G.
     du_.resize(static_cast<std::size_t>(XI * g.c * g.f));

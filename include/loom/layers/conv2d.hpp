@@ -139,8 +139,7 @@ class Conv2D final : public ActivatedLayer {
 
   const Tensor& linear_backward(const Tensor& dz) override {
     if (algorithm() == ConvAlgorithm::Direct) return direct_backward(dz, nullptr);
-    gemm_backward(dz, nullptr, needs_input_gradient() ? &dx_ : nullptr, GradientWrite::Assign);
-    return dx_;
+    return gemm_backward_own(dz, nullptr);
   }
 
   // The im2col and Winograd algorithms zero dx and add patches or tiles onto
@@ -159,11 +158,17 @@ class Conv2D final : public ActivatedLayer {
     switch (algorithm()) {
       case ConvAlgorithm::Direct: return direct_backward(dy, &y);
       case ConvAlgorithm::Im2col: return ActivatedLayer::linear_backward_relu(dy, y);
-      default: gemm_backward(dy, &y, needs_input_gradient() ? &dx_ : nullptr, GradientWrite::Assign); return dx_;
+      default: return gemm_backward_own(dy, &y);
     }
   }
 
  private:
+  // gemm_backward with dx, when wanted, assigned to the layer's own dx_.
+  const Tensor& gemm_backward_own(const Tensor& dy, const Tensor* relu_output) {
+    gemm_backward(dy, relu_output, needs_input_gradient() ? &dx_ : nullptr, GradientWrite::Assign);
+    return dx_;
+  }
+
   // Bias and kernel gradients, and dx (when not null) written as `how` says,
   // for dz = dy, or for dy masked by a fused ReLU's output (Winograd only).
   void gemm_backward(const Tensor& dy, const Tensor* relu_output, Tensor* dx, GradientWrite how) {
