@@ -136,27 +136,32 @@ void store_tile(const float* tile, float* c, Index rs, Index cs, Index rows, Ind
 // kVecs = 1: a panel's last 16 columns or fewer (filters 40, 72, 100 or
 // 10 leave the last panel a quarter full or less) get a 12 x 16 tile, half
 // the FMAs of one that would mostly multiply the panel's zero padding.
-template <bool kPackedA, int kVecs = 2>
-void kernel(Index depth, const float* a, Index lda, const float* b, float* c, Index rs, Index cs, Index rows,
-            Index cols, const Epilogue& o) {
-  static_assert(kVecs == 1 || kVecs == 2);
-  const Index ars = kPackedA ? 1 : lda, acs = kPackedA ? kMr : 1;
-  __m512 acc[kMr][kVecs];
-#pragma GCC unroll 12
-  for (Index i = 0; i < kMr; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < kVecs; ++v) acc[i][v] = _mm512_setzero_ps();
-  for (Index k = 0; k < depth; ++k, a += acs, b += kNr) {
+// The register tile: kMr rows of kVecs vectors.
+template <int kVecs>
+struct Tile {
+  __m512 v[kMr][kVecs];
+};
+
+// depth steps of FMAs into acc: per k one B row (kVecs vectors, b advanced
+// past it) and kMr broadcasts a_at(i, k).
+template <int kVecs, typename AAt>
+[[gnu::always_inline]] inline void fma_steps(Tile<kVecs>& acc, Index depth, const float*& b, AAt&& a_at) {
+  for (Index k = 0; k < depth; ++k, b += kNr) {
     __m512 bv[kVecs];
 #pragma GCC unroll 2
     for (int v = 0; v < kVecs; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 12
     for (Index i = 0; i < kMr; ++i) {
-      const __m512 x = _mm512_set1_ps(a[i * ars]);
+      const __m512 x = _mm512_set1_ps(a_at(i, k));
 #pragma GCC unroll 2
-      for (int v = 0; v < kVecs; ++v) acc[i][v] = _mm512_fmadd_ps(x, bv[v], acc[i][v]);
+      for (int v = 0; v < kVecs; ++v) acc.v[i][v] = _mm512_fmadd_ps(x, bv[v], acc.v[i][v]);
     }
   }
+}
+
+// The tile's `rows` x `cols` onto C, with the epilogue.
+template <int kVecs>
+[[gnu::always_inline]] inline void store(const Tile<kVecs>& acc, float* c, Index rs, Index cs, Index rows, Index cols, const Epilogue& o) {
   if (cs == 1) {
     const auto mask = [](Index n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); };
     const __m512 zero = _mm512_setzero_ps();
@@ -171,7 +176,7 @@ void kernel(Index depth, const float* a, Index lda, const float* b, float* c, In
       float* row = c + i * rs;
 #pragma GCC unroll 2
       for (int v = 0; v < kVecs; ++v) {
-        __m512 x = acc[i][v];
+        __m512 x = acc.v[i][v];
         if (o.accumulate) x = _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], row + 16 * v), x);
         if (o.bias) x = _mm512_add_ps(x, bias[v]);
         if (o.relu) x = _mm512_max_ps(x, zero);
@@ -183,8 +188,46 @@ void kernel(Index depth, const float* a, Index lda, const float* b, float* c, In
   alignas(64) float tile[kMr * kNr];
   for (Index i = 0; i < kMr; ++i)
 #pragma GCC unroll 2
-    for (int v = 0; v < kVecs; ++v) _mm512_store_ps(tile + i * kNr + 16 * v, acc[i][v]);
+    for (int v = 0; v < kVecs; ++v) _mm512_store_ps(tile + i * kNr + 16 * v, acc.v[i][v]);
   store_tile(tile, c, rs, cs, rows, std::min<Index>(cols, 16 * kVecs), o);
+}
+
+template <int kVecs>
+[[gnu::always_inline]] inline Tile<kVecs> zero_tile() {
+  Tile<kVecs> acc;
+#pragma GCC unroll 12
+  for (Index i = 0; i < kMr; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < kVecs; ++v) acc.v[i][v] = _mm512_setzero_ps();
+  return acc;
+}
+
+template <bool kPackedA, int kVecs = 2>
+void kernel(Index depth, const float* a, Index lda, const float* b, float* c, Index rs, Index cs, Index rows,
+            Index cols, const Epilogue& o) {
+  static_assert(kVecs == 1 || kVecs == 2);
+  const Index ars = kPackedA ? 1 : lda, acs = kPackedA ? kMr : 1;
+  Tile<kVecs> acc = zero_tile<kVecs>();
+  fma_steps<kVecs>(acc, depth, b, [&](Index i, Index k) { return a[i * ars + k * acs]; });
+  store<kVecs>(acc, c, rs, cs, rows, cols, o);
+}
+
+// The same tile for A read through a row table (GatheredRows): K from k0,
+// depth values, segment by segment; within a segment row i is read at its
+// own pointer. The same FMAs in the same order as on a materialised A.
+template <int kVecs>
+void gathered_kernel(Index k0, Index depth, const float* const* table, Index segments, Index segment,
+                     const float* b, float* c, Index rs, Index cs, Index rows, Index cols, const Epilogue& o) {
+  Tile<kVecs> acc = zero_tile<kVecs>();
+  for (Index k = k0, end = k0 + depth; k < end;) {
+    const Index s = k / segment, off = k - s * segment, len = std::min(segment - off, end - k);
+    const float* p[kMr];
+#pragma GCC unroll 12
+    for (Index i = 0; i < kMr; ++i) p[i] = table[i * segments + s] + off;
+    fma_steps<kVecs>(acc, len, b, [&](Index i, Index kk) { return p[i][kk]; });
+    k += len;
+  }
+  store<kVecs>(acc, c, rs, cs, rows, cols, o);
 }
 // The tile for `cols` columns of a panel.
 template <bool kPackedA>
@@ -192,6 +235,11 @@ void panel_kernel(Index depth, const float* a, Index lda, const float* b, float*
                   Index cols, const Epilogue& o) {
   if (cols <= 16) return kernel<kPackedA, 1>(depth, a, lda, b, c, rs, cs, rows, cols, o);
   kernel<kPackedA, 2>(depth, a, lda, b, c, rs, cs, rows, cols, o);
+}
+void gathered_panel_kernel(Index k0, Index depth, const float* const* table, Index segments, Index segment,
+                           const float* b, float* c, Index rs, Index cs, Index rows, Index cols, const Epilogue& o) {
+  if (cols <= 16) return gathered_kernel<1>(k0, depth, table, segments, segment, b, c, rs, cs, rows, cols, o);
+  gathered_kernel<2>(k0, depth, table, segments, segment, b, c, rs, cs, rows, cols, o);
 }
 #elif defined(LOOM_GEMM_AVX2)
 // The 6 x 16 kernel: 12 accumulators, per k one B row (two vectors) and six
@@ -368,14 +416,90 @@ void multiply_empty(View c, const Epilogue& e) {
                  {e.accumulate, e.bias ? e.bias + j : nullptr, e.relu});
 }
 
+// The blocked product's A: read in place where it is row-major (kMr rows
+// at a time; a last panel of fewer rows is packed, zero-padded), packed
+// block by block otherwise.
+class ViewA {
+ public:
+  explicit ViewA(ConstView a) : a_(a) {
+    thread_local Scratch scratch;
+    pa_ = scratch.get(kMc * kKc);
+  }
+  Index rows() const { return a_.rows; }
+  Index cols() const { return a_.cols; }
+  // Rows [ic, ic + mc) and K [pc, pc + kc) made ready for tile().
+  void prepare(Index ic, Index mc, Index pc, Index kc) {
+    ic_ = ic, pc_ = pc, kc_ = kc;
+    direct_ = a_.col_stride == 1 ? mc / kMr * kMr : 0;
+    if (direct_ < mc) pack_a(a_, ic + direct_, mc - direct_, pc, kc, pa_);
+  }
+  // The tile of `rows` rows from ic + ir against one packed B panel.
+  void tile(Index ir, Index rows, const float* bp, float* c, Index rs, Index cs, Index cols, const Epilogue& o) const {
+    if (ir < direct_)
+      panel_kernel<false>(kc_, a_.data + (ic_ + ir) * a_.row_stride + pc_, a_.row_stride, bp, c, rs, cs, rows, cols, o);
+    else
+      panel_kernel<true>(kc_, pa_ + (ir - direct_) * kc_, 0, bp, c, rs, cs, rows, cols, o);
+  }
+
+ private:
+  ConstView a_;
+  float* pa_;
+  Index ic_ = 0, pc_ = 0, kc_ = 0, direct_ = 0;
+};
+
+// A read through its row table (GatheredRows). With AVX-512 each tile reads
+// its rows where they are; elsewhere a block is packed from the table, as
+// pack_a packs a view. Rows past the last one read zeros.
+class GatheredA {
+ public:
+  explicit GatheredA(const GatheredRows& a) : a_(a) {
+    thread_local std::vector<float> zeros;
+    if (static_cast<Index>(zeros.size()) < a.segment) zeros.assign(static_cast<std::size_t>(a.segment), 0.0f);
+    zeros_ = zeros.data();
+#if !defined(LOOM_GEMM_AVX512)
+    thread_local Scratch scratch;
+    pa_ = scratch.get(kMc * kKc);
+#endif
+  }
+  Index rows() const { return a_.rows; }
+  Index cols() const { return a_.cols(); }
+  void prepare(Index ic, Index mc, Index pc, Index kc) {
+    ic_ = ic, pc_ = pc, kc_ = kc;
+#if !defined(LOOM_GEMM_AVX512)
+    float* out = pa_;
+    for (Index p = 0; p < mc; p += kMr, out += kMr * kc)
+      for (Index i = 0; i < kMr; ++i)
+        for (Index k = pc; k < pc + kc; ++k) out[(k - pc) * kMr + i] = p + i < mc ? at(ic + p + i, k) : 0.0f;
+#endif
+  }
+  void tile(Index ir, Index rows, const float* bp, float* c, Index rs, Index cs, Index cols, const Epilogue& o) const {
+#if defined(LOOM_GEMM_AVX512)
+    const float* const* table = a_.table + (ic_ + ir) * a_.segments;
+    if (rows < kMr) {  // the last rows: a table of kMr rows, the missing ones zeros
+      thread_local std::vector<const float*> padded;
+      padded.assign(static_cast<std::size_t>(kMr * a_.segments), zeros_);
+      std::copy_n(table, rows * a_.segments, padded.begin());
+      table = padded.data();
+    }
+    gathered_panel_kernel(pc_, kc_, table, a_.segments, a_.segment, bp, c, rs, cs, rows, cols, o);
+#else
+    panel_kernel<true>(kc_, pa_ + ir * kc_, 0, bp, c, rs, cs, rows, cols, o);
+#endif
+  }
+
+ private:
+  float at(Index i, Index k) const { return a_.table[i * a_.segments + k / a_.segment][k % a_.segment]; }
+  GatheredRows a_;
+  const float* zeros_;
+  float* pa_ = nullptr;
+  Index ic_ = 0, pc_ = 0, kc_ = 0;
+};
+
 // The blocked product; panels_of(jc, nc, pc, kc) gives B's packed panels of
 // that block (packed there and then, or packed beforehand: PackedB).
-template <typename PanelsOf>
-void multiply_blocked(View c, ConstView a, Index kk, PanelsOf&& panels_of, const Epilogue& e) {
-  const Index m = c.rows, n = c.cols;
-  thread_local Scratch a_scratch;
-  float* pa = a_scratch.get(kMc * kKc);
-  const bool direct_a = a.col_stride == 1;
+template <typename A, typename PanelsOf>
+void multiply_blocked(View c, A a, PanelsOf&& panels_of, const Epilogue& e) {
+  const Index m = c.rows, n = c.cols, kk = a.cols();
   for (Index jc = 0; jc < n; jc += kNc) {
     const Index nc = std::min(kNc, n - jc);
     for (Index pc = 0; pc < kk; pc += kKc) {
@@ -384,25 +508,14 @@ void multiply_blocked(View c, ConstView a, Index kk, PanelsOf&& panels_of, const
       const float* pb = panels_of(jc, nc, pc, kc);
       for (Index ic = 0; ic < m; ic += kMc) {
         const Index mc = std::min(kMc, m - ic);
-        // A row-major A is read in place, six rows at a time; only a last
-        // panel of fewer rows is packed (zero-padded). Any other A is packed.
-        const Index direct = direct_a ? mc / kMr * kMr : 0;
-        if (direct < mc) pack_a(a, ic + direct, mc - direct, pc, kc, pa);
+        a.prepare(ic, mc, pc, kc);
         for (Index jr = 0; jr < nc; jr += kNr) {
           const Index j = jc + jr, cols = std::min(kNr, nc - jr);
           const Epilogue o{!first || e.accumulate, last && e.bias ? e.bias + j : nullptr, last && e.relu};
           float* cj = c.data + j * c.col_stride;
-          const float* bp = pb + jr * kc;
-          for (Index ir = 0; ir < direct; ir += kMr) {
-            const Index i = ic + ir;
-            panel_kernel<false>(kc, a.data + i * a.row_stride + pc, a.row_stride, bp, cj + i * c.row_stride, c.row_stride,
-                          c.col_stride, kMr, cols, o);
-          }
-          for (Index ir = direct; ir < mc; ir += kMr) {
-            const Index i = ic + ir;
-            panel_kernel<true>(kc, pa + (ir - direct) * kc, 0, bp, cj + i * c.row_stride, c.row_stride, c.col_stride,
-                         std::min(kMr, mc - ir), cols, o);
-          }
+          for (Index ir = 0; ir < mc; ir += kMr)
+            a.tile(ir, std::min(kMr, mc - ir), pb + jr * kc, cj + (ic + ir) * c.row_stride, c.row_stride,
+                   c.col_stride, cols, o);
         }
       }
     }
@@ -416,7 +529,7 @@ void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
   if (m < kThinRows && b.col_stride == 1) return multiply_thin(c, a, b, e);
   thread_local Scratch b_scratch;
   float* pb = b_scratch.get(kKc * round_up(std::min(n, kNc), kNr));
-  multiply_blocked(c, a, kk, [&](Index jc, Index nc, Index pc, Index kc) {
+  multiply_blocked(c, ViewA(a), [&](Index jc, Index nc, Index pc, Index kc) {
     pack_b(b, pc, kc, jc, nc, pb);
     return static_cast<const float*>(pb);
   }, e);
@@ -450,34 +563,65 @@ void multiply(View c, ConstView a, const PackedB& b, const Epilogue& e) {
   check_shapes(c, a, {nullptr, b.rows(), b.cols(), 0, 0});
   if (c.rows == 0 || c.cols == 0) return;
   if (a.cols == 0) return multiply_empty(c, e);
-  multiply_blocked(c, a, a.cols, [&](Index jc, Index, Index pc, Index) { return b.panels() + b.block_offset(jc, pc); },
+  multiply_blocked(c, ViewA(a), [&](Index jc, Index, Index pc, Index) { return b.panels() + b.block_offset(jc, pc); },
                    e);
 }
+
+void multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e) {
+  check_shapes(c, {nullptr, a.rows, a.cols(), 0, 0}, {nullptr, b.rows(), b.cols(), 0, 0});
+  if (c.rows == 0 || c.cols == 0) return;
+  if (a.cols() == 0) return multiply_empty(c, e);
+  multiply_blocked(c, GatheredA(a),
+                   [&](Index jc, Index, Index pc, Index) { return b.panels() + b.block_offset(jc, pc); }, e);
+}
+
+namespace {
+
+// Whether a product of m x n x k multiply-adds is worth a team of threads.
+bool worth_a_team(Index m, Index n, Index k) {
+  return m * n * k >= (Index{1} << 18) && !omp_in_parallel() && omp_get_max_threads() > 1;
+}
+
+// fn(begin, end) on each thread's stripe of [0, length), in whole units.
+template <typename Fn>
+void in_stripes(Index length, Index unit, Fn&& fn) {
+#pragma omp parallel
+  {
+    const Index t = omp_get_thread_num(), threads = omp_get_num_threads();
+    const Index units = (length + unit - 1) / unit;
+    const Index begin = std::min(length, units * t / threads * unit);
+    const Index end = std::min(length, units * (t + 1) / threads * unit);
+    if (begin < end) fn(begin, end);
+  }
+}
+
+}  // namespace
 
 void parallel_multiply(View c, ConstView a, ConstView b, const Epilogue& e) {
   check_shapes(c, a, b);
   const Index m = c.rows, n = c.cols;
-  const bool worth_it = m * n * a.cols >= (Index{1} << 18) && !omp_in_parallel() && omp_get_max_threads() > 1;
-  if (!worth_it) return multiply_unchecked(c, a, b, e);
+  if (!worth_a_team(m, n, a.cols)) return multiply_unchecked(c, a, b, e);
   // Stripes of whole tiles along C's longer side; each thread packs what its stripe needs.
-  const bool by_rows = m >= n;
-  const Index unit = by_rows ? kMr : kNr, length = by_rows ? m : n;
-#pragma omp parallel
-  {
-    const Index t = omp_get_thread_num(), threads = omp_get_num_threads();
-    const Index tiles = (length + unit - 1) / unit;
-    const Index begin = std::min(length, tiles * t / threads * unit);
-    const Index end = std::min(length, tiles * (t + 1) / threads * unit);
-    if (begin < end) {
-      if (by_rows)
-        multiply_unchecked({c.data + begin * c.row_stride, end - begin, n, c.row_stride, c.col_stride},
-                           {a.data + begin * a.row_stride, end - begin, a.cols, a.row_stride, a.col_stride}, b, e);
-      else
-        multiply_unchecked({c.data + begin * c.col_stride, m, end - begin, c.row_stride, c.col_stride}, a,
-                           {b.data + begin * b.col_stride, b.rows, end - begin, b.row_stride, b.col_stride},
-                           {e.accumulate, e.bias ? e.bias + begin : nullptr, e.relu});
-    }
-  }
+  if (m >= n)
+    in_stripes(m, kMr, [&](Index begin, Index end) {
+      multiply_unchecked({c.data + begin * c.row_stride, end - begin, n, c.row_stride, c.col_stride},
+                         {a.data + begin * a.row_stride, end - begin, a.cols, a.row_stride, a.col_stride}, b, e);
+    });
+  else
+    in_stripes(n, kNr, [&](Index begin, Index end) {
+      multiply_unchecked({c.data + begin * c.col_stride, m, end - begin, c.row_stride, c.col_stride}, a,
+                         {b.data + begin * b.col_stride, b.rows, end - begin, b.row_stride, b.col_stride},
+                         {e.accumulate, e.bias ? e.bias + begin : nullptr, e.relu});
+    });
+}
+
+void parallel_multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e) {
+  check_shapes(c, {nullptr, a.rows, a.cols(), 0, 0}, {nullptr, b.rows(), b.cols(), 0, 0});
+  if (!worth_a_team(c.rows, c.cols, a.cols())) return multiply(c, a, b, e);
+  in_stripes(c.rows, kMr, [&](Index begin, Index end) {  // the row table read from each stripe's first row
+    multiply({c.data + begin * c.row_stride, end - begin, c.cols, c.row_stride, c.col_stride},
+             {a.table + begin * a.segments, end - begin, a.segments, a.segment}, b, e);
+  });
 }
 
 }  // namespace loom::gemm

@@ -169,6 +169,50 @@ TEST_CASE("Winograd results do not depend on the thread count", "[conv]") {
   CHECK(std::memcmp(seen[0].data(), seen[1].data(), seen[0].size() * sizeof(float)) == 0);
 }
 
+TEST_CASE("im2col's product reads the patches in place and gives the bits of the patch matrix written out", "[conv]") {
+  // Stride 1 and 2, kernels 1x1 to 5x5 and 3x1, padding valid and same
+  // (windows crossing every edge), channel counts whose runs are cut by the
+  // product's K blocks, and one with too few channels to read in place; infer
+  // against im2col and the product on the written-out matrix, on 1 and 2
+  // threads.
+  const Case cases[] = {
+      {"3x3 stride 2 same", {.filters = 32, .kernel = 3, .strides = 2, .padding = Padding::Same}, Shape{14, 14, 32}},
+      {"3x3 stride 2 same, odd size", {.filters = 20, .kernel = 3, .strides = 2, .padding = Padding::Same}, Shape{7, 9, 19}},
+      {"1x1 stride 2", {.filters = 24, .kernel = 1, .strides = 2}, Shape{9, 8, 40}},
+      {"5x5 stride 1 same", {.filters = 16, .kernel = 5, .padding = Padding::Same}, Shape{6, 7, 17}},
+      {"5x5 stride 2 on 3 channels (patches written out)", {.filters = 16, .kernel = 5, .strides = 2, .padding = Padding::Same},
+       Shape{11, 10, 3}},
+      {"3x1 stride 2x1 valid", {.filters = 8, .kernel = {3, 1}, .strides = {2, 1}}, Shape{9, 5, 100}},
+      {"3x3 stride 2 same, K past a block", {.filters = 40, .kernel = 3, .strides = 2, .padding = Padding::Same},
+       Shape{5, 5, 64}},
+  };
+  const int saved = threads();
+  for (const Case& c : cases) {
+    INFO(c.what);
+    Conv2DOptions o = c.o;
+    o.algorithm = ConvAlgorithm::Im2col;
+    o.activation = Activation::ReLU;
+    Conv2D conv = built(o, c.in);
+    const conv::ConvGeometry& g = conv.geometry();
+    const Tensor x = random_tensor(5, c.in, 21);
+    RowMatrix col(x.dimension(0) * g.pixels(), g.patch());
+    for (Index s = 0; s < x.dimension(0); ++s)
+      conv::Im2colConv::im2col(g, x.data() + s * g.input_size(), col.data() + s * g.pixels() * g.patch());
+    RowMatrix expected(col.rows(), g.f);
+    gemm::multiply(gemm::mutable_view(expected), gemm::view(col),
+                   gemm::view(ConstMatrixMap(conv.params()[0].value.data(), g.patch(), g.f)),
+                   {false, conv.params()[1].value.data(), true});
+    for (int t : {1, 2}) {
+      set_threads(t);
+      Tensor y;
+      conv.infer(x, y);
+      REQUIRE(y.size() == expected.size());
+      CHECK(std::memcmp(y.data(), expected.data(), sizeof(float) * static_cast<std::size_t>(y.size())) == 0);
+    }
+  }
+  set_threads(saved);
+}
+
 TEST_CASE("Balanced sample chunks give 2 and 4 threads equal shares, even when one chunk would hold the batch",
           "[conv]") {
   using conv::SampleChunks;

@@ -180,3 +180,37 @@ TEST_CASE("gemm: a product with B packed beforehand is bitwise the product with 
   RowMatrix c(2, 7);
   CHECK_THROWS_AS(gemm::multiply(gemm::mutable_view(c), gemm::view(random_matrix(2, 6, 5)), packed), ShapeError);
 }
+
+TEST_CASE("gemm: A read through a row table is bitwise A written out, on 1 and 2 threads") {
+  // Rows gathered from a pool in a scrambled order, some of them the zero
+  // run; segments cut by the K blocks of 256 (segment 96, 3 and 300), the last
+  // tile short of 12 rows, N of 1 to 40 columns.
+  const int saved = threads();
+  for (const auto [m, segments, segment, n] :
+       {std::array<Index, 4>{1, 1, 3, 1}, {13, 3, 96, 32}, {50, 5, 3, 17}, {121, 2, 300, 40}, {7, 4, 70, 16}}) {
+    const Index k = segments * segment;
+    const RowMatrix pool = random_matrix(3 * m * segments + 1, segment, 11), b = random_matrix(k, n, 12);
+    const std::vector<float> zeros(static_cast<std::size_t>(segment), 0.0f), bias(static_cast<std::size_t>(n), 0.5f);
+    std::vector<const float*> table(static_cast<std::size_t>(m * segments));
+    RowMatrix a(m, k);
+    for (Index i = 0; i < m * segments; ++i) {
+      const Index pick = (i * 7 + 3) % pool.rows();
+      table[static_cast<std::size_t>(i)] = i % 5 == 4 ? zeros.data() : pool.row(pick).data();
+      std::copy_n(table[static_cast<std::size_t>(i)], segment, a.data() + i * segment);
+    }
+    const gemm::PackedB packed(gemm::view(b));
+    const gemm::GatheredRows rows{table.data(), m, segments, segment};
+    for (const gemm::Epilogue& e : {gemm::Epilogue{}, gemm::Epilogue{false, bias.data(), true}}) {
+      RowMatrix expected(m, n);
+      gemm::multiply(gemm::mutable_view(expected), gemm::view(a), gemm::view(b), e);
+      for (int t : {1, 2}) {
+        set_threads(t);
+        RowMatrix got(m, n);
+        gemm::parallel_multiply(gemm::mutable_view(got), rows, packed, e);
+        INFO("M " << m << ", " << segments << " segments of " << segment << ", N " << n << ", " << t << " threads");
+        CHECK(std::memcmp(expected.data(), got.data(), sizeof(float) * static_cast<std::size_t>(m * n)) == 0);
+      }
+    }
+  }
+  set_threads(saved);
+}

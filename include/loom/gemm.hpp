@@ -75,6 +75,23 @@ class PackedB {
 /// C = A B (with the epilogue) on the calling thread, B packed beforehand.
 void multiply(View c, ConstView a, const PackedB& b, const Epilogue& e = {});
 
+/// A read through a table of pointers: A (rows, segments * segment), row i
+/// the runs table[i * segments + s] (s = 0 .. segments - 1, `segment` floats
+/// each) one after the other. A convolution's patch matrix without the copy:
+/// each run is a kernel row's taps in the image (or zeros), read where it lies.
+struct GatheredRows {
+  const float* const* table;
+  Index rows, segments, segment;
+  Index cols() const { return segments * segment; }
+};
+
+/// C = A B for A read through its row table, bitwise the product with A
+/// written out (the same sums in the same order). On the calling thread, or
+/// (parallel_multiply) in stripes of rows over the OpenMP threads when large
+/// enough and not inside a parallel region.
+void multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e = {});
+void parallel_multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e = {});
+
 /// Views of Eigen matrices and expressions with direct access (Map, Matrix,
 /// Block, Transpose of those): no copy.
 template <typename M>

@@ -4,8 +4,12 @@
 // against. NHWC makes the taps along a kernel row one contiguous run of KW*C
 // floats; the patch matrix (P, K) times the kernel (K, F) is the output in NHWC
 // directly. The batch is cut into chunks of whole samples (about 512 patch
-// rows each, evened out by SampleChunks::balanced); chunks run in parallel, one thread each, and each does im2col,
-// product, bias and ReLU while its patches are still in cache. Training keeps
+// rows each, evened out by SampleChunks::balanced); chunks run in parallel,
+// one thread each, with bias and ReLU in the product's epilogue. The product
+// reads the patches in place through a table of pointers (gather: each tap's
+// C channels are one run of the image), so the patch matrix is not written
+// out, except where training keeps it (below) or C is too small for runs to
+// pay (reads_in_place). Training keeps
 // the patches for backward only where they are smaller than the input (a
 // strided 1x1 layer); elsewhere backward makes each chunk's patches again
 // from the input, which the caller keeps until backward (layer.hpp): for a
@@ -25,6 +29,7 @@
 // Thread safety: infer is const (scratch of its own); forward/backward from one thread.
 
 #include <algorithm>
+#include <vector>
 
 #include "loom/activation.hpp"
 #include "loom/conv/conv_geometry.hpp"
@@ -145,26 +150,72 @@ class Im2colConv {
     });
   }
 
+  // ---- the patch rows read in place -------------------------------------------
+  /// Whether the product reads the patches in place: each tap is a run of C
+  /// floats the product walks before moving to the next, so runs of a few
+  /// floats (a first layer's 1 or 3 channels) are better copied into rows.
+  static bool reads_in_place(const ConvGeometry& g) { return g.c >= 16; }
+
+  /// One sample's patch rows as a row table (gemm::GatheredRows: KH * KW
+  /// segments of C floats per row, table[pixel * KH * KW + tap]): a tap
+  /// inside the image is read where it lies, one in the padding from `zeros`
+  /// (C of them).
+  static void gather(const ConvGeometry& g, const float* image, const float* zeros, const float** table) {
+    for (Index oy = 0; oy < g.oh; ++oy)
+      for (Index ox = 0; ox < g.ow; ++ox)
+        for (Index ky = 0; ky < g.kh; ++ky) {
+          const Index iy = oy * g.sh + ky - g.pad_top;
+          for (Index kx = 0; kx < g.kw; ++kx, ++table) {
+            const Index ix = ox * g.sw + kx - g.pad_left;
+            *table = iy < 0 || iy >= g.h || ix < 0 || ix >= g.w ? zeros : image + (iy * g.w + ix) * g.c;
+          }
+        }
+  }
+
  private:
-  // z = act(col W + b), chunk by chunk of samples: im2col, then the product
-  // with bias and ReLU in its epilogue, while the chunk is in cache. One chunk
-  // (one image) runs its product on every thread. The patches go to *keep
-  // when not null (training, keeps_patches), else to a chunk-sized scratch per
-  // thread, so a large batch costs no large patch matrix.
+  // A chunk's patch rows in place: its row table and the zeros of the padding.
+  struct PatchTable {
+    std::vector<const float*> table;
+    std::vector<float> zeros;
+  };
+
+  // z = act(col W + b), chunk by chunk of samples, with bias and ReLU in the
+  // product's epilogue. One chunk (one image) runs its product on every
+  // thread. Where reads_in_place, the product reads the patches through a
+  // row table (gather), which gives the same bits as the patch matrix
+  // without writing it; otherwise each chunk's patches are written out (to
+  // *keep when training keeps them, else to scratch) and multiplied while in
+  // cache.
   static void compute(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, RowMatrix* keep,
                       Activation act) {
     const Index k = g.patch(), f = g.f;
     const auto chunks = SampleChunks::balanced(x.dimension(0), chunk_samples(g));
     const ConstMatrixMap W(w.kernel, k, f);
-    parallel_for_with<RowMatrix>(chunks.count(), true, [&](Index c, RowMatrix& scratch) {
+    const gemm::Epilogue epilogue{false, w.bias, act == Activation::ReLU};
+    if (keep || !reads_in_place(g)) {
+      parallel_for_with<RowMatrix>(chunks.count(), true, [&](Index c, RowMatrix& scratch) {
+        const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
+        if (!keep) scratch.resize(rows, k);
+        float* col = keep ? keep->data() + r0 * k : scratch.data();
+        for (Index s = s0; s < chunks.end(c); ++s)
+          im2col(g, x.data() + s * g.input_size(), col + (s - s0) * g.pixels() * k);
+        gemm::parallel_multiply(gemm::mutable_view(MatrixMap(z.data() + r0 * f, rows, f)),
+                                gemm::view(ConstMatrixMap(col, rows, k)), gemm::view(W), epilogue);
+      });
+      return;
+    }
+    thread_local gemm::PackedB packed_here;
+    gemm::PackedB& packed = packed_here;  // this thread's, read by the chunks on every thread
+    packed.pack(gemm::view(W));
+    parallel_for_with<PatchTable>(chunks.count(), true, [&](Index c, PatchTable& t) {
       const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
-      if (!keep) scratch.resize(rows, k);
-      float* col = keep ? keep->data() + r0 * k : scratch.data();
+      const Index taps = g.kh * g.kw;
+      t.table.resize(static_cast<std::size_t>(rows * taps));
+      if (static_cast<Index>(t.zeros.size()) != g.c) t.zeros.assign(static_cast<std::size_t>(g.c), 0.0f);
       for (Index s = s0; s < chunks.end(c); ++s)
-        im2col(g, x.data() + s * g.input_size(), col + (s - s0) * g.pixels() * k);
+        gather(g, x.data() + s * g.input_size(), t.zeros.data(), t.table.data() + (s - s0) * g.pixels() * taps);
       gemm::parallel_multiply(gemm::mutable_view(MatrixMap(z.data() + r0 * f, rows, f)),
-                              gemm::view(ConstMatrixMap(col, rows, k)), gemm::view(W),
-                              {false, w.bias, act == Activation::ReLU});
+                              gemm::GatheredRows{t.table.data(), rows, taps, g.c}, packed, epilogue);
     });
   }
 
