@@ -383,18 +383,21 @@ namespace {
 // A stem conv-BN-ReLU, then the ResNet basic block: conv-BN-ReLU-conv-BN on
 // the main path, a strided 1x1 conv and BN on the shortcut; then global
 // average pooling and a softmax Dense. Not compiled.
-Sequential one_block_resnet(const Shape& input) {
+// With the default filters the stem and the strided layers are im2col with
+// their patches written out and the block's 3x3 is Winograd; with 16 and 16
+// the stem is direct and the strided layers read their patches in place.
+Sequential one_block_resnet(const Shape& input, Index stem_filters = 4, Index filters = 8) {
   Sequential m(input, 6);
-  m.add(Conv2D({.filters = 4, .kernel = 3, .padding = Padding::Same}));
+  m.add(Conv2D({.filters = stem_filters, .kernel = 3, .padding = Padding::Same}));
   m.add(BatchNormalization());
   m.add(ReLU());
   Residual block({.activation = Activation::ReLU});
-  block.add(Conv2D({.filters = 8, .kernel = 3, .strides = 2, .padding = Padding::Same}));
+  block.add(Conv2D({.filters = filters, .kernel = 3, .strides = 2, .padding = Padding::Same}));
   block.add(BatchNormalization());
   block.add(ReLU());
-  block.add(Conv2D({.filters = 8, .kernel = 3, .padding = Padding::Same}));
+  block.add(Conv2D({.filters = filters, .kernel = 3, .padding = Padding::Same}));
   block.add(BatchNormalization());
-  block.add_shortcut(Conv2D({.filters = 8, .kernel = 1, .strides = 2}));
+  block.add_shortcut(Conv2D({.filters = filters, .kernel = 1, .strides = 2}));
   block.add_shortcut(BatchNormalization());
   m.add(std::move(block));
   m.add(GlobalAveragePooling2D());
@@ -506,8 +509,12 @@ Tensor one_by_one(chain::Layers layers, const Tensor& x) {
 
 TEST_CASE("Inference runs a BatchNormalization and its ReLU in place on the layer before's output, bitwise as one by one",
           "[batch_norm][residual]") {
-  Sequential m = one_block_resnet(Shape{8, 8, 2});
+  // Under every algorithm: direct, Winograd, im2col with its patches written
+  // out and read in place.
+  const auto [stem, filters] = GENERATE(std::pair<Index, Index>{4, 8}, std::pair<Index, Index>{16, 16});
+  Sequential m = one_block_resnet(Shape{8, 8, 2}, stem, filters);
   m.compile(Adam());
+  CHECK(dynamic_cast<const Conv2D&>(m.layer(0)).algorithm() == (stem == 16 ? ConvAlgorithm::Direct : ConvAlgorithm::Im2col));
   vary_batch_norms(m);
   Random rng(9);
   const Tensor x = loom::testing::random_tensor(5, 8, 8, 2, rng);
