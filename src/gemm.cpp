@@ -161,7 +161,8 @@ template <int kVecs, typename AAt>
 
 // The tile's `rows` x `cols` onto C, with the epilogue.
 template <int kVecs>
-[[gnu::always_inline]] inline void store(const Tile<kVecs>& acc, float* c, Index rs, Index cs, Index rows, Index cols, const Epilogue& o) {
+[[gnu::always_inline]] inline void store(const Tile<kVecs>& acc, float* c, Index rs, Index cs, Index rows, Index cols,
+                                        const Epilogue& o) {
   if (cs == 1) {
     const auto mask = [](Index n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); };
     const __m512 zero = _mm512_setzero_ps();
@@ -468,8 +469,17 @@ class GatheredA {
 #if !defined(LOOM_GEMM_AVX512)
     float* out = pa_;
     for (Index p = 0; p < mc; p += kMr, out += kMr * kc)
-      for (Index i = 0; i < kMr; ++i)
-        for (Index k = pc; k < pc + kc; ++k) out[(k - pc) * kMr + i] = p + i < mc ? at(ic + p + i, k) : 0.0f;
+      for (Index i = 0; i < kMr; ++i) {
+        if (p + i >= mc) {
+          for (Index k = 0; k < kc; ++k) out[k * kMr + i] = 0.0f;
+          continue;
+        }
+        const float* const* row = a_.table + (ic + p + i) * a_.segments;
+        for (Index k = 0, s = pc / a_.segment, o = pc % a_.segment; k < kc; ++k) {  // run by run along the row
+          out[k * kMr + i] = row[s][o];
+          if (++o == a_.segment) o = 0, ++s;
+        }
+      }
 #endif
   }
   void tile(Index ir, Index rows, const float* bp, float* c, Index rs, Index cs, Index cols, const Epilogue& o) const {
@@ -488,7 +498,6 @@ class GatheredA {
   }
 
  private:
-  float at(Index i, Index k) const { return a_.table[i * a_.segments + k / a_.segment][k % a_.segment]; }
   GatheredRows a_;
   const float* zeros_;
   float* pa_ = nullptr;

@@ -514,7 +514,8 @@ TEST_CASE("Inference runs a BatchNormalization and its ReLU in place on the laye
   const auto [stem, filters] = GENERATE(std::pair<Index, Index>{4, 8}, std::pair<Index, Index>{16, 16});
   Sequential m = one_block_resnet(Shape{8, 8, 2}, stem, filters);
   m.compile(Adam());
-  CHECK(dynamic_cast<const Conv2D&>(m.layer(0)).algorithm() == (stem == 16 ? ConvAlgorithm::Direct : ConvAlgorithm::Im2col));
+  const ConvAlgorithm stem_algorithm = stem == 16 ? ConvAlgorithm::Direct : ConvAlgorithm::Im2col;
+  CHECK(dynamic_cast<const Conv2D&>(m.layer(0)).algorithm() == stem_algorithm);
   vary_batch_norms(m);
   Random rng(9);
   const Tensor x = loom::testing::random_tensor(5, 8, 8, 2, rng);

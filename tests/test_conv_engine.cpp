@@ -177,10 +177,12 @@ TEST_CASE("im2col's product reads the patches in place and gives the bits of the
   // threads.
   const Case cases[] = {
       {"3x3 stride 2 same", {.filters = 32, .kernel = 3, .strides = 2, .padding = Padding::Same}, Shape{14, 14, 32}},
-      {"3x3 stride 2 same, odd size", {.filters = 20, .kernel = 3, .strides = 2, .padding = Padding::Same}, Shape{7, 9, 19}},
+      {"3x3 stride 2 same, odd size", {.filters = 20, .kernel = 3, .strides = 2, .padding = Padding::Same},
+       Shape{7, 9, 19}},
       {"1x1 stride 2", {.filters = 24, .kernel = 1, .strides = 2}, Shape{9, 8, 40}},
       {"5x5 stride 1 same", {.filters = 16, .kernel = 5, .padding = Padding::Same}, Shape{6, 7, 17}},
-      {"5x5 stride 2 on 3 channels (patches written out)", {.filters = 16, .kernel = 5, .strides = 2, .padding = Padding::Same},
+      {"5x5 stride 2 on 3 channels (patches written out)",
+       {.filters = 16, .kernel = 5, .strides = 2, .padding = Padding::Same},
        Shape{11, 10, 3}},
       {"3x1 stride 2x1 valid", {.filters = 8, .kernel = {3, 1}, .strides = {2, 1}}, Shape{9, 5, 100}},
       {"3x3 stride 2 same, K past a block", {.filters = 40, .kernel = 3, .strides = 2, .padding = Padding::Same},
