@@ -219,7 +219,7 @@ TEST_CASE("im2col's gradients match finite differences where it reads its patche
   // 16 channels and more: forward reads the input through the row table; a
   // 3x3 of stride 2 (patches made again in backward) and a 1x1 of stride 2 (kept).
   Conv2D strided = built({.filters = 3, .kernel = 3, .strides = 2, .padding = Padding::Same}, Shape{5, 6, 16});
-  REQUIRE(conv::Im2colConv::reads_in_place(strided.geometry()));
+  REQUIRE(conv::Im2colConv::reads_in_place(strided.geometry()) == gemm::kGatheredRowsInPlace);
   REQUIRE_GRADIENTS(strided, random_tensor(2, Shape{5, 6, 16}, 17));
   Conv2D pointwise = built({.filters = 2, .kernel = 1, .strides = 2}, Shape{5, 4, 17});
   REQUIRE_GRADIENTS(pointwise, random_tensor(2, Shape{5, 4, 17}, 18));

@@ -85,6 +85,17 @@ struct GatheredRows {
   Index cols() const { return segments * segment; }
 };
 
+/// Whether products with a GatheredRows A read it in place: with AVX-512
+/// (the kernel broadcasts each row from its own pointer). Other builds pack
+/// A from the table, which measured twice as slow as writing the rows out
+/// and reading them in place (an AVX2 build, docs/architecture.md): correct,
+/// but not worth choosing.
+#if defined(__AVX512F__)
+inline constexpr bool kGatheredRowsInPlace = true;
+#else
+inline constexpr bool kGatheredRowsInPlace = false;
+#endif
+
 /// C = A B for A read through its row table, bitwise the product with A
 /// written out (the same sums in the same order). On the calling thread, or
 /// (parallel_multiply) in stripes of rows over the OpenMP threads when large

@@ -151,10 +151,11 @@ class Im2colConv {
   }
 
   // ---- the patch rows read in place -------------------------------------------
-  /// Whether the product reads the patches in place: each tap is a run of C
-  /// floats the product walks before moving to the next, so runs of a few
-  /// floats (a first layer's 1 or 3 channels) are better copied into rows.
-  static bool reads_in_place(const ConvGeometry& g) { return g.c >= 16; }
+  /// Whether the product reads the patches in place: where the product reads
+  /// a table's rows in place (gemm::kGatheredRowsInPlace), and each tap, a
+  /// run of C floats the product walks before moving to the next, is long
+  /// enough (a first layer's 1 or 3 channels are better copied into rows).
+  static bool reads_in_place(const ConvGeometry& g) { return gemm::kGatheredRowsInPlace && g.c >= 16; }
 
   /// One sample's patch rows as a row table (gemm::GatheredRows: KH * KW
   /// segments of C floats per row, table[pixel * KH * KW + tap]): a tap
