@@ -95,8 +95,8 @@ constexpr int padded_filters(int f) { return (f + kVec - 1) / kVec * kVec; }
 // window corner; `kernel` (K, kf) and `bias` start at the tile's first
 // filter, `out` (rows of f) too. Every window lies inside the image.
 template <typename Win, int FB, int P, int S>
-void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, Index kf, const float* bias, bool relu,
-                float* out) {
+void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, Index kf, const float* bias,
+                const ChannelNormalization& normalize, bool relu, float* out) {
   using Row = Eigen::Matrix<float, 1, FB>;
   const Index step = g.sw * g.c, taps = Win::row_taps(g), kh = Win::rows(g), row = g.w * g.c, f = g.f;
   Row acc[P];
@@ -112,6 +112,8 @@ void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, Ind
   const Row b = Eigen::Map<const Row>(bias);
   for (int p = 0; p < P; ++p) {
     Row v = acc[p] + b;
+    if (normalize)
+      for (int k = 0; k < S; ++k) v[k] = normalize(v[k], k);
     if (relu) v = v.array().max(0.0f).matrix();
     Eigen::Map<Eigen::Matrix<float, 1, S>>(out + p * f) = v.template head<S>();
   }
@@ -123,8 +125,8 @@ void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, Ind
 // register tiles of kTilePixels, then 2 and 1 pixels, one block of filters
 // at a time.
 template <typename Win, int F>
-void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, bool relu, const float* image,
-                 float* z) {
+void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, const ChannelNormalization& normalize,
+                 bool relu, const float* image, float* z) {
   constexpr int kF = padded_filters(F);
   for (Index oy = 0; oy < g.oh; ++oy) {
     const float* in_row = image + oy * g.sh * g.w * g.c;
@@ -132,7 +134,8 @@ void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, 
     for_filter_blocks<kF>([&]<int FB>(std::integral_constant<int, FB>, int f0) {
       auto tiles = [&]<int P, int S>(Index& ox) {
         for (; ox + P <= g.ow; ox += P)
-          pixel_tile<Win, FB, P, S>(g, in_row + ox * g.sw * g.c, kernel + f0, kF, bias + f0, relu, out_row + ox * F + f0);
+          pixel_tile<Win, FB, P, S>(g, in_row + ox * g.sw * g.c, kernel + f0, kF, bias + f0, normalize.from(f0), relu,
+                                    out_row + ox * F + f0);
       };
       auto row = [&]<int S>() {
         Index ox = 0;
@@ -268,7 +271,8 @@ ConvWeights pad_filters(const ConvGeometry& g, const ConvWeights& w, std::vector
 // Every image goes through the tiles padded (or cropped) to padded_geometry,
 // so no output pixel needs a border case: a same-padded 32x32 layer had
 // computed its 124 border pixels one at a time, tap by tap.
-void DirectConv::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const {
+void DirectConv::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act,
+                       const ChannelNormalization& normalize) const {
   const ConvGeometry gp = padded_geometry(g);
   const bool pad = reaches_outside(g);
   std::vector<float> storage;
@@ -282,7 +286,7 @@ void DirectConv::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor
         pad_image(g, gp, image, scratch.data());
         image = scratch.data();
       }
-      compute(gp, wp, image, z.data() + s * g.output_size(), act);
+      compute(gp, wp, image, z.data() + s * g.output_size(), act, normalize);
     }
   });
 }
@@ -299,16 +303,17 @@ void DirectConv::forward(const ConvGeometry& g, const ConvWeights& w, const Tens
     for (Index s = chunks.first(c); s < chunks.end(c); ++s) {
       float* image = x_.data() + s * gp.input_size();
       pad_image(g, gp, x.data() + s * g.input_size(), image);
-      compute(gp, wp, image, z.data() + s * g.output_size(), act);
+      compute(gp, wp, image, z.data() + s * g.output_size(), act, {});
     }
   });
 }
 
-void DirectConv::compute(const ConvGeometry& gp, const ConvWeights& w, const float* image, float* z, Activation act) {
+void DirectConv::compute(const ConvGeometry& gp, const ConvWeights& w, const float* image, float* z, Activation act,
+                         const ChannelNormalization& normalize) {
   const bool relu = act == Activation::ReLU;
   dispatch(gp, [&](auto filters) {
     dispatch_window(gp, [&]<typename Win>(Win) {
-      forward_one<Win, decltype(filters)::value>(gp, w.kernel, w.bias, relu, image, z);
+      forward_one<Win, decltype(filters)::value>(gp, w.kernel, w.bias, normalize, relu, image, z);
     });
   });
 }

@@ -115,6 +115,7 @@ void pack_b(const ConstView& b, Index k0, Index depth, Index j0, Index cols, flo
 inline void finish(float sum, float& dst, Index j, const Epilogue& o) {
   if (o.accumulate) sum = dst + sum;
   if (o.bias) sum += o.bias[j];
+  if (o.normalize) sum = o.normalize(sum, j);
   if (o.relu) sum = std::max(sum, 0.0f);
   dst = sum;
 }
@@ -167,11 +168,16 @@ template <int kVecs>
     const auto mask = [](Index n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); };
     const __m512 zero = _mm512_setzero_ps();
     __mmask16 m[kVecs];
-    __m512 bias[kVecs];
+    __m512 bias[kVecs], center[kVecs], inv_std[kVecs], gamma[kVecs], beta[kVecs];
 #pragma GCC unroll 2
     for (int v = 0; v < kVecs; ++v) {
       m[v] = mask(cols - 16 * v);
       bias[v] = o.bias ? _mm512_maskz_loadu_ps(m[v], o.bias + 16 * v) : zero;
+      if (o.normalize) {
+        const ChannelNormalization n = o.normalize.from(16 * v);
+        center[v] = _mm512_maskz_loadu_ps(m[v], n.center), inv_std[v] = _mm512_maskz_loadu_ps(m[v], n.inv_std);
+        gamma[v] = _mm512_maskz_loadu_ps(m[v], n.gamma), beta[v] = _mm512_maskz_loadu_ps(m[v], n.beta);
+      }
     }
     for (Index i = 0; i < rows; ++i) {
       float* row = c + i * rs;
@@ -180,6 +186,8 @@ template <int kVecs>
         __m512 x = acc.v[i][v];
         if (o.accumulate) x = _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], row + 16 * v), x);
         if (o.bias) x = _mm512_add_ps(x, bias[v]);
+        if (o.normalize)  // ChannelNormalization's arithmetic: (x - center) * inv_std, then an FMA
+          x = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_sub_ps(x, center[v]), inv_std[v]), gamma[v], beta[v]);
         if (o.relu) x = _mm512_max_ps(x, zero);
         _mm512_mask_storeu_ps(row + 16 * v, m[v], x);
       }
@@ -269,7 +277,7 @@ void kernel(Index depth, const float* a, Index lda, const float* b, float* c, In
     c50 = _mm256_fmadd_ps(x, b0, c50), c51 = _mm256_fmadd_ps(x, b1, c51);
   }
   const __m256 acc[kMr][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  if (rows == kMr && cols == kNr && cs == 1) {
+  if (rows == kMr && cols == kNr && cs == 1 && !o.normalize) {  // else the scalar epilogue below
     const __m256 zero = _mm256_setzero_ps();
     __m256 bias0 = zero, bias1 = zero;
     if (o.bias) bias0 = _mm256_loadu_ps(o.bias), bias1 = _mm256_loadu_ps(o.bias + 8);
@@ -400,7 +408,7 @@ void multiply_thin(View c, ConstView a, ConstView b, const Epilogue& e) {
     const Index kc = std::min(kKc, kk - pc);
     thin_sums(pc, kc, a, b, sums.data());
     const bool last = pc + kc == kk;
-    const Epilogue o{pc > 0 || e.accumulate, last ? e.bias : nullptr, last && e.relu};
+    const Epilogue o = e.for_block(pc == 0, last);
     for (Index i = 0; i < m; ++i)
       for (Index j = 0; j < n; ++j)
         finish(sums[static_cast<std::size_t>(i * n + j)], c.data[i * c.row_stride + j * c.col_stride], j, o);
@@ -414,7 +422,7 @@ void multiply_empty(View c, const Epilogue& e) {
     for (Index j = 0; j < c.cols; j += kNr)
       store_tile(zeros, c.data + i * c.row_stride + j * c.col_stride, c.row_stride, c.col_stride,
                  std::min(kMr, c.rows - i), std::min(kNr, c.cols - j),
-                 {e.accumulate, e.bias ? e.bias + j : nullptr, e.relu});
+                 e.from_column(j));
 }
 
 // The blocked product's A: read in place where it is row-major (kMr rows
@@ -520,7 +528,7 @@ void multiply_blocked(View c, A a, PanelsOf&& panels_of, const Epilogue& e) {
         a.prepare(ic, mc, pc, kc);
         for (Index jr = 0; jr < nc; jr += kNr) {
           const Index j = jc + jr, cols = std::min(kNr, nc - jr);
-          const Epilogue o{!first || e.accumulate, last && e.bias ? e.bias + j : nullptr, last && e.relu};
+          const Epilogue o = e.for_block(first, last).from_column(j);
           float* cj = c.data + j * c.col_stride;
           for (Index ir = 0; ir < mc; ir += kMr)
             a.tile(ir, std::min(kMr, mc - ir), pb + jr * kc, cj + (ic + ir) * c.row_stride, c.row_stride,
@@ -620,7 +628,7 @@ void parallel_multiply(View c, ConstView a, ConstView b, const Epilogue& e) {
     in_stripes(n, kNr, [&](Index begin, Index end) {
       multiply_unchecked({c.data + begin * c.col_stride, m, end - begin, c.row_stride, c.col_stride}, a,
                          {b.data + begin * b.col_stride, b.rows, end - begin, b.row_stride, b.col_stride},
-                         {e.accumulate, e.bias ? e.bias + begin : nullptr, e.relu});
+                         e.from_column(begin));
     });
 }
 

@@ -32,16 +32,16 @@ struct Winograd {
     const Tiles t(g, x.dimension(0));
     transform(g, w.kernel, u_);
     v_.resize(t.buffer_size(t.chunks(), g.c));
-    compute(g, t, u_, w.bias, x, z, act, v_.data());
+    compute(g, t, u_, w.bias, x, z, act, {}, v_.data());
   }
 
   static void infer(const TransformedKernel& kept, const ConvGeometry& g, const ConvWeights& w, const Tensor& x,
-                    Tensor& z, Activation act) {
+                    Tensor& z, Activation act, const ChannelNormalization& normalize) {
     const Tiles t(g, x.dimension(0));
     kept.use(
         w.kernel, static_cast<std::size_t>(9 * g.c * g.f),
         [&](const float* kernel, WinogradKernel& u) { transform(g, kernel, u); },
-        [&](const WinogradKernel& u) { compute(g, t, u, w.bias, x, z, act, nullptr); });
+        [&](const WinogradKernel& u) { compute(g, t, u, w.bias, x, z, act, normalize, nullptr); });
   }
 
   static void backward(const WinogradKernel& u_, std::vector<gemm::PackedB>& packed_ut_, const std::vector<float>& v_,
@@ -333,7 +333,8 @@ struct Winograd {
   // single-image predict slower, 137-156 us against 166-218, loom_bench
   // predict/batch:1, alternating runs.)
   static void compute(const ConvGeometry& g, const Tiles& t, const WinogradKernel& u, const float* bias,
-                      const Tensor& x, Tensor& z, Activation act, float* keep) {
+                      const Tensor& x, Tensor& z, Activation act, const ChannelNormalization& normalize,
+                      float* keep) {
     const auto chunks = t.chunks();
     parallel_for(chunks.count(), true, [&](Index c) {
       const Index tn = t.count(chunks, c);
@@ -359,22 +360,33 @@ struct Winograd {
           const Index lanes = std::min<Index>(L, g.f - f0);
           load_slabs(mx, mx_slab, ti * g.f + f0, lanes, tile);
           winograd::sandwich<typename Mat::AT>(tile, out);
-          store_output_tile(out, bias + f0, act, z.data() + s * g.output_size(), g, ty * M, tx * M, f0, lanes);
+          store_output_tile(out, bias + f0, normalize.from(f0), act, z.data() + s * g.output_size(), g, ty * M,
+                            tx * M, f0, lanes);
         }
       });
     });
   }
 
-  // The m x m output tile plus bias, through ReLU, into the pixels inside the output.
-  static void store_output_tile(const float* tile, const float* bias, Activation act, float* image,
-                                const ConvGeometry& g, Index y0, Index x0, Index f0, Index lanes) {
+  // The m x m output tile plus bias (then `normalize`'s map of lanes from
+  // f0 on, when given), through ReLU, into the pixels inside the output.
+  static void store_output_tile(const float* tile, const float* bias, const ChannelNormalization& normalize,
+                                Activation act, float* image, const ConvGeometry& g, Index y0, Index x0, Index f0,
+                                Index lanes) {
     using Lanes = Eigen::Array<float, L, 1>;
     Lanes b;
     copy_lanes(bias, b.data(), lanes);
+    alignas(64) float center[L] = {}, inv_std[L] = {}, gamma[L] = {}, beta[L] = {};
+    if (normalize)
+      for (Index k = 0; k < lanes; ++k)
+        center[k] = normalize.center[k], inv_std[k] = normalize.inv_std[k], gamma[k] = normalize.gamma[k],
+        beta[k] = normalize.beta[k];
+    const ChannelNormalization lane_map{center, inv_std, gamma, beta};
     const bool relu = act == Activation::ReLU;
     for (int i = 0; i < M && y0 + i < g.oh; ++i)
       for (int j = 0; j < M && x0 + j < g.ow; ++j) {
         Lanes v = Eigen::Map<const Lanes>(tile + (i * M + j) * L) + b;
+        if (normalize)
+          for (int k = 0; k < L; ++k) v[k] = lane_map(v[k], k);
         if (relu) v = v.max(0.0f);
         store_lanes(v.data(), image + ((y0 + i) * g.ow + x0 + j) * g.f + f0, lanes);
       }
@@ -392,8 +404,8 @@ void WinogradConv<M>::forward(const ConvGeometry& g, const ConvWeights& w, const
 
 template <int M>
 void WinogradConv<M>::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z,
-                            Activation act) const {
-  Winograd<M>::infer(inference_u_, g, w, x, z, act);
+                            Activation act, const ChannelNormalization& normalize) const {
+  Winograd<M>::infer(inference_u_, g, w, x, z, act, normalize);
 }
 
 template <int M>

@@ -507,7 +507,7 @@ Tensor one_by_one(chain::Layers layers, const Tensor& x) {
 
 }  // namespace
 
-TEST_CASE("Inference runs a BatchNormalization and its ReLU in place on the layer before's output, bitwise as one by one",
+TEST_CASE("Inference runs a BatchNormalization and its ReLU in a convolution's output stage, bitwise as one by one",
           "[batch_norm][residual]") {
   // Under every algorithm: direct, Winograd, im2col with its patches written
   // out and read in place.
@@ -540,4 +540,50 @@ TEST_CASE("Inference runs a BatchNormalization and its ReLU in place on the laye
   const Tensor embedded = m.embed(x, m.layer(1).name());
   CHECK(loom::testing::bitwise_equal(embedded, loom::detail::as_embeddings(normalized)));
   CHECK(*std::min_element(embedded.data(), embedded.data() + embedded.size()) < 0.0f);
+}
+
+TEST_CASE("A convolution applies a BatchNormalization's map and ReLU in its output stage with the bits of the layers apart",
+          "[batch_norm][conv]") {
+  // Every algorithm, filter counts that fill whole vectors and that do not
+  // (24, 40: masked lanes), with and without the ReLU.
+  struct Case {
+    ConvAlgorithm algorithm;
+    Index channels, filters, stride;
+  };
+  const Case c = GENERATE(Case{ConvAlgorithm::Im2col, 3, 24, 1}, Case{ConvAlgorithm::Im2col, 16, 40, 2},
+                          Case{ConvAlgorithm::Im2col, 32, 32, 2}, Case{ConvAlgorithm::Direct, 1, 24, 1},
+                          Case{ConvAlgorithm::Direct, 3, 32, 2}, Case{ConvAlgorithm::Winograd4, 8, 40, 1},
+                          Case{ConvAlgorithm::Winograd2, 16, 16, 1});
+  const bool relu = GENERATE(false, true);
+  CAPTURE(to_string(c.algorithm), c.channels, c.filters, c.stride, relu);
+  const Shape input{9, 7, c.channels};
+  Conv2D conv({.filters = c.filters, .kernel = 3, .strides = c.stride, .padding = Padding::Same,
+               .algorithm = c.algorithm});
+  Random rng(5);
+  conv.build(input, rng);
+  if (c.algorithm == ConvAlgorithm::Direct) conv.set_needs_input_gradient(false);
+  REQUIRE(conv.algorithm() == c.algorithm);
+  conv.params()[1].value.setRandom();
+  const BatchNormalization bn = built_bn(conv.output_shape());
+  const Tensor x = loom::testing::random_tensor(3, 9, 7, c.channels, rng);
+
+  Tensor z, expected;
+  conv.infer(x, z);
+  bn.infer(z, expected);
+  if (relu) activation::relu_forward(expected.data(), expected.data(), expected.size());
+  Tensor got;
+  const BatchNormalization::InferenceMap map = bn.inference_map();
+  conv.infer_normalized(x, got, map.view(), relu);
+  CHECK(loom::testing::bitwise_equal(got, expected));
+  CHECK(std::any_of(got.data(), got.data() + got.size(), [](float v) { return v < 0.0f; }) == !relu);
+}
+
+TEST_CASE("A convolution with an activation of its own refuses a BatchNormalization's map", "[batch_norm][conv]") {
+  Conv2D conv({.filters = 4, .kernel = 3, .activation = Activation::ReLU});
+  Random rng(1);
+  conv.build(Shape{5, 5, 2}, rng);
+  const BatchNormalization bn = built_bn(conv.output_shape());
+  Tensor y;
+  CHECK_THROWS_WITH(conv.infer_normalized(Tensor(1, 5, 5, 2), y, bn.inference_map().view(), false),
+                    Contains("without activation"));
 }

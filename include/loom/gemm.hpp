@@ -1,5 +1,6 @@
 #pragma once
-// loom's matrix product: C = A B (+ C) (+ bias) (then ReLU), single precision,
+// loom's matrix product: C = A B (+ C) (+ bias) (then a per-column affine map)
+// (then ReLU), single precision,
 // on strided views, so transposed and sliced operands cost no copy.
 //
 // Why not Eigen's product: on AVX2 machines Eigen's general product reaches
@@ -19,6 +20,7 @@
 
 #include <vector>
 
+#include "loom/channel_normalization.hpp"
 #include "loom/tensor.hpp"
 
 namespace loom::gemm {
@@ -39,7 +41,17 @@ struct View {
 struct Epilogue {
   bool accumulate = false;        // C += A B instead of C = A B
   const float* bias = nullptr;    // then + bias[j] on every row (one value per column of C)
-  bool relu = false;              // then max(0, .)
+  bool relu = false;              // last, max(0, .)
+  ChannelNormalization normalize; // before the ReLU, normalize(., j): a BatchNormalization's map per column
+
+  /// This epilogue for the columns from j on (a tile's bias and map start there).
+  Epilogue from_column(Index j) const { return {accumulate, bias ? bias + j : nullptr, relu, normalize.from(j)}; }
+  /// The epilogue of one block of K in a sum over several: C is added onto
+  /// after the first, and bias, map and ReLU come with the last.
+  Epilogue for_block(bool first, bool last) const {
+    if (last) return {!first || accumulate, bias, relu, normalize};
+    return {!first || accumulate, nullptr, false, {}};
+  }
 };
 
 /// C = A B (with the epilogue) on the calling thread. Shapes must agree:

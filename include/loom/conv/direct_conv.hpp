@@ -34,6 +34,7 @@
 
 
 #include "loom/activation.hpp"
+#include "loom/channel_normalization.hpp"
 #include "loom/conv/conv_geometry.hpp"
 
 namespace loom::conv {
@@ -48,7 +49,9 @@ class DirectConv {
 
   /// Keeps the input, padded, for backward.
   void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act);
-  void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const;
+  /// `normalize` (when given) applied after the bias, before the ReLU (channel_normalization.hpp).
+  void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act,
+             const ChannelNormalization& normalize = {}) const;
 
   /// dW (K, F) and db (F) of the last forward, from dz = dL/dz; or, given the
   /// layer's ReLU output y, from dy = dL/dy (dz = dy where y > 0, else 0).
@@ -59,7 +62,8 @@ class DirectConv {
 
  private:
   // z (OH * OW, F) of one image whose every window lies inside it (geometry gp).
-  static void compute(const ConvGeometry& gp, const ConvWeights& w, const float* image, float* z, Activation act);
+  static void compute(const ConvGeometry& gp, const ConvWeights& w, const float* image, float* z, Activation act,
+                      const ChannelNormalization& normalize);
 
   // dW (K, F) and db (F) from the chunks' parts.
   void sum_parts(Index k, Index f, Index chunks, float* dkernel, float* dbias) const;

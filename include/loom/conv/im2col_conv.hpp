@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "loom/activation.hpp"
+#include "loom/channel_normalization.hpp"
 #include "loom/conv/conv_geometry.hpp"
 #include "loom/elementwise.hpp"
 #include "loom/gemm.hpp"
@@ -47,11 +48,13 @@ class Im2colConv {
     x_ = &x;
     RowMatrix* keep = keeps_patches(g) ? &col_ : nullptr;
     if (keep) keep->resize(x.dimension(0) * g.pixels(), g.patch());
-    compute(g, w, x, z, keep, act);
+    compute(g, w, x, z, keep, act, {});
   }
-  /// The same arithmetic without keeping anything.
-  void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const {
-    compute(g, w, x, z, nullptr, act);
+  /// The same arithmetic without keeping anything; `normalize` (when given)
+  /// applied after the bias, before the ReLU (channel_normalization.hpp).
+  void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act,
+             const ChannelNormalization& normalize = {}) const {
+    compute(g, w, x, z, nullptr, act, normalize);
   }
 
   /// Whether training keeps the patch matrix: only when it is no larger than the input.
@@ -162,15 +165,38 @@ class Im2colConv {
   /// inside the image is read where it lies, one in the padding from `zeros`
   /// (C of them).
   static void gather(const ConvGeometry& g, const float* image, const float* zeros, const float** table) {
-    for (Index oy = 0; oy < g.oh; ++oy)
-      for (Index ox = 0; ox < g.ow; ++ox)
+    // A window wholly inside the image is its corner plus fixed offsets (most
+    // windows: a straight run of stores); one that reaches into the padding
+    // is checked tap by tap.
+    constexpr Index kMaxTaps = 64;
+    const Index taps = g.kh * g.kw;
+    Index off[kMaxTaps];
+    const bool fixed = taps <= kMaxTaps;
+    if (fixed)
+      for (Index ky = 0, t = 0; ky < g.kh; ++ky)
+        for (Index kx = 0; kx < g.kw; ++kx) off[t++] = (ky * g.w + kx) * g.c;
+    for (Index oy = 0; oy < g.oh; ++oy) {
+      const Index iy0 = oy * g.sh - g.pad_top;
+      const bool rows_inside = iy0 >= 0 && iy0 + g.kh <= g.h;
+      for (Index ox = 0; ox < g.ow; ++ox, table += taps) {
+        const Index ix0 = ox * g.sw - g.pad_left;
+        if (fixed && rows_inside && ix0 >= 0 && ix0 + g.kw <= g.w) {
+          const float* corner = image + (iy0 * g.w + ix0) * g.c;
+          for (Index t = 0; t < taps; ++t) table[t] = corner + off[t];
+          continue;
+        }
+        const float** entry = table;
         for (Index ky = 0; ky < g.kh; ++ky) {
-          const Index iy = oy * g.sh + ky - g.pad_top;
-          for (Index kx = 0; kx < g.kw; ++kx, ++table) {
-            const Index ix = ox * g.sw + kx - g.pad_left;
-            *table = iy < 0 || iy >= g.h || ix < 0 || ix >= g.w ? zeros : image + (iy * g.w + ix) * g.c;
+          const Index iy = iy0 + ky;
+          const bool row_inside = iy >= 0 && iy < g.h;
+          const float* row = row_inside ? image + iy * g.w * g.c : image;
+          for (Index kx = 0; kx < g.kw; ++kx, ++entry) {
+            const Index ix = ix0 + kx;
+            *entry = row_inside && ix >= 0 && ix < g.w ? row + ix * g.c : zeros;
           }
         }
+      }
+    }
   }
 
  private:
@@ -188,11 +214,11 @@ class Im2colConv {
   // *keep when training keeps them, else to scratch) and multiplied while in
   // cache.
   static void compute(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, RowMatrix* keep,
-                      Activation act) {
+                      Activation act, const ChannelNormalization& normalize) {
     const Index k = g.patch(), f = g.f;
     const auto chunks = SampleChunks::balanced(x.dimension(0), chunk_samples(g));
     const ConstMatrixMap W(w.kernel, k, f);
-    const gemm::Epilogue epilogue{false, w.bias, act == Activation::ReLU};
+    const gemm::Epilogue epilogue{false, w.bias, act == Activation::ReLU, normalize};
     if (keep || !reads_in_place(g)) {
       parallel_for_with<RowMatrix>(chunks.count(), true, [&](Index c, RowMatrix& scratch) {
         const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
@@ -208,7 +234,10 @@ class Im2colConv {
     thread_local gemm::PackedB packed_here;
     gemm::PackedB& packed = packed_here;  // this thread's, read by the chunks on every thread
     packed.pack(gemm::view(W));
-    parallel_for_with<PatchTable>(chunks.count(), true, [&](Index c, PatchTable& t) {
+    parallel_for(chunks.count(), true, [&](Index c) {
+      // Each thread's table, kept across calls: a table made afresh had its
+      // pointers allocated and zeroed on every call.
+      thread_local PatchTable t;
       const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
       const Index taps = g.kh * g.kw;
       t.table.resize(static_cast<std::size_t>(rows * taps));

@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "loom/activation.hpp"
+#include "loom/channel_normalization.hpp"
 #include "loom/conv/conv_geometry.hpp"
 #include "loom/elementwise.hpp"
 #include "loom/gemm.hpp"
@@ -110,8 +111,10 @@ class WinogradConv {
 
   /// z = act(conv(x) + b), keeping the transformed kernel and input tiles for backward.
   void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act);
-  /// The same arithmetic without keeping anything.
-  void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) const;
+  /// The same arithmetic without keeping anything; `normalize` (when given)
+  /// applied after the bias, before the ReLU (channel_normalization.hpp).
+  void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act,
+             const ChannelNormalization& normalize = {}) const;
   /// dW (3, 3, C, F) and db (F) for dz of the last forward, and dx (N, H, W,
   /// C, sized by the caller) when dx is not null: assigned, or added onto what
   /// dx holds. dz is dy, or, given the output of a fused ReLU, dy where that

@@ -49,6 +49,7 @@
 #include <utility>
 
 #include "loom/activation.hpp"
+#include "loom/channel_normalization.hpp"
 #include "loom/io/layer_config.hpp"
 #include "loom/layer.hpp"
 #include "loom/parallel.hpp"
@@ -127,7 +128,7 @@ class BatchNormalization final : public Layer {
       used_ = normalization(mean, variance);
       update_moving(mean, variance);
     } else {
-      used_ = normalization(moving_mean().cast<double>().array(), moving_variance().cast<double>().array());
+      used_ = moving_normalization();
     }
     for_row_blocks(rows, c, [&](Index, Index begin, Index end) {
       normalize_rows(x.data(), y_.data(), begin, end, used_);
@@ -191,17 +192,37 @@ class BatchNormalization final : public Layer {
     Eigen::ArrayXf center, inv_std, gamma, beta, scale;
   };
 
+ public:
+  /// infer's per-channel map, from the moving statistics as they are now, in
+  /// arrays of its own; view() hands it to a convolution's output stage
+  /// (Conv2D::infer_normalized), which then computes infer's values.
+  class InferenceMap {
+   public:
+    ChannelNormalization view() const { return {n_.center.data(), n_.inv_std.data(), n_.gamma.data(), n_.beta.data()}; }
+
+   private:
+    friend class BatchNormalization;
+    explicit InferenceMap(Normalization n) : n_(std::move(n)) {}
+    Normalization n_;
+  };
+  InferenceMap inference_map() const { return InferenceMap(moving_normalization()); }
+
+ private:
+  Normalization moving_normalization() const {
+    return normalization(moving_mean().cast<double>().array(), moving_variance().cast<double>().array());
+  }
   Normalization normalization(const Eigen::ArrayXd& mean, const Eigen::ArrayXd& variance) const {
     const Eigen::ArrayXd inv_std = (variance + static_cast<double>(o_.epsilon)).rsqrt();
     return {mean.cast<float>(), inv_std.cast<float>(), gamma().array(), beta().array(),
             (gamma().cast<double>().array() * inv_std).cast<float>()};
   }
 
-  // y before a fused ReLU. One function for forward and for backward's mask,
-  // so that both round alike (an FMA in both, or in neither).
-  static float affine(float x_hat, float gamma, float beta) { return x_hat * gamma + beta; }
-  // x_hat, in forward and in backward alike.
-  static float normalized(float x, float center, float inv_std) { return (x - center) * inv_std; }
+  // y before a fused ReLU, and x_hat: ChannelNormalization's arithmetic, which
+  // the convolutions' output stage shares (one rounding everywhere).
+  static float affine(float x_hat, float gamma, float beta) { return ChannelNormalization::affine(x_hat, gamma, beta); }
+  static float normalized(float x, float center, float inv_std) {
+    return ChannelNormalization::normalized(x, center, inv_std);
+  }
 
   // The batch's per-channel mean and biased variance, from sums of d = x - shift
   // and d^2 with shift = the first row: var = E[d^2] - E[d]^2, both small
@@ -260,8 +281,7 @@ class BatchNormalization final : public Layer {
 
   // infer's rows with the moving statistics, y = x allowed; relu: then max(0, y), block by block.
   void infer_rows(const float* x, float* y, Index rows, bool relu) const {
-    const Normalization moving =
-        normalization(moving_mean().cast<double>().array(), moving_variance().cast<double>().array());
+    const Normalization moving = moving_normalization();
     const Index c = channels();
     // The same function as inference-mode forward: bitwise the same output.
     for_row_blocks(rows, c, [&](Index, Index begin, Index end) {

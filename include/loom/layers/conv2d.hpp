@@ -97,6 +97,18 @@ class Conv2D final : public ActivatedLayer {
   std::span<Param> params() override { return params_; }
   std::span<const Param> params() const override { return params_; }
 
+  /// infer, then `normalize` (an inference-mode BatchNormalization's map:
+  /// BatchNormalization::inference_map) and, with relu, max(0, .), all in the
+  /// engine's output stage: the values of infer followed by the
+  /// BatchNormalization's (and the ReLU's) infer, bit for bit, without their
+  /// passes over y. For a layer without activation (chain::infer_step checks).
+  void infer_normalized(const Tensor& x, Tensor& y, const ChannelNormalization& normalize, bool relu) const {
+    check_input(x);
+    if (activation() != Activation::None)
+      throw UsageError(label() + ": infer_normalized needs a layer without activation");
+    engine_infer(x, y, relu ? Activation::ReLU : Activation::None, normalize);
+  }
+
   // The algorithm is how the layer computes, not what: it is not saved.
   void write_config(LayerConfigWriter& w) const override {
     w.put_dim(o_.filters);
@@ -127,15 +139,7 @@ class Conv2D final : public ActivatedLayer {
     }
   }
 
-  void linear_infer(const Tensor& x, Tensor& z, Activation act) const override {
-    resize_batch(z, x.dimension(0), output_shape());
-    switch (algorithm()) {
-      case ConvAlgorithm::Direct: direct_.infer(g_, weights(), x, z, act); break;
-      case ConvAlgorithm::Winograd2: winograd2_.infer(g_, weights(), x, z, act); break;
-      case ConvAlgorithm::Winograd4: winograd4_.infer(g_, weights(), x, z, act); break;
-      default: im2col_.infer(g_, weights(), x, z, act); break;
-    }
-  }
+  void linear_infer(const Tensor& x, Tensor& z, Activation act) const override { engine_infer(x, z, act, {}); }
 
   const Tensor& linear_backward(const Tensor& dz) override {
     if (algorithm() == ConvAlgorithm::Direct) return direct_backward(dz, nullptr);
@@ -194,6 +198,16 @@ class Conv2D final : public ActivatedLayer {
   }
 
   conv::ConvWeights weights() const { return {params_[0].value.data(), params_[1].value.data()}; }
+
+  void engine_infer(const Tensor& x, Tensor& z, Activation act, const ChannelNormalization& normalize) const {
+    resize_batch(z, x.dimension(0), output_shape());
+    switch (algorithm()) {
+      case ConvAlgorithm::Direct: direct_.infer(g_, weights(), x, z, act, normalize); break;
+      case ConvAlgorithm::Winograd2: winograd2_.infer(g_, weights(), x, z, act, normalize); break;
+      case ConvAlgorithm::Winograd4: winograd4_.infer(g_, weights(), x, z, act, normalize); break;
+      default: im2col_.infer(g_, weights(), x, z, act, normalize); break;
+    }
+  }
 
   Conv2DOptions o_;
   conv::ConvGeometry g_;

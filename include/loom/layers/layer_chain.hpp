@@ -8,8 +8,8 @@
 //   backward: dy -> last -> ... -> layer 0; returns layer 0's dx
 //   backward_into: the same, layer 0 writing its dx into the caller's tensor
 //   infer:    const, scratch of its own, safe from many threads; a
-//             BatchNormalization (and its ReLU) runs in place on the output of
-//             the layer before (infer_step)
+//             BatchNormalization (and its ReLU) runs in a Conv2D's output
+//             stage, or in place on the output of the layer before (infer_step)
 //   fuse_relus: a layer that can (BatchNormalization) trains as one pass with the ReLU after it
 // An empty chain is the identity.
 //
@@ -20,6 +20,7 @@
 
 #include "loom/layer.hpp"
 #include "loom/layers/batch_normalization.hpp"
+#include "loom/layers/conv2d.hpp"
 #include "loom/layers/relu.hpp"
 
 namespace loom::chain {
@@ -62,14 +63,26 @@ inline std::size_t step_size(Layers layers, std::size_t i, std::size_t end) {
 }
 
 /// One step of a chain's inference: layers[i] from `in` into `out`, then the
-/// BatchNormalization after it (and its ReLU) on `out` in place, in one pass
-/// (BatchNormalization::infer_in_place): no tensor of their own and no pass
-/// of the ReLU's. Bitwise the values of the layers run one by one. Returns
-/// how many layers ran (step_size); `end` bounds them (embed stops early).
+/// BatchNormalization after it (and its ReLU): inside a Conv2D's output stage
+/// when layers[i] is one without activation (Conv2D::infer_normalized), else
+/// on `out` in place, in one pass (BatchNormalization::infer_in_place). No
+/// tensor of their own and no pass of the ReLU's; bitwise the values of the
+/// layers run one by one. Returns how many layers ran (step_size); `end`
+/// bounds them (embed stops early).
 inline std::size_t infer_step(Layers layers, std::size_t i, std::size_t end, const Tensor& in, Tensor& out) {
-  static_cast<const Layer&>(*layers[i]).infer(in, out);
   const std::size_t n = step_size(layers, i, end);
-  if (n > 1) static_cast<const BatchNormalization&>(*layers[i + 1]).infer_in_place(out, n == 3);
+  if (n == 1) {
+    static_cast<const Layer&>(*layers[i]).infer(in, out);
+    return n;
+  }
+  const auto& bn = static_cast<const BatchNormalization&>(*layers[i + 1]);
+  const auto* conv = dynamic_cast<const Conv2D*>(layers[i].get());
+  if (conv && conv->activation() == Activation::None) {
+    conv->infer_normalized(in, out, bn.inference_map().view(), n == 3);
+  } else {
+    static_cast<const Layer&>(*layers[i]).infer(in, out);
+    bn.infer_in_place(out, n == 3);
+  }
   return n;
 }
 
