@@ -375,12 +375,15 @@ struct Winograd {
     using Lanes = Eigen::Array<float, L, 1>;
     Lanes b;
     copy_lanes(bias, b.data(), lanes);
-    alignas(64) float center[L] = {}, inv_std[L] = {}, gamma[L] = {}, beta[L] = {};
-    if (normalize)
-      for (Index k = 0; k < lanes; ++k)
-        center[k] = normalize.center[k], inv_std[k] = normalize.inv_std[k], gamma[k] = normalize.gamma[k],
-        beta[k] = normalize.beta[k];
-    const ChannelNormalization lane_map{center, inv_std, gamma, beta};
+    // A partial vector of filters reads its map from zero-padded copies, so
+    // that the lanes past the filters read nothing past the arrays.
+    alignas(64) float center[L], inv_std[L], gamma[L], beta[L];
+    ChannelNormalization lane_map = normalize;
+    if (normalize && lanes < L) {
+      copy_lanes(normalize.center, center, lanes), copy_lanes(normalize.inv_std, inv_std, lanes);
+      copy_lanes(normalize.gamma, gamma, lanes), copy_lanes(normalize.beta, beta, lanes);
+      lane_map = {center, inv_std, gamma, beta};
+    }
     const bool relu = act == Activation::ReLU;
     for (int i = 0; i < M && y0 + i < g.oh; ++i)
       for (int j = 0; j < M && x0 + j < g.ow; ++j) {
