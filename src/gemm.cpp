@@ -39,11 +39,27 @@ constexpr Index kMr = 6;     // rows of the register tile
 constexpr Index kNr = 16;    // columns of the register tile: two 8-float vectors
 #endif
 constexpr Index kThinRows = 6;  // fewer rows than this, with a row-major B: B streamed once (multiply_thin)
+constexpr Index kInPlaceRows = 128;  // products of at most this many rows read a row-major B in place
 constexpr Index kKc = 256;   // K per block: a B panel of 16 KB (32 KB with AVX-512) stays in L1
 constexpr Index kMc = 120;   // rows per A block: 120 KB, in L2
 constexpr Index kNc = 1024;  // columns per B block: 1 MB
 
 Index round_up(Index n, Index m) { return (n + m - 1) / m * m; }
+
+// How a kernel reads its kMr rows of A, element (i, k) at a[i * row step +
+// k * k step]: from a packed panel (the kMr values of each k side by side),
+// or in place from a row-major view (rows lda apart) or a column-major one
+// (a transposed operand, as V^T in Winograd's weight gradient: each k's kMr
+// values side by side as in a panel, the next k lda further on).
+enum class AForm { Packed, Rows, Columns };
+template <AForm kA>
+constexpr Index a_row_step(Index lda) {
+  return kA == AForm::Rows ? lda : 1;
+}
+template <AForm kA>
+constexpr Index a_k_step(Index lda) {
+  return kA == AForm::Packed ? kMr : kA == AForm::Rows ? 1 : lda;
+}
 
 // Per-thread packing buffers, 64-byte aligned, grown on demand.
 class Scratch {
@@ -131,9 +147,8 @@ void store_tile(const float* tile, float* c, Index rs, Index cs, Index rows, Ind
 // twelve broadcasts of A. Each element of C gets the same FMAs in the same
 // order as in the AVX2 and portable kernels, so results do not depend on the
 // tile. A row-major C (any tile, the edges masked) is read and written in
-// place; any other C goes through a small buffer. A is a packed panel
-// (kPackedA: the kMr values of each k side by side) or kMr rows of a
-// row-major A, lda apart, read where they are.
+// place; any other C goes through a small buffer. A is read as AForm says;
+// B rows are ldb apart (kNr in a packed panel, B's row stride in place).
 // kVecs = 1: a panel's last 16 columns or fewer (filters 40, 72, 100 or
 // 10 leave the last panel a quarter full or less) get a 12 x 16 tile, half
 // the FMAs of one that would mostly multiply the panel's zero padding.
@@ -143,11 +158,12 @@ struct Tile {
   __m512 v[kMr][kVecs];
 };
 
-// depth steps of FMAs into acc: per k one B row (kVecs vectors, b advanced
-// past it) and kMr broadcasts a_at(i, k).
+// depth steps of FMAs into acc: per k one B row (kVecs vectors; b advanced
+// ldb to the next: kNr in a packed panel, B's row stride in place) and kMr
+// broadcasts a_at(i, k).
 template <int kVecs, typename AAt>
-[[gnu::always_inline]] inline void fma_steps(Tile<kVecs>& acc, Index depth, const float*& b, AAt&& a_at) {
-  for (Index k = 0; k < depth; ++k, b += kNr) {
+[[gnu::always_inline]] inline void fma_steps(Tile<kVecs>& acc, Index depth, const float*& b, Index ldb, AAt&& a_at) {
+  for (Index k = 0; k < depth; ++k, b += ldb) {
     __m512 bv[kVecs];
 #pragma GCC unroll 2
     for (int v = 0; v < kVecs; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
@@ -211,13 +227,13 @@ template <int kVecs>
   return acc;
 }
 
-template <bool kPackedA, int kVecs = 2>
-void kernel(Index depth, const float* a, Index lda, const float* b, float* c, Index rs, Index cs, Index rows,
-            Index cols, const Epilogue& o) {
+template <AForm kA, int kVecs = 2>
+void kernel(Index depth, const float* a, Index lda, const float* b, Index ldb, float* c, Index rs, Index cs,
+            Index rows, Index cols, const Epilogue& o) {
   static_assert(kVecs == 1 || kVecs == 2);
-  const Index ars = kPackedA ? 1 : lda, acs = kPackedA ? kMr : 1;
+  const Index ars = a_row_step<kA>(lda), acs = a_k_step<kA>(lda);
   Tile<kVecs> acc = zero_tile<kVecs>();
-  fma_steps<kVecs>(acc, depth, b, [&](Index i, Index k) { return a[i * ars + k * acs]; });
+  fma_steps<kVecs>(acc, depth, b, ldb, [&](Index i, Index k) { return a[i * ars + k * acs]; });
   store<kVecs>(acc, c, rs, cs, rows, cols, o);
 }
 
@@ -233,17 +249,17 @@ void gathered_kernel(Index k0, Index depth, const float* const* table, Index seg
     const float* p[kMr];
 #pragma GCC unroll 12
     for (Index i = 0; i < kMr; ++i) p[i] = table[i * segments + s] + off;
-    fma_steps<kVecs>(acc, len, b, [&](Index i, Index kk) { return p[i][kk]; });
+    fma_steps<kVecs>(acc, len, b, kNr, [&](Index i, Index kk) { return p[i][kk]; });
     k += len;
   }
   store<kVecs>(acc, c, rs, cs, rows, cols, o);
 }
 // The tile for `cols` columns of a panel.
-template <bool kPackedA>
-void panel_kernel(Index depth, const float* a, Index lda, const float* b, float* c, Index rs, Index cs, Index rows,
-                  Index cols, const Epilogue& o) {
-  if (cols <= 16) return kernel<kPackedA, 1>(depth, a, lda, b, c, rs, cs, rows, cols, o);
-  kernel<kPackedA, 2>(depth, a, lda, b, c, rs, cs, rows, cols, o);
+template <AForm kA>
+void panel_kernel(Index depth, const float* a, Index lda, const float* b, Index ldb, float* c, Index rs, Index cs,
+                  Index rows, Index cols, const Epilogue& o) {
+  if (cols <= 16) return kernel<kA, 1>(depth, a, lda, b, ldb, c, rs, cs, rows, cols, o);
+  kernel<kA, 2>(depth, a, lda, b, ldb, c, rs, cs, rows, cols, o);
 }
 void gathered_panel_kernel(Index k0, Index depth, const float* const* table, Index segments, Index segment,
                            const float* b, float* c, Index rs, Index cs, Index rows, Index cols, const Epilogue& o) {
@@ -253,16 +269,15 @@ void gathered_panel_kernel(Index k0, Index depth, const float* const* table, Ind
 #elif defined(LOOM_GEMM_AVX2)
 // The 6 x 16 kernel: 12 accumulators, per k one B row (two vectors) and six
 // broadcasts of A. Full tiles of a row-major C are read and written in place.
-// A is a packed panel (kPackedA: the 6 values of each k side by side) or six
-// rows of a row-major A, lda apart, read where they are.
-template <bool kPackedA>
-void kernel(Index depth, const float* a, Index lda, const float* b, float* c, Index rs, Index cs, Index rows,
-            Index cols, const Epilogue& o) {
-  const Index ars = kPackedA ? 1 : lda, acs = kPackedA ? kMr : 1;
+// A is read as AForm says; B rows are ldb apart (kNr in a packed panel).
+template <AForm kA>
+void kernel(Index depth, const float* a, Index lda, const float* b, Index ldb, float* c, Index rs, Index cs,
+            Index rows, Index cols, const Epilogue& o) {
+  const Index ars = a_row_step<kA>(lda), acs = a_k_step<kA>(lda);
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  for (Index k = 0; k < depth; ++k, a += acs, b += kNr) {
-    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+  for (Index k = 0; k < depth; ++k, a += acs, b += ldb) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
     __m256 x = _mm256_broadcast_ss(a);
     c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
     x = _mm256_broadcast_ss(a + ars);
@@ -298,22 +313,22 @@ void kernel(Index depth, const float* a, Index lda, const float* b, float* c, In
 }
 #else
 // Portable kernel: the same tile and order of sums, left to the compiler's vectoriser.
-template <bool kPackedA>
-void kernel(Index depth, const float* a, Index lda, const float* b, float* c, Index rs, Index cs, Index rows,
-            Index cols, const Epilogue& o) {
-  const Index ars = kPackedA ? 1 : lda, acs = kPackedA ? kMr : 1;
+template <AForm kA>
+void kernel(Index depth, const float* a, Index lda, const float* b, Index ldb, float* c, Index rs, Index cs,
+            Index rows, Index cols, const Epilogue& o) {
+  const Index ars = a_row_step<kA>(lda), acs = a_k_step<kA>(lda);
   alignas(64) float tile[kMr * kNr] = {};
-  for (Index k = 0; k < depth; ++k, a += acs, b += kNr)
+  for (Index k = 0; k < depth; ++k, a += acs, b += ldb)
     for (Index i = 0; i < kMr; ++i)
       for (Index j = 0; j < kNr; ++j) tile[i * kNr + j] += a[i * ars] * b[j];
   store_tile(tile, c, rs, cs, rows, cols, o);
 }
 #endif
 #if !defined(LOOM_GEMM_AVX512)
-template <bool kPackedA>
-void panel_kernel(Index depth, const float* a, Index lda, const float* b, float* c, Index rs, Index cs, Index rows,
-                  Index cols, const Epilogue& o) {
-  kernel<kPackedA>(depth, a, lda, b, c, rs, cs, rows, cols, o);
+template <AForm kA>
+void panel_kernel(Index depth, const float* a, Index lda, const float* b, Index ldb, float* c, Index rs, Index cs,
+                  Index rows, Index cols, const Epilogue& o) {
+  kernel<kA>(depth, a, lda, b, ldb, c, rs, cs, rows, cols, o);
 }
 #endif
 
@@ -425,9 +440,9 @@ void multiply_empty(View c, const Epilogue& e) {
                  e.from_column(j));
 }
 
-// The blocked product's A: read in place where it is row-major (kMr rows
-// at a time; a last panel of fewer rows is packed, zero-padded), packed
-// block by block otherwise.
+// The blocked product's A: read in place where it is row- or column-major
+// (kMr rows at a time; a last panel of fewer rows is packed, zero-padded),
+// packed block by block otherwise.
 class ViewA {
  public:
   explicit ViewA(ConstView a) : a_(a) {
@@ -439,15 +454,19 @@ class ViewA {
   // Rows [ic, ic + mc) and K [pc, pc + kc) made ready for tile().
   void prepare(Index ic, Index mc, Index pc, Index kc) {
     ic_ = ic, pc_ = pc, kc_ = kc;
-    direct_ = a_.col_stride == 1 ? mc / kMr * kMr : 0;
+    direct_ = a_.col_stride == 1 || a_.row_stride == 1 ? mc / kMr * kMr : 0;
     if (direct_ < mc) pack_a(a_, ic + direct_, mc - direct_, pc, kc, pa_);
   }
-  // The tile of `rows` rows from ic + ir against one packed B panel.
-  void tile(Index ir, Index rows, const float* bp, float* c, Index rs, Index cs, Index cols, const Epilogue& o) const {
-    if (ir < direct_)
-      panel_kernel<false>(kc_, a_.data + (ic_ + ir) * a_.row_stride + pc_, a_.row_stride, bp, c, rs, cs, rows, cols, o);
+  // The tile of `rows` rows from ic + ir against one B panel (rows ldb apart).
+  void tile(Index ir, Index rows, const float* bp, Index ldb, float* c, Index rs, Index cs, Index cols,
+            const Epilogue& o) const {
+    if (ir >= direct_)
+      return panel_kernel<AForm::Packed>(kc_, pa_ + (ir - direct_) * kc_, 0, bp, ldb, c, rs, cs, rows, cols, o);
+    const float* at = a_.data + (ic_ + ir) * a_.row_stride + pc_ * a_.col_stride;
+    if (a_.col_stride == 1)
+      panel_kernel<AForm::Rows>(kc_, at, a_.row_stride, bp, ldb, c, rs, cs, rows, cols, o);
     else
-      panel_kernel<true>(kc_, pa_ + (ir - direct_) * kc_, 0, bp, c, rs, cs, rows, cols, o);
+      panel_kernel<AForm::Columns>(kc_, at, a_.col_stride, bp, ldb, c, rs, cs, rows, cols, o);
   }
 
  private:
@@ -490,7 +509,9 @@ class GatheredA {
       }
 #endif
   }
-  void tile(Index ir, Index rows, const float* bp, float* c, Index rs, Index cs, Index cols, const Epilogue& o) const {
+  // B comes packed (PackedB): ldb is kNr.
+  void tile(Index ir, Index rows, const float* bp, [[maybe_unused]] Index ldb, float* c, Index rs, Index cs, Index cols,
+            const Epilogue& o) const {
 #if defined(LOOM_GEMM_AVX512)
     const float* const* table = a_.table + (ic_ + ir) * a_.segments;
     if (rows < kMr) {  // the last rows: a table of kMr rows, the missing ones zeros
@@ -501,7 +522,7 @@ class GatheredA {
     }
     gathered_panel_kernel(pc_, kc_, table, a_.segments, a_.segment, bp, c, rs, cs, rows, cols, o);
 #else
-    panel_kernel<true>(kc_, pa_ + ir * kc_, 0, bp, c, rs, cs, rows, cols, o);
+    panel_kernel<AForm::Packed>(kc_, pa_ + ir * kc_, 0, bp, ldb, c, rs, cs, rows, cols, o);
 #endif
   }
 
@@ -512,17 +533,31 @@ class GatheredA {
   Index ic_ = 0, pc_ = 0, kc_ = 0;
 };
 
-// The blocked product; panels_of(jc, nc, pc, kc) gives B's packed panels of
-// that block (packed there and then, or packed beforehand: PackedB).
-template <typename A, typename PanelsOf>
-void multiply_blocked(View c, A a, PanelsOf&& panels_of, const Epilogue& e) {
+// A block of B (kc x nc) as the kernels read it: the panel of kNr columns
+// from jr starts at panel(jr), its rows ldb apart. Packed, panels follow one
+// another (kc * kNr floats each, rows kNr apart); read in place, a panel is
+// B's own columns.
+struct BBlock {
+  const float* data;
+  Index panel_step, ldb;
+  static BBlock packed(const float* panels, Index kc) { return {panels, kc, kNr}; }
+  static BBlock in_place(const ConstView& b, Index pc, Index jc) {
+    return {b.data + pc * b.row_stride + jc, 1, b.row_stride};
+  }
+  const float* panel(Index jr) const { return data + jr * panel_step; }
+};
+
+// The blocked product; block_of(jc, nc, pc, kc) gives that block of B
+// (packed there and then, packed beforehand: PackedB, or read in place).
+template <typename A, typename BlockOf>
+void multiply_blocked(View c, A a, BlockOf&& block_of, const Epilogue& e) {
   const Index m = c.rows, n = c.cols, kk = a.cols();
   for (Index jc = 0; jc < n; jc += kNc) {
     const Index nc = std::min(kNc, n - jc);
     for (Index pc = 0; pc < kk; pc += kKc) {
       const Index kc = std::min(kKc, kk - pc);
       const bool first = pc == 0, last = pc + kc == kk;
-      const float* pb = panels_of(jc, nc, pc, kc);
+      const BBlock pb = block_of(jc, nc, pc, kc);
       for (Index ic = 0; ic < m; ic += kMc) {
         const Index mc = std::min(kMc, m - ic);
         a.prepare(ic, mc, pc, kc);
@@ -531,7 +566,7 @@ void multiply_blocked(View c, A a, PanelsOf&& panels_of, const Epilogue& e) {
           const Epilogue o = e.for_block(first, last).from_column(j);
           float* cj = c.data + j * c.col_stride;
           for (Index ir = 0; ir < mc; ir += kMr)
-            a.tile(ir, std::min(kMr, mc - ir), pb + jr * kc, cj + (ic + ir) * c.row_stride, c.row_stride,
+            a.tile(ir, std::min(kMr, mc - ir), pb.panel(jr), pb.ldb, cj + (ic + ir) * c.row_stride, c.row_stride,
                    c.col_stride, cols, o);
         }
       }
@@ -539,16 +574,41 @@ void multiply_blocked(View c, A a, PanelsOf&& panels_of, const Epilogue& e) {
   }
 }
 
+// Whether the kernels read B where it lies rather than packed: a row-major B
+// whose panels are whole vectors (the kernels read 16 or 32 floats of each
+// row: n a multiple of 16), in a product of few rows of C, where a packed
+// copy would be read only a few times (m / kMr) and packing it costs as
+// much as the product (Winograd's weight gradient, a Dense layer on a
+// batch). Same FMAs in the same order: the same bits as packed.
+bool b_in_place(Index m, Index n, const ConstView& b) {
+  return b.col_stride == 1 && n % 16 == 0 && m <= kInPlaceRows;
+}
+
+// Whether C = A B is better computed as C^T = B^T A^T: B transposed in
+// memory (column-major, as W^T in a Dense layer's input gradient), few rows
+// of C and many columns. B^T is then a row-major A, read in place, where B
+// would be packed whole for a product of a few rows; A^T, small, is packed.
+// Only with an epilogue that does not depend on the column (bias and map do).
+bool transpose_instead(Index m, Index n, const ConstView& b, const Epilogue& e) {
+  return b.row_stride == 1 && b.col_stride != 1 && m <= kInPlaceRows && n > m && !e.bias && !e.normalize;
+}
+
 void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
   const Index m = c.rows, n = c.cols, kk = a.cols;
   if (m == 0 || n == 0) return;
   if (kk == 0) return multiply_empty(c, e);
   if (m < kThinRows && b.col_stride == 1) return multiply_thin(c, a, b, e);
+  if (transpose_instead(m, n, b, e))  // C^T = B^T A^T: the same FMAs in the same order
+    return multiply_unchecked({c.data, n, m, c.col_stride, c.row_stride}, {b.data, n, kk, b.col_stride, b.row_stride},
+                              {a.data, kk, m, a.col_stride, a.row_stride}, e);
+  if (b_in_place(m, n, b))
+    return multiply_blocked(
+        c, ViewA(a), [&](Index jc, Index, Index pc, Index) { return BBlock::in_place(b, pc, jc); }, e);
   thread_local Scratch b_scratch;
   float* pb = b_scratch.get(kKc * round_up(std::min(n, kNc), kNr));
   multiply_blocked(c, ViewA(a), [&](Index jc, Index nc, Index pc, Index kc) {
     pack_b(b, pc, kc, jc, nc, pb);
-    return static_cast<const float*>(pb);
+    return BBlock::packed(pb, kc);
   }, e);
 }
 
@@ -580,16 +640,18 @@ void multiply(View c, ConstView a, const PackedB& b, const Epilogue& e) {
   check_shapes(c, a, {nullptr, b.rows(), b.cols(), 0, 0});
   if (c.rows == 0 || c.cols == 0) return;
   if (a.cols == 0) return multiply_empty(c, e);
-  multiply_blocked(c, ViewA(a), [&](Index jc, Index, Index pc, Index) { return b.panels() + b.block_offset(jc, pc); },
-                   e);
+  multiply_blocked(
+      c, ViewA(a), [&](Index jc, Index, Index pc, Index kc) { return BBlock::packed(b.panels() + b.block_offset(jc, pc), kc); },
+      e);
 }
 
 void multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e) {
   check_shapes(c, {nullptr, a.rows, a.cols(), 0, 0}, {nullptr, b.rows(), b.cols(), 0, 0});
   if (c.rows == 0 || c.cols == 0) return;
   if (a.cols() == 0) return multiply_empty(c, e);
-  multiply_blocked(c, GatheredA(a),
-                   [&](Index jc, Index, Index pc, Index) { return b.panels() + b.block_offset(jc, pc); }, e);
+  multiply_blocked(
+      c, GatheredA(a),
+      [&](Index jc, Index, Index pc, Index kc) { return BBlock::packed(b.panels() + b.block_offset(jc, pc), kc); }, e);
 }
 
 namespace {

@@ -181,6 +181,41 @@ TEST_CASE("gemm: a product with B packed beforehand is bitwise the product with 
   CHECK_THROWS_AS(gemm::multiply(gemm::mutable_view(c), gemm::view(random_matrix(2, 6, 5)), packed), ShapeError);
 }
 
+TEST_CASE("gemm: operands read in place give the bits of packed ones") {
+  // A product of at most 128 rows reads a row-major B of whole vectors (N a
+  // multiple of 16) in place, and a column-major A (A^T stored) is read in
+  // place as a row-major one is: both against B packed beforehand and A
+  // written out. K past one block of 256, N past one block of 1,024 columns,
+  // a last panel of 16 columns, M short of a tile.
+  for (const auto [m, k, n] : {std::array<Index, 3>{13, 300, 1040}, {40, 260, 48}, {128, 9, 64}, {7, 513, 16}}) {
+    const RowMatrix a = random_matrix(m, k, 1), at = a.transpose(), b = random_matrix(k, n, 2);
+    const RowMatrix c0 = random_matrix(m, n, 3);
+    const std::vector<float> bias(static_cast<std::size_t>(n), 0.25f);
+    const gemm::PackedB packed(gemm::view(b));
+    for (const gemm::Epilogue& e : {gemm::Epilogue{}, gemm::Epilogue{true, bias.data(), true}}) {
+      RowMatrix expected = c0, b_in_place = c0, a_columns = c0;
+      gemm::multiply(gemm::mutable_view(expected), gemm::view(a), packed, e);
+      gemm::multiply(gemm::mutable_view(b_in_place), gemm::view(a), gemm::view(b), e);
+      gemm::multiply(gemm::mutable_view(a_columns), gemm::view(at.transpose()), packed, e);
+      INFO("M " << m << ", K " << k << ", N " << n);
+      CHECK(b_in_place == expected);
+      CHECK(a_columns == expected);
+      CHECK(scaled_error(expected, reference(a, b, e.accumulate ? &c0 : nullptr, e.bias, e.relu), k) < 2e-6);
+    }
+    // B transposed in memory, few rows: computed as C^T = B^T A^T (without
+    // bias, which is per column of C), the same bits.
+    const RowMatrix bt = b.transpose();
+    const gemm::ConstView b_columns = gemm::view(bt.transpose());
+    for (const gemm::Epilogue& e : {gemm::Epilogue{}, gemm::Epilogue{true, nullptr, true}}) {
+      RowMatrix expected = c0, got = c0;
+      gemm::multiply(gemm::mutable_view(expected), gemm::view(a), packed, e);
+      gemm::multiply(gemm::mutable_view(got), gemm::view(a), b_columns, e);
+      INFO("B transposed: M " << m << ", K " << k << ", N " << n);
+      CHECK(got == expected);
+    }
+  }
+}
+
 TEST_CASE("gemm: A read through a row table is bitwise A written out, on 1 and 2 threads") {
   // Rows gathered from a pool in a scrambled order, some of them the zero
   // run; segments cut by the K blocks of 256 (segment 96, 3 and 300), the last

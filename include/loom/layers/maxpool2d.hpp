@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "loom/layers/maxpool_halves.hpp"
 #include "loom/layers/pooling2d.hpp"
 #include "loom/parallel.hpp"
 
@@ -59,7 +60,7 @@ class MaxPool2D final : public Pooling2D {
       if (!assign) std::fill_n(dx + s * per_in, per_in, 0.0f);
       if (halves) {
         const Index per_out = output_shape().size();
-        route_halves(dx + s * per_in, g + s * per_out, won + s * per_out, window().y.out, window().x.out,
+        maxpool_halves::route_halves(dx + s * per_in, g + s * per_out, won + s * per_out, window().y.out, window().x.out,
                      input_shape()[1], c);
         return;
       }
@@ -87,6 +88,14 @@ class MaxPool2D final : public Pooling2D {
     const Index n = x.dimension(0), c = input_shape()[2];
     const float* src = x.data();
     float* dst = y.data();
+    if (maxpool_halves::pool_halves_supported && halves_input()) {
+      const Index per_in = input_shape().size(), per_out = output_shape().size();
+      parallel_for(n, true, [&](Index s) {
+        maxpool_halves::pool_halves<kTrack>(src + s * per_in, dst + s * per_out, kTrack ? winner + s * per_out : nullptr,
+                                            window().y.out, window().x.out, input_shape()[1], c);
+      });
+      return;
+    }
     parallel_for(n, true, [&](Index s) {
       Index first_of = -1;  // the output element whose first tap was seen
       for_each_tap(s, [&](Index out, Index at, std::int32_t tap) {
@@ -107,35 +116,16 @@ class MaxPool2D final : public Pooling2D {
 
   // Whether every window is 2x2 at stride 2 and lies inside the input (no
   // padding; an odd last row or column left out): the pools of the seed model
-  // and of every suite model. Their backward goes a window at a time
-  // (route_halves): the seed's first pool at batch 32 took 75 -> 49 us,
-  // its second 22 -> 18 (loom_bench --threads=2 layer/pool, old and new
-  // binaries alternating). The same for forward (the maximum and tap of a
-  // window in one channel loop) was 3 to 5x slower than tap by tap: g++
-  // left it scalar, inlined or not.
+  // and of every suite model. They go a window at a time (maxpool_halves.hpp):
+  // backward, the seed's first pool at batch 32 took 75 -> 49 us, its second
+  // 22 -> 18; forward (with AVX-512) 113 -> 40 us and 27 -> 12 us
+  // (loom_bench --threads=2 layer/pool, old and new binaries alternating).
   bool halves_input() const {
     const auto& o = options();
     return o.pool.h == 2 && o.pool.w == 2 && o.strides.h == 2 && o.strides.w == 2 && window().y.pad_before == 0 &&
            window().x.pad_before == 0 && 2 * window().y.out <= input_shape()[0] &&
            2 * window().x.out <= input_shape()[1];
   }
-  // One sample's dx under its 2x2 windows = dy where the tap won, else 0
-  // (bit masks, as route_where_won). Not inlined, so that g++ keeps the
-  // __restrict and vectorises the channel loop.
-  [[gnu::noinline]] static void route_halves(float* __restrict dx, const float* __restrict dy,
-                                             const std::int32_t* __restrict won, Index oh, Index ow, Index w, Index c) {
-    for (Index oy = 0; oy < oh; ++oy)
-      for (Index ox = 0; ox < ow; ++ox) {
-        float* a = dx + (2 * oy * w + 2 * ox) * c;
-        float* to[4] = {a, a + c, a + w * c, a + w * c + c};
-        const float* g = dy + (oy * ow + ox) * c;
-        const std::int32_t* t = won + (oy * ow + ox) * c;
-        for (std::int32_t i = 0; i < 4; ++i)
-          for (Index ch = 0; ch < c; ++ch)
-            to[i][ch] = std::bit_cast<float>(std::bit_cast<std::int32_t>(g[ch]) & -static_cast<std::int32_t>(t[ch] == i));
-      }
-  }
-
   // Where v beats best (strictly: ties keep the earlier tap), take v and its
   // tap. Written as arithmetic with unconditional stores: as a conditional
   // store, g++ made it a masked store, which is microcoded and slow on AMD.

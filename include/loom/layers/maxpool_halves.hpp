@@ -1,0 +1,81 @@
+#pragma once
+// MaxPool2D's 2x2 windows at stride 2 that lie inside the input (the pools of
+// the seed model and of every suite model), a window at a time: one sample,
+// NHWC, channels innermost. Tap t of a window is (ky, kx) = (t / 2, t % 2).
+//
+//   pool_halves   y = the maximum of each window, and with kTrack its tap in
+//                 won: the first strictly greatest in tap order, a NaN never
+//                 taken after the first tap (std::max's rule), as the
+//                 tap-by-tap walk of maxpool2d.hpp
+//   route_halves  backward: dx under each window = dy where the tap won, else 0
+//
+// The forward is written with AVX-512 intrinsics (a compare into a mask
+// register, two masked moves per tap): written as plain loops, g++ left it
+// scalar, 3 to 5 times slower than the tap-by-tap walk, which is what builds
+// without AVX-512 use (pool_halves_supported). Measured in
+// docs/benchmarks.md (loom_bench layer/pool).
+
+#include <bit>
+#include <cstdint>
+
+#include "loom/tensor.hpp"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace loom::maxpool_halves {
+
+#if defined(__AVX512F__)
+inline constexpr bool pool_halves_supported = true;
+
+// x (h, w, c) -> y (oh, ow, c) and, with kTrack, won (oh, ow, c).
+template <bool kTrack>
+void pool_halves(const float* __restrict x, float* __restrict y, std::int32_t* __restrict won, Index oh, Index ow,
+                 Index w, Index c) {
+  for (Index oy = 0; oy < oh; ++oy)
+    for (Index ox = 0; ox < ow; ++ox) {
+      const float* a = x + (2 * oy * w + 2 * ox) * c;
+      const float* from[4] = {a, a + c, a + w * c, a + w * c + c};
+      const Index out = (oy * ow + ox) * c;
+      for (Index ch = 0; ch < c; ch += 16) {
+        const __mmask16 lanes = c - ch >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (c - ch)) - 1);
+        __m512 best = _mm512_maskz_loadu_ps(lanes, from[0] + ch);
+        __m512i tap = _mm512_setzero_si512();
+#pragma GCC unroll 3
+        for (int t = 1; t < 4; ++t) {
+          const __m512 v = _mm512_maskz_loadu_ps(lanes, from[t] + ch);
+          const __mmask16 greater = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);  // false for NaN either side
+          best = _mm512_mask_mov_ps(best, greater, v);
+          if constexpr (kTrack) tap = _mm512_mask_mov_epi32(tap, greater, _mm512_set1_epi32(t));
+        }
+        _mm512_mask_storeu_ps(y + out + ch, lanes, best);
+        if constexpr (kTrack) _mm512_mask_storeu_epi32(won + out + ch, lanes, tap);
+      }
+    }
+}
+#else
+inline constexpr bool pool_halves_supported = false;
+
+template <bool kTrack>
+void pool_halves(const float*, float*, std::int32_t*, Index, Index, Index, Index) {}
+#endif
+
+// One sample's dx (h, w, c) under its 2x2 windows = dy (oh, ow, c) where the
+// tap won, else 0 (bit masks, as MaxPool2D's route_where_won). Not inlined,
+// so that g++ keeps the __restrict and vectorises the channel loop.
+[[gnu::noinline]] inline void route_halves(float* __restrict dx, const float* __restrict dy,
+                                           const std::int32_t* __restrict won, Index oh, Index ow, Index w, Index c) {
+  for (Index oy = 0; oy < oh; ++oy)
+    for (Index ox = 0; ox < ow; ++ox) {
+      float* a = dx + (2 * oy * w + 2 * ox) * c;
+      float* to[4] = {a, a + c, a + w * c, a + w * c + c};
+      const float* g = dy + (oy * ow + ox) * c;
+      const std::int32_t* t = won + (oy * ow + ox) * c;
+      for (std::int32_t i = 0; i < 4; ++i)
+        for (Index ch = 0; ch < c; ++ch)
+          to[i][ch] = std::bit_cast<float>(std::bit_cast<std::int32_t>(g[ch]) & -static_cast<std::int32_t>(t[ch] == i));
+    }
+}
+
+}  // namespace loom::maxpool_halves
