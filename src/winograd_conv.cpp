@@ -62,16 +62,16 @@ struct Winograd {
       float* dmx = dmx_.data() + t.chunk_offset(chunks, c, g.f);
       float* bias_sums = dbias_parts_.data() + c * padded_f;
       const Index slab = Tiles::slab(t.count(chunks, c), g.f);
-      alignas(64) float tile[XI * L], out[XI * L], kept[XI * L];
+      alignas(64) float tile[XI * L], out[XI * L];
       for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
         for (Index f0 = 0; f0 < g.f; f0 += L) {
           const Index lanes = std::min<Index>(L, g.f - f0);
-          load_image_tile<M>(dy.data() + s * g.output_size(), g.oh, g.ow, g.f, ty * M, tx * M, f0, lanes, tile);
-          if (relu_output) {
-            load_image_tile<M>(relu_output->data() + s * g.output_size(), g.oh, g.ow, g.f, ty * M, tx * M, f0, lanes,
-                               kept);
-            for (int k = 0; k < M * M * L; ++k) tile[k] = kept[k] > 0.0f ? tile[k] : 0.0f;
-          }
+          const float* dy_image = dy.data() + s * g.output_size();
+          if (relu_output)
+            load_masked_image_tile<M>(dy_image, relu_output->data() + s * g.output_size(), g.oh, g.ow, g.f, ty * M,
+                                      tx * M, f0, lanes, tile);
+          else
+            load_image_tile<M>(dy_image, g.oh, g.ow, g.f, ty * M, tx * M, f0, lanes, tile);
           for (int p = 0; p < M * M; ++p)
             for (int k = 0; k < L; ++k) bias_sums[f0 + k] += tile[p * L + k];
           winograd::sandwich<typename Mat::AT, true>(tile, out);
@@ -252,6 +252,36 @@ struct Winograd {
           copy_lanes(image + (y * w + x) * ch + c0, dst, lanes);
       }
     }
+  }
+  // load_image_tile of dy, masked where ReLU's output y (an image of the
+  // same geometry) is not positive: dz, the gradient before a fused ReLU.
+  // With AVX-512 each pixel's vector is one load under the mask of y > 0 (a
+  // compare into a mask register); elsewhere both tiles are loaded and
+  // selected. The same values either way.
+  template <int R>
+  static void load_masked_image_tile(const float* dy, const float* y, Index h, Index w, Index ch, Index y0, Index x0,
+                                     Index c0, Index lanes, float* tile) {
+#ifdef __AVX512F__
+    const __mmask16 in_lanes = lane_mask(lanes);
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < R; ++j) {
+        const Index yy = y0 + i, xx = x0 + j;
+        float* dst = tile + (i * R + j) * L;
+        if (yy < 0 || yy >= h || xx < 0 || xx >= w) {
+          zero_lanes(dst);
+          continue;
+        }
+        const Index at = (yy * w + xx) * ch + c0;
+        const __mmask16 kept =
+            _mm512_mask_cmp_ps_mask(in_lanes, _mm512_maskz_loadu_ps(in_lanes, y + at), _mm512_setzero_ps(), _CMP_GT_OQ);
+        _mm512_storeu_ps(dst, _mm512_maskz_loadu_ps(kept, dy + at));
+      }
+#else
+    alignas(64) float kept[R * R * L];
+    load_image_tile<R>(dy, h, w, ch, y0, x0, c0, lanes, tile);
+    load_image_tile<R>(y, h, w, ch, y0, x0, c0, lanes, kept);
+    for (int k = 0; k < R * R * L; ++k) tile[k] = kept[k] > 0.0f ? tile[k] : 0.0f;
+#endif
   }
   // Adds a tile back onto the image pixels it covers (those inside it).
   template <int R>

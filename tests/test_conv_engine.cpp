@@ -91,6 +91,8 @@ TEST_CASE("Winograd F(4x4) and F(2x2) agree with im2col on every shape class", "
       {"the seed model's conv2, valid", {.filters = 64, .kernel = 3, .activation = Activation::ReLU}, Shape{13, 13, 32}},
       {"same padding, sizes no tile divides", {.filters = 19, .kernel = 3, .padding = Padding::Same}, Shape{7, 10, 5}},
       {"channels and filters past one lane block", {.filters = 33, .kernel = 3, .padding = Padding::Same}, Shape{9, 6, 20}},
+      {"filters past one lane block, ReLU: the mask on a partial vector",
+       {.filters = 33, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU}, Shape{9, 6, 20}},
       {"an output smaller than one tile", {.filters = 8, .kernel = 3}, Shape{4, 5, 8}},
       {"one input channel", {.filters = 16, .kernel = 3, .padding = Padding::Same}, Shape{8, 8, 1}},
   };
