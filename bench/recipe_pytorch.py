@@ -10,7 +10,8 @@ initialisation (Glorot-uniform kernels, zero biases) and BatchNorm settings
 (momentum 0.99, eps 1e-3), SGD with Nesterov momentum and decoupled weight decay
 on the kernels only, a one-cycle learning rate (cosine up, cosine down),
 label smoothing, and on-the-fly augmentation (random crop of the zero-padded
-image, horizontal flip, random erasing), all in the layout --layout names.
+image, horizontal flip; random erasing with --erase P, off as in the recipe),
+all in the layout --layout names.
 
 Prints per-epoch progress on stderr and one JSON line on stdout:
   {"framework": "pytorch", "epochs": E, "epoch_seconds": [...],
@@ -129,7 +130,7 @@ def main():
     ap.add_argument("--strides", default="2,2,2", help="strides of the stages' first blocks, as fashion_mnist_best's")
     ap.add_argument("--stem-pool", type=int, choices=(0, 1), default=0)
     ap.add_argument("--pad", type=int, default=2)
-    ap.add_argument("--erase", type=float, default=0.25)
+    ap.add_argument("--erase", type=float, default=0.0)
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)

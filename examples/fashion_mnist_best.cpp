@@ -2,7 +2,7 @@
 // BatchNorm ResNet trained with SGD (Nesterov momentum 0.9, decoupled weight
 // decay on the kernels), a one-cycle learning rate over the whole run, label
 // smoothing 0.1 and on-the-fly augmentation (random crop of the image padded
-// by 2, horizontal flip, random erasing). In Keras terms:
+// by 2, horizontal flip). In Keras terms:
 //
 //   model = small_resnet(filters=(32, 64, 128), strides=(2, 2, 2), stem_pool=False,  # models/small_resnet.hpp
 //                        dropout=0.2)
@@ -22,7 +22,7 @@
 // (bench/best_recipe.py runs them):
 //
 //   fashion_mnist_best [--epochs 36] [--batch-size 128] [--seed 7] [--threads N]
-//                      [--augment pad=2,flip,erasing=0.25|none] [--label-smoothing 0.1]
+//                      [--augment pad=2,flip|none|...] [--label-smoothing 0.1]
 //                      [--weight-decay 0.005] [--schedule one-cycle|constant]
 //                      [--max-lr 0.1] [--width 32] [--blocks 1,1,1] [--strides 2,2,2]
 //                      [--stem-pool 0] [--zero-init-residual 0] [--ema 0]
@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
        .description = "Trains loom's best Fashion-MNIST recipe (docs/best-recipe.md).",
        .defaults = defaults,
        .extra_help = "  --augment LIST   pad=N, flip, erasing=P, comma-separated, or none\n"
-                     "                   (default pad=2,flip,erasing=0.25)\n"
+                     "                   (default pad=2,flip)\n"
                      "  --label-smoothing X  (default 0.1)\n"
                      "  --weight-decay X decoupled, on the kernels (default 0.005)\n"
                      "  --schedule S     one-cycle (default) or constant (max-lr / 10)\n"

@@ -42,7 +42,7 @@ const std::string kUsage = std::string(
     "                   it and list it)\n"
     "  --recipe NAME    seed (default): the Keras CNN with Adam; best: the small BatchNorm ResNet\n"
     "                   with SGD, one-cycle, label smoothing and augmentation (docs/best-recipe.md;\n"
-    "                   its own defaults: 36 epochs, batch 128, --augment pad=2,flip,erasing=0.25)\n"
+    "                   its own defaults: 36 epochs, batch 128, --augment pad=2,flip)\n"
     "  --augment LIST   augment every training batch: any of pad=N (random crop after zero\n"
     "                   padding), flip (left-right, half the time), erasing=P (random erasing\n"
     "                   with probability P), comma-separated, e.g. pad=2,flip,erasing=0.5\n"

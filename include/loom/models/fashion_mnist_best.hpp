@@ -5,7 +5,8 @@
 // with SGD (Nesterov momentum, decoupled
 // weight decay on the kernels), a one-cycle learning rate over the whole run,
 // label smoothing, and on-the-fly augmentation (random crop of the image
-// padded by 2, horizontal flip, random erasing). One definition for
+// padded by 2, horizontal flip; random erasing left out, as a comparison on
+// held-out training images chose). One definition for
 // examples/fashion_mnist_best.cpp and `loom train --recipe best`;
 // docs/best-recipe.md has its measurements, the ablation of each ingredient
 // and the PyTorch comparison (bench/best_recipe.py).
@@ -45,7 +46,9 @@ struct BestRecipe {
   float momentum = 0.9f;
   float weight_decay = 5e-3f;       // decoupled, kernels only (Param::decays)
   float label_smoothing = 0.1f;
-  AugmentationOptions augmentation{.pad = 2, .horizontal_flip = true, .erasing = 0.25f};
+  // Random erasing (0.25) left out: held-out accuracy 0.9439 against 0.9425 with it
+  // (medians of 3 seeds, docs/best-recipe.md).
+  AugmentationOptions augmentation{.pad = 2, .horizontal_flip = true};
 
   /// Optimizer steps of a run on `train_samples` images.
   long long steps(Index train_samples) const {
