@@ -5,7 +5,7 @@ Runs, one child at a time (never at once), each with the same thread count:
 
   loom     build/examples/fashion_mnist_best --seed S   for every --seeds S
            (and, with --ablation, once per variant that leaves one ingredient
-           out, at the first seed)
+           out, or adds random erasing back, at the first seed)
   PyTorch  bench/recipe_pytorch.py (with --pytorch): the same recipe, in the
            layout --layout names (first a one-epoch probe of both layouts on
            --probe-images images picks the faster when --layout is "faster")
@@ -112,7 +112,8 @@ def main():
     ap.add_argument("--seeds", help="comma-separated seeds of the loom runs (default 1,2,3)")
     ap.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
     ap.add_argument("--limit", type=int, help="train on the first N images only (a quick check; no targets)")
-    ap.add_argument("--ablation", action="store_true", help="also run each variant without one ingredient")
+    ap.add_argument("--ablation", action="store_true",
+                    help="also run each variant without one ingredient (and one with random erasing added back)")
     ap.add_argument("--pytorch", action="store_true", help="also run the recipe in PyTorch")
     ap.add_argument("--layout", default="faster", choices=("faster",) + bl.LAYOUTS)
     ap.add_argument("--probe-images", type=int, default=12800, help="images of the layout probe (default 12800)")
