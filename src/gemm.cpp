@@ -612,6 +612,11 @@ void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
   }, e);
 }
 
+// multiply_blocked's block_of for a B packed beforehand.
+auto blocks_of(const PackedB& b) {
+  return [&b](Index jc, Index, Index pc, Index kc) { return BBlock::packed(b.panels() + b.block_offset(jc, pc), kc); };
+}
+
 }  // namespace
 
 void multiply(View c, ConstView a, ConstView b, const Epilogue& e) {
@@ -640,18 +645,14 @@ void multiply(View c, ConstView a, const PackedB& b, const Epilogue& e) {
   check_shapes(c, a, {nullptr, b.rows(), b.cols(), 0, 0});
   if (c.rows == 0 || c.cols == 0) return;
   if (a.cols == 0) return multiply_empty(c, e);
-  multiply_blocked(
-      c, ViewA(a), [&](Index jc, Index, Index pc, Index kc) { return BBlock::packed(b.panels() + b.block_offset(jc, pc), kc); },
-      e);
+  multiply_blocked(c, ViewA(a), blocks_of(b), e);
 }
 
 void multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e) {
   check_shapes(c, {nullptr, a.rows, a.cols(), 0, 0}, {nullptr, b.rows(), b.cols(), 0, 0});
   if (c.rows == 0 || c.cols == 0) return;
   if (a.cols() == 0) return multiply_empty(c, e);
-  multiply_blocked(
-      c, GatheredA(a),
-      [&](Index jc, Index, Index pc, Index kc) { return BBlock::packed(b.panels() + b.block_offset(jc, pc), kc); }, e);
+  multiply_blocked(c, GatheredA(a), blocks_of(b), e);
 }
 
 namespace {

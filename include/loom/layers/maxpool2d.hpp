@@ -60,8 +60,8 @@ class MaxPool2D final : public Pooling2D {
       if (!assign) std::fill_n(dx + s * per_in, per_in, 0.0f);
       if (halves) {
         const Index per_out = output_shape().size();
-        maxpool_halves::route_halves(dx + s * per_in, g + s * per_out, won + s * per_out, window().y.out, window().x.out,
-                     input_shape()[1], c);
+        maxpool_halves::route_halves(dx + s * per_in, g + s * per_out, won + s * per_out, window().y.out,
+                                     window().x.out, input_shape()[1], c);
         return;
       }
       for_each_tap(s, [&](Index out, Index at, std::int32_t tap) {
@@ -91,8 +91,9 @@ class MaxPool2D final : public Pooling2D {
     if (maxpool_halves::pool_halves_supported && halves_input()) {
       const Index per_in = input_shape().size(), per_out = output_shape().size();
       parallel_for(n, true, [&](Index s) {
-        maxpool_halves::pool_halves<kTrack>(src + s * per_in, dst + s * per_out, kTrack ? winner + s * per_out : nullptr,
-                                            window().y.out, window().x.out, input_shape()[1], c);
+        std::int32_t* won = kTrack ? winner + s * per_out : nullptr;
+        maxpool_halves::pool_halves<kTrack>(src + s * per_in, dst + s * per_out, won, window().y.out, window().x.out,
+                                            input_shape()[1], c);
       });
       return;
     }
