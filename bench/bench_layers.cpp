@@ -3,6 +3,7 @@
 //
 //   layer/conv1/{forward,backward}    Conv2D 32 3x3 relu   on (28, 28, 1)
 //   layer/pool1/{forward,backward}    MaxPool2D 2          on (26, 26, 32)
+//   layer/conv1+pool1/{forward,backward}  the two in one pass, as training runs them
 //   layer/conv2/{forward,backward}    Conv2D 64 3x3 relu   on (13, 13, 32)
 //   layer/pool2/{forward,backward}    MaxPool2D 2          on (11, 11, 64)
 //   layer/avgpool1/{forward,backward} AveragePooling2D 2   on (26, 26, 32)
@@ -60,6 +61,57 @@ bench::LayerInputs& average_pooling_inputs() {
       32, 1);
   return f;
 }
+
+// conv1 and pool1 as training runs them: one pass (Conv2D pools for the
+// MaxPool2D after it, DirectConv::forward_pooled), forward and backward.
+// GFLOP/s counts conv1's products; against layer/conv1 + layer/pool1, the
+// same layers timed apart.
+struct FusedPair {
+  Sequential model = models::fashion_mnist_cnn(42);
+  Tensor x, dy;
+  FusedPair() {
+    Random rng(1);
+    x = bench::random_images(32, model.input_shape(), rng);
+    Random grads(2);
+    dy = bench::random_batch(32, model.layer(1).output_shape(), grads, -1e-2f, 1e-2f);
+  }
+  const Tensor& forward() { return model.layer(1).forward(model.layer(0).forward(x)); }
+  void backward() { model.layer(0).backward(model.layer(1).backward(dy)); }
+  void report(benchmark::State& state, double flops_per_image) const {
+    state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 32);
+    state.counters["GFLOP/s"] =
+        benchmark::Counter(flops_per_image * 32 * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  }
+};
+
+FusedPair& fused_pair() {
+  static FusedPair f;
+  return f;
+}
+
+void fused_pair_forward(benchmark::State& state) {
+  FusedPair& f = fused_pair();
+  const FlushDenormals flush;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(f.forward().data());
+    benchmark::ClobberMemory();
+  }
+  f.report(state, bench::forward_flops_per_image(f.model.layer(0)));
+}
+
+void fused_pair_backward(benchmark::State& state) {
+  FusedPair& f = fused_pair();
+  const FlushDenormals flush;
+  f.forward();
+  for (auto _ : state) {
+    f.backward();
+    benchmark::ClobberMemory();
+  }
+  f.report(state, bench::backward_flops_per_image(f.model.layer(0)));
+}
+
+BENCHMARK(fused_pair_forward)->Name("layer/conv1+pool1/forward")->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(fused_pair_backward)->Name("layer/conv1+pool1/backward")->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 [[maybe_unused]] const bool registered = [] {
   for (std::size_t i = 0; i < std::size(kNames); ++i)

@@ -38,7 +38,12 @@ struct LayerInputs {
   Index batch;
   std::vector<Tensor> inputs;
 
+  // Each layer is timed alone: a Conv2D does not pool for the MaxPool2D
+  // after it, as it does in training (Conv2D::set_pool_fusion); the pair's
+  // fused pass is timed by cases of its own (bench_layers.cpp).
   LayerInputs(Sequential m, Index n, std::uint64_t data_seed) : model(std::move(m)), batch(n) {
+    for (std::size_t i = 0; i < model.size(); ++i)
+      if (auto* conv = dynamic_cast<Conv2D*>(&model.layer(i))) conv->set_pool_fusion(false);
     Random rng(data_seed);
     Tensor x = random_images(n, model.input_shape(), rng);
     for (std::size_t i = 0; i < model.size(); ++i) {

@@ -11,6 +11,7 @@
 
 #include "direct_dw_avx512.hpp"
 #include "direct_tap_tiles.hpp"
+#include "loom/layers/maxpool_halves.hpp"
 #include "loom/parallel.hpp"
 #include "loom/threads.hpp"
 
@@ -119,18 +120,19 @@ void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, Ind
   }
 }
 
-// z (OH * OW, F) = act(the convolution of one image + bias), the image in
-// geometry g with every window inside it (padded_geometry), the kernel
-// (K, padded_filters(F)) and bias padded: each row of output pixels in
-// register tiles of kTilePixels, then 2 and 1 pixels, one block of filters
-// at a time.
+// Output rows [oy0, oy1) of act(the convolution of one image + bias) into z
+// ((oy1 - oy0) * OW, F), the image in geometry g with every window inside it
+// (padded_geometry), the kernel (K, padded_filters(F)) and bias padded: each
+// row of output pixels in register tiles of kTilePixels, then 2 and 1
+// pixels, one block of filters at a time. A row's values do not depend on
+// which rows are computed with it.
 template <typename Win, int F>
-void forward_one(const ConvGeometry& g, const float* kernel, const float* bias, const ChannelNormalization& normalize,
-                 bool relu, const float* image, float* z) {
+void forward_rows(const ConvGeometry& g, const float* kernel, const float* bias, const ChannelNormalization& normalize,
+                  bool relu, const float* image, Index oy0, Index oy1, float* z) {
   constexpr int kF = padded_filters(F);
-  for (Index oy = 0; oy < g.oh; ++oy) {
+  for (Index oy = oy0; oy < oy1; ++oy) {
     const float* in_row = image + oy * g.sh * g.w * g.c;
-    float* out_row = z + oy * g.ow * F;
+    float* out_row = z + (oy - oy0) * g.ow * F;
     for_filter_blocks<kF>([&]<int FB>(std::integral_constant<int, FB>, int f0) {
       auto tiles = [&]<int P, int S>(Index& ox) {
         for (; ox + P <= g.ow; ox += P)
@@ -286,90 +288,148 @@ void DirectConv::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor
         pad_image(g, gp, image, scratch.data());
         image = scratch.data();
       }
-      compute(gp, wp, image, z.data() + s * g.output_size(), act, normalize);
+      compute(gp, wp, image, 0, g.oh, z.data() + s * g.output_size(), act, normalize);
+    }
+  });
+}
+
+// Pads each image of x into x_ (kept for dW, which then reads every window
+// whole) and calls fn(sample, padded image, padded weights, thread scratch),
+// chunk by chunk in parallel.
+template <typename Fn>
+void DirectConv::for_each_padded_image(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Fn&& fn) {
+  const ConvGeometry gp = padded_geometry(g);
+  const Index n = x.dimension(0);
+  if (x_.dimension(0) != n || x_.size() != n * gp.input_size()) x_.resize(n, gp.h, gp.w, gp.c);
+  std::vector<float> storage;
+  const ConvWeights wp = pad_filters(g, w, storage);
+  const SampleChunks chunks(n, chunk_samples(g));
+  parallel_for_with<std::vector<float>>(chunks.count(), true, [&](Index c, std::vector<float>& scratch) {
+    for (Index s = chunks.first(c); s < chunks.end(c); ++s) {
+      float* image = x_.data() + s * gp.input_size();
+      pad_image(g, gp, x.data() + s * g.input_size(), image);
+      fn(s, image, wp, scratch);
     }
   });
 }
 
 void DirectConv::forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) {
-  const ConvGeometry gp = padded_geometry(g);
-  const Index n = x.dimension(0);
-  // The padded input is kept for dW, which then reads every window whole.
-  if (x_.dimension(0) != n || x_.size() != n * gp.input_size()) x_.resize(n, gp.h, gp.w, gp.c);
-  std::vector<float> storage;
-  const ConvWeights wp = pad_filters(g, w, storage);
-  const SampleChunks chunks(n, chunk_samples(g));
-  parallel_for(chunks.count(), true, [&](Index c) {
-    for (Index s = chunks.first(c); s < chunks.end(c); ++s) {
-      float* image = x_.data() + s * gp.input_size();
-      pad_image(g, gp, x.data() + s * g.input_size(), image);
-      compute(gp, wp, image, z.data() + s * g.output_size(), act, {});
+  for_each_padded_image(g, w, x, [&](Index s, const float* image, const ConvWeights& wp, std::vector<float>&) {
+    compute(padded_geometry(g), wp, image, 0, g.oh, z.data() + s * g.output_size(), act, {});
+  });
+}
+
+// Two output rows at a time into a thread's scratch (in L1), then their 2x2
+// windows with MaxPool2D's own kernel: the same values and winners as the
+// layers apart, without writing the full map and reading it back.
+void DirectConv::forward_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled) {
+  const Index n = x.dimension(0), ph = g.oh / 2, pw = g.ow / 2, per_out = ph * pw * g.f;
+  pooled.resize(n, ph, pw, g.f);
+  won_.resize(static_cast<std::size_t>(n * per_out));
+  for_each_padded_image(g, w, x, [&](Index s, const float* image, const ConvWeights& wp, std::vector<float>& rows) {
+    rows.resize(static_cast<std::size_t>(2 * g.ow * g.f));
+    for (Index py = 0; py < ph; ++py) {
+      const Index at = s * per_out + py * pw * g.f;
+      compute(padded_geometry(g), wp, image, 2 * py, 2 * py + 2, rows.data(), Activation::ReLU, {});
+      maxpool_halves::pool_halves<true>(rows.data(), pooled.data() + at, won_.data() + at, 1, pw, g.ow, g.f);
     }
   });
 }
 
-void DirectConv::compute(const ConvGeometry& gp, const ConvWeights& w, const float* image, float* z, Activation act,
-                         const ChannelNormalization& normalize) {
+void DirectConv::compute(const ConvGeometry& gp, const ConvWeights& w, const float* image, Index oy0, Index oy1,
+                         float* z, Activation act, const ChannelNormalization& normalize) {
   const bool relu = act == Activation::ReLU;
   dispatch(gp, [&](auto filters) {
     dispatch_window(gp, [&]<typename Win>(Win) {
-      forward_one<Win, decltype(filters)::value>(gp, w.kernel, w.bias, normalize, relu, image, z);
+      forward_rows<Win, decltype(filters)::value>(gp, w.kernel, w.bias, normalize, relu, image, oy0, oy1, z);
     });
   });
 }
 
 // dW's tiles read dz in rows of padded_filters(F) (a masked or padded copy of
 // dy, made image by image while it is in cache; dy itself when F is whole
-// vectors and the layer has no ReLU) and sum into rows of as many.
-void DirectConv::backward(const ConvGeometry& g, const Tensor& dy, const Tensor* relu_output, float* dkernel,
-                          float* dbias) {
+// vectors and the layer has no ReLU) and sum into rows of as many. `relu`:
+// whether the layer has a ReLU, which decides the tiles; an image's gradient
+// then either comes with ReLU's output, to mask it by, or is masked already.
+template <typename ImageOf>
+void DirectConv::backward_images(const ConvGeometry& g, Index n, bool relu, float* dkernel, float* dbias,
+                                 ImageOf&& image_of) {
   const Index k = g.patch(), f = g.f, fp = padded_filters(static_cast<int>(f));
   const ConvGeometry gx = padded_geometry(g);  // of x_, as forward kept it
-  const SampleChunks chunks(dy.dimension(0), chunk_samples(g));
+  const SampleChunks chunks(n, chunk_samples(g));
   parts_.setZero(chunks.count() * (k + 1), fp);
   Index off[kMaxPatch];
   window_offsets(gx, off);
+  const Index pixels = g.pixels();
+  ConvGeometry gp = gx;  // dz in rows of fp
+  gp.f = fp;
 #if defined(__AVX512F__)
   // ReLU's mask fused into the tiles (src/direct_dw_avx512.hpp) when they
   // read each row of dy at most 3 times (K <= 27). Else the mask pass and
   // portable tiles below: for photo conv1 (K = 75) the fused tiles were 35 %
   // slower, and so were these tiles reading the masked copy (18 %).
-  if (relu_output && k <= 27) {
-    parallel_for(chunks.count(), true, [&](Index c) {
-      float* dw = parts_.data() + c * (k + 1) * fp;
-      for (Index s = chunks.first(c); s < chunks.end(c); ++s)
-        avx512::dw_one(gx, fp, off, x_.data() + s * gx.input_size(), dy.data() + s * g.output_size(),
-                       relu_output->data() + s * g.output_size(), dw, dw + k * fp);
-    });
-    sum_parts(k, f, chunks.count(), dkernel, dbias);
-    return;
-  }
+  const bool fused_mask = relu && k <= 27;
+#else
+  const bool fused_mask = false;
 #endif
-  const Index pixels = g.pixels();
-  ConvGeometry gp = gx;  // dz in rows of fp
-  gp.f = fp;
-  const bool copy = relu_output || fp != f;
+  const bool copy = !fused_mask && (relu || fp != f);
   if (copy) masked_.resize(threads() * pixels, fp);
-  parallel_for(chunks.count(), true, [&](Index c) {
+  parallel_for_with<std::vector<float>>(chunks.count(), true, [&](Index c, std::vector<float>& scratch) {
     float* dw = parts_.data() + c * (k + 1) * fp;
-    for (Index s = chunks.first(c); s < chunks.end(c); ++s)
+    for (Index s = chunks.first(c); s < chunks.end(c); ++s) {
+      const ImageGradient d = image_of(s, scratch);
+      const float* image = x_.data() + s * gx.input_size();
+#if defined(__AVX512F__)
+      if (fused_mask) {
+        avx512::dw_one(gx, fp, off, image, d.dy, d.relu_output, dw, dw + k * fp);
+        continue;
+      }
+#endif
       dispatch(g, [&](auto fixed) {
         constexpr int F = decltype(fixed)::value;
-        const float* dz = dy.data() + s * g.output_size();
+        const float* dz = d.dy;
         if (copy) {
           float* rows = masked_.data() + omp_get_thread_num() * pixels * fp;
-          if (relu_output)
-            mask_and_sum<F, true>(pixels, relu_output->data() + s * g.output_size(), dz, rows, dw + k * fp);
+          if (d.relu_output)
+            mask_and_sum<F, true>(pixels, d.relu_output, dz, rows, dw + k * fp);
           else
             mask_and_sum<F, false>(pixels, nullptr, dz, rows, dw + k * fp);
           dz = rows;
         } else {
           sum_rows<F>(pixels, dz, dw + k * fp);
         }
-        dw_one<padded_filters(F)>(gp, off, x_.data() + s * gp.input_size(), dz, dw);
+        dw_one<padded_filters(F)>(gp, off, image, dz, dw);
       });
+    }
   });
   sum_parts(k, f, chunks.count(), dkernel, dbias);
+}
+
+void DirectConv::backward(const ConvGeometry& g, const Tensor& dy, const Tensor* relu_output, float* dkernel,
+                          float* dbias) {
+  const Index out = g.output_size();
+  backward_images(g, dy.dimension(0), relu_output != nullptr, dkernel, dbias,
+                  [&](Index s, std::vector<float>&) -> ImageGradient {
+                    return {dy.data() + s * out, relu_output ? relu_output->data() + s * out : nullptr};
+                  });
+}
+
+// Each image's dz is made from the pooled gradient while it is in cache:
+// dpool where the tap won and the maximum was positive (ReLU's mask: at the
+// winner the map's value is the maximum), 0 elsewhere: the values the pool's
+// backward and ReLU's mask give the layers apart. The dW tiles then read it
+// as they read a masked dy, so the sums are theirs too, bit for bit.
+void DirectConv::backward_pooled(const ConvGeometry& g, const Tensor& dpool, const Tensor& pooled, float* dkernel,
+                                 float* dbias) {
+  const Index ph = g.oh / 2, pw = g.ow / 2, per_out = ph * pw * g.f;
+  const bool leftover = 2 * ph != g.oh || 2 * pw != g.ow;  // an odd last row or column: no window, dz 0
+  backward_images(g, dpool.dimension(0), true, dkernel, dbias, [&](Index s, std::vector<float>& dz) -> ImageGradient {
+    dz.resize(static_cast<std::size_t>(g.output_size()));
+    if (leftover) std::fill(dz.begin(), dz.end(), 0.0f);
+    maxpool_halves::route_halves(dz.data(), dpool.data() + s * per_out, won_.data() + s * per_out, ph, pw, g.ow, g.f,
+                                 pooled.data() + s * per_out);
+    return {dz.data(), nullptr};
+  });
 }
 
 // dW (K, F) and db (F) = the sum of the chunks' parts, in chunk order.

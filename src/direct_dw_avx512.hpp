@@ -23,10 +23,11 @@ namespace loom::conv::avx512 {
 // T taps x V vectors of 16 filters of dW, in registers (T * V sums, plus V
 // for db when kBias):
 // dW[t] += sum over output pixels p of x[p's window + off[t]] * dz[p], dz = dy
-// masked by ReLU's output y > 0. dy and y rows hold g.f values (the layer's
-// filters), starting at the block's first; dw rows hold fp. `last`: the lanes
-// of the block's last vector that are filters.
-template <int V, int T, bool kBias>
+// masked by ReLU's output y > 0 (kMask), or dy itself, masked already. dy
+// and y rows hold g.f values (the layer's filters), starting at the block's
+// first; dw rows hold fp. `last`: the lanes of the block's last vector that
+// are filters.
+template <int V, int T, bool kBias, bool kMask>
 void dw_tile(const ConvGeometry& g, Index fp, const Index* off, const float* image, const float* dy, const float* y,
              __mmask16 last, float* dw, float* db) {
   // One flat array, every loop over it unrolled: g++ kept a [T][V] array of
@@ -43,13 +44,14 @@ void dw_tile(const ConvGeometry& g, Index fp, const Index* off, const float* ima
   for (Index oy = 0; oy < g.oh; ++oy) {
     const float* x = image + oy * g.sh * g.w * g.c;
     const float* gz = dy + oy * g.ow * g.f;
-    const float* yr = y + oy * g.ow * g.f;
-    for (Index ox = 0; ox < g.ow; ++ox, x += g.sw * g.c, gz += g.f, yr += g.f) {
+    const float* yr = kMask ? y + oy * g.ow * g.f : nullptr;
+    for (Index ox = 0; ox < g.ow; ++ox, x += g.sw * g.c, gz += g.f, yr += kMask ? g.f : 0) {
       __m512 d[V];
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) {
         const __mmask16 lanes = v == V - 1 ? last : __mmask16(0xFFFF);
-        const __mmask16 m = _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, yr + 16 * v), zero, _CMP_GT_OQ);
+        const __mmask16 m =
+            kMask ? _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, yr + 16 * v), zero, _CMP_GT_OQ) : lanes;
         d[v] = _mm512_maskz_loadu_ps(m, gz + 16 * v);
         if constexpr (kBias) bias[v] = _mm512_add_ps(bias[v], d[v]);
       }
@@ -71,25 +73,36 @@ void dw_tile(const ConvGeometry& g, Index fp, const Index* off, const float* ima
 }
 
 // dW (K, fp) and db (fp) += one image's share, from its dy (OH * OW, f) and
-// ReLU's output y: blocks of 32 filters, then of 16; taps in tiles as
-// for_tap_tiles cuts them (9 for 3x3 windows, else 12 or 9). Every window
-// lies inside the image (padded_geometry).
-inline void dw_one(const ConvGeometry& g, Index fp, const Index* off, const float* image, const float* dy,
+// ReLU's output y (kMask; else dy is masked already): blocks of 32 filters,
+// then of 16; taps in tiles as for_tap_tiles cuts them (9 for 3x3 windows,
+// else 12 or 9). Every window lies inside the image (padded_geometry).
+template <bool kMask>
+void dw_one_masked(const ConvGeometry& g, Index fp, const Index* off, const float* image, const float* dy,
                    const float* y, float* dw, float* db) {
   auto block = [&]<int V>(Index f0) {
     const Index in_last = std::min<Index>(16, g.f - f0 - 16 * (V - 1));
     const auto last = static_cast<__mmask16>((1u << in_last) - 1);
+    const float* yb = kMask ? y + f0 : nullptr;
     for_tap_tiles<V == 1 ? 12 : 9>(g.patch(), [&]<int T>(std::integral_constant<int, T>, Index t0) {
       float* out = dw + t0 * fp + f0;
       if (t0 == 0)  // the first tile of a block also sums db
-        dw_tile<V, T, true>(g, fp, off + t0, image, dy + f0, y + f0, last, out, db + f0);
+        dw_tile<V, T, true, kMask>(g, fp, off + t0, image, dy + f0, yb, last, out, db + f0);
       else
-        dw_tile<V, T, false>(g, fp, off + t0, image, dy + f0, y + f0, last, out, nullptr);
+        dw_tile<V, T, false, kMask>(g, fp, off + t0, image, dy + f0, yb, last, out, nullptr);
     });
   };
   Index f0 = 0;
   for (; f0 + 32 <= fp; f0 += 32) block.template operator()<2>(f0);
   if (f0 < fp) block.template operator()<1>(f0);
+}
+
+/// dw_one_masked, masking dy by y when y is given.
+inline void dw_one(const ConvGeometry& g, Index fp, const Index* off, const float* image, const float* dy,
+                   const float* y, float* dw, float* db) {
+  if (y)
+    dw_one_masked<true>(g, fp, off, image, dy, y, dw, db);
+  else
+    dw_one_masked<false>(g, fp, off, image, dy, nullptr, dw, db);
 }
 
 }  // namespace loom::conv::avx512

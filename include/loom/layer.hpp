@@ -63,6 +63,7 @@
 namespace loom {
 
 class LayerConfigWriter;  // io/layer_config.hpp
+class MaxPool2D;          // layers/maxpool2d.hpp
 
 /// How forward behaves: Training (batch statistics, dropout) or Inference.
 enum class Mode { Training, Inference };
@@ -143,6 +144,12 @@ class Layer {
   /// whether it will, and the ReLU then passes values through
   /// (chain::fuse_relus). Layers that cannot answer no.
   virtual bool take_following_relu() { return false; }
+
+  /// Asks the layer to pool, while training, for the MaxPool2D that follows
+  /// it (one pass instead of a map written, read back and pooled; the same
+  /// results); returns whether it may, and the pool then passes on an input
+  /// that comes pooled (chain::fuse_max_pools). Layers that cannot answer no.
+  virtual bool take_following_max_pool(const MaxPool2D&) { return false; }
 
   virtual bool ends_with_softmax() const { return false; }
   virtual const Tensor& logits() const { throw UsageError(label() + ": layer does not end with softmax"); }

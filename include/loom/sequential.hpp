@@ -83,7 +83,7 @@ class Sequential {
     });
     layer->build(output_shape(), rng_);
     layers_.push_back(std::move(layer));
-    chain::fuse_relus(layers_);  // a BatchNormalization and the ReLU after it train as one pass
+    chain::fuse(layers_);  // pairs that train as one pass: BatchNormalization and ReLU, Conv2D and MaxPool2D
     return *layers_.back();
   }
 

@@ -23,6 +23,8 @@
 // 20-25 % off (vgg conv1 425 -> 344 us) and backward 5-15 %; the rounding
 // up of 24 filters a further 15 % (forward) and 20-25 % (backward) off the
 // odd model's conv1.
+// In training it can also pool for a 2x2 MaxPool2D after it (forward_pooled,
+// backward_pooled: the full map is never written; docs/architecture.md).
 // It computes no input gradient, so it serves only a layer whose dx has no
 // reader (the first layer of a model, see Layer::set_needs_input_gradient).
 // Training and inference take the same code, so forward and infer agree bit for bit.
@@ -33,9 +35,13 @@
 // filter count, too many to compile in every translation unit).
 
 
+#include <cstdint>
+#include <vector>
+
 #include "loom/activation.hpp"
 #include "loom/channel_normalization.hpp"
 #include "loom/conv/conv_geometry.hpp"
+#include "loom/layers/maxpool_halves.hpp"
 
 namespace loom::conv {
 
@@ -60,10 +66,40 @@ class DirectConv {
   /// sums into a partial of its own, and the partials are added in chunk order.
   void backward(const ConvGeometry& g, const Tensor& dy, const Tensor* relu_output, float* dkernel, float* dbias);
 
+  /// Whether forward_pooled can compute a layer with this geometry (2x2
+  /// windows need AVX-512's pooling kernel, maxpool_halves.hpp, and a map of
+  /// at least 2x2).
+  static bool pools(const ConvGeometry& g) {
+    return supports(g) && maxpool_halves::pool_halves_supported && g.oh >= 2 && g.ow >= 2;
+  }
+  /// forward with ReLU, then MaxPool2D's 2x2 windows at stride 2 (an odd last
+  /// row or column left out), in one pass: pooled (N, OH/2, OW/2, F) gets the
+  /// values of the two layers run one after the other, bit for bit, and the
+  /// winning taps are kept for backward_pooled. The full map is never
+  /// written: each pair of output rows is pooled while it is in cache.
+  void forward_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled);
+  /// backward of the last forward_pooled, from dpool = dL/dpooled and the
+  /// pooled output: bitwise the dW and db of the pool's backward, then
+  /// backward with ReLU's mask, without their passes over the full map.
+  void backward_pooled(const ConvGeometry& g, const Tensor& dpool, const Tensor& pooled, float* dkernel,
+                       float* dbias);
+
  private:
-  // z (OH * OW, F) of one image whose every window lies inside it (geometry gp).
-  static void compute(const ConvGeometry& gp, const ConvWeights& w, const float* image, float* z, Activation act,
-                      const ChannelNormalization& normalize);
+  // Output rows [oy0, oy1) of one image whose every window lies inside it
+  // (geometry gp), into z ((oy1 - oy0) * OW, F).
+  static void compute(const ConvGeometry& gp, const ConvWeights& w, const float* image, Index oy0, Index oy1, float* z,
+                      Activation act, const ChannelNormalization& normalize);
+  template <typename Fn>
+  void for_each_padded_image(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Fn&& fn);
+
+  // One image's gradient for dW's tiles: dy, and ReLU's output to mask it by
+  // (null: dy is dz already).
+  struct ImageGradient {
+    const float* dy;
+    const float* relu_output;
+  };
+  template <typename ImageOf>
+  void backward_images(const ConvGeometry& g, Index n, bool relu, float* dkernel, float* dbias, ImageOf&& image_of);
 
   // dW (K, F) and db (F) from the chunks' parts.
   void sum_parts(Index k, Index f, Index chunks, float* dkernel, float* dbias) const;
@@ -71,6 +107,7 @@ class DirectConv {
   Tensor x_;            // input of the last forward, padded so every window lies inside (N, H', W', C)
   RowMatrix parts_;     // (chunks * (K + 1), F) each chunk's share of dW, then of db
   RowMatrix masked_;    // (threads * OH * OW, F) each thread's masked dz of one image
+  std::vector<std::int32_t> won_;  // (N, OH/2, OW/2, F) the winning taps of the last forward_pooled
 };
 
 }  // namespace loom::conv

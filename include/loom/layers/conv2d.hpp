@@ -25,6 +25,7 @@
 #include "loom/io/layer_config.hpp"
 #include "loom/layers/activated_layer.hpp"
 #include "loom/layers/init.hpp"
+#include "loom/layers/maxpool2d.hpp"
 #include "loom/layers/window.hpp"
 #include "loom/parallel.hpp"
 
@@ -109,6 +110,24 @@ class Conv2D final : public ActivatedLayer {
     engine_infer(x, y, relu ? Activation::ReLU : Activation::None, normalize);
   }
 
+  /// Pools for the MaxPool2D after it while training, when this layer has
+  /// ReLU and the pool's 2x2 windows at stride 2 take its output: forward then
+  /// returns the pooled map, computed by the direct algorithm in one pass
+  /// (DirectConv::forward_pooled), whenever that is the algorithm of the
+  /// moment (the rule's choice for a first layer), and the full map
+  /// otherwise, which the pool then pools itself. Asked by the container
+  /// (chain::fuse_max_pools), never by hand.
+  bool take_following_max_pool(const MaxPool2D& pool) override {
+    pool_follows_ = built() && activation() == Activation::ReLU && pool.pools_halves() &&
+                    pool.input_shape() == output_shape() && conv::DirectConv::pools(g_);
+    return pool_follows_;
+  }
+
+  /// Whether forward may pool for the following MaxPool2D (on by default
+  /// once taken): off, the layer and the pool run apart, e.g. to time this
+  /// layer alone (bench/layer_cases.hpp). The results are the same either way.
+  void set_pool_fusion(bool on) { pool_fusion_ = on; }
+
   // The algorithm is how the layer computes, not what: it is not saved.
   void write_config(LayerConfigWriter& w) const override {
     w.put_dim(o_.filters);
@@ -130,6 +149,8 @@ class Conv2D final : public ActivatedLayer {
 
  protected:
   void linear_forward(const Tensor& x, Tensor& z, Activation act) override {
+    pooled_ = pool_follows_ && pool_fusion_ && act == Activation::ReLU && algorithm() == ConvAlgorithm::Direct;
+    if (pooled_) return direct_.forward_pooled(g_, weights(), x, z);
     resize_batch(z, x.dimension(0), output_shape());
     switch (algorithm()) {
       case ConvAlgorithm::Direct: direct_.forward(g_, weights(), x, z, act); break;
@@ -160,7 +181,12 @@ class Conv2D final : public ActivatedLayer {
   // conv/winograd_conv.hpp); im2col takes dz made by the frame's pass.
   const Tensor& linear_backward_relu(const Tensor& dy, const Tensor& y) override {
     switch (algorithm()) {
-      case ConvAlgorithm::Direct: return direct_backward(dy, &y);
+      case ConvAlgorithm::Direct:
+        if (pooled_) {  // dy is the pool's, y the pooled map
+          direct_.backward_pooled(g_, dy, y, params_[0].grad.data(), params_[1].grad.data());
+          return dx_;
+        }
+        return direct_backward(dy, &y);
       case ConvAlgorithm::Im2col: return ActivatedLayer::linear_backward_relu(dy, y);
       default: return gemm_backward_own(dy, &y);
     }
@@ -217,6 +243,9 @@ class Conv2D final : public ActivatedLayer {
   conv::DirectConv direct_;
   conv::WinogradConv<2> winograd2_;
   conv::WinogradConv<4> winograd4_;
+  bool pool_follows_ = false;  // take_following_max_pool said yes
+  bool pool_fusion_ = true;    // set_pool_fusion
+  bool pooled_ = false;        // the last forward returned the pooled map
   Tensor dx_;  // (N, H, W, C)
 };
 

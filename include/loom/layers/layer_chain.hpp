@@ -11,6 +11,7 @@
 //             BatchNormalization (and its ReLU) runs in a Conv2D's output
 //             stage, or in place on the output of the layer before (infer_step)
 //   fuse_relus: a layer that can (BatchNormalization) trains as one pass with the ReLU after it
+//   fuse_max_pools: a layer that can (Conv2D with ReLU) pools for the MaxPool2D after it in training
 // An empty chain is the identity.
 //
 // Thread safety: as every Layer: infer from many threads, the rest from one.
@@ -21,6 +22,7 @@
 #include "loom/layer.hpp"
 #include "loom/layers/batch_normalization.hpp"
 #include "loom/layers/conv2d.hpp"
+#include "loom/layers/maxpool2d.hpp"
 #include "loom/layers/relu.hpp"
 
 namespace loom::chain {
@@ -115,6 +117,25 @@ inline void fuse_relus(Layers layers) {
     auto* relu = dynamic_cast<ReLU*>(layers[i + 1].get());
     if (relu && !relu->input_rectified() && layers[i]->take_following_relu()) relu->set_input_rectified(true);
   }
+}
+
+/// Offers every MaxPool2D to the layer before it (Layer::take_following_max_pool:
+/// a Conv2D with ReLU pools 2x2 windows itself, conv2d.hpp) and, where taken,
+/// has the pool pass on an input that comes pooled.
+inline void fuse_max_pools(Layers layers) {
+  for (std::size_t i = 0; i + 1 < layers.size(); ++i) {
+    auto* pool = dynamic_cast<MaxPool2D*>(layers[i + 1].get());
+    if (pool && !pool->input_may_be_pooled() && layers[i]->take_following_max_pool(*pool))
+      pool->set_input_may_be_pooled(true);
+  }
+}
+
+/// The fusions of a chain's training passes (fuse_relus, fuse_max_pools).
+/// Containers call it once their layers are in place (Sequential::add,
+/// Residual::build); a layer used on its own is never fused.
+inline void fuse(Layers layers) {
+  fuse_relus(layers);
+  fuse_max_pools(layers);
 }
 
 }  // namespace loom::chain

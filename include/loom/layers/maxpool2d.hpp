@@ -13,6 +13,9 @@
 // first pool at batch 32 (loom_bench layer/pool1/forward).
 // Padded positions never win (same padding pads with -infinity, as TensorFlow).
 // Ties go to the first maximum in (ky, kx) order.
+// Fusion: in training, a Conv2D with ReLU right before a 2x2 pool computes
+// both (chain::fuse_max_pools, conv/direct_conv.hpp's forward_pooled) with
+// this layer's kernels and results; this layer then passes values through.
 //
 // Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
@@ -40,7 +43,23 @@ class MaxPool2D final : public Pooling2D {
   std::string_view name_stem() const override { return "max_pooling2d"; }
   static std::unique_ptr<Layer> from_config(LayerConfigReader& r) { return read_config<MaxPool2D>(r); }
 
+  /// Whether every window is 2x2 at stride 2 inside the input: a pool that
+  /// the layer before may compute in training (chain::fuse_max_pools).
+  bool pools_halves() const { return built() && halves_input(); }
+
+  /// The layer before may pool for this one in training (set by
+  /// chain::fuse_max_pools, never by hand): forward then passes on an input
+  /// that comes pooled (of this layer's output shape), and the backward of
+  /// such a forward passes dy on. Whether it comes pooled is the layer
+  /// before's choice at each forward (Conv2D pools with its direct algorithm only).
+  void set_input_may_be_pooled(bool may) { input_may_be_pooled_ = may; }
+  bool input_may_be_pooled() const { return input_may_be_pooled_; }
+  /// Whether the last forward's input came pooled (and was passed on).
+  bool last_input_came_pooled() const { return passed_on_; }
+
   const Tensor& forward(const Tensor& x) override {
+    passed_on_ = input_may_be_pooled_ && holds(x, output_shape());
+    if (passed_on_) return x;  // valid while the layer before keeps its output, as a chain does until its next forward
     check_input(x);
     resize_batch(y_, x.dimension(0), output_shape());
     winner_.resize(static_cast<std::size_t>(y_.size()));
@@ -49,6 +68,7 @@ class MaxPool2D final : public Pooling2D {
   }
 
   const Tensor& backward(const Tensor& dy) override {
+    if (passed_on_) return dy;  // the layer before pooled: it takes dy as the pool's
     const Index n = dy.dimension(0), per_in = input_shape().size(), c = input_shape()[2];
     resize_batch(dx_, n, input_shape());
     const float* g = dy.data();
@@ -163,6 +183,8 @@ class MaxPool2D final : public Pooling2D {
     for (Index ch = 0; ch < c; ++ch) best[ch] = best[ch] < v[ch] ? v[ch] : best[ch];
   }
 
+  bool input_may_be_pooled_ = false;
+  bool passed_on_ = false;    // the last forward's input came pooled
   Tensor y_;                  // (N, OH, OW, C)
   std::vector<std::int32_t> winner_;  // (N, OH, OW, C) winning taps
   Tensor dx_;                 // (N, H, W, C)

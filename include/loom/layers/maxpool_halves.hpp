@@ -8,6 +8,7 @@
 //                 taken after the first tap (std::max's rule), as the
 //                 tap-by-tap walk of maxpool2d.hpp
 //   route_halves  backward: dx under each window = dy where the tap won, else 0
+//                 (and, given the maxima, where they are positive: a fused ReLU)
 //
 // The forward is written with AVX-512 intrinsics (a compare into a mask
 // register, two masked moves per tap): written as plain loops, g++ left it
@@ -62,20 +63,38 @@ void pool_halves(const float*, float*, std::int32_t*, Index, Index, Index, Index
 #endif
 
 // One sample's dx (h, w, c) under its 2x2 windows = dy (oh, ow, c) where the
-// tap won, else 0 (bit masks, as MaxPool2D's route_where_won). Not inlined,
-// so that g++ keeps the __restrict and vectorises the channel loop.
-[[gnu::noinline]] inline void route_halves(float* __restrict dx, const float* __restrict dy,
-                                           const std::int32_t* __restrict won, Index oh, Index ow, Index w, Index c) {
+// tap won, else 0 (bit masks, as MaxPool2D's route_where_won); with
+// kPositive, also 0 where the window's maximum y (oh, ow, c) is not positive:
+// ReLU's mask for a map that was rectified before it was pooled (the
+// maximum is the winner's value). Not inlined, so that g++ keeps the
+// __restrict and vectorises the channel loop.
+template <bool kPositive>
+[[gnu::noinline]] void route_halves_masked(float* __restrict dx, const float* __restrict dy,
+                                          const std::int32_t* __restrict won, const float* __restrict y, Index oh,
+                                          Index ow, Index w, Index c) {
   for (Index oy = 0; oy < oh; ++oy)
     for (Index ox = 0; ox < ow; ++ox) {
       float* a = dx + (2 * oy * w + 2 * ox) * c;
       float* to[4] = {a, a + c, a + w * c, a + w * c + c};
-      const float* g = dy + (oy * ow + ox) * c;
-      const std::int32_t* t = won + (oy * ow + ox) * c;
+      const Index at = (oy * ow + ox) * c;
+      const float* g = dy + at;
+      const std::int32_t* t = won + at;
       for (std::int32_t i = 0; i < 4; ++i)
-        for (Index ch = 0; ch < c; ++ch)
-          to[i][ch] = std::bit_cast<float>(std::bit_cast<std::int32_t>(g[ch]) & -static_cast<std::int32_t>(t[ch] == i));
+        for (Index ch = 0; ch < c; ++ch) {
+          std::int32_t keep = -static_cast<std::int32_t>(t[ch] == i);
+          if constexpr (kPositive) keep &= -static_cast<std::int32_t>(y[at + ch] > 0.0f);
+          to[i][ch] = std::bit_cast<float>(std::bit_cast<std::int32_t>(g[ch]) & keep);
+        }
     }
+}
+
+/// route_halves_masked, with ReLU's mask when the pooled maxima are given.
+inline void route_halves(float* dx, const float* dy, const std::int32_t* won, Index oh, Index ow, Index w, Index c,
+                         const float* positive_maxima = nullptr) {
+  if (positive_maxima)
+    route_halves_masked<true>(dx, dy, won, positive_maxima, oh, ow, w, c);
+  else
+    route_halves_masked<false>(dx, dy, won, nullptr, oh, ow, w, c);
 }
 
 }  // namespace loom::maxpool_halves

@@ -88,8 +88,8 @@ class Residual final : public Layer {
                        (shortcut_path().empty() ? std::string("; add a projection to the shortcut (add_shortcut: a 1x1 Conv2D "
                                                               "with the main path's filters and strides)")
                                                 : std::string()));
-    chain::fuse_relus(main_path());
-    chain::fuse_relus(shortcut_path());
+    chain::fuse(main_path());
+    chain::fuse(shortcut_path());
     return set_shapes(input, main_out);
   }
 
