@@ -275,22 +275,59 @@ ConvWeights pad_filters(const ConvGeometry& g, const ConvWeights& w, std::vector
 // computed its 124 border pixels one at a time, tap by tap.
 void DirectConv::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act,
                        const ChannelNormalization& normalize) const {
+  infer_images(g, w, x, [&](Index s, const float* image, const ConvWeights& wp, std::vector<float>&) {
+    compute(padded_geometry(g), wp, image, 0, g.oh, z.data() + s * g.output_size(), act, normalize);
+  });
+}
+
+void DirectConv::infer_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled) const {
+  const Index per_out = (g.oh / 2) * (g.ow / 2) * g.f;
+  pooled.resize(x.dimension(0), g.oh / 2, g.ow / 2, g.f);
+  infer_images(g, w, x, [&](Index s, const float* image, const ConvWeights& wp, std::vector<float>& rows) {
+    pool_rows(g, wp, image, rows, pooled.data() + s * per_out, nullptr);
+  });
+}
+
+// Calls fn(sample, image padded to padded_geometry, padded weights, thread
+// scratch) for each image of x, chunk by chunk in parallel; the padded image
+// (when padding is needed) in a thread buffer of its own.
+template <typename Fn>
+void DirectConv::infer_images(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Fn&& fn) {
   const ConvGeometry gp = padded_geometry(g);
   const bool pad = reaches_outside(g);
   std::vector<float> storage;
   const ConvWeights wp = pad_filters(g, w, storage);
   const SampleChunks chunks(x.dimension(0), chunk_samples(g));
-  parallel_for_with<std::vector<float>>(chunks.count(), true, [&](Index c, std::vector<float>& scratch) {
+  struct Scratch {
+    std::vector<float> image, rows;
+  };
+  parallel_for_with<Scratch>(chunks.count(), true, [&](Index c, Scratch& scratch) {
     for (Index s = chunks.first(c); s < chunks.end(c); ++s) {
       const float* image = x.data() + s * g.input_size();
       if (pad) {
-        scratch.resize(static_cast<std::size_t>(gp.input_size()));
-        pad_image(g, gp, image, scratch.data());
-        image = scratch.data();
+        scratch.image.resize(static_cast<std::size_t>(gp.input_size()));
+        pad_image(g, gp, image, scratch.image.data());
+        image = scratch.image.data();
       }
-      compute(gp, wp, image, 0, g.oh, z.data() + s * g.output_size(), act, normalize);
+      fn(s, image, wp, scratch.rows);
     }
   });
+}
+
+// One padded image's ReLU output, two rows at a time into `rows` (in L1),
+// each pair pooled in 2x2 windows with MaxPool2D's own kernel into pooled
+// (OH/2, OW/2, F), and the winning taps into won unless it is null.
+void DirectConv::pool_rows(const ConvGeometry& g, const ConvWeights& wp, const float* image, std::vector<float>& rows,
+                           float* pooled, std::int32_t* won) {
+  const Index pw = g.ow / 2, row = pw * g.f;
+  rows.resize(static_cast<std::size_t>(2 * g.ow * g.f));
+  for (Index py = 0; py < g.oh / 2; ++py) {
+    compute(padded_geometry(g), wp, image, 2 * py, 2 * py + 2, rows.data(), Activation::ReLU, {});
+    if (won)
+      maxpool_halves::pool_halves<true>(rows.data(), pooled + py * row, won + py * row, 1, pw, g.ow, g.f);
+    else
+      maxpool_halves::pool_halves<false>(rows.data(), pooled + py * row, nullptr, 1, pw, g.ow, g.f);
+  }
 }
 
 // Pads each image of x into x_ (kept for dW, which then reads every window
@@ -323,16 +360,11 @@ void DirectConv::forward(const ConvGeometry& g, const ConvWeights& w, const Tens
 // windows with MaxPool2D's own kernel: the same values and winners as the
 // layers apart, without writing the full map and reading it back.
 void DirectConv::forward_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled) {
-  const Index n = x.dimension(0), ph = g.oh / 2, pw = g.ow / 2, per_out = ph * pw * g.f;
-  pooled.resize(n, ph, pw, g.f);
+  const Index n = x.dimension(0), per_out = (g.oh / 2) * (g.ow / 2) * g.f;
+  pooled.resize(n, g.oh / 2, g.ow / 2, g.f);
   won_.resize(static_cast<std::size_t>(n * per_out));
   for_each_padded_image(g, w, x, [&](Index s, const float* image, const ConvWeights& wp, std::vector<float>& rows) {
-    rows.resize(static_cast<std::size_t>(2 * g.ow * g.f));
-    for (Index py = 0; py < ph; ++py) {
-      const Index at = s * per_out + py * pw * g.f;
-      compute(padded_geometry(g), wp, image, 2 * py, 2 * py + 2, rows.data(), Activation::ReLU, {});
-      maxpool_halves::pool_halves<true>(rows.data(), pooled.data() + at, won_.data() + at, 1, pw, g.ow, g.f);
-    }
+    pool_rows(g, wp, image, rows, pooled.data() + s * per_out, won_.data() + s * per_out);
   });
 }
 

@@ -1,9 +1,9 @@
 // A first-layer Conv2D with ReLU and the 2x2 MaxPool2D after it train as one
 // pass (chain::fuse_max_pools, DirectConv::forward_pooled/backward_pooled):
-// the pooled map and the kernel and bias gradients must be those of the two
-// layers run apart, bit for bit, on every shape class the fused kernels cut
-// differently, and the pair must fall back to the layers apart whenever the
-// convolution does not use the direct algorithm.
+// the pooled map (forward and inference) and the kernel and bias gradients
+// must be those of the two layers run apart, bit for bit, on every shape
+// class the fused kernels cut differently, and the pair must fall back to
+// the layers apart whenever the convolution does not use the direct algorithm.
 #include <catch2/catch.hpp>
 
 #include <memory>
@@ -67,7 +67,7 @@ bool check_fused_against_apart(const PairCase& c) {
     CHECK(pair[0]->params()[p].grad == conv->params()[p].grad);
   }
   Tensor y_infer;
-  chain::infer(pair, x, y_infer);  // never fused: the layers' own infer
+  chain::infer(pair, x, y_infer);  // fused too, where the forward pooled: Conv2D::infer_pooled
   CHECK(testing::bitwise_equal(y_infer, y));
   return fused_pool.input_may_be_pooled() && fused_pool.last_input_came_pooled();
 }

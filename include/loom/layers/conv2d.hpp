@@ -123,6 +123,20 @@ class Conv2D final : public ActivatedLayer {
     return pool_follows_;
   }
 
+  /// Whether this layer pools for the MaxPool2D after it now: taken, on, and
+  /// the direct algorithm (forward then returns the pooled map; a chain's
+  /// inference calls infer_pooled, chain::infer_step).
+  bool pools_following() const { return pool_follows_ && pool_fusion_ && algorithm() == ConvAlgorithm::Direct; }
+
+  /// infer, then the following 2x2 MaxPool2D's infer, in one pass
+  /// (DirectConv::infer_pooled): their values, bit for bit, without the full
+  /// map. Only when pools_following().
+  void infer_pooled(const Tensor& x, Tensor& y) const {
+    check_input(x);
+    if (!pools_following()) throw UsageError(label() + ": infer_pooled needs a layer that pools for the pool after it");
+    direct_.infer_pooled(g_, weights(), x, y);
+  }
+
   /// Whether forward may pool for the following MaxPool2D (on by default
   /// once taken): off, the layer and the pool run apart, e.g. to time this
   /// layer alone (bench/layer_cases.hpp). The results are the same either way.
@@ -149,7 +163,7 @@ class Conv2D final : public ActivatedLayer {
 
  protected:
   void linear_forward(const Tensor& x, Tensor& z, Activation act) override {
-    pooled_ = pool_follows_ && pool_fusion_ && act == Activation::ReLU && algorithm() == ConvAlgorithm::Direct;
+    pooled_ = act == Activation::ReLU && pools_following();
     if (pooled_) return direct_.forward_pooled(g_, weights(), x, z);
     resize_batch(z, x.dimension(0), output_shape());
     switch (algorithm()) {

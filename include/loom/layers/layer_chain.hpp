@@ -9,7 +9,8 @@
 //   backward_into: the same, layer 0 writing its dx into the caller's tensor
 //   infer:    const, scratch of its own, safe from many threads; a
 //             BatchNormalization (and its ReLU) runs in a Conv2D's output
-//             stage, or in place on the output of the layer before (infer_step)
+//             stage, or in place on the output of the layer before, and a
+//             2x2 MaxPool2D inside a first-layer Conv2D's pass (infer_step)
 //   fuse_relus: a layer that can (BatchNormalization) trains as one pass with the ReLU after it
 //   fuse_max_pools: a layer that can (Conv2D with ReLU) pools for the MaxPool2D after it in training
 // An empty chain is the identity.
@@ -56,15 +57,25 @@ inline void backward_into(Layers layers, const Tensor& dy, Tensor& dx, GradientW
   layers[0]->backward_into(*g, dx, how);
 }
 
+// Whether layers[i] is a Conv2D that pools for the MaxPool2D after it (fuse_max_pools).
+inline bool pools_next(Layers layers, std::size_t i) {
+  const auto* conv = dynamic_cast<const Conv2D*>(layers[i].get());
+  const auto* pool = dynamic_cast<const MaxPool2D*>(layers[i + 1].get());
+  return conv && pool && pool->input_may_be_pooled() && conv->pools_following();
+}
+
 /// How many layers the inference step at layer i runs (infer_step), among
 /// layers [i, end): 1, or with a BatchNormalization after it 2, or with that
-/// one's ReLU 3.
+/// one's ReLU 3, or 2 with the MaxPool2D a Conv2D pools for.
 inline std::size_t step_size(Layers layers, std::size_t i, std::size_t end) {
-  if (i + 1 >= end || !dynamic_cast<const BatchNormalization*>(layers[i + 1].get())) return 1;
+  if (i + 1 >= end) return 1;
+  if (pools_next(layers, i)) return 2;
+  if (!dynamic_cast<const BatchNormalization*>(layers[i + 1].get())) return 1;
   return i + 2 < end && dynamic_cast<const ReLU*>(layers[i + 2].get()) ? 3 : 2;
 }
 
-/// One step of a chain's inference: layers[i] from `in` into `out`, then the
+/// One step of a chain's inference: a Conv2D and the MaxPool2D it pools for
+/// in one pass (Conv2D::infer_pooled); or layers[i] from `in` into `out`, then the
 /// BatchNormalization after it (and its ReLU): inside a Conv2D's output stage
 /// when layers[i] is one without activation (Conv2D::infer_normalized), else
 /// on `out` in place, in one pass (BatchNormalization::infer_in_place). No
@@ -75,6 +86,10 @@ inline std::size_t infer_step(Layers layers, std::size_t i, std::size_t end, con
   const std::size_t n = step_size(layers, i, end);
   if (n == 1) {
     static_cast<const Layer&>(*layers[i]).infer(in, out);
+    return n;
+  }
+  if (pools_next(layers, i)) {
+    static_cast<const Conv2D&>(*layers[i]).infer_pooled(in, out);
     return n;
   }
   const auto& bn = static_cast<const BatchNormalization&>(*layers[i + 1]);
