@@ -275,24 +275,29 @@ ConvWeights pad_filters(const ConvGeometry& g, const ConvWeights& w, std::vector
 // computed its 124 border pixels one at a time, tap by tap.
 void DirectConv::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act,
                        const ChannelNormalization& normalize) const {
-  infer_images(g, w, x, [&](Index s, const float* image, const ConvWeights& wp, std::vector<float>&) {
-    compute(padded_geometry(g), wp, image, 0, g.oh, z.data() + s * g.output_size(), act, normalize);
+  const ConvGeometry gp = padded_geometry(g);
+  for_each_padded_image(g, w, x, nullptr, [&](Index s, const float* image, const ConvWeights& wp, std::vector<float>&) {
+    compute(gp, wp, image, 0, g.oh, z.data() + s * g.output_size(), act, normalize);
   });
 }
 
 void DirectConv::infer_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled) const {
   const Index per_out = (g.oh / 2) * (g.ow / 2) * g.f;
   pooled.resize(x.dimension(0), g.oh / 2, g.ow / 2, g.f);
-  infer_images(g, w, x, [&](Index s, const float* image, const ConvWeights& wp, std::vector<float>& rows) {
+  for_each_padded_image(g, w, x, nullptr,
+                        [&](Index s, const float* image, const ConvWeights& wp, std::vector<float>& rows) {
     pool_rows(g, wp, image, rows, pooled.data() + s * per_out, nullptr);
   });
 }
 
 // Calls fn(sample, image padded to padded_geometry, padded weights, thread
-// scratch) for each image of x, chunk by chunk in parallel; the padded image
-// (when padding is needed) in a thread buffer of its own.
+// scratch) for each image of x, chunk by chunk in parallel. The padded
+// images go to `kept` (forward keeps them for dW, which then reads every
+// window whole); without it (infer, const), to a thread buffer, and only
+// when the image needs padding.
 template <typename Fn>
-void DirectConv::infer_images(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Fn&& fn) {
+void DirectConv::for_each_padded_image(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, float* kept,
+                                       Fn&& fn) {
   const ConvGeometry gp = padded_geometry(g);
   const bool pad = reaches_outside(g);
   std::vector<float> storage;
@@ -304,7 +309,11 @@ void DirectConv::infer_images(const ConvGeometry& g, const ConvWeights& w, const
   parallel_for_with<Scratch>(chunks.count(), true, [&](Index c, Scratch& scratch) {
     for (Index s = chunks.first(c); s < chunks.end(c); ++s) {
       const float* image = x.data() + s * g.input_size();
-      if (pad) {
+      if (kept) {
+        float* padded = kept + s * gp.input_size();
+        pad_image(g, gp, image, padded);
+        image = padded;
+      } else if (pad) {
         scratch.image.resize(static_cast<std::size_t>(gp.input_size()));
         pad_image(g, gp, image, scratch.image.data());
         image = scratch.image.data();
@@ -319,10 +328,11 @@ void DirectConv::infer_images(const ConvGeometry& g, const ConvWeights& w, const
 // (OH/2, OW/2, F), and the winning taps into won unless it is null.
 void DirectConv::pool_rows(const ConvGeometry& g, const ConvWeights& wp, const float* image, std::vector<float>& rows,
                            float* pooled, std::int32_t* won) {
+  const ConvGeometry gp = padded_geometry(g);
   const Index pw = g.ow / 2, row = pw * g.f;
   rows.resize(static_cast<std::size_t>(2 * g.ow * g.f));
   for (Index py = 0; py < g.oh / 2; ++py) {
-    compute(padded_geometry(g), wp, image, 2 * py, 2 * py + 2, rows.data(), Activation::ReLU, {});
+    compute(gp, wp, image, 2 * py, 2 * py + 2, rows.data(), Activation::ReLU, {});
     if (won)
       maxpool_halves::pool_halves<true>(rows.data(), pooled + py * row, won + py * row, 1, pw, g.ow, g.f);
     else
@@ -330,29 +340,19 @@ void DirectConv::pool_rows(const ConvGeometry& g, const ConvWeights& wp, const f
   }
 }
 
-// Pads each image of x into x_ (kept for dW, which then reads every window
-// whole) and calls fn(sample, padded image, padded weights, thread scratch),
-// chunk by chunk in parallel.
-template <typename Fn>
-void DirectConv::for_each_padded_image(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Fn&& fn) {
+// x_ sized for x's images padded, where forward keeps them for dW.
+float* DirectConv::kept_input(const ConvGeometry& g, const Tensor& x) {
   const ConvGeometry gp = padded_geometry(g);
   const Index n = x.dimension(0);
   if (x_.dimension(0) != n || x_.size() != n * gp.input_size()) x_.resize(n, gp.h, gp.w, gp.c);
-  std::vector<float> storage;
-  const ConvWeights wp = pad_filters(g, w, storage);
-  const SampleChunks chunks(n, chunk_samples(g));
-  parallel_for_with<std::vector<float>>(chunks.count(), true, [&](Index c, std::vector<float>& scratch) {
-    for (Index s = chunks.first(c); s < chunks.end(c); ++s) {
-      float* image = x_.data() + s * gp.input_size();
-      pad_image(g, gp, x.data() + s * g.input_size(), image);
-      fn(s, image, wp, scratch);
-    }
-  });
+  return x_.data();
 }
 
 void DirectConv::forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) {
-  for_each_padded_image(g, w, x, [&](Index s, const float* image, const ConvWeights& wp, std::vector<float>&) {
-    compute(padded_geometry(g), wp, image, 0, g.oh, z.data() + s * g.output_size(), act, {});
+  const ConvGeometry gp = padded_geometry(g);
+  for_each_padded_image(g, w, x, kept_input(g, x), [&](Index s, const float* image, const ConvWeights& wp,
+                                                        std::vector<float>&) {
+    compute(gp, wp, image, 0, g.oh, z.data() + s * g.output_size(), act, {});
   });
 }
 
@@ -363,7 +363,8 @@ void DirectConv::forward_pooled(const ConvGeometry& g, const ConvWeights& w, con
   const Index n = x.dimension(0), per_out = (g.oh / 2) * (g.ow / 2) * g.f;
   pooled.resize(n, g.oh / 2, g.ow / 2, g.f);
   won_.resize(static_cast<std::size_t>(n * per_out));
-  for_each_padded_image(g, w, x, [&](Index s, const float* image, const ConvWeights& wp, std::vector<float>& rows) {
+  for_each_padded_image(g, w, x, kept_input(g, x), [&](Index s, const float* image, const ConvWeights& wp,
+                                                        std::vector<float>& rows) {
     pool_rows(g, wp, image, rows, pooled.data() + s * per_out, won_.data() + s * per_out);
   });
 }

@@ -95,9 +95,8 @@ class DirectConv {
   static void pool_rows(const ConvGeometry& g, const ConvWeights& wp, const float* image, std::vector<float>& rows,
                         float* pooled, std::int32_t* won);
   template <typename Fn>
-  static void infer_images(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Fn&& fn);
-  template <typename Fn>
-  void for_each_padded_image(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Fn&& fn);
+  static void for_each_padded_image(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, float* kept, Fn&& fn);
+  float* kept_input(const ConvGeometry& g, const Tensor& x);
 
   // One image's gradient for dW's tiles: dy, and ReLU's output to mask it by
   // (null: dy is dz already).

@@ -194,13 +194,12 @@ class Conv2D final : public ActivatedLayer {
   // inside a pass of their own that reads dy anyway (conv/direct_conv.hpp,
   // conv/winograd_conv.hpp); im2col takes dz made by the frame's pass.
   const Tensor& linear_backward_relu(const Tensor& dy, const Tensor& y) override {
+    if (pooled_) {  // the last forward pooled: dy is the pool's, y the pooled map
+      direct_.backward_pooled(g_, dy, y, params_[0].grad.data(), params_[1].grad.data());
+      return dx_;
+    }
     switch (algorithm()) {
-      case ConvAlgorithm::Direct:
-        if (pooled_) {  // dy is the pool's, y the pooled map
-          direct_.backward_pooled(g_, dy, y, params_[0].grad.data(), params_[1].grad.data());
-          return dx_;
-        }
-        return direct_backward(dy, &y);
+      case ConvAlgorithm::Direct: return direct_backward(dy, &y);
       case ConvAlgorithm::Im2col: return ActivatedLayer::linear_backward_relu(dy, y);
       default: return gemm_backward_own(dy, &y);
     }
