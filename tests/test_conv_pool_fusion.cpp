@@ -114,6 +114,11 @@ TEST_CASE("The pair runs apart when the convolution is not direct, and only a Re
   MaxPool2D three({.pool = 3});  // not 2x2 windows
   three.build(relu.output_shape(), rng);
   CHECK_FALSE(relu.take_following_max_pool(three));
+
+  Tensor x(1, 8, 8, 1), y;
+  x.setZero();
+  CHECK_THROWS_WITH(relu.infer_pooled(x, y), Catch::Matchers::Contains("infer_pooled needs a layer that pools"));
+  CHECK_THROWS_AS(linear.infer_pooled(x, y), UsageError);
 }
 
 TEST_CASE("A Sequential fuses the seed model's first convolution and pool, and not its second", "[conv][fusion]") {
