@@ -311,6 +311,13 @@ struct Winograd {
   }
 
   // ---- the kernel --------------------------------------------------------------
+  // Kernels of at least this many C*F pairs are transformed, packed and their
+  // gradients untransformed on every thread. The seed model's conv2 (32 x 64)
+  // had done it on one while the other waited: a tenth of its forward in a
+  // two-thread profile; spread, its training step (loom_bench train/step,
+  // binaries alternating, four rounds) went 1.64 -> 1.585 ms.
+  static constexpr Index kSpreadKernelPairs = Index{1} << 10;
+
   // U and its products' packed panels.
   static void transform(const ConvGeometry& g, const float* kernel, WinogradKernel& k) {
     k.u.resize(static_cast<std::size_t>(XI * g.c * g.f));
@@ -325,12 +332,12 @@ struct Winograd {
   template <typename MatrixOf>
   static void pack_each(std::vector<gemm::PackedB>& packed, Index size, MatrixOf&& matrix) {
     packed.resize(XI);
-    parallel_for(XI, size >= (1 << 12),
+    parallel_for(XI, size >= kSpreadKernelPairs,
                  [&](Index xi) { packed[static_cast<std::size_t>(xi)].pack(matrix(static_cast<int>(xi))); });
   }
   // u (a*a, C, F) = G g GT for every (c, f), F lanes at a time.
   static void transform_kernel(const ConvGeometry& g, const float* kernel, float* u) {
-    parallel_for(g.c, g.c * g.f >= (1 << 14), [&](Index c) {
+    parallel_for(g.c, g.c * g.f >= kSpreadKernelPairs, [&](Index c) {
       alignas(64) float tile[9 * L], out[XI * L];
       for (Index f0 = 0; f0 < g.f; f0 += L) {
         const Index lanes = std::min<Index>(L, g.f - f0);
@@ -342,7 +349,7 @@ struct Winograd {
   }
   // dW (3, 3, C, F) = GT dU G for every (c, f).
   static void untransform_kernel_gradient(const ConvGeometry& g, const float* du, float* dkernel) {
-    parallel_for(g.c, g.c * g.f >= (1 << 14), [&](Index c) {
+    parallel_for(g.c, g.c * g.f >= kSpreadKernelPairs, [&](Index c) {
       alignas(64) float tile[XI * L], out[9 * L];
       for (Index f0 = 0; f0 < g.f; f0 += L) {
         const Index lanes = std::min<Index>(L, g.f - f0);
