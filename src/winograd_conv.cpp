@@ -84,10 +84,10 @@ struct Winograd {
                        MatrixMap(dbias, g.f, 1));
     // dU[xi] = the sum over chunks, in chunk order, of V[xi]^T dMx[xi]: one
     // thread per tile position, then dW = GT dU G.
-    du_.resize(static_cast<std::size_t>(XI * g.c * g.f));
+    du_.resize(static_cast<std::size_t>(XI * kernel_slab(g)));
 #pragma omp parallel for schedule(static)
     for (int xi = 0; xi < XI; ++xi) {
-      MatrixMap dU(du_.data() + xi * g.c * g.f, g.c, g.f);
+      MatrixMap dU(du_.data() + xi * kernel_slab(g), g.c, g.f);
       for (Index c = 0; c < chunks.count(); ++c) {
         const Index tn = t.count(chunks, c);
         const ConstMatrixMap V(v_.data() + t.chunk_offset(chunks, c, g.c) + xi * Tiles::slab(tn, g.c), tn, g.c);
@@ -324,14 +324,20 @@ struct Winograd {
   // binaries alternating, four rounds) went 1.64 -> 1.585 ms.
   static constexpr Index kSpreadKernelPairs = Index{1} << 10;
 
+  // U (and dU) hold one (C, F) matrix per tile position, each padded by a
+  // cache line: a (c, f) pair's 36 values are C * F floats apart, and with C
+  // * F a multiple of 1,024 (the seed's 32 x 64: 8 KB) all 36 fell in one
+  // set of the L1 cache, which evicted them as they were written.
+  static Index kernel_slab(const ConvGeometry& g) { return g.c * g.f + Tiles::kSlabPad; }
+
   // U and its products' packed panels.
   static void transform(const ConvGeometry& g, const float* kernel, WinogradKernel& k) {
-    k.u.resize(static_cast<std::size_t>(XI * g.c * g.f));
+    k.u.resize(static_cast<std::size_t>(XI * kernel_slab(g)));
     transform_kernel(g, kernel, k.u.data());
     pack_each(k.packed, g.c * g.f, [&](int xi) { return gemm::view(u_matrix(g, k.u, xi)); });
   }
   static ConstMatrixMap u_matrix(const ConvGeometry& g, const std::vector<float>& u, int xi) {
-    return {u.data() + xi * g.c * g.f, g.c, g.f};
+    return {u.data() + xi * kernel_slab(g), g.c, g.f};
   }
   // packed[xi] = the packing of matrix(xi), for each tile position; in
   // parallel when there is enough of it (size: floats per matrix).
@@ -349,7 +355,7 @@ struct Winograd {
         const Index lanes = std::min<Index>(L, g.f - f0);
         load_slabs<9>(kernel, g.c * g.f, c * g.f + f0, lanes, tile);  // the 3x3 taps of (c, f0..)
         winograd::sandwich<typename Mat::G>(tile, out);
-        store_slabs(out, u, g.c * g.f, c * g.f + f0, lanes);
+        store_slabs(out, u, kernel_slab(g), c * g.f + f0, lanes);
       }
     });
   }
@@ -359,7 +365,7 @@ struct Winograd {
       alignas(64) float tile[XI * L], out[9 * L];
       for (Index f0 = 0; f0 < g.f; f0 += L) {
         const Index lanes = std::min<Index>(L, g.f - f0);
-        load_slabs(du, g.c * g.f, c * g.f + f0, lanes, tile);
+        load_slabs(du, kernel_slab(g), c * g.f + f0, lanes, tile);
         winograd::sandwich<typename Mat::G, true>(tile, out);
         store_slabs<9>(out, dkernel, g.c * g.f, c * g.f + f0, lanes);
       }
