@@ -347,7 +347,7 @@ struct Winograd {
     parallel_for(XI, size >= kSpreadKernelPairs,
                  [&](Index xi) { packed[static_cast<std::size_t>(xi)].pack(matrix(static_cast<int>(xi))); });
   }
-  // u (a*a, C, F) = G g GT for every (c, f), F lanes at a time.
+  // u[xi] (C, F), kernel_slab(g) apart, = G g GT for every (c, f), F lanes at a time.
   static void transform_kernel(const ConvGeometry& g, const float* kernel, float* u) {
     parallel_for(g.c, g.c * g.f >= kSpreadKernelPairs, [&](Index c) {
       alignas(64) float tile[9 * L], out[XI * L];

@@ -55,8 +55,10 @@
 
 namespace loom::conv {
 
-/// A kernel in the Winograd domain: U (a*a, C, F), and each U[xi] packed as
-/// the B of the products with it (packed once, not once per chunk of tiles).
+/// A kernel in the Winograd domain: U, a (C, F) matrix per tile position
+/// (each padded by a cache line: src/winograd_conv.cpp, kernel_slab), and
+/// each U[xi] packed as the B of the products with it (packed once, not once
+/// per chunk of tiles).
 struct WinogradKernel {
   std::vector<float> u;
   std::vector<gemm::PackedB> packed;
@@ -128,7 +130,7 @@ class WinogradConv {
   std::vector<gemm::PackedB> packed_ut_;  // each U[xi]^T packed, for dx
   std::vector<float> v_;    // (T, C) in chunk-major slabs: transformed input tiles of the last forward
   std::vector<float> dmx_;  // (T, F) in chunk-major slabs: transformed output gradient
-  std::vector<float> du_;   // (a*a, C, F)
+  std::vector<float> du_;   // a (C, F) matrix per tile position, laid out as U
   std::vector<float> dbias_parts_;  // (chunks, F rounded up to lanes): each chunk's bias gradient
   TransformedKernel inference_u_;  // U for infer
 };
