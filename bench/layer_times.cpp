@@ -1,0 +1,210 @@
+// Where a training step goes: one model of the benchmark suite
+// (suite_models.hpp) trained on one batch of random images, each layer's
+// forward and backward timed on its own, and inside a Residual block each
+// sublayer too. A table for people, one JSON line for machines.
+//
+// The step is the one Sequential::train_batch runs (denormals flushed,
+// forward in training mode, the loss fused with the softmax where the model
+// does, backward, the optimizer's update), cut at layer boundaries:
+//
+//   forward_ms[i]   median over the repetitions of layer i's forward
+//   backward_ms[i]  median of its backward (the last layer's from the loss's
+//                   gradient, as training runs it)
+//   loss_ms, update_ms  the loss with its gradient; the optimizer's step
+//   step_ms         median of the whole step timed around all of it
+//
+// A Residual block's sublayers are timed in a second pass, after the model's
+// step: the main path forward from the block's input, then the shortcut, each
+// path's backward from the gradient the block received. Their sum can differ
+// from the block's own time (the block also adds the paths and applies its
+// activation, and the sublayers run with less of the step's data in cache).
+//
+//   loom_layer_times --model NAME [--threads 2] [--batch N] [--reps 50] [--seed 42]
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "loom/cli.hpp"
+#include "loom/loom.hpp"
+#include "measure.hpp"
+#include "suite_models.hpp"
+#include "synthetic.hpp"
+
+namespace {
+
+using namespace loom;
+using bench::median;
+using Clock = std::chrono::steady_clock;
+
+struct Args {
+  std::string model;
+  int threads = 2;
+  Index batch = 0;  // 0: the model's training batch
+  int reps = 50;
+  std::uint64_t seed = 42;
+};
+
+const char* kUsage =
+    "usage: loom_layer_times --model NAME [options]\n"
+    "Times each layer's forward and backward in one training step of a suite model.\n"
+    "  --model NAME   seed, vgg, photo, wide, odd, mlp or resnet\n"
+    "  --threads N    threads (default 2)\n"
+    "  --batch N      training batch (default: the model's own)\n"
+    "  --reps N       timed steps; each time is the median over them (default 50)\n"
+    "  --seed N       seed of the weights (default 42)\n";
+
+Args parse(int argc, char** argv) {
+  using cli::parse_int;
+  Args a;
+  cli::parse_flags(argc, argv, kUsage, [&](const std::string& flag, const char* v) {
+    if (flag == "--model") a.model = v;
+    else if (flag == "--threads") a.threads = static_cast<int>(parse_int(flag, v, 1));
+    else if (flag == "--batch") a.batch = parse_int(flag, v, 1);
+    else if (flag == "--reps") a.reps = static_cast<int>(parse_int(flag, v, 1));
+    else if (flag == "--seed") a.seed = static_cast<std::uint64_t>(parse_int(flag, v, 0));
+    else return false;
+    return true;
+  });
+  return a;
+}
+
+double ms_since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+// One layer's samples, and its sublayers' when it is a Residual block.
+struct LayerTimes {
+  const Layer* layer = nullptr;
+  std::vector<double> forward, backward;
+  std::vector<LayerTimes> children;
+};
+
+// Times the sublayers of a Residual block given its input x and the gradient
+// dy it received: main path then shortcut, forward, then each backward.
+void time_block(const Residual& block, const Tensor& x, const Tensor& dy, std::vector<LayerTimes>& out) {
+  if (out.empty())
+    for (const auto& c : block.children()) out.push_back({.layer = c.get()});
+  std::size_t k = 0;
+  for (const auto path : {block.main_path(), block.shortcut_path()}) {
+    const std::size_t first = k;
+    const Tensor* h = &x;
+    for (const auto& l : path) {
+      const auto t0 = Clock::now();
+      h = &l->forward(*h);
+      out[k++].forward.push_back(ms_since(t0));
+    }
+    const Tensor* g = &dy;
+    for (std::size_t i = path.size(); i-- > 0;) {
+      const auto t0 = Clock::now();
+      g = &path[i]->backward(*g);
+      out[first + i].backward.push_back(ms_since(t0));
+    }
+  }
+}
+
+void print_row(const LayerTimes& t, int depth, double step) {
+  const double f = median(t.forward), b = median(t.backward);
+  const std::string name = std::string(static_cast<std::size_t>(2 * depth), ' ') + std::string(t.layer->name());
+  std::printf("%-30s %-22s %9.3f %9.3f %6.1f %%\n", name.c_str(), std::string(t.layer->kind()).c_str(), f, b,
+              100.0 * (f + b) / step);
+  for (const LayerTimes& c : t.children) print_row(c, depth + 1, step);
+}
+
+void print_json(const LayerTimes& t) {
+  std::printf("{\"name\": \"%s\", \"kind\": \"%s\", \"forward_ms\": %.4f, \"backward_ms\": %.4f",
+              std::string(t.layer->name()).c_str(), std::string(t.layer->kind()).c_str(), median(t.forward),
+              median(t.backward));
+  if (!t.children.empty()) {
+    std::printf(", \"children\": [");
+    for (std::size_t i = 0; i < t.children.size(); ++i) {
+      if (i) std::printf(", ");
+      print_json(t.children[i]);
+    }
+    std::printf("]");
+  }
+  std::printf("}");
+}
+
+int run(const Args& a) {
+  const bench::SuiteModel* m = bench::find_suite_model(a.model);
+  if (!m) throw UsageError("--model: unknown model \"" + a.model + "\"; expected seed, vgg, photo, wide, odd, mlp or resnet");
+  set_threads(a.threads);
+  const Index batch = a.batch > 0 ? a.batch : m->train_batch;
+  Sequential model = m->build(a.seed);
+  Random rng(7);
+  const Tensor x = bench::random_images(batch, model.input_shape(), rng);
+  const auto y = bench::random_labels(batch, model.num_classes(), rng);
+  const bool fused = !model.loss().from_logits() && model.layer(model.size() - 1).ends_with_softmax();
+
+  std::vector<LayerTimes> times(model.size());
+  for (std::size_t i = 0; i < model.size(); ++i) times[i].layer = &model.layer(i);
+  std::vector<double> loss_ms, update_ms, step_ms;
+  std::vector<const Tensor*> inputs(model.size());
+  std::vector<Tensor> grads(model.size());  // the gradient each layer received, for its sublayers
+  Tensor dlogits;
+  const int warm = 3;
+  for (int r = 0; r < warm + a.reps; ++r) {
+    const bool timed = r >= warm;
+    const FlushDenormals flush;
+    for (std::size_t i = 0; i < model.size(); ++i) model.layer(i).set_mode(Mode::Training);
+    const auto t_step = Clock::now();
+    const Tensor* h = &x;
+    for (std::size_t i = 0; i < model.size(); ++i) {
+      inputs[i] = h;
+      const auto t0 = Clock::now();
+      h = &model.layer(i).forward(*h);
+      if (timed) times[i].forward.push_back(ms_since(t0));
+    }
+    Layer& last = model.layer(model.size() - 1);
+    auto t0 = Clock::now();
+    if (fused) model.loss().score_logits(last.logits(), y, &dlogits);
+    else if (model.loss().from_logits()) model.loss().score_logits(*h, y, &dlogits);
+    else model.loss().score_probabilities(*h, y, &dlogits);
+    if (timed) loss_ms.push_back(ms_since(t0));
+    const Tensor* g = &dlogits;
+    for (std::size_t i = model.size(); i-- > 0;) {
+      if (timed && dynamic_cast<const Residual*>(&model.layer(i))) grads[i] = *g;
+      t0 = Clock::now();
+      g = fused && i + 1 == model.size() ? &last.backward_from_logits(*g) : &model.layer(i).backward(*g);
+      if (timed) times[i].backward.push_back(ms_since(t0));
+    }
+    t0 = Clock::now();
+    model.step();
+    if (timed) {
+      update_ms.push_back(ms_since(t0));
+      step_ms.push_back(ms_since(t_step));
+    }
+    // The blocks' sublayers, outside the timed step.
+    if (timed)
+      for (std::size_t i = 0; i < model.size(); ++i)
+        if (const auto* block = dynamic_cast<const Residual*>(&model.layer(i)))
+          time_block(*block, *inputs[i], grads[i], times[i].children);
+  }
+
+  const double step = median(step_ms);
+  std::printf("%s, batch %lld, %d threads, median of %d steps (ms)\n", std::string(m->name).c_str(),
+              static_cast<long long>(batch), a.threads, a.reps);
+  std::printf("%-30s %-22s %9s %9s %8s\n", "layer", "kind", "forward", "backward", "of step");
+  for (const LayerTimes& t : times) print_row(t, 0, step);
+  std::printf("%-30s %-22s %9.3f %9s %6.1f %%\n", "loss", "", median(loss_ms), "", 100.0 * median(loss_ms) / step);
+  std::printf("%-30s %-22s %9s %9.3f %6.1f %%\n", "optimizer step", "", "", median(update_ms),
+              100.0 * median(update_ms) / step);
+  std::printf("%-30s %-22s %9.3f\n", "whole step", "", step);
+  std::printf("{\"model\": \"%s\", \"batch\": %lld, \"threads\": %d, \"reps\": %d, \"step_ms\": %.4f, "
+              "\"loss_ms\": %.4f, \"update_ms\": %.4f, \"layers\": [",
+              std::string(m->name).c_str(), static_cast<long long>(batch), a.threads, a.reps, step,
+              median(loss_ms), median(update_ms));
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    if (i) std::printf(", ");
+    print_json(times[i]);
+  }
+  std::printf("]}\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return loom::cli::run_main("loom_layer_times", [&] { return run(parse(argc, argv)); });
+}
