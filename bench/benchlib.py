@@ -171,6 +171,40 @@ def machine():
     return {"cpu": cpu_model(), "cpus": os.cpu_count(), "loadavg": list(os.getloadavg())}
 
 
+CORE_PROBE = os.path.join(ROOT, "build", "bench", "loom_core_probe")
+
+
+def core_probe():
+    """loom_core_probe's JSON: the round trip of a cache line between the first two CPUs and each one's speed
+    (bench/core_probe.cpp tells why they matter on a shared host); None when it is not built or fails."""
+    if not os.access(CORE_PROBE, os.X_OK):
+        return None
+    try:
+        out = subprocess.run([CORE_PROBE], capture_output=True, text=True, timeout=60, check=True).stdout
+        return json.loads(out)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def host_state():
+    """The shared host at this moment: its load average and the cores' probe."""
+    return {"loadavg": list(os.getloadavg()), "cores": core_probe()}
+
+
+def host_summary(before):
+    """One line on the host before and now: load, and the cores' round trip and speeds when probed."""
+    now = host_state()
+
+    def cores(state):
+        c = state["cores"]
+        if not c:
+            return "not probed (build loom_core_probe)"
+        trip = "-" if c["round_trip_ns"] is None else f"{c['round_trip_ns']:.0f} ns round trip"
+        return trip + ", " + "/".join(f"{g:.0f}" for g in c["core_gflops"]) + " GFLOP/s per core"
+    return (f"load average {before['loadavg'][0]:.2f} before, {now['loadavg'][0]:.2f} after; "
+            f"cores {cores(before)} before, {cores(now)} after")
+
+
 def executable(path, target):
     """path, or a usage error telling how to build it."""
     if not os.access(path, os.X_OK):
@@ -217,11 +251,14 @@ def table(header, rows, markdown, left=(0,)):
     return (markdown_table if markdown else text_table)(header, rows, left)
 
 
-def report_head(kind, started, load_before, threads):
-    """The first keys of a report: what ran, when, where, on which commit."""
+def report_head(kind, started, before, threads):
+    """The first keys of a report: what ran, when, where (the host as host_state() found it before, and now),
+    on which commit."""
     return {"kind": kind, "date": started.isoformat(timespec="seconds"),
             "command": " ".join(shlex.quote(c) for c in [sys.executable] + sys.argv),
-            "machine": dict(machine(), loadavg_before=load_before), "loom_commit": git_state(), "threads": threads,
+            "machine": dict(machine(), loadavg_before=before["loadavg"], cores_before=before["cores"],
+                            cores_after=core_probe()),
+            "loom_commit": git_state(), "threads": threads,
             "child_glibc_tunables": child_tunables(), "pytorch_allocator": pytorch_allocator() or "glibc malloc"}
 
 

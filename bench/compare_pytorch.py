@@ -244,7 +244,7 @@ def main():
     common = ["--data", data, "--epochs", str(a.epochs), "--batch-size", str(a.batch_size), "--limit", str(a.limit),
               "--threads", str(a.threads), "--seed", str(a.seed), "--inference-repeats", str(a.inference_repeats)]
     started = datetime.datetime.now(datetime.timezone.utc)
-    load_before = list(os.getloadavg())  # how busy the (shared) machine was
+    before = bl.host_state()  # how busy the (shared) machine was, and where its cores were
     torch_info = bl.probe_torch(a.threads)
     bl.check_blas(torch_info, a.allow_reference_blas)
     by_layout, child_seconds = {}, {}
@@ -278,7 +278,7 @@ def main():
                      "pass": (l["test_accuracy"] >= TARGET_ACCURACY) if full else None},
     }
     report = {
-        **bl.report_head("loom_vs_pytorch", started, load_before, a.threads),
+        **bl.report_head("loom_vs_pytorch", started, before, a.threads),
         "epochs": a.epochs, "limit": a.limit, "batch_size": a.batch_size, "seed": a.seed,
         "data": data,
         "pytorch_env": torch_info, "pytorch": p, "pytorch_layouts": by_layout, "loom": l, "ratios": ratios,
@@ -288,6 +288,7 @@ def main():
     print(f"seed CNN, {l['train_images']} training images, {a.epochs} epoch(s), batch {a.batch_size}, "
           f"{a.threads} thread(s), {bl.cpu_model()}; loom {l['version']} (commit {report['loom_commit']})")
     print(bl.blas_summary(torch_info))
+    print("host: " + bl.host_summary(before))
     print(f"loom/PyTorch: against PyTorch's better layout for each measure "
           f"({', '.join(f'{k}: {v}' for k, v in p['layout_of'].items())})")
     print(bl.table(HEADER, rows(report), a.markdown, left=(0, 5, 6)))

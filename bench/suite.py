@@ -312,7 +312,7 @@ def main():
     bl.executable(a.loom_bench, "loom_bench")
 
     started = datetime.datetime.now(datetime.timezone.utc)
-    load_before = list(os.getloadavg())
+    before = bl.host_state()
     torch_info = bl.probe_torch(a.threads)
     bl.check_blas(torch_info, a.allow_reference_blas)
     layer_ctx, layer_res = run_layer_bench(a, models)
@@ -320,12 +320,12 @@ def main():
     summary, peak, layers, targets = summarise(a, results, layer_ctx, layer_res)
 
     print(f"\nloom benchmark suite{' (--quick smoke run: not a measurement)' if quick else ''}, {a.threads} thread(s), "
-          f"{bl.cpu_model()}, loom commit {bl.git_state()}, load average {load_before[0]:.2f} before, "
-          f"{os.getloadavg()[0]:.2f} after")
+          f"{bl.cpu_model()}, loom commit {bl.git_state()}")
+    print("host: " + bl.host_summary(before))
     print(bl.blas_summary(torch_info))
     print_tables(summary, peak, layers, targets, a.markdown)
     print()
-    report = dict(bl.report_head("loom_suite_vs_pytorch", started, load_before, a.threads), quick=quick,
+    report = dict(bl.report_head("loom_suite_vs_pytorch", started, before, a.threads), quick=quick,
                   batches=a.batches, min_steps=a.min_steps, min_seconds=a.min_seconds, pytorch=torch_info,
                   gemm_peak=peak, models=summary, conv_layers=layers, targets=targets, raw=results)
     return bl.finish(report, a.json_out, a.check)
