@@ -51,75 +51,55 @@ struct Winograd {
     const Index n = dy.dimension(0);
     const Tiles t(g, n);
     const auto chunks = t.chunks();
-    dmx_.resize(t.buffer_size(chunks, g.f));
-    // dz = dy, masked where a fused ReLU cut (relu_output <= 0), read tile by
-    // tile: the bias gradient is summed per chunk (tile by tile, in lanes of
-    // L filters) and dMx = A dZ AT stored into each chunk's slabs (a*a,
-    // chunk's tiles, F). dz itself is never written.
     const Index padded_f = (g.f + L - 1) / L * L;
     dbias_parts_.assign(static_cast<std::size_t>(chunks.count() * padded_f), 0.0f);
-    parallel_for(chunks.count(), true, [&](Index c) {
-      float* dmx = dmx_.data() + t.chunk_offset(chunks, c, g.f);
-      float* bias_sums = dbias_parts_.data() + c * padded_f;
-      const Index slab = Tiles::slab(t.count(chunks, c), g.f);
-      alignas(64) float tile[XI * L], out[XI * L];
-      for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
-        for (Index f0 = 0; f0 < g.f; f0 += L) {
-          const Index lanes = std::min<Index>(L, g.f - f0);
-          const float* dy_image = dy.data() + s * g.output_size();
-          if (relu_output)
-            load_masked_image_tile<M>(dy_image, relu_output->data() + s * g.output_size(), g.oh, g.ow, g.f, ty * M,
-                                      tx * M, f0, lanes, tile);
-          else
-            load_image_tile<M>(dy_image, g.oh, g.ow, g.f, ty * M, tx * M, f0, lanes, tile);
-          for (int p = 0; p < M * M; ++p)
-            for (int k = 0; k < L; ++k) bias_sums[f0 + k] += tile[p * L + k];
-          winograd::sandwich<typename Mat::AT, true>(tile, out);
-          store_slabs(out, dmx, slab, ti * g.f + f0, lanes);
+    // Each U[xi]^T packed for dx, as late as its use allows: large ones stay in cache for dx.
+    const auto pack_ut = [&] {
+      pack_each(packed_ut_, g.c * g.f, [&](int xi) { return gemm::view(u_matrix(g, u_.u, xi).transpose()); });
+    };
+    const auto bias_sums = [&](Index c) { return dbias_parts_.data() + c * padded_f; };
+    const auto v_of = [&](Index c) { return v_.data() + t.chunk_offset(chunks, c, g.c); };
+    const Index groups = gradient_groups(g, chunks);
+    if (groups > 0) {
+      // Fused: each group of chunks, on one thread, takes chunk after chunk
+      // through dMx (in that thread's scratch, where it stays in cache), its
+      // share of dU (the group's own dU, summed over its chunks in order) and dx.
+      du_.resize(static_cast<std::size_t>(groups * XI * kernel_slab(g)));
+      if (dx) pack_ut();
+      parallel_for(groups, true, [&](Index grp) {
+        const Index first = group_first(chunks, groups, grp), end = group_first(chunks, groups, grp + 1);
+        Index most = 0;
+        for (Index c = first; c < end; ++c) most = std::max(most, t.count(chunks, c));
+        float* dmx = scratch<kGradientSlot>(static_cast<std::size_t>(XI * Tiles::slab(most, g.f)));
+        float* du = du_.data() + grp * XI * kernel_slab(g);
+        for (Index c = first; c < end; ++c) {
+          output_gradient_tiles(g, t, chunks, c, dy, relu_output, dmx, bias_sums(c));
+          add_kernel_gradient(g, t.count(chunks, c), v_of(c), dmx, du, c > first);
+          if (dx) input_gradient(g, t, chunks, c, dmx, packed_ut_, *dx, how);
         }
       });
-    });
-    // The chunks' bias sums, added in chunk order.
-    sum_parts_in_order(ConstMatrixMap(dbias_parts_.data(), chunks.count() * padded_f, 1), padded_f, chunks.count(),
-                       MatrixMap(dbias, g.f, 1));
-    // dU[xi] = the sum over chunks, in chunk order, of V[xi]^T dMx[xi]: one
-    // thread per tile position, then dW = GT dU G.
-    du_.resize(static_cast<std::size_t>(XI * kernel_slab(g)));
+    } else {
+      // Stage by stage over the whole batch: dMx of every chunk; dU one
+      // thread per tile position, summing over the chunks in order; dx.
+      dmx_.resize(t.buffer_size(chunks, g.f));
+      const auto dmx_of = [&](Index c) { return dmx_.data() + t.chunk_offset(chunks, c, g.f); };
+      parallel_for(chunks.count(), true,
+                   [&](Index c) { output_gradient_tiles(g, t, chunks, c, dy, relu_output, dmx_of(c), bias_sums(c)); });
+      du_.resize(static_cast<std::size_t>(XI * kernel_slab(g)));
 #pragma omp parallel for schedule(static)
-    for (int xi = 0; xi < XI; ++xi) {
-      MatrixMap dU(du_.data() + xi * kernel_slab(g), g.c, g.f);
-      for (Index c = 0; c < chunks.count(); ++c) {
-        const Index tn = t.count(chunks, c);
-        const ConstMatrixMap V(v_.data() + t.chunk_offset(chunks, c, g.c) + xi * Tiles::slab(tn, g.c), tn, g.c);
-        const ConstMatrixMap dMx(dmx_.data() + t.chunk_offset(chunks, c, g.f) + xi * Tiles::slab(tn, g.f), tn, g.f);
-        gemm::multiply(gemm::mutable_view(dU), gemm::view(V.transpose()), gemm::view(dMx), {c > 0});
+      for (int xi = 0; xi < XI; ++xi)
+        for (Index c = 0; c < chunks.count(); ++c)
+          add_kernel_gradient(g, t.count(chunks, c), v_of(c), dmx_of(c), du_.data(), c > 0, xi, xi + 1);
+      if (dx) {
+        pack_ut();
+        parallel_for(chunks.count(), true,
+                     [&](Index c) { input_gradient(g, t, chunks, c, dmx_of(c), packed_ut_, *dx, how); });
       }
     }
-    untransform_kernel_gradient(g, du_.data(), dkernel);
-    if (!dx) return;
-    pack_each(packed_ut_, g.c * g.f, [&](int xi) { return gemm::view(u_matrix(g, u_.u, xi).transpose()); });
-    // dV = dMx U^T per chunk, then B dV BT added onto the input pixels.
-    parallel_for(chunks.count(), true, [&](Index c) {
-      const Index tn = t.count(chunks, c), dv_slab = Tiles::slab(tn, g.c), dmx_slab = Tiles::slab(tn, g.f);
-      float* dv = scratch<kTileSlot>(static_cast<std::size_t>(XI * dv_slab));  // (a*a, chunk's tiles, C)
-      const float* dmx = dmx_.data() + t.chunk_offset(chunks, c, g.f);
-      for (int xi = 0; xi < XI; ++xi) {
-        const ConstMatrixMap dMx(dmx + xi * dmx_slab, tn, g.f);
-        gemm::multiply(gemm::mutable_view(MatrixMap(dv + xi * dv_slab, tn, g.c)), gemm::view(dMx), packed_ut_[xi]);
-      }
-      if (how == GradientWrite::Assign)
-        std::fill_n(dx->data() + chunks.first(c) * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
-      alignas(64) float tile[XI * L], out[XI * L];
-      for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
-        for (Index c0 = 0; c0 < g.c; c0 += L) {
-          const Index lanes = std::min<Index>(L, g.c - c0);
-          load_slabs(dv, dv_slab, ti * g.c + c0, lanes, tile);
-          winograd::sandwich<typename Mat::BT, true>(tile, out);
-          add_image_tile<A>(out, dx->data() + s * g.input_size(), g.h, g.w, g.c, ty * M - g.pad_top,
-                            tx * M - g.pad_left, c0, lanes);
-        }
-      });
-    });
+    // The chunks' bias sums, added in chunk order; dW = GT dU G, dU the sum of the groups' in order.
+    sum_parts_in_order(ConstMatrixMap(dbias_parts_.data(), chunks.count() * padded_f, 1), padded_f, chunks.count(),
+                       MatrixMap(dbias, g.f, 1));
+    untransform_kernel_gradient(g, du_.data(), std::max<Index>(groups, 1), dkernel);
   }
 
   // The batch's tiles: rows x cols per sample, numbered sample by sample.
@@ -160,10 +140,92 @@ struct Winograd {
         for (Index tx = 0; tx < t.cols; ++tx) fn(s, ty, tx, ti++);
   }
 
+  // The backward's two ways to dU. Fused (gradient_groups > 0) when the
+  // groups' own dU fit in kFusedGradientBytes: each chunk's dMx is then
+  // written and read on one thread while in its cache, and no thread reads
+  // what another wrote but the groups' dU. On this 2-vCPU host, whose vCPUs
+  // are at times far apart (a 450 ns round trip), the stage-by-stage way had
+  // each thread read half of V and dMx from the other's cache, and write
+  // next step over lines the other still held. Groups are fixed by the shapes
+  // (at most kGradientGroups, chunks split evenly), never by the thread
+  // count, so dU's sums are the same on any number of threads.
+  static constexpr Index kGradientGroups = 8;
+  static constexpr std::size_t kFusedGradientBytes = std::size_t{4} << 20;
+  static Index gradient_groups(const ConvGeometry& g, const SampleChunks& chunks) {
+    const Index groups = std::min(chunks.count(), kGradientGroups);
+    const auto bytes = static_cast<std::size_t>(groups * XI * kernel_slab(g)) * sizeof(float);
+    return bytes <= kFusedGradientBytes ? groups : 0;
+  }
+  static Index group_first(const SampleChunks& chunks, Index groups, Index grp) {
+    return grp * chunks.count() / groups;
+  }
+
+  // Chunk c's dz = dy, masked where a fused ReLU cut (relu_output <= 0),
+  // read tile by tile: its bias gradient summed into bias_sums (tile by tile,
+  // in lanes of L filters) and dMx = A dZ AT stored into the chunk's slabs
+  // (a*a, chunk's tiles, F) at dmx. dz itself is never written.
+  static void output_gradient_tiles(const ConvGeometry& g, const Tiles& t, const SampleChunks& chunks, Index c,
+                                    const Tensor& dy, const Tensor* relu_output, float* dmx, float* bias_sums) {
+    const Index slab = Tiles::slab(t.count(chunks, c), g.f);
+    alignas(64) float tile[XI * L], out[XI * L];
+    for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
+      for (Index f0 = 0; f0 < g.f; f0 += L) {
+        const Index lanes = std::min<Index>(L, g.f - f0);
+        const float* dy_image = dy.data() + s * g.output_size();
+        if (relu_output)
+          load_masked_image_tile<M>(dy_image, relu_output->data() + s * g.output_size(), g.oh, g.ow, g.f, ty * M,
+                                    tx * M, f0, lanes, tile);
+        else
+          load_image_tile<M>(dy_image, g.oh, g.ow, g.f, ty * M, tx * M, f0, lanes, tile);
+        for (int p = 0; p < M * M; ++p)
+          for (int k = 0; k < L; ++k) bias_sums[f0 + k] += tile[p * L + k];
+        winograd::sandwich<typename Mat::AT, true>(tile, out);
+        store_slabs(out, dmx, slab, ti * g.f + f0, lanes);
+      }
+    });
+  }
+
+  // du[xi] (C, F) = (or += when `add`) V[xi]^T dMx[xi] of one chunk of tn
+  // tiles, for tile positions [xi0, xi1); v and dmx are the chunk's slabs.
+  static void add_kernel_gradient(const ConvGeometry& g, Index tn, const float* v, const float* dmx, float* du,
+                                  bool add, int xi0 = 0, int xi1 = XI) {
+    for (int xi = xi0; xi < xi1; ++xi) {
+      const ConstMatrixMap V(v + xi * Tiles::slab(tn, g.c), tn, g.c);
+      const ConstMatrixMap dMx(dmx + xi * Tiles::slab(tn, g.f), tn, g.f);
+      gemm::multiply(gemm::mutable_view(MatrixMap(du + xi * kernel_slab(g), g.c, g.f)), gemm::view(V.transpose()),
+                     gemm::view(dMx), {add});
+    }
+  }
+
+  // Chunk c's dV = dMx U^T (dmx: the chunk's slabs), then B dV BT added onto
+  // the input pixels under each tile of dx (after zeroing the chunk's samples when assigning).
+  static void input_gradient(const ConvGeometry& g, const Tiles& t, const SampleChunks& chunks, Index c,
+                             const float* dmx, const std::vector<gemm::PackedB>& packed_ut, Tensor& dx,
+                             GradientWrite how) {
+    const Index tn = t.count(chunks, c), dv_slab = Tiles::slab(tn, g.c), dmx_slab = Tiles::slab(tn, g.f);
+    float* dv = scratch<kTileSlot>(static_cast<std::size_t>(XI * dv_slab));  // (a*a, chunk's tiles, C)
+    for (int xi = 0; xi < XI; ++xi) {
+      const ConstMatrixMap dMx(dmx + xi * dmx_slab, tn, g.f);
+      gemm::multiply(gemm::mutable_view(MatrixMap(dv + xi * dv_slab, tn, g.c)), gemm::view(dMx), packed_ut[xi]);
+    }
+    if (how == GradientWrite::Assign)
+      std::fill_n(dx.data() + chunks.first(c) * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
+    alignas(64) float tile[XI * L], out[XI * L];
+    for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
+      for (Index c0 = 0; c0 < g.c; c0 += L) {
+        const Index lanes = std::min<Index>(L, g.c - c0);
+        load_slabs(dv, dv_slab, ti * g.c + c0, lanes, tile);
+        winograd::sandwich<typename Mat::BT, true>(tile, out);
+        add_image_tile<A>(out, dx.data() + s * g.input_size(), g.h, g.w, g.c, ty * M - g.pad_top,
+                          tx * M - g.pad_left, c0, lanes);
+      }
+    });
+  }
+
   // Per-thread scratch that lives across calls, one buffer per slot: no
   // allocation (and no page faults) in the batch loop once sizes settle, and
   // safe for many threads calling infer at once.
-  static constexpr int kTileSlot = 0, kProductSlot = 1;
+  static constexpr int kTileSlot = 0, kProductSlot = 1, kGradientSlot = 2;
   template <int Slot>
   static float* scratch(std::size_t n) {
     thread_local std::vector<float> buffer;
@@ -359,13 +421,19 @@ struct Winograd {
       }
     });
   }
-  // dW (3, 3, C, F) = GT dU G for every (c, f).
-  static void untransform_kernel_gradient(const ConvGeometry& g, const float* du, float* dkernel) {
+  // dW (3, 3, C, F) = GT dU G for every (c, f), dU the sum of `parts`
+  // (C, F) matrix sets one after the other, added in order.
+  static void untransform_kernel_gradient(const ConvGeometry& g, const float* du, Index parts, float* dkernel) {
+    const Index part = XI * kernel_slab(g);
     parallel_for(g.c, g.c * g.f >= kSpreadKernelPairs, [&](Index c) {
-      alignas(64) float tile[XI * L], out[9 * L];
+      alignas(64) float tile[XI * L], more[XI * L], out[9 * L];
       for (Index f0 = 0; f0 < g.f; f0 += L) {
         const Index lanes = std::min<Index>(L, g.f - f0);
         load_slabs(du, kernel_slab(g), c * g.f + f0, lanes, tile);
+        for (Index p = 1; p < parts; ++p) {
+          load_slabs(du + p * part, kernel_slab(g), c * g.f + f0, lanes, more);
+          for (int k = 0; k < XI * L; ++k) tile[k] += more[k];
+        }
         winograd::sandwich<typename Mat::G, true>(tile, out);
         store_slabs<9>(out, dkernel, g.c * g.f, c * g.f + f0, lanes);
       }

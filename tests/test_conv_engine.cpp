@@ -44,6 +44,7 @@ struct Case {
   const char* what;
   Conv2DOptions o;
   Shape in;
+  Index batch = 3;
 };
 
 // Per algorithm, tolerance relative to each tensor's largest entry. Winograd
@@ -61,7 +62,7 @@ void check_against_im2col(ConvAlgorithm algorithm, const Case& c) {
   reference.algorithm = ConvAlgorithm::Im2col;
   Conv2D a = built(fast, c.in, needs_dx), b = built(reference, c.in, needs_dx);
   REQUIRE(a.algorithm() == algorithm);
-  const Tensor x = random_tensor(3, c.in, 5);
+  const Tensor x = random_tensor(c.batch, c.in, 5);
   const Tensor ya = a.forward(x);
   const Tensor yb = b.forward(x);
   REQUIRE(ya.dimensions() == yb.dimensions());
@@ -70,7 +71,7 @@ void check_against_im2col(ConvAlgorithm algorithm, const Case& c) {
   a.infer(x, inferred);
   CHECK(loom::testing::bitwise_equal(inferred, ya));
 
-  const Tensor dy = random_tensor(3, a.output_shape(), 6);
+  const Tensor dy = random_tensor(c.batch, a.output_shape(), 6);
   const Tensor dxa = a.backward(dy);
   const Tensor dxb = b.backward(dy);
   for (int p = 0; p < 2; ++p) {
@@ -95,6 +96,13 @@ TEST_CASE("Winograd F(4x4) and F(2x2) agree with im2col on every shape class", "
        {.filters = 33, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU}, Shape{9, 6, 20}},
       {"an output smaller than one tile", {.filters = 8, .kernel = 3}, Shape{4, 5, 8}},
       {"one input channel", {.filters = 16, .kernel = 3, .padding = Padding::Same}, Shape{8, 8, 1}},
+      // Backward's two ways to the kernel gradient (winograd_conv.cpp,
+      // gradient_groups): fused per group of chunks, with more chunks than
+      // groups here (20 samples of 64 tiles: 10 chunks); and stage by stage,
+      // for a kernel whose per-group gradients would be too large.
+      {"more chunks than gradient groups", {.filters = 8, .kernel = 3, .padding = Padding::Same}, Shape{32, 32, 8}, 20},
+      {"a kernel too large for per-group gradients", {.filters = 128, .kernel = 3, .padding = Padding::Same},
+       Shape{6, 6, 128}},
   };
   for (const Case& c : cases) {
     check_against_im2col(ConvAlgorithm::Winograd4, c);
@@ -144,31 +152,43 @@ TEST_CASE("Winograd gradients match finite differences", "[conv][gradient]") {
 }
 
 TEST_CASE("Winograd results do not depend on the thread count", "[conv]") {
-  const Shape in{12, 12, 24};
-  Conv2D conv = built({.filters = 40, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU}, in);
-  REQUIRE(conv.algorithm() == ConvAlgorithm::Winograd4);
-  const Tensor x = random_tensor(9, in, 9), dy = random_tensor(9, conv.output_shape(), 10);
-  const int saved = threads();
-  std::vector<float> seen[2];
-  for (int t : {1, 2}) {
-    set_threads(t);
-    const Tensor y = conv.forward(x);
-    const Tensor dx = conv.backward(dy);
-    auto& v = seen[t - 1];
-    v.assign(y.data(), y.data() + y.size());
-    v.insert(v.end(), dx.data(), dx.data() + dx.size());
-    v.insert(v.end(), conv.params()[0].grad.data(), conv.params()[0].grad.data() + conv.params()[0].size());
-    v.insert(v.end(), conv.params()[1].grad.data(), conv.params()[1].grad.data() + conv.params()[1].size());
-    // One image through infer: the forward's first sample, on any thread count.
-    Tensor one(1, in[0], in[1], in[2]), y1;
-    std::copy_n(x.data(), one.size(), one.data());
-    conv.infer(one, y1);
-    CHECK(std::equal(y1.data(), y1.data() + y1.size(), y.data()));
-    v.insert(v.end(), y1.data(), y1.data() + y1.size());
+  // Backward's ways to the kernel gradient: one chunk per group, more chunks
+  // than groups, and stage by stage (a large kernel).
+  const std::vector<Case> cases = {
+      {"a chunk per group", {.filters = 40, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU},
+       Shape{12, 12, 24}, 9},
+      {"more chunks than groups", {.filters = 8, .kernel = 3, .padding = Padding::Same}, Shape{32, 32, 8}, 20},
+      {"stage by stage", {.filters = 128, .kernel = 3, .padding = Padding::Same}, Shape{6, 6, 128}, 5},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    Conv2DOptions o = c.o;
+    o.algorithm = ConvAlgorithm::Winograd4;
+    Conv2D conv = built(o, c.in);
+    const Shape& in = c.in;
+    const Tensor x = random_tensor(c.batch, in, 9), dy = random_tensor(c.batch, conv.output_shape(), 10);
+    const int saved = threads();
+    std::vector<float> seen[2];
+    for (int t : {1, 2}) {
+      set_threads(t);
+      const Tensor y = conv.forward(x);
+      const Tensor dx = conv.backward(dy);
+      auto& v = seen[t - 1];
+      v.assign(y.data(), y.data() + y.size());
+      v.insert(v.end(), dx.data(), dx.data() + dx.size());
+      v.insert(v.end(), conv.params()[0].grad.data(), conv.params()[0].grad.data() + conv.params()[0].size());
+      v.insert(v.end(), conv.params()[1].grad.data(), conv.params()[1].grad.data() + conv.params()[1].size());
+      // One image through infer: the forward's first sample, on any thread count.
+      Tensor one(1, in[0], in[1], in[2]), y1;
+      std::copy_n(x.data(), one.size(), one.data());
+      conv.infer(one, y1);
+      CHECK(std::equal(y1.data(), y1.data() + y1.size(), y.data()));
+      v.insert(v.end(), y1.data(), y1.data() + y1.size());
+    }
+    set_threads(saved);
+    REQUIRE(seen[0].size() == seen[1].size());
+    CHECK(std::memcmp(seen[0].data(), seen[1].data(), seen[0].size() * sizeof(float)) == 0);
   }
-  set_threads(saved);
-  REQUIRE(seen[0].size() == seen[1].size());
-  CHECK(std::memcmp(seen[0].data(), seen[1].data(), seen[0].size() * sizeof(float)) == 0);
 }
 
 TEST_CASE("im2col's product reads the patches in place and gives the bits of the patch matrix written out", "[conv]") {

@@ -17,11 +17,18 @@
 //                                    (dZ: dY masked by a fused ReLU; the bias
 //                                    gradient summed from the same tiles)
 //   dU[xi]     = V[xi]^T dMx[xi]     (C, F), summed over the chunks in chunk
-//                                    order, one thread per xi: no partial
-//                                    sums per thread
+//                                    order
 //   dW         = GT dU G             per (c, f)
 //   dV[xi]     = dMx[xi] U[xi]^T     (T, C), then B dV BT added onto the
 //                                    input pixels under each tile: dx
+// in one of two ways. Fused, when the kernel is small enough: chunks are
+// cut into at most 8 fixed groups, and each group's thread takes its chunks
+// one by one through dMx (kept in that thread's cache), the group's own dU
+// and dx; dW then sums the groups' dU in order. Stage by stage, for larger
+// kernels: dMx of the whole batch, dU one thread per xi over every chunk,
+// then dx. The fused way keeps each thread on the data it wrote itself,
+// which on a host whose two vCPUs are far apart made the seed model's
+// training step 11 % faster (docs/benchmarks.md).
 //
 // Work is cut into chunks of whole samples (about 128 tiles) that run in
 // parallel, one thread each: a chunk's transforms and products stay in cache
@@ -129,8 +136,8 @@ class WinogradConv {
   WinogradKernel u_;        // transformed kernel of the last forward
   std::vector<gemm::PackedB> packed_ut_;  // each U[xi]^T packed, for dx
   std::vector<float> v_;    // (T, C) in chunk-major slabs: transformed input tiles of the last forward
-  std::vector<float> dmx_;  // (T, F) in chunk-major slabs: transformed output gradient
-  std::vector<float> du_;   // a (C, F) matrix per tile position, laid out as U
+  std::vector<float> dmx_;  // (T, F) in chunk-major slabs: transformed output gradient (stage by stage only)
+  std::vector<float> du_;   // a (C, F) matrix per tile position, laid out as U; one such set per group when fused
   std::vector<float> dbias_parts_;  // (chunks, F rounded up to lanes): each chunk's bias gradient
   TransformedKernel inference_u_;  // U for infer
 };
