@@ -1,5 +1,6 @@
 // Where a training step goes: one model of the benchmark suite
-// (suite_models.hpp) trained on one batch of random images, each layer's
+// (suite_models.hpp), or any model file (your own model, with the optimizer
+// it was saved with), trained on one batch of random images, each layer's
 // forward and backward timed on its own, and inside a Residual block each
 // sublayer too. A table for people, one JSON line for machines.
 //
@@ -19,15 +20,17 @@
 // from the block's own time (the block also adds the paths and applies its
 // activation, and the sublayers run with less of the step's data in cache).
 //
-//   loom_layer_times --model NAME [--threads 2] [--batch N] [--reps 50] [--seed 42]
+//   loom_layer_times --model NAME | --model-file FILE [--threads 2] [--batch N] [--reps 50] [--seed 42]
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "loom/cli.hpp"
+#include "loom/io/json.hpp"
 #include "loom/loom.hpp"
 #include "measure.hpp"
 #include "suite_models.hpp"
@@ -41,6 +44,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Args {
   std::string model;
+  std::string model_file;
   int threads = 2;
   Index batch = 0;  // 0: the model's training batch
   int reps = 50;
@@ -48,19 +52,21 @@ struct Args {
 };
 
 const char* kUsage =
-    "usage: loom_layer_times --model NAME [options]\n"
-    "Times each layer's forward and backward in one training step of a suite model.\n"
-    "  --model NAME   seed, vgg, photo, wide, odd, mlp or resnet\n"
-    "  --threads N    threads (default 2)\n"
-    "  --batch N      training batch (default: the model's own)\n"
-    "  --reps N       timed steps; each time is the median over them (default 50)\n"
-    "  --seed N       seed of the weights (default 42)\n";
+    "usage: loom_layer_times (--model NAME | --model-file FILE) [options]\n"
+    "Times each layer's forward and backward in one training step of a model, on random data.\n"
+    "  --model NAME       a suite model: seed, vgg, photo, wide, odd, mlp or resnet\n"
+    "  --model-file FILE  a model file (loom train, Sequential::save), with its optimizer\n"
+    "  --threads N        threads (default 2)\n"
+    "  --batch N          training batch (default: the suite model's own; 32 for a file)\n"
+    "  --reps N           timed steps; each time is the median over them (default 50)\n"
+    "  --seed N           seed of a suite model's weights (default 42)\n";
 
 Args parse(int argc, char** argv) {
   using cli::parse_int;
   Args a;
   cli::parse_flags(argc, argv, kUsage, [&](const std::string& flag, const char* v) {
     if (flag == "--model") a.model = v;
+    else if (flag == "--model-file") a.model_file = v;
     else if (flag == "--threads") a.threads = static_cast<int>(parse_int(flag, v, 1));
     else if (flag == "--batch") a.batch = parse_int(flag, v, 1);
     else if (flag == "--reps") a.reps = static_cast<int>(parse_int(flag, v, 1));
@@ -68,6 +74,7 @@ Args parse(int argc, char** argv) {
     else return false;
     return true;
   });
+  if (a.model.empty() == a.model_file.empty()) throw UsageError("give one of --model and --model-file");
   return a;
 }
 
@@ -112,8 +119,8 @@ void print_row(const LayerTimes& t, int depth, double step) {
 }
 
 void print_json(const LayerTimes& t) {
-  std::printf("{\"name\": \"%s\", \"kind\": \"%s\", \"forward_ms\": %.4f, \"backward_ms\": %.4f",
-              std::string(t.layer->name()).c_str(), std::string(t.layer->kind()).c_str(), median(t.forward),
+  std::printf("{\"name\": %s, \"kind\": %s, \"forward_ms\": %.4f, \"backward_ms\": %.4f",
+              json_string(t.layer->name()).c_str(), json_string(t.layer->kind()).c_str(), median(t.forward),
               median(t.backward));
   if (!t.children.empty()) {
     std::printf(", \"children\": [");
@@ -127,11 +134,13 @@ void print_json(const LayerTimes& t) {
 }
 
 int run(const Args& a) {
-  const bench::SuiteModel* m = bench::find_suite_model(a.model);
-  if (!m) throw UsageError("--model: unknown model \"" + a.model + "\"; expected seed, vgg, photo, wide, odd, mlp or resnet");
+  const bench::SuiteModel* m = a.model.empty() ? nullptr : bench::find_suite_model(a.model);
+  if (!a.model.empty() && !m)
+    throw UsageError("--model: unknown model \"" + a.model + "\"; expected seed, vgg, photo, wide, odd, mlp or resnet");
   set_threads(a.threads);
-  const Index batch = a.batch > 0 ? a.batch : m->train_batch;
-  Sequential model = m->build(a.seed);
+  Sequential model = m ? m->build(a.seed) : load_model(a.model_file);
+  const std::string name = m ? std::string(m->name) : std::filesystem::path(a.model_file).filename().string();
+  const Index batch = a.batch > 0 ? a.batch : m ? m->train_batch : 32;
   Random rng(7);
   const Tensor x = bench::random_images(batch, model.input_shape(), rng);
   const auto y = bench::random_labels(batch, model.num_classes(), rng);
@@ -183,7 +192,7 @@ int run(const Args& a) {
   }
 
   const double step = median(step_ms);
-  std::printf("%s, batch %lld, %d threads, median of %d steps (ms)\n", std::string(m->name).c_str(),
+  std::printf("%s, batch %lld, %d threads, median of %d steps (ms)\n", name.c_str(),
               static_cast<long long>(batch), a.threads, a.reps);
   std::printf("%-30s %-22s %9s %9s %8s\n", "layer", "kind", "forward", "backward", "of step");
   for (const LayerTimes& t : times) print_row(t, 0, step);
@@ -191,9 +200,9 @@ int run(const Args& a) {
   std::printf("%-30s %-22s %9s %9.3f %6.1f %%\n", "optimizer step", "", "", median(update_ms),
               100.0 * median(update_ms) / step);
   std::printf("%-30s %-22s %9.3f\n", "whole step", "", step);
-  std::printf("{\"model\": \"%s\", \"batch\": %lld, \"threads\": %d, \"reps\": %d, \"step_ms\": %.4f, "
+  std::printf("{\"model\": %s, \"batch\": %lld, \"threads\": %d, \"reps\": %d, \"step_ms\": %.4f, "
               "\"loss_ms\": %.4f, \"update_ms\": %.4f, \"layers\": [",
-              std::string(m->name).c_str(), static_cast<long long>(batch), a.threads, a.reps, step,
+              json_string(name).c_str(), static_cast<long long>(batch), a.threads, a.reps, step,
               median(loss_ms), median(update_ms));
   for (std::size_t i = 0; i < times.size(); ++i) {
     if (i) std::printf(", ");
