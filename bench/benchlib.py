@@ -191,18 +191,16 @@ def host_state():
     return {"loadavg": list(os.getloadavg()), "cores": core_probe()}
 
 
-def host_summary(before):
-    """One line on the host before and now: load, and the cores' round trip and speeds when probed."""
-    now = host_state()
-
+def host_summary(before, after):
+    """One line on the host before and after (host_state()): load, and the cores' round trip and speeds."""
     def cores(state):
         c = state["cores"]
         if not c:
             return "not probed (build loom_core_probe)"
         trip = "-" if c["round_trip_ns"] is None else f"{c['round_trip_ns']:.0f} ns round trip"
         return trip + ", " + "/".join(f"{g:.0f}" for g in c["core_gflops"]) + " GFLOP/s per core"
-    return (f"load average {before['loadavg'][0]:.2f} before, {now['loadavg'][0]:.2f} after; "
-            f"cores {cores(before)} before, {cores(now)} after")
+    return (f"load average {before['loadavg'][0]:.2f} before, {after['loadavg'][0]:.2f} after; "
+            f"cores {cores(before)} before, {cores(after)} after")
 
 
 def executable(path, target):
@@ -251,13 +249,13 @@ def table(header, rows, markdown, left=(0,)):
     return (markdown_table if markdown else text_table)(header, rows, left)
 
 
-def report_head(kind, started, before, threads):
-    """The first keys of a report: what ran, when, where (the host as host_state() found it before, and now),
+def report_head(kind, started, before, after, threads):
+    """The first keys of a report: what ran, when, where (the host as host_state() found it before and after),
     on which commit."""
     return {"kind": kind, "date": started.isoformat(timespec="seconds"),
             "command": " ".join(shlex.quote(c) for c in [sys.executable] + sys.argv),
             "machine": dict(machine(), loadavg_before=before["loadavg"], cores_before=before["cores"],
-                            cores_after=core_probe()),
+                            cores_after=after["cores"]),
             "loom_commit": git_state(), "threads": threads,
             "child_glibc_tunables": child_tunables(), "pytorch_allocator": pytorch_allocator() or "glibc malloc"}
 

@@ -165,7 +165,7 @@ def main():
     median_tta = statistics.median(r["test_accuracy_flip_tta"] for r in runs)
     slowest_minutes = max(r["train_seconds"] for r in runs) / 60
     full = not a.limit and not a.epochs and len(seeds) >= 3
-    report = bl.report_head("best_recipe", started, before, a.threads)
+    report = bl.report_head("best_recipe", started, before, bl.host_state(), a.threads)
     report.update({"seeds": seeds, "epochs": a.epochs, "limit": a.limit, "loom": runs, "ablation": ablation, "median_test_accuracy": median_acc,
                    "median_test_accuracy_flip_tta": median_tta})
     if earlier:

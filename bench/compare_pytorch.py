@@ -254,6 +254,7 @@ def main():
             pytorch=True)
         by_layout[layout] = summarise(pt, pt_rss)
     lm, child_seconds["loom"], lm_rss = bl.run_child("loom", [a.loom_binary] + common, a.threads)
+    after = bl.host_state()
     p, l = best_of_layouts(by_layout), summarise(lm, lm_rss)
     ratio = bl.ratio
 
@@ -278,7 +279,7 @@ def main():
                      "pass": (l["test_accuracy"] >= TARGET_ACCURACY) if full else None},
     }
     report = {
-        **bl.report_head("loom_vs_pytorch", started, before, a.threads),
+        **bl.report_head("loom_vs_pytorch", started, before, after, a.threads),
         "epochs": a.epochs, "limit": a.limit, "batch_size": a.batch_size, "seed": a.seed,
         "data": data,
         "pytorch_env": torch_info, "pytorch": p, "pytorch_layouts": by_layout, "loom": l, "ratios": ratios,
@@ -288,7 +289,7 @@ def main():
     print(f"seed CNN, {l['train_images']} training images, {a.epochs} epoch(s), batch {a.batch_size}, "
           f"{a.threads} thread(s), {bl.cpu_model()}; loom {l['version']} (commit {report['loom_commit']})")
     print(bl.blas_summary(torch_info))
-    print("host: " + bl.host_summary(before))
+    print("host: " + bl.host_summary(before, after))
     print(f"loom/PyTorch: against PyTorch's better layout for each measure "
           f"({', '.join(f'{k}: {v}' for k, v in p['layout_of'].items())})")
     print(bl.table(HEADER, rows(report), a.markdown, left=(0, 5, 6)))

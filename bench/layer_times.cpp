@@ -144,13 +144,15 @@ int run(const Args& a) {
   Random rng(7);
   const Tensor x = bench::random_images(batch, model.input_shape(), rng);
   const auto y = bench::random_labels(batch, model.num_classes(), rng);
-  const bool fused = !model.loss().from_logits() && model.layer(model.size() - 1).ends_with_softmax();
+  const bool fused = model.fuses_softmax();
 
   std::vector<LayerTimes> times(model.size());
   for (std::size_t i = 0; i < model.size(); ++i) times[i].layer = &model.layer(i);
   std::vector<double> loss_ms, update_ms, step_ms;
   std::vector<const Tensor*> inputs(model.size());
-  std::vector<Tensor> grads(model.size());  // the gradient each layer received, for its sublayers
+  // The gradient each layer received, for its sublayers: the next layer's dx,
+  // valid until that layer's next backward (layer.hpp), so no copy in the step.
+  std::vector<const Tensor*> grads(model.size());
   Tensor dlogits;
   const int warm = 3;
   for (int r = 0; r < warm + a.reps; ++r) {
@@ -173,7 +175,7 @@ int run(const Args& a) {
     if (timed) loss_ms.push_back(ms_since(t0));
     const Tensor* g = &dlogits;
     for (std::size_t i = model.size(); i-- > 0;) {
-      if (timed && dynamic_cast<const Residual*>(&model.layer(i))) grads[i] = *g;
+      grads[i] = g;
       t0 = Clock::now();
       g = fused && i + 1 == model.size() ? &last.backward_from_logits(*g) : &model.layer(i).backward(*g);
       if (timed) times[i].backward.push_back(ms_since(t0));
@@ -188,7 +190,7 @@ int run(const Args& a) {
     if (timed)
       for (std::size_t i = 0; i < model.size(); ++i)
         if (const auto* block = dynamic_cast<const Residual*>(&model.layer(i)))
-          time_block(*block, *inputs[i], grads[i], times[i].children);
+          time_block(*block, *inputs[i], *grads[i], times[i].children);
   }
 
   const double step = median(step_ms);

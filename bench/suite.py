@@ -318,14 +318,15 @@ def main():
     layer_ctx, layer_res = run_layer_bench(a, models)
     results = measure_models(a, models)
     summary, peak, layers, targets = summarise(a, results, layer_ctx, layer_res)
+    after = bl.host_state()
 
     print(f"\nloom benchmark suite{' (--quick smoke run: not a measurement)' if quick else ''}, {a.threads} thread(s), "
           f"{bl.cpu_model()}, loom commit {bl.git_state()}")
-    print("host: " + bl.host_summary(before))
+    print("host: " + bl.host_summary(before, after))
     print(bl.blas_summary(torch_info))
     print_tables(summary, peak, layers, targets, a.markdown)
     print()
-    report = dict(bl.report_head("loom_suite_vs_pytorch", started, before, a.threads), quick=quick,
+    report = dict(bl.report_head("loom_suite_vs_pytorch", started, before, after, a.threads), quick=quick,
                   batches=a.batches, min_steps=a.min_steps, min_seconds=a.min_seconds, pytorch=torch_info,
                   gemm_peak=peak, models=summary, conv_layers=layers, targets=targets, raw=results)
     return bl.finish(report, a.json_out, a.check)

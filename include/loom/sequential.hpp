@@ -116,6 +116,9 @@ class Sequential {
   }
 
   bool compiled() const { return optimizer_ != nullptr; }
+  /// Whether training fuses the last layer's softmax into the loss
+  /// (loss_and_backward scores its logits and calls backward_from_logits).
+  bool fuses_softmax() const { return fused_softmax_; }
   const Shape& input_shape() const { return input_; }
   Shape output_shape() const { return layers_.empty() ? input_ : layers_.back()->output_shape(); }
   Index num_classes() const { return output_shape().channels(); }
