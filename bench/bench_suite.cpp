@@ -8,7 +8,9 @@
 //                                    reports latency
 //   suite/<model>/convI/forward      the I-th Conv2D layer's training forward and
 //   suite/<model>/convI/backward     backward at the training batch, on what the
-//                                    layers before it make of a synthetic batch
+//                                    layers before it make of a synthetic batch;
+//                                    those inside residual blocks too, numbered
+//                                    in the order data meets them
 //
 // GFLOP/s follows flops.hpp (direct-equivalent matrix-product FLOPs); compare
 // the conv layers with gemm/* of the same run, the T-thread GEMM peak
@@ -69,13 +71,24 @@ bench::LayerInputs& layer_inputs(const SuiteModel& m) {
     for (const Index b : bench::kSuiteBatches) p->Arg(b);
     p->UseRealTime()->Unit(benchmark::kMicrosecond);
     // Which layers are Conv2D needs the built model; building one is cheap.
-    const Sequential model = m.build(kWeightSeed);
+    // Numbered in the order data meets them: a residual block's sublayers
+    // right after the layer before the block (bench::timed_layers holds them
+    // after the model's own layers).
+    Sequential model = m.build(kWeightSeed);
+    const std::vector<Layer*> layers = bench::timed_layers(model);
     int conv = 0;
-    for (std::size_t i = 0; i < model.size(); ++i)
-      if (model.layer(i).kind() == "Conv2D")
+    std::size_t nested = model.size();  // the index of the next block's first sublayer
+    const auto add = [&](std::size_t i) {
+      if (layers[i]->kind() == "Conv2D")
         bench::register_layer_cases(stem + "/conv" + std::to_string(++conv), [&m]() -> bench::LayerInputs& {
           return layer_inputs(m);
         }, i);
+    };
+    for (std::size_t i = 0; i < model.size(); ++i) {
+      add(i);
+      if (dynamic_cast<const Residual*>(layers[i]))
+        for (std::size_t c = 0; c < layers[i]->children().size(); ++c) add(nested++);
+    }
   }
   return true;
 }();

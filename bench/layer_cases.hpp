@@ -30,12 +30,26 @@
 
 namespace loom::bench {
 
+// The layers the cases can time, by index: the model's own (index i is layer
+// i), then the sublayers of its residual blocks, block after block, each
+// block's as children() holds them (the main path, then the shortcut).
+inline std::vector<Layer*> timed_layers(Sequential& m) {
+  std::vector<Layer*> out;
+  for (std::size_t i = 0; i < m.size(); ++i) out.push_back(&m.layer(i));
+  for (std::size_t i = 0; i < m.size(); ++i)
+    if (auto* block = dynamic_cast<Residual*>(&m.layer(i)))
+      for (const auto& c : block->children()) out.push_back(c.get());
+  return out;
+}
+
 // A compiled model (so the first layer knows, as in training, that no one
-// reads its input gradient) and inputs[i], what layer i sees for one batch of
-// random_images.
+// reads its input gradient), its timed_layers, and inputs[i], what layer i
+// sees for one batch of random_images: a block's sublayer gets what its
+// path feeds it from the block's input.
 struct LayerInputs {
   Sequential model;
   Index batch;
+  std::vector<Layer*> layers;
   std::vector<Tensor> inputs;
 
   // Each layer is timed alone: a Conv2D does not pool for the MaxPool2D
@@ -50,6 +64,16 @@ struct LayerInputs {
       inputs.push_back(x);
       x = model.layer(i).forward(x);
     }
+    for (std::size_t i = 0; i < model.size(); ++i)
+      if (const auto* block = dynamic_cast<const Residual*>(&model.layer(i)))
+        for (const auto path : {block->main_path(), block->shortcut_path()}) {
+          Tensor h = inputs[i];
+          for (const auto& c : path) {
+            inputs.push_back(h);
+            h = c->forward(h);
+          }
+        }
+    layers = timed_layers(model);
   }
 };
 
@@ -66,7 +90,7 @@ inline void report_layer(benchmark::State& state, const Layer& layer, Index batc
 }
 
 inline void layer_forward_case(benchmark::State& state, LayerInputs& f, std::size_t i) {
-  Layer& layer = f.model.layer(i);
+  Layer& layer = *f.layers[i];
   const Tensor& x = f.inputs[i];
   const FlushDenormals flush;  // as fit and train_batch do
   for (auto _ : state) {
@@ -78,7 +102,7 @@ inline void layer_forward_case(benchmark::State& state, LayerInputs& f, std::siz
 }
 
 inline void layer_backward_case(benchmark::State& state, LayerInputs& f, std::size_t i) {
-  Layer& layer = f.model.layer(i);
+  Layer& layer = *f.layers[i];
   const Tensor& x = f.inputs[i];
   Random rng(2);
   const Tensor dy = random_batch(f.batch, layer.output_shape(), rng, -1e-2f, 1e-2f);
@@ -93,7 +117,7 @@ inline void layer_backward_case(benchmark::State& state, LayerInputs& f, std::si
   report_layer(state, layer, f.batch, backward_flops_per_image(layer) * static_cast<double>(f.batch));
 }
 
-// Registers <stem>/forward and <stem>/backward of layer i of the fixture that
+// Registers <stem>/forward and <stem>/backward of timed layer i of the fixture that
 // fixture() returns (built on first use: benchmarks run one at a time).
 inline void register_layer_cases(const std::string& stem, const std::function<LayerInputs&()>& fixture,
                                  std::size_t i) {

@@ -182,7 +182,8 @@ def summarise(a, results, layer_ctx, layer_res):
         if parts[0] == "suite" and len(parts) == 4 and e.get("GFLOP/s") is not None:
             layers.append({"model": parts[1], "layer": parts[2], "pass": parts[3], "gflops": e["GFLOP/s"],
                            "us": bl.micros(e), "fraction_of_peak": e["GFLOP/s"] / peak})
-    layers.sort(key=lambda l: (MODELS.index(l["model"]), l["layer"], l["pass"] != "forward"))
+    # conv2 before conv10: by the layer's number, not its name's letters.
+    layers.sort(key=lambda l: (MODELS.index(l["model"]), int(l["layer"][len("conv"):]), l["pass"] != "forward"))
 
     def every(values, ok):
         values = [v for v in values if v is not None]
