@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "direct_dw_avx512.hpp"
+#include "direct_forward_avx512.hpp"
 #include "direct_tap_tiles.hpp"
 #include "loom/layers/maxpool_halves.hpp"
 #include "loom/parallel.hpp"
@@ -57,9 +58,18 @@ void for_filter_blocks(Tile&& tile) {
 
 // Pixels per forward tile and taps per dW tile for a block of FB filters:
 // about 12 accumulators (forward) or 18 (dW) of the 16 or 32 vector
-// registers, enough independent sums to keep both FMA pipes busy.
+// registers, enough independent sums to keep both FMA pipes busy. The
+// AVX-512 intrinsics tile (direct_forward_avx512.hpp) holds more: 13 pixels
+// of 32 filters are 26 sums, with the 2 kernel vectors and the broadcast 29
+// of the 32 registers, and 26 output columns (a 28x28 image's valid 3x3
+// layer) are two tiles with no tail. One thread, the seed's conv1 forward
+// went from 134 to 143 GFLOP/s, odd/conv1 from 104 to 130 (6 pixels:
+// 134 and 119). The portable tile spills its sums at 13 (the seed's conv1
+// 30 % slower), so it keeps 6.
 template <int FB>
 constexpr int kTilePixels = vectors(FB) == 1 ? 12 : 6;
+template <int FB>
+constexpr int kWideTilePixels = vectors(FB) == 1 ? 12 : 13;
 template <int FB>
 constexpr int kTileTaps = kVec == 16 ? (vectors(FB) == 1 ? 12 : 9) : 6;
 
@@ -67,6 +77,7 @@ constexpr int kTileTaps = kVec == 16 ? (vectors(FB) == 1 ? 12 : 9) : 6;
 // contiguous values (KW * C); 0 when it is not (read from the geometry).
 template <int KH, int KWC>
 struct Window {
+  static constexpr int kRows = KH, kRowTaps = KWC;
   static Index rows(const ConvGeometry& g) { return KH ? KH : g.kh; }
   static Index row_taps(const ConvGeometry& g) { return KWC ? KWC : g.kw * g.c; }
 };
@@ -123,9 +134,9 @@ void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, Ind
 // Output rows [oy0, oy1) of act(the convolution of one image + bias) into z
 // ((oy1 - oy0) * OW, F), the image in geometry g with every window inside it
 // (padded_geometry), the kernel (K, padded_filters(F)) and bias padded: each
-// row of output pixels in register tiles of kTilePixels, then 2 and 1
-// pixels, one block of filters at a time. A row's values do not depend on
-// which rows are computed with it.
+// row of output pixels in register tiles of kWideTilePixels (AVX-512) and
+// kTilePixels, then 2 and 1 pixels, one block of filters at a time. A row's
+// values do not depend on which rows are computed with it.
 template <typename Win, int F>
 void forward_rows(const ConvGeometry& g, const float* kernel, const float* bias, const ChannelNormalization& normalize,
                   bool relu, const float* image, Index oy0, Index oy1, float* z) {
@@ -134,20 +145,40 @@ void forward_rows(const ConvGeometry& g, const float* kernel, const float* bias,
     const float* in_row = image + oy * g.sh * g.w * g.c;
     float* out_row = z + (oy - oy0) * g.ow * F;
     for_filter_blocks<kF>([&]<int FB>(std::integral_constant<int, FB>, int f0) {
-      auto tiles = [&]<int P, int S>(Index& ox) {
-        for (; ox + P <= g.ow; ox += P)
-          pixel_tile<Win, FB, P, S>(g, in_row + ox * g.sw * g.c, kernel + f0, kF, bias + f0, normalize.from(f0), relu,
-                                    out_row + ox * F + f0);
+      // Tiles of P pixels along the row while they fit: the portable tile,
+      // or the intrinsics one (kWide), which gives the same bits; normalize
+      // (inference with a folded BatchNormalization) stays portable.
+      auto tiles = [&]<int P, int S, bool kWide>(Index& ox) {
+        for (; ox + P <= g.ow; ox += P) {
+          const float* in = in_row + ox * g.sw * g.c;
+          float* out = out_row + ox * F + f0;
+#if defined(__AVX512F__)
+          if constexpr (kWide) {
+            constexpr auto last = static_cast<__mmask16>((1u << (S - kVec * (vectors(FB) - 1))) - 1);
+            avx512::pixel_tile<Win::kRows, Win::kRowTaps, vectors(FB), P>(g, in, kernel + f0, kF, bias + f0, last,
+                                                                           relu, out);
+            continue;
+          }
+#endif
+          pixel_tile<Win, FB, P, S>(g, in, kernel + f0, kF, bias + f0, normalize.from(f0), relu, out);
+        }
       };
-      auto row = [&]<int S>() {
+      auto row = [&]<int S, bool kWide>() {
         Index ox = 0;
-        tiles.template operator()<kTilePixels<FB>, S>(ox);
-        if constexpr (kTilePixels<FB> > 6) tiles.template operator()<6, S>(ox);
-        tiles.template operator()<2, S>(ox);
-        tiles.template operator()<1, S>(ox);
+        if constexpr (kWide) tiles.template operator()<kWideTilePixels<FB>, S, true>(ox);
+        tiles.template operator()<kTilePixels<FB>, S, kWide>(ox);
+        if constexpr (kTilePixels<FB> > 6) tiles.template operator()<6, S, kWide>(ox);
+        tiles.template operator()<2, S, kWide>(ox);
+        tiles.template operator()<1, S, kWide>(ox);
       };
-      if (f0 + FB <= F) row.template operator()<FB>();
-      else if constexpr (kF != F) row.template operator()<FB - (kF - F)>();
+      auto row_of = [&]<int S>() {
+#if defined(__AVX512F__)
+        if (!normalize) return row.template operator()<S, true>();
+#endif
+        row.template operator()<S, false>();
+      };
+      if (f0 + FB <= F) row_of.template operator()<FB>();
+      else if constexpr (kF != F) row_of.template operator()<FB - (kF - F)>();
     });
   }
 }

@@ -141,6 +141,44 @@ TEST_CASE("The direct first-layer convolution agrees with im2col", "[conv]") {
   for (const Case& c : cases) check_against_im2col(ConvAlgorithm::Direct, c);
 }
 
+TEST_CASE("The direct convolution's two forward tiles give the same bits", "[conv]") {
+  // Training's forward runs the AVX-512 intrinsics tile where there is one;
+  // infer with a channel normalization runs the portable tile. Under the
+  // identity map (x - 0) * 1 * 1 + 0, which is x, both must give the same
+  // values: the same sums in the same order. Widths cover 13-pixel tiles and
+  // every tail (6, 2, 1), filter counts a block of 32, a rest of 16, and 24
+  // (the last vector stored under a mask).
+  const std::vector<Case> cases = {
+      {"the seed model's conv1", {.filters = 32, .kernel = 3, .activation = Activation::ReLU}, Shape{28, 28, 1}},
+      {"the ResNet's stem", {.filters = 32, .kernel = 3, .padding = Padding::Same}, Shape{28, 28, 1}},
+      {"24 filters, colour, ReLU", {.filters = 24, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU},
+       Shape{32, 32, 3}},
+      {"48 filters, 5x5 colour, stride 2", {.filters = 48, .kernel = 5, .strides = 2, .padding = Padding::Same},
+       Shape{40, 41, 3}},
+      {"a row of 22: 13, 6, 2 and 1", {.filters = 16, .kernel = 3, .activation = Activation::ReLU}, Shape{6, 24, 1}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    Conv2DOptions o = c.o;
+    o.algorithm = ConvAlgorithm::Direct;
+    Conv2D conv = built(o, c.in);
+    const conv::ConvGeometry& g = conv.geometry();
+    const Tensor x = random_tensor(3, c.in, 31);
+    const conv::ConvWeights w{conv.params()[0].value.data(), conv.params()[1].value.data()};
+    const std::vector<float> zeros(static_cast<std::size_t>(g.f), 0.0f), ones(static_cast<std::size_t>(g.f), 1.0f);
+    const ChannelNormalization identity{zeros.data(), ones.data(), ones.data(), zeros.data()};
+    conv::DirectConv direct;
+    Tensor trained(3, g.oh, g.ow, g.f), inferred;
+    inferred.resize(3, g.oh, g.ow, g.f);
+    direct.forward(g, w, x, trained, o.activation);
+    direct.infer(g, w, x, inferred, o.activation, identity);
+    REQUIRE(trained.size() == inferred.size());
+    bool same = true;
+    for (Index i = 0; i < trained.size(); ++i) same = same && trained.data()[i] == inferred.data()[i];
+    CHECK(same);
+  }
+}
+
 TEST_CASE("Winograd gradients match finite differences", "[conv][gradient]") {
   for (ConvAlgorithm algorithm : {ConvAlgorithm::Winograd2, ConvAlgorithm::Winograd4}) {
     INFO(to_string(algorithm));
