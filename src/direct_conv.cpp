@@ -131,6 +131,19 @@ void pixel_tile(const ConvGeometry& g, const float* in, const float* kernel, Ind
   }
 }
 
+// pixel_tile's values from the AVX-512 intrinsics tile (no normalize), the
+// first S of its FB filters stored. Only AVX-512 builds call it (row_of).
+template <typename Win, int FB, int P, int S>
+void wide_tile(const ConvGeometry& g, const float* in, const float* kernel, Index kf, const float* bias, bool relu,
+               float* out) {
+#if defined(__AVX512F__)
+  constexpr auto last = static_cast<__mmask16>((1u << (S - kVec * (vectors(FB) - 1))) - 1);
+  avx512::pixel_tile<Win::kRows, Win::kRowTaps, vectors(FB), P>(g, in, kernel, kf, bias, last, relu, out);
+#else
+  pixel_tile<Win, FB, P, S>(g, in, kernel, kf, bias, {}, relu, out);
+#endif
+}
+
 // Output rows [oy0, oy1) of act(the convolution of one image + bias) into z
 // ((oy1 - oy0) * OW, F), the image in geometry g with every window inside it
 // (padded_geometry), the kernel (K, padded_filters(F)) and bias padded: each
@@ -152,15 +165,10 @@ void forward_rows(const ConvGeometry& g, const float* kernel, const float* bias,
         for (; ox + P <= g.ow; ox += P) {
           const float* in = in_row + ox * g.sw * g.c;
           float* out = out_row + ox * F + f0;
-#if defined(__AVX512F__)
-          if constexpr (kWide) {
-            constexpr auto last = static_cast<__mmask16>((1u << (S - kVec * (vectors(FB) - 1))) - 1);
-            avx512::pixel_tile<Win::kRows, Win::kRowTaps, vectors(FB), P>(g, in, kernel + f0, kF, bias + f0, last,
-                                                                           relu, out);
-            continue;
-          }
-#endif
-          pixel_tile<Win, FB, P, S>(g, in, kernel + f0, kF, bias + f0, normalize.from(f0), relu, out);
+          if constexpr (kWide)
+            wide_tile<Win, FB, P, S>(g, in, kernel + f0, kF, bias + f0, relu, out);
+          else
+            pixel_tile<Win, FB, P, S>(g, in, kernel + f0, kF, bias + f0, normalize.from(f0), relu, out);
         }
       };
       auto row = [&]<int S, bool kWide>() {
