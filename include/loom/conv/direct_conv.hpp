@@ -6,7 +6,8 @@
 // Computed directly instead, in register tiles like the product's: forward,
 // 6 output pixels x 2 vectors of filters (12 pixels x 1 vector) whose sums
 // stay in registers while all their taps are added, then bias and ReLU as
-// they are stored; dW, 9 taps x 2 vectors (12 x 1) summed over all the
+// they are stored (with AVX-512, 13 pixels x 2 vectors first, in intrinsics:
+// src/direct_forward_avx512.hpp, the same bits); dW, 9 taps x 2 vectors (12 x 1) summed over all the
 // pixels. Filter counts are a multiple of 8 up to 64, fixed at compile time,
 // and rounded up to whole vectors with zeros (24 filters are computed as 32
 // and 24 stored); the taps of the common first layers (3x3 grey, 3x3 and 5x5
@@ -27,7 +28,9 @@
 // backward_pooled: the full map is never written; docs/architecture.md).
 // It computes no input gradient, so it serves only a layer whose dx has no
 // reader (the first layer of a model, see Layer::set_needs_input_gradient).
-// Training and inference take the same code, so forward and infer agree bit for bit.
+// Training and inference take the same arithmetic, so forward and infer agree
+// bit for bit (infer with a folded BatchNormalization takes the portable tile,
+// tested to give the intrinsics tile's values).
 //
 // Thread safety: infer is const; forward/backward from one thread.
 //
