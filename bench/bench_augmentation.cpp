@@ -15,6 +15,7 @@
 #include <benchmark/benchmark.h>
 
 #include <numeric>
+#include <span>
 #include <vector>
 
 #include "loom/data/augmentation.hpp"
@@ -53,7 +54,7 @@ void gather(benchmark::State& state) {
   const Dataset data(std::move(bytes), std::move(labels), shape);
   std::vector<Index> order(static_cast<std::size_t>(total));
   std::iota(order.begin(), order.end(), Index{0});
-  for (std::size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
+  rng.shuffle(std::span<Index>(order));
   Tensor x;
   std::vector<Label> y(static_cast<std::size_t>(n));
   std::size_t at = 0;

@@ -64,8 +64,9 @@ void for_filter_blocks(Tile&& tile) {
 // of the 32 registers, and 26 output columns (a 28x28 image's valid 3x3
 // layer) are two tiles with no tail. One thread, the seed's conv1 forward
 // went from 134 to 143 GFLOP/s, odd/conv1 from 104 to 130 (6 pixels:
-// 134 and 119). The portable tile spills its sums at 13 (the seed's conv1
-// 30 % slower), so it keeps 6.
+// 134 and 119; loom_bench --threads=1 --benchmark_filter=
+// '^suite/(seed|odd)/conv1/forward', builds alternating). The portable tile
+// spills its sums at 13 (the seed's conv1 30 % slower), so it keeps 6.
 template <int FB>
 constexpr int kTilePixels = vectors(FB) == 1 ? 12 : 6;
 template <int FB>

@@ -21,8 +21,7 @@ namespace loom::conv::avx512 {
 
 // P output pixels of a row times V vectors of 16 filters, P * V sums in
 // registers: every tap of the window added, then bias and ReLU as they are
-// stored, the first `stored` filters of the 16 * V (the last vector under a
-// mask when fewer). `in` is the first pixel's window corner, `kernel` (K, kf)
+// stored, the last vector under the mask `last` (its lanes that are filters). `in` is the first pixel's window corner, `kernel` (K, kf)
 // and `bias` start at the tile's first filter, `out` (rows of g.f) too.
 // Every window lies inside the image. KH and KWC: the window's rows and
 // taps per row when known at compile time (0: read from g).

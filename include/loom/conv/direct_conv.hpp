@@ -7,8 +7,8 @@
 // 6 output pixels x 2 vectors of filters (12 pixels x 1 vector) whose sums
 // stay in registers while all their taps are added, then bias and ReLU as
 // they are stored (with AVX-512, 13 pixels x 2 vectors first, in intrinsics:
-// src/direct_forward_avx512.hpp, the same bits); dW, 9 taps x 2 vectors (12 x 1) summed over all the
-// pixels. Filter counts are a multiple of 8 up to 64, fixed at compile time,
+// src/direct_forward_avx512.hpp, the same bits); dW, 9 taps x 2 vectors
+// (12 x 1) summed over all the pixels. Filter counts are a multiple of 8 up to 64, fixed at compile time,
 // and rounded up to whole vectors with zeros (24 filters are computed as 32
 // and 24 stored); the taps of the common first layers (3x3 grey, 3x3 and 5x5
 // colour) are fixed at compile time too.
