@@ -11,6 +11,7 @@ random data.
 
   /usr/bin/python3 bench/suite.py              # the full suite (several minutes)
   /usr/bin/python3 bench/suite.py --quick      # a smoke run: batch 32 only, 2 repetitions (1-2 minutes)
+  /usr/bin/python3 bench/suite.py --models resnet --rounds 3   # three rounds, loom and PyTorch alternating
 
 The children run one after the other, never at once, all with --threads:
   1. bench/torch_env.py: which BLAS and oneDNN PyTorch loads; against the
@@ -26,7 +27,10 @@ The children run one after the other, never at once, all with --threads:
      batch size, peak RSS (each model in its own child, so the peak is that
      model's).
 PyTorch's figure for a measure is the faster of its two layouts (both are
-reported). The tables give loom/PyTorch ratios and each target of the speed
+reported). With --rounds N, step 3 runs N times per model, and each ratio is
+the median of the rounds' ratios: each round compares runs minutes apart at
+most, so a host whose speed drifts over a suite run moves a ratio less than
+it moves either side (the range over the rounds is printed beside it). The tables give loom/PyTorch ratios and each target of the speed
 work with pass/fail; then one JSON line (also written to --json-out).
 
 Targets (ratios within this run):
@@ -52,6 +56,7 @@ import argparse
 import datetime
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -108,28 +113,31 @@ def run_layer_bench(a, models):
 
 
 def measure_models(a, models):
-    """Per model: the loom child's JSON and PyTorch's per layout, each with the child's wait4 peak RSS."""
+    """Per model, a list of --rounds rounds: in each, the loom child's JSON and PyTorch's per layout, each
+    with the child's wait4 peak RSS. A model's rounds run back to back, the frameworks alternating."""
+    return {m: [measure_round(a, m, r) for r in range(a.rounds)] for m in models}
+
+
+def measure_round(a, m, r):
     common = ["--threads", str(a.threads), "--batches", ",".join(map(str, a.batches)),
               "--min-steps", str(a.min_steps), "--min-seconds", str(a.min_seconds)]
     if a.train_batch:
         common += ["--train-batch", str(a.train_batch)]
-    out = {}
-    for m in models:
-        lm, _, lm_rss = bl.run_child(f"loom {m}", [a.loom_suite, "--model", m] + common, a.threads)
-        lm["child_peak_rss_mb"] = round(lm_rss, 1)
-        pt = {}
-        for layout in bl.LAYOUTS if m in IMAGE_MODELS else ("nchw",):
-            r, _, rss = bl.run_child(f"pytorch {m} {layout}", [sys.executable, a.pytorch_script, "--model", m,
+    m_r = m if a.rounds == 1 else f"{m} (round {r + 1} of {a.rounds})"
+    lm, _, lm_rss = bl.run_child(f"loom {m_r}", [a.loom_suite, "--model", m] + common, a.threads)
+    lm["child_peak_rss_mb"] = round(lm_rss, 1)
+    pt = {}
+    for layout in bl.LAYOUTS if m in IMAGE_MODELS else ("nchw",):
+        res, _, rss = bl.run_child(f"pytorch {m_r} {layout}", [sys.executable, a.pytorch_script, "--model", m,
                                                                "--layout", layout] + common, a.threads,
-                                     pytorch=True)
-            r["child_peak_rss_mb"] = round(rss, 1)
-            if r["params"] != lm["params"]:
-                bl.die(f"{m}: loom has {lm['params']} parameters, PyTorch {r['params']}: not the same model")
-            if r["torch"].get("blas") == "reference" and not a.allow_reference_blas:
-                bl.die(f"{m}: the PyTorch child ran on the reference BLAS; refusing to compare")
-            pt[layout] = r
-        out[m] = {"loom": lm, "pytorch": pt}
-    return out
+                                   pytorch=True)
+        res["child_peak_rss_mb"] = round(rss, 1)
+        if res["params"] != lm["params"]:
+            bl.die(f"{m}: loom has {lm['params']} parameters, PyTorch {res['params']}: not the same model")
+        if res["torch"].get("blas") == "reference" and not a.allow_reference_blas:
+            bl.die(f"{m}: the PyTorch child ran on the reference BLAS; refusing to compare")
+        pt[layout] = res
+    return {"loom": lm, "pytorch": pt}
 
 
 def best(pt, key, lower_is_better):
@@ -140,36 +148,57 @@ def best(pt, key, lower_is_better):
     return (min if lower_is_better else max)(vals, key=lambda v: v[0])
 
 
+def compare(a, lm, pt):
+    """One round of one model: loom's measures against PyTorch's faster layout, with their ratios."""
+    train_pt, train_layout = best(pt, lambda x: x["train_step_ms"], True)
+    inf = {}
+    for b in map(str, a.batches):
+        v, layout = best(pt, lambda x: x["inference"].get(b, {}).get("images_per_second"), False)
+        l = lm["inference"][b]["images_per_second"]
+        inf[b] = {"loom": l, "pytorch": v, "pytorch_layout": layout, "ratio": bl.ratio(l, v),
+                  "pytorch_by_layout": {k: x["inference"][b]["images_per_second"] for k, x in pt.items()},
+                  "loom_ms": lm["inference"][b]["ms"]}
+    rss_pt, rss_layout = best(pt, lambda x: x["train_peak_rss_mb"], True)
+    return {
+        "params": lm["params"], "train_batch": lm["train_batch"],
+        "train_step_ms": {"loom": lm["train_step_ms"], "pytorch": train_pt, "pytorch_layout": train_layout,
+                          "ratio": bl.ratio(lm["train_step_ms"], train_pt),
+                          "pytorch_by_layout": {k: x["train_step_ms"] for k, x in pt.items()}},
+        "inference": inf,
+        "train_peak_rss_mb": {"loom": lm["train_peak_rss_mb"], "pytorch": rss_pt, "pytorch_layout": rss_layout,
+                              "pytorch_by_layout": {k: x["train_peak_rss_mb"] for k, x in pt.items()}},
+        "child_peak_rss_mb": {"loom": lm["child_peak_rss_mb"],
+                              "pytorch_by_layout": {k: x["child_peak_rss_mb"] for k, x in pt.items()}},
+    }
+
+
+def median_of_rounds(rounds):
+    """Rounds of compare() as one: each number the median over the rounds (so a ratio is the median of the
+    rounds' ratios, each taken between runs next to each other in time, not the ratio of two medians), each
+    other value the first round's; every ratio also keeps its rounds' values (ratio_by_round)."""
+    first = rounds[0]
+    if isinstance(first, dict):
+        out = {k: median_of_rounds([r.get(k) for r in rounds]) for k in first}
+        if "ratio" in first and len(rounds) > 1:
+            out["ratio_by_round"] = [r["ratio"] for r in rounds]
+        return out
+    if all(v == first for v in rounds):  # counts (params, batch) keep their type
+        return first
+    if isinstance(first, (int, float)) and not isinstance(first, bool) and all(
+            isinstance(v, (int, float)) for v in rounds):
+        return statistics.median(rounds)
+    return first
+
+
 def summarise(a, results, layer_ctx, layer_res):
-    """The per-model comparisons, the conv layers against the peak, and the targets."""
-    models = {}
-    for m, r in results.items():
-        lm, pt = r["loom"], r["pytorch"]
-        train_pt, train_layout = best(pt, lambda x: x["train_step_ms"], True)
-        inf = {}
-        for b in map(str, a.batches):
-            v, layout = best(pt, lambda x: x["inference"].get(b, {}).get("images_per_second"), False)
-            l = lm["inference"][b]["images_per_second"]
-            inf[b] = {"loom": l, "pytorch": v, "pytorch_layout": layout, "ratio": bl.ratio(l, v),
-                      "pytorch_by_layout": {k: x["inference"][b]["images_per_second"] for k, x in pt.items()},
-                      "loom_ms": lm["inference"][b]["ms"]}
-        rss_pt, rss_layout = best(pt, lambda x: x["train_peak_rss_mb"], True)
-        models[m] = {
-            "params": lm["params"], "train_batch": lm["train_batch"],
-            "train_step_ms": {"loom": lm["train_step_ms"], "pytorch": train_pt, "pytorch_layout": train_layout,
-                              "ratio": bl.ratio(lm["train_step_ms"], train_pt),
-                              "pytorch_by_layout": {k: x["train_step_ms"] for k, x in pt.items()}},
-            "inference": inf,
-            "train_peak_rss_mb": {"loom": lm["train_peak_rss_mb"], "pytorch": rss_pt, "pytorch_layout": rss_layout,
-                                  "pytorch_by_layout": {k: x["train_peak_rss_mb"] for k, x in pt.items()}},
-            "child_peak_rss_mb": {"loom": lm["child_peak_rss_mb"],
-                                  "pytorch_by_layout": {k: x["child_peak_rss_mb"] for k, x in pt.items()}},
-        }
+    """The per-model comparisons (the median of the rounds), the conv layers against the peak, and the targets."""
+    models = {m: median_of_rounds([compare(a, r["loom"], r["pytorch"]) for r in rounds])
+              for m, rounds in results.items()}
     peak_name, peak = bl.gemm_peak(layer_res, "loom_bench's output")
     fma_peak = layer_res.get("peak/fma", {}).get("GFLOP/s")
     for m, v in models.items():
         # What the inference target asks of the hardware, in the FLOPs of flops.hpp.
-        flops = results[m]["loom"].get("forward_flops_per_image")
+        flops = results[m][0]["loom"].get("forward_flops_per_image")
         i = v["inference"].get(str(TARGET_INFERENCE_BATCH))
         if flops and i and i["pytorch"]:
             v["inference_256_gflops"] = {"flops_per_image": flops, "loom": i["loom"] * flops * 1e-9,
@@ -230,13 +259,20 @@ def print_tables(models, peak, layers, targets, markdown):
         print(f"\n{title}\n")
         print(bl.table(header, rows, markdown, left))
 
+    def ratio_cell(r):
+        """The ratio, with the range of its rounds when there were several."""
+        cell = bl.fmt(r["ratio"], ".2f")
+        by_round = [v for v in r.get("ratio_by_round", []) if v is not None]
+        return f"{cell} ({min(by_round):.2f}-{max(by_round):.2f})" if len(by_round) > 1 else cell
+
+    several = any("ratio_by_round" in v["train_step_ms"] for v in models.values())
+    rounds = "; medians of the rounds (the ratio's range over them in brackets)" if several else ""
     rows = []
     for m, v in models.items():
         t = v["train_step_ms"]
         rows.append([m, str(v["train_batch"]), bl.fmt(t["loom"], ".2f")] + layout_cells(t["pytorch_by_layout"], ".2f") +
-                    [bl.fmt(t["ratio"], ".2f"), bl.verdict(None if t["ratio"] is None
-                                                           else t["ratio"] <= TARGET_TRAIN_RATIO)])
-    show(f"Training step, ms (median); ratio = loom / PyTorch's faster layout; target <= {TARGET_TRAIN_RATIO}",
+                    [ratio_cell(t), bl.verdict(None if t["ratio"] is None else t["ratio"] <= TARGET_TRAIN_RATIO)])
+    show(f"Training step, ms (median); ratio = loom / PyTorch's faster layout; target <= {TARGET_TRAIN_RATIO}{rounds}",
          ["model", "batch", "loom", "PyTorch NCHW", "PyTorch channels_last", "loom/PyTorch", "target"], rows)
 
     rows = []
@@ -245,9 +281,9 @@ def print_tables(models, peak, layers, targets, markdown):
             target = bl.verdict(None if i["ratio"] is None else i["ratio"] >= TARGET_INFERENCE_RATIO) \
                 if b == str(TARGET_INFERENCE_BATCH) else ""
             rows.append([m, b, bl.fmt(i["loom"], ",.0f")] + layout_cells(i["pytorch_by_layout"], ",.0f") +
-                        [bl.fmt(i["ratio"], ".2f"), bl.fmt(i["loom_ms"], ".3f"), target])
+                        [ratio_cell(i), bl.fmt(i["loom_ms"], ".3f"), target])
     show(f"Inference, images/s; ratio = loom / PyTorch's faster layout; target >= {TARGET_INFERENCE_RATIO} at batch "
-         f"{TARGET_INFERENCE_BATCH}",
+         f"{TARGET_INFERENCE_BATCH}{rounds}",
          ["model", "batch", "loom", "PyTorch NCHW", "PyTorch channels_last", "loom/PyTorch", "loom ms per batch",
           "target"], rows)
 
@@ -299,6 +335,9 @@ def main():
     ap.add_argument("--loom-suite", default=os.path.join(bl.ROOT, "build", "bench", "loom_suite"))
     ap.add_argument("--loom-bench", default=os.path.join(bl.ROOT, "build", "bench", "loom_bench"))
     ap.add_argument("--pytorch-script", default=os.path.join(bl.HERE, "suite_pytorch.py"))
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure each model this many times, loom and PyTorch alternating, and compare the "
+                         "medians of the rounds' ratios (default 1)")
     a = ap.parse_args()
     quick = a.quick
     a.batches = [int(b) for b in parse_list(a.batches or ("32" if quick else "1,32,64,256"), "--batches")]
@@ -307,8 +346,8 @@ def main():
     a.min_seconds = a.min_seconds if a.min_seconds is not None else (0.0 if quick else 1.0)
     a.layer_min_time = a.layer_min_time if a.layer_min_time is not None else (0.01 if quick else 0.5)
     models = parse_list(a.models, "--models", MODELS)
-    if a.threads < 1 or a.min_steps < 1 or a.min_seconds < 0 or any(b < 1 for b in a.batches):
-        ap.error("--threads, --min-steps and the batch sizes must be at least 1, --min-seconds not negative")
+    if a.threads < 1 or a.min_steps < 1 or a.rounds < 1 or a.min_seconds < 0 or any(b < 1 for b in a.batches):
+        ap.error("--threads, --min-steps, --rounds and the batch sizes must be at least 1, --min-seconds not negative")
     bl.executable(a.loom_suite, "loom_suite")
     bl.executable(a.loom_bench, "loom_bench")
 
