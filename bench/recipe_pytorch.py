@@ -4,8 +4,8 @@
 The network and training of include/loom/models/fashion_mnist_best.hpp, as
 close as PyTorch allows: the small BatchNorm ResNet (stem conv 3x3, no max
 pool, three basic blocks of w, 2w and 4w filters at strides 2, 2, 2, global
-average pooling, dropout, dense 10; --blocks, --strides, --stem-pool and
---zero-init-residual as fashion_mnist_best's flags), Keras's
+average pooling, dropout, dense 10; --blocks, --strides, --stem-pool,
+--zero-init-residual and --pooled-shortcut as fashion_mnist_best's flags), Keras's
 initialisation (Glorot-uniform kernels, zero biases) and BatchNorm settings
 (momentum 0.99, eps 1e-3), SGD with Nesterov momentum and decoupled weight decay
 on the kernels only, a one-cycle learning rate (cosine up, cosine down),
@@ -38,14 +38,17 @@ def bn(c):
 
 
 class Block(nn.Module):
-    def __init__(self, cin, cout, stride, zero_init):
+    def __init__(self, cin, cout, stride, zero_init, pooled_shortcut=False):
         super().__init__()
         self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1), bn(cout)
         self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1), bn(cout)
         if zero_init:
             nn.init.zeros_(self.b2.weight)  # the branch starts at zero (loom's zero_init_residual)
         self.proj = None
-        if stride != 1 or cin != cout:
+        if stride != 1 and pooled_shortcut:  # loom's AveragePooling2D, same padding: ceil, pads not counted
+            self.proj = nn.Sequential(nn.AvgPool2d(stride, ceil_mode=True, count_include_pad=False),
+                                      nn.Conv2d(cin, cout, 1), bn(cout))
+        elif stride != 1 or cin != cout:
             self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride), bn(cout))
 
     def forward(self, x):
@@ -54,7 +57,8 @@ class Block(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    def __init__(self, width, dropout, blocks=(1, 1, 1), zero_init=False, strides=(2, 2, 2), stem_pool=False):
+    def __init__(self, width, dropout, blocks=(1, 1, 1), zero_init=False, strides=(2, 2, 2), stem_pool=False,
+                 pooled_shortcut=False):
         super().__init__()
         w = width
         self.stem, self.bn0 = nn.Conv2d(1, w, 3, 1, 1), bn(w)
@@ -62,7 +66,7 @@ class SmallResNet(nn.Module):
         stages, cin = [], w
         for cout, stride, count in zip((w, 2 * w, 4 * w), strides, blocks):
             for b in range(count):  # only a stage's first block strides
-                stages.append(Block(cin, cout, stride if b == 0 else 1, zero_init))
+                stages.append(Block(cin, cout, stride if b == 0 else 1, zero_init, pooled_shortcut))
                 cin = cout
         self.blocks = nn.Sequential(*stages)
         self.drop = nn.Dropout(dropout)
@@ -129,6 +133,7 @@ def main():
     ap.add_argument("--zero-init-residual", type=int, choices=(0, 1), default=0)
     ap.add_argument("--strides", default="2,2,2", help="strides of the stages' first blocks, as fashion_mnist_best's")
     ap.add_argument("--stem-pool", type=int, choices=(0, 1), default=0)
+    ap.add_argument("--pooled-shortcut", type=int, choices=(0, 1), default=0)
     ap.add_argument("--pad", type=int, default=2)
     ap.add_argument("--erase", type=float, default=0.0)
     ap.add_argument("--limit", type=int, default=0)
@@ -157,7 +162,7 @@ def main():
         x_train, y_train = x_train[: a.limit], y_train[: a.limit]
 
     model = SmallResNet(a.width, a.dropout, blocks, a.zero_init_residual == 1, strides,
-                        a.stem_pool == 1).to(memory_format=fmt)
+                        a.stem_pool == 1, a.pooled_shortcut == 1).to(memory_format=fmt)
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]  # kernels; not biases or BatchNorm
     # Decoupled weight decay as loom's (and Keras's) SGD applies it: w -= lr * wd * w before the
     # update, kernels only; PyTorch's own weight_decay would be an L2 term that momentum amplifies.

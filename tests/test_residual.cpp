@@ -209,6 +209,36 @@ TEST_CASE("small_resnet stacks the blocks asked for per stage and can start each
   CHECK(residuals(strided)[0]->children().size() == 7);  // a projection shortcut now
 }
 
+TEST_CASE("small_resnet's pooled shortcut averages windows before a 1x1 of stride 1, and saves and loads",
+          "[residual][models][model_file]") {
+  using models::small_resnet;
+  const models::SmallResNetOptions strided{.filters = {8, 16, 32}, .strides = {2, 2, 2}, .stem_pool = false};
+  models::SmallResNetOptions pooled_options = strided;
+  pooled_options.pooled_shortcut = true;
+  const Sequential plain = small_resnet(5, strided);
+  Sequential pooled = small_resnet(5, pooled_options);
+  pooled.compile(Adam());  // a model file records its optimizer
+  CHECK(pooled.param_count() == plain.param_count());  // the same 1x1 kernels, the pool has no parameters
+  for (std::size_t i : {3, 4, 5}) {                      // the three blocks, 28 -> 14 -> 7 -> 4
+    const auto& path = pooled.layer(i).children();
+    REQUIRE(path.size() == 8);  // conv, BN, ReLU, conv, BN | pool, conv, BN
+    CHECK(path[5]->kind() == "AveragePooling2D");
+    CHECK(path[6]->output_shape() == plain.layer(i).children()[5]->output_shape());
+    CHECK(pooled.layer(i).output_shape() == plain.layer(i).output_shape());
+  }
+  CHECK(pooled.layer(5).output_shape() == (Shape{4, 4, 32}));  // 7x7 pooled with same padding: 4x4, as the main path
+
+  Random rng(3);
+  Tensor x(2, 28, 28, 1);
+  for (Index i = 0; i < x.size(); ++i) x.data()[i] = rng.uniform(0.0f, 1.0f);
+  const testing::TempDir dir;
+  pooled.save(dir / "pooled.loom");
+  const Sequential back = load_model(dir / "pooled.loom");
+  CHECK(back.summary_string() == pooled.summary_string());
+  CHECK(testing::bitwise_equal(back.predict(x), pooled.predict(x)));
+  CHECK_FALSE(testing::bitwise_equal(plain.predict(x), pooled.predict(x)));  // another shortcut, another network
+}
+
 TEST_CASE("backward_into assigns or adds a layer's dx: the default for any layer, and whole paths", "[residual]") {
   // The default (Layer::backward_into) on a layer that only has backward.
   Dense dense = loom::testing::built(Dense({.units = 3}), Shape{5});

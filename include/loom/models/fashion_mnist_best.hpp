@@ -40,6 +40,7 @@ struct BestRecipe {
   std::array<Index, 3> blocks{1, 1, 1};       // basic blocks per stage
   bool stem_pool = false;                     // max pool after the stem (instead of a strided first block)
   bool zero_init_residual = false;            // each residual branch starts at zero
+  bool pooled_shortcut = false;               // projections average 2x2 windows, then a 1x1 of stride 1
   float dropout = 0.2f;
   float max_learning_rate = 0.1f;   // the one-cycle peak (without the schedule: the constant rate)
   bool one_cycle = true;            // false: a constant rate of max_learning_rate / 10
@@ -64,7 +65,8 @@ inline Sequential fashion_mnist_best(std::uint64_t seed, Index train_samples, co
     throw UsageError("fashion_mnist_best: train_samples must be positive, got " + std::to_string(train_samples));
   Sequential model =
       small_resnet(seed, {.filters = r.filters, .strides = r.strides, .blocks = r.blocks, .stem_pool = r.stem_pool,
-                          .zero_init_residual = r.zero_init_residual, .dropout = r.dropout, .classes = classes});
+                          .zero_init_residual = r.zero_init_residual, .pooled_shortcut = r.pooled_shortcut,
+                          .dropout = r.dropout, .classes = classes});
   SGDOptions sgd{.learning_rate = r.max_learning_rate / 10, .momentum = r.momentum, .nesterov = true,
                  .weight_decay = r.weight_decay};
   if (r.one_cycle)

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <string>
 
+#include "loom/layers/average_pooling2d.hpp"
 #include "loom/layers/batch_normalization.hpp"
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
@@ -44,6 +45,7 @@ struct SmallResNetOptions {
   std::array<Index, 3> blocks{1, 1, 1};      // basic blocks per stage (only the first strides)
   bool stem_pool = true;                     // the stem's 2x2 max pool (without: stride the first stage)
   bool zero_init_residual = false;           // each branch's last BatchNormalization starts at gamma 0
+  bool pooled_shortcut = false;              // a strided projection averages windows first (below)
   float dropout = 0.3f;                      // before the classifier
   Index classes = 10;
 };
@@ -58,7 +60,13 @@ inline Conv2D conv3x3(Index filters, Index strides = 1) {
 // size or the channels projects its shortcut with a strided 1x1 conv and BN.
 // With zero_init_residual the branch starts as zero, the block as the
 // shortcut (Goyal et al. 2017), which eases the first steps at high rates.
-inline Residual basic_block(Index in_filters, Index filters, Index strides, bool zero_init_residual) {
+// With pooled_shortcut a strided projection averages each strides x strides
+// window (same padding, as the main path's) and then applies a 1x1 conv of
+// stride 1, so the shortcut sees every input pixel where the strided 1x1 saw
+// one in four (ResNet-D, He et al. 2019, "Bag of Tricks"); the same
+// multiply-adds.
+inline Residual basic_block(Index in_filters, Index filters, Index strides, bool zero_init_residual,
+                            bool pooled_shortcut = false) {
   Residual block({.activation = Activation::ReLU});
   block.add(conv3x3(filters, strides));
   block.add(BatchNormalization());
@@ -66,7 +74,9 @@ inline Residual basic_block(Index in_filters, Index filters, Index strides, bool
   block.add(conv3x3(filters));
   block.add(BatchNormalization({.initial_gamma = zero_init_residual ? 0.0f : 1.0f}));
   if (strides != 1 || in_filters != filters) {
-    block.add_shortcut(Conv2D({.filters = filters, .kernel = 1, .strides = strides}));
+    const bool pool = pooled_shortcut && strides != 1;
+    if (pool) block.add_shortcut(AveragePooling2D({.pool = strides, .padding = Padding::Same}));
+    block.add_shortcut(Conv2D({.filters = filters, .kernel = 1, .strides = pool ? 1 : strides}));
     block.add_shortcut(BatchNormalization());
   }
   return block;
@@ -94,7 +104,8 @@ inline Sequential small_resnet(std::uint64_t seed, const SmallResNetOptions& o =
   Index in = o.filters[0];
   for (std::size_t i = 0; i < 3; ++i)
     for (Index b = 0; b < o.blocks[i]; ++b) {
-      model.add(detail::basic_block(in, o.filters[i], b == 0 ? o.strides[i] : 1, o.zero_init_residual));
+      model.add(detail::basic_block(in, o.filters[i], b == 0 ? o.strides[i] : 1, o.zero_init_residual,
+                                    o.pooled_shortcut));
       in = o.filters[i];
     }
   model.add(GlobalAveragePooling2D());
