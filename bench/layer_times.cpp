@@ -20,7 +20,15 @@
 // from the block's own time (the block also adds the paths and applies its
 // activation, and the sublayers run with less of the step's data in cache).
 //
-//   loom_layer_times --model NAME | --model-file FILE [--threads 2] [--batch N] [--reps 50] [--seed 42]
+// With --inference it times inference instead, as predict runs it: one slice
+// of images (predict's cache-sized slice, 32 by default) on one thread, since
+// predict hands each thread whole slices and the layers then run alone. Each
+// row is one inference step (chain::infer_step): a layer, or a Conv2D with
+// the BatchNormalization and ReLU it applies in its output stage, or with the
+// MaxPool2D it pools for. Inside a Residual block: its paths' steps and the
+// sum (with the block's activation), timed in a second pass.
+//
+//   loom_layer_times --model NAME | --model-file FILE [--threads 2] [--batch N] [--reps 50] [--seed 42] [--inference]
 
 #include <algorithm>
 #include <chrono>
@@ -49,6 +57,7 @@ struct Args {
   Index batch = 0;  // 0: the model's training batch
   int reps = 50;
   std::uint64_t seed = 42;
+  bool inference = false;
 };
 
 const char* kUsage =
@@ -59,21 +68,26 @@ const char* kUsage =
     "  --threads N        threads (default 2)\n"
     "  --batch N          training batch (default: the suite model's own; 32 for a file)\n"
     "  --reps N           timed steps; each time is the median over them (default 50)\n"
-    "  --seed N           seed of a suite model's weights (default 42)\n";
+    "  --seed N           seed of a suite model's weights (default 42)\n"
+    "  --inference        time inference steps instead: one slice (--batch, default 32) on one thread\n";
 
 Args parse(int argc, char** argv) {
   using cli::parse_int;
   Args a;
-  cli::parse_flags(argc, argv, kUsage, [&](const std::string& flag, const char* v) {
+  const auto positional = [&](const std::string& arg) {
+    throw UsageError("unexpected argument \"" + arg + "\"\n" + kUsage);
+  };
+  cli::parse_args(argc, argv, 1, kUsage, {"--inference"}, [&](const std::string& flag, const char* v) {
     if (flag == "--model") a.model = v;
     else if (flag == "--model-file") a.model_file = v;
     else if (flag == "--threads") a.threads = static_cast<int>(parse_int(flag, v, 1));
     else if (flag == "--batch") a.batch = parse_int(flag, v, 1);
     else if (flag == "--reps") a.reps = static_cast<int>(parse_int(flag, v, 1));
     else if (flag == "--seed") a.seed = static_cast<std::uint64_t>(parse_int(flag, v, 0));
+    else if (flag == "--inference") a.inference = true;
     else return false;
     return true;
-  });
+  }, positional);
   if (a.model.empty() == a.model_file.empty()) throw UsageError("give one of --model and --model-file");
   return a;
 }
@@ -133,14 +147,7 @@ void print_json(const LayerTimes& t) {
   std::printf("}");
 }
 
-int run(const Args& a) {
-  const bench::SuiteModel* m = a.model.empty() ? nullptr : bench::find_suite_model(a.model);
-  if (!a.model.empty() && !m)
-    throw UsageError("--model: unknown model \"" + a.model + "\"; expected seed, vgg, photo, wide, odd, mlp or resnet");
-  set_threads(a.threads);
-  Sequential model = m ? m->build(a.seed) : load_model(a.model_file);
-  const std::string name = m ? std::string(m->name) : std::filesystem::path(a.model_file).filename().string();
-  const Index batch = a.batch > 0 ? a.batch : m ? m->train_batch : 32;
+int time_training(Sequential& model, const std::string& name, Index batch, const Args& a) {
   Random rng(7);
   const Tensor x = bench::random_images(batch, model.input_shape(), rng);
   const auto y = bench::random_labels(batch, model.num_classes(), rng);
@@ -212,6 +219,136 @@ int run(const Args& a) {
   }
   std::printf("]}\n");
   return 0;
+}
+
+// One inference step's samples (chain::infer_step: one layer, or a Conv2D
+// with what it applies in its output stage), and a Residual block's steps.
+struct StepTimes {
+  std::string name, kind;  // of the step's layers, joined by '+'
+  std::vector<double> ms;
+  std::vector<StepTimes> children;
+};
+
+StepTimes step_row(chain::Layers layers, std::size_t i, std::size_t n) {
+  StepTimes t;
+  for (std::size_t k = i; k < i + n; ++k) {
+    t.name += (k > i ? "+" : "") + std::string(layers[k]->name());
+    t.kind += (k > i ? "+" : "") + std::string(layers[k]->kind());
+  }
+  return t;
+}
+
+// Runs a chain's inference on x step by step as Sequential::infer does,
+// ping-ponging between a and b, each step's time into rows[row], rows[row +
+// 1], ... (made on the first run; `row` ends past the chain's). Returns the
+// tensor holding the output.
+const Tensor& time_chain(chain::Layers layers, const Tensor& x, Tensor& a, Tensor& b, std::vector<StepTimes>& rows,
+                         std::size_t& row, bool timed) {
+  const Tensor* in = &x;
+  Tensor* out = &a;
+  for (std::size_t i = 0; i < layers.size(); ++row) {
+    const std::size_t n = chain::step_size(layers, i, layers.size());
+    if (rows.size() == row) rows.push_back(step_row(layers, i, n));
+    const auto t0 = Clock::now();
+    chain::infer_step(layers, i, layers.size(), *in, *out);
+    if (timed) rows[row].ms.push_back(ms_since(t0));
+    i += n;
+    in = out;
+    out = out == &a ? &b : &a;
+  }
+  return *in;
+}
+
+// A Residual block's inference cut into the steps Residual::infer runs: its
+// main path's, its shortcut's, then the sum through the block's activation.
+void time_block_inference(const Residual& block, const Tensor& x, std::vector<StepTimes>& rows) {
+  Tensor a, b, c, d, y;
+  std::size_t row = 0;
+  const Tensor& h = time_chain(block.main_path(), x, a, b, rows, row, true);
+  const Tensor& s = block.shortcut_path().empty() ? x : time_chain(block.shortcut_path(), x, c, d, rows, row, true);
+  if (rows.size() == row) rows.push_back({.name = "sum", .kind = "Add"});
+  const auto t0 = Clock::now();
+  block.add_paths(h, s, y);
+  rows[row].ms.push_back(ms_since(t0));
+}
+
+void print_step(const StepTimes& t, int depth, double pass) {
+  const double ms = median(t.ms);
+  const std::string name = std::string(static_cast<std::size_t>(2 * depth), ' ') + t.name;
+  std::printf("%-42s %-40s %9.3f %6.1f %%\n", name.c_str(), t.kind.c_str(), ms, 100.0 * ms / pass);
+  for (const StepTimes& c : t.children) print_step(c, depth + 1, pass);
+}
+
+void print_step_json(const StepTimes& t) {
+  std::printf("{\"name\": %s, \"kind\": %s, \"ms\": %.4f", json_string(t.name).c_str(), json_string(t.kind).c_str(),
+              median(t.ms));
+  if (!t.children.empty()) {
+    std::printf(", \"children\": [");
+    for (std::size_t i = 0; i < t.children.size(); ++i) {
+      if (i) std::printf(", ");
+      print_step_json(t.children[i]);
+    }
+    std::printf("]");
+  }
+  std::printf("}");
+}
+
+// predict's work on one slice: every inference step of the model, one thread.
+int time_inference(const Sequential& model, const std::string& name, Index batch, const Args& a) {
+  set_threads(1);
+  Random rng(7);
+  const Tensor x = bench::random_images(batch, model.input_shape(), rng);
+  std::vector<StepTimes> rows;
+  std::vector<double> pass_ms;
+  Tensor ping, pong;
+  const FlushDenormals flush;
+  const int warm = 3;
+  for (int r = 0; r < warm + a.reps; ++r) {
+    const bool timed = r >= warm;
+    std::size_t row = 0;
+    const auto t0 = Clock::now();
+    time_chain(model.layers(), x, ping, pong, rows, row, timed);
+    if (!timed) continue;
+    pass_ms.push_back(ms_since(t0));
+    // The blocks' steps, outside the timed pass, from the input the block had.
+    const Tensor* in = &x;
+    Tensor* out = &ping;
+    row = 0;
+    for (std::size_t i = 0; i < model.size(); ++row) {
+      if (const auto* block = dynamic_cast<const Residual*>(&model.layer(i)))
+        time_block_inference(*block, *in, rows[row].children);
+      i += chain::infer_step(model.layers(), i, model.size(), *in, *out);
+      in = out;
+      out = out == &ping ? &pong : &ping;
+    }
+  }
+  const double pass = median(pass_ms);
+  std::printf("%s inference, a slice of %lld images on 1 thread, median of %d passes (ms)\n", name.c_str(),
+              static_cast<long long>(batch), a.reps);
+  std::printf("%-42s %-40s %9s %8s\n", "step", "kind", "ms", "of pass");
+  for (const StepTimes& t : rows) print_step(t, 0, pass);
+  std::printf("%-42s %-40s %9.3f   (%.0f images/s on this thread)\n", "whole pass", "", pass,
+              1000.0 * static_cast<double>(batch) / pass);
+  std::printf("{\"model\": %s, \"mode\": \"inference\", \"batch\": %lld, \"threads\": 1, \"reps\": %d, "
+              "\"pass_ms\": %.4f, \"steps\": [",
+              json_string(name).c_str(), static_cast<long long>(batch), a.reps, pass);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (i) std::printf(", ");
+    print_step_json(rows[i]);
+  }
+  std::printf("]}\n");
+  return 0;
+}
+
+int run(const Args& a) {
+  const bench::SuiteModel* m = a.model.empty() ? nullptr : bench::find_suite_model(a.model);
+  if (!a.model.empty() && !m)
+    throw UsageError("--model: unknown model \"" + a.model + "\"; expected seed, vgg, photo, wide, odd, mlp or resnet");
+  set_threads(a.threads);
+  Sequential model = m ? m->build(a.seed) : load_model(a.model_file);
+  const std::string name = m ? std::string(m->name) : std::filesystem::path(a.model_file).filename().string();
+  if (a.inference) return time_inference(model, name, a.batch > 0 ? a.batch : 32, a);
+  return time_training(model, name, a.batch > 0 ? a.batch : m ? m->train_batch : 32, a);
 }
 
 }  // namespace

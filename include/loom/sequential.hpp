@@ -123,6 +123,8 @@ class Sequential {
   Shape output_shape() const { return layers_.empty() ? input_ : layers_.back()->output_shape(); }
   Index num_classes() const { return output_shape().channels(); }
   std::size_t size() const { return layers_.size(); }
+  /// The layers in order, for tools that walk them (as a composite's children()).
+  chain::Layers layers() const { return layers_; }
   Layer& layer(std::size_t i) { return *layers_.at(i); }
   const Layer& layer(std::size_t i) const { return *layers_.at(i); }
   Optimizer& optimizer() {

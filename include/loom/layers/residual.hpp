@@ -120,13 +120,16 @@ class Residual final : public Layer {
     Tensor h;
     chain::infer(main_path(), x, h);
     if (shortcut_path().empty()) {
-      add_tensors(h, x, y, o_.activation);
+      add_paths(h, x, y);
     } else {
       Tensor s;
       chain::infer(shortcut_path(), x, s);
-      add_tensors(h, s, y, o_.activation);
+      add_paths(h, s, y);
     }
   }
+  /// y = activation(h + s): the block's sum of its main path's output h and
+  /// its shortcut's s (infer's last step; public for tools that time it).
+  void add_paths(const Tensor& h, const Tensor& s, Tensor& y) const { add_tensors(h, s, y, o_.activation); }
 
   // Activation, the two paths' lengths, then each sublayer (kind, name, options).
   void write_config(LayerConfigWriter& w) const override {
