@@ -239,17 +239,17 @@ void kernel(Index depth, const float* a, Index lda, const float* b, Index ldb, f
 
 // The same tile for A read through a row table (GatheredRows): K from k0,
 // depth values, segment by segment; within a segment row i is read at its
-// own pointer. The same FMAs in the same order as on a materialised A.
+// own pointer; B rows ldb apart. The same FMAs in the same order as on a materialised A.
 template <int kVecs>
 void gathered_kernel(Index k0, Index depth, const float* const* table, Index segments, Index segment,
-                     const float* b, float* c, Index rs, Index cs, Index rows, Index cols, const Epilogue& o) {
+                     const float* b, Index ldb, float* c, Index rs, Index cs, Index rows, Index cols, const Epilogue& o) {
   Tile<kVecs> acc = zero_tile<kVecs>();
   for (Index k = k0, end = k0 + depth; k < end;) {
     const Index s = k / segment, off = k - s * segment, len = std::min(segment - off, end - k);
     const float* p[kMr];
 #pragma GCC unroll 12
     for (Index i = 0; i < kMr; ++i) p[i] = table[i * segments + s] + off;
-    fma_steps<kVecs>(acc, len, b, kNr, [&](Index i, Index kk) { return p[i][kk]; });
+    fma_steps<kVecs>(acc, len, b, ldb, [&](Index i, Index kk) { return p[i][kk]; });
     k += len;
   }
   store<kVecs>(acc, c, rs, cs, rows, cols, o);
@@ -262,9 +262,10 @@ void panel_kernel(Index depth, const float* a, Index lda, const float* b, Index 
   kernel<kA, 2>(depth, a, lda, b, ldb, c, rs, cs, rows, cols, o);
 }
 void gathered_panel_kernel(Index k0, Index depth, const float* const* table, Index segments, Index segment,
-                           const float* b, float* c, Index rs, Index cs, Index rows, Index cols, const Epilogue& o) {
-  if (cols <= 16) return gathered_kernel<1>(k0, depth, table, segments, segment, b, c, rs, cs, rows, cols, o);
-  gathered_kernel<2>(k0, depth, table, segments, segment, b, c, rs, cs, rows, cols, o);
+                           const float* b, Index ldb, float* c, Index rs, Index cs, Index rows, Index cols,
+                           const Epilogue& o) {
+  if (cols <= 16) return gathered_kernel<1>(k0, depth, table, segments, segment, b, ldb, c, rs, cs, rows, cols, o);
+  gathered_kernel<2>(k0, depth, table, segments, segment, b, ldb, c, rs, cs, rows, cols, o);
 }
 #elif defined(LOOM_GEMM_AVX2)
 // The 6 x 16 kernel: 12 accumulators, per k one B row (two vectors) and six
@@ -455,6 +456,9 @@ class ViewA {
   void prepare(Index ic, Index mc, Index pc, Index kc) {
     ic_ = ic, pc_ = pc, kc_ = kc;
     direct_ = a_.col_stride == 1 || a_.row_stride == 1 ? mc / kMr * kMr : 0;
+#if defined(LOOM_GEMM_AVX512)
+    if (a_.col_stride == 1) direct_ = mc;  // a last tile of fewer rows too: tile() reads it through a row table
+#endif
     if (direct_ < mc) pack_a(a_, ic + direct_, mc - direct_, pc, kc, pa_);
   }
   // The tile of `rows` rows from ic + ir against one B panel (rows ldb apart).
@@ -463,6 +467,17 @@ class ViewA {
     if (ir >= direct_)
       return panel_kernel<AForm::Packed>(kc_, pa_ + (ir - direct_) * kc_, 0, bp, ldb, c, rs, cs, rows, cols, o);
     const float* at = a_.data + (ic_ + ir) * a_.row_stride + pc_ * a_.col_stride;
+#if defined(LOOM_GEMM_AVX512)
+    // A last tile of fewer rows, row-major: its missing rows repeat its last
+    // one (read, multiplied, never stored) instead of packing the rows with
+    // zeros. Packing them had been a tenth of Winograd's products at 128
+    // tiles a chunk (120 rows in place, 8 packed for each of the 36).
+    if (rows < kMr && a_.col_stride == 1) {
+      const float* table[kMr];
+      for (Index i = 0; i < kMr; ++i) table[i] = at - pc_ + std::min(i, rows - 1) * a_.row_stride;
+      return gathered_panel_kernel(pc_, kc_, table, 1, a_.cols, bp, ldb, c, rs, cs, rows, cols, o);
+    }
+#endif
     if (a_.col_stride == 1)
       panel_kernel<AForm::Rows>(kc_, at, a_.row_stride, bp, ldb, c, rs, cs, rows, cols, o);
     else
@@ -520,7 +535,7 @@ class GatheredA {
       std::copy_n(table, rows * a_.segments, padded.begin());
       table = padded.data();
     }
-    gathered_panel_kernel(pc_, kc_, table, a_.segments, a_.segment, bp, c, rs, cs, rows, cols, o);
+    gathered_panel_kernel(pc_, kc_, table, a_.segments, a_.segment, bp, kNr, c, rs, cs, rows, cols, o);
 #else
     panel_kernel<AForm::Packed>(kc_, pa_ + ir * kc_, 0, bp, ldb, c, rs, cs, rows, cols, o);
 #endif
