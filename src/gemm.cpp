@@ -442,7 +442,8 @@ void multiply_empty(View c, const Epilogue& e) {
 }
 
 // The blocked product's A: read in place where it is row- or column-major
-// (kMr rows at a time; a last panel of fewer rows is packed, zero-padded),
+// (kMr rows at a time; a last panel of fewer rows is packed, zero-padded,
+// except a row-major one with AVX-512, which tile() reads through a row table),
 // packed block by block otherwise.
 class ViewA {
  public:

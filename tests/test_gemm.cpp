@@ -186,7 +186,9 @@ TEST_CASE("gemm: operands read in place give the bits of packed ones") {
   // multiple of 16) in place, and a column-major A (A^T stored) is read in
   // place as a row-major one is: both against B packed beforehand and A
   // written out. K past one block of 256, N past one block of 1,024 columns,
-  // a last panel of 16 columns, M short of a tile.
+  // a last panel of 16 columns, M short of a tile (with AVX-512 a row-major
+  // A's last tile of fewer rows is read through a row table, a column-major
+  // one's packed: the same bits).
   for (const auto [m, k, n] : {std::array<Index, 3>{13, 300, 1040}, {40, 260, 48}, {128, 9, 64}, {7, 513, 16}}) {
     const RowMatrix a = random_matrix(m, k, 1), at = a.transpose(), b = random_matrix(k, n, 2);
     const RowMatrix c0 = random_matrix(m, n, 3);
