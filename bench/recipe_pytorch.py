@@ -58,7 +58,7 @@ class Block(nn.Module):
 
 class SmallResNet(nn.Module):
     def __init__(self, width, dropout, blocks=(1, 1, 1), zero_init=False, strides=(2, 2, 2), stem_pool=False,
-                 pooled_shortcut=False):
+                 pooled_shortcut=True):
         super().__init__()
         w = width
         self.stem, self.bn0 = nn.Conv2d(1, w, 3, 1, 1), bn(w)
@@ -133,7 +133,7 @@ def main():
     ap.add_argument("--zero-init-residual", type=int, choices=(0, 1), default=0)
     ap.add_argument("--strides", default="2,2,2", help="strides of the stages' first blocks, as fashion_mnist_best's")
     ap.add_argument("--stem-pool", type=int, choices=(0, 1), default=0)
-    ap.add_argument("--pooled-shortcut", type=int, choices=(0, 1), default=0)
+    ap.add_argument("--pooled-shortcut", type=int, choices=(0, 1), default=1)
     ap.add_argument("--pad", type=int, default=2)
     ap.add_argument("--erase", type=float, default=0.0)
     ap.add_argument("--limit", type=int, default=0)

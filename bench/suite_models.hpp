@@ -15,7 +15,8 @@
 //   mlp    784       Dense 512, Dense 512, Dense 10
 //   resnet 28x28x1   the best recipe's BatchNorm ResNet (models::fashion_mnist_best:
 //                    stem conv 32, basic blocks of 32, 64, 128 filters each
-//                    strided 2 with a 1x1 projection, global average pooling,
+//                    strided 2 with a projection (2x2 average pool, 1x1
+//                    conv), global average pooling,
 //                    Dropout, Dense 10), trained as the recipe trains it: SGD
 //                    with Nesterov momentum and weight decay, label smoothing
 //

@@ -25,7 +25,7 @@
 //                      [--augment pad=2,flip|none|...] [--label-smoothing 0.1]
 //                      [--weight-decay 0.005] [--schedule one-cycle|constant]
 //                      [--max-lr 0.1] [--width 32] [--blocks 1,1,1] [--strides 2,2,2]
-//                      [--stem-pool 0] [--zero-init-residual 0] [--pooled-shortcut 0] [--ema 0]
+//                      [--stem-pool 0] [--zero-init-residual 0] [--pooled-shortcut 1] [--ema 0]
 //                      [--limit N] [--data DIR] [--save FILE]
 
 #include <array>
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
                      "  --stem-pool 0|1  max pool after the stem (default 0)\n"
                      "  --zero-init-residual 0|1  start each residual branch at zero (default 0)\n"
                      "  --pooled-shortcut 0|1  projections average 2x2 windows, then a 1x1 conv\n"
-                     "                   of stride 1, instead of a strided 1x1 (default 0)\n"
+                     "                   of stride 1, instead of a strided 1x1 (default 1)\n"
                      "  --ema DECAY      end with the exponential moving average of the weights,\n"
                      "                   this decay per step (default 0: the last step's weights)\n",
        .extra_flag =
