@@ -325,3 +325,44 @@ TEST_CASE("Non-square average pooling options survive a save and load", "[poolin
   const Tensor x = testing::random_tensor(5, 9, 10, 2, rng);
   CHECK(testing::bitwise_equal(back.predict(x), m.predict(x)));
 }
+
+// A pooled projection's shortcut (a Residual path) starts with the pool, which
+// adds its dx onto the block's (Layer::backward_into): bit for bit backward's
+// dx added by a pass, where windows do not overlap and where they do.
+TEST_CASE("AveragePooling2D's backward_into assigns or adds the dx that backward returns, bit for bit", "[pooling]") {
+  struct Case {
+    const char* what;
+    AveragePooling2DOptions o;
+    Shape in;
+  };
+  const std::vector<Case> cases = {
+      {"2x2 tiling the input", {}, Shape{6, 8, 5}},
+      {"2x2 same, an odd input (edge windows of fewer taps)", {.padding = Padding::Same}, Shape{7, 5, 3}},
+      {"3x3 stride 2, overlapping windows", {.pool = 3, .strides = 2, .padding = Padding::Same}, Shape{7, 7, 4}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    AveragePooling2D a = built(AveragePooling2D(c.o), c.in), b = built(AveragePooling2D(c.o), c.in);
+    Random rng(11);
+    const Tensor x = loom::testing::random_tensor(3, c.in[0], c.in[1], c.in[2], rng);
+    const Shape out = a.output_shape();
+    const Tensor dy = loom::testing::random_tensor(3, out[0], out[1], out[2], rng);
+    a.forward(x);
+    b.forward(x);
+    const Tensor expected = a.backward(dy);
+
+    Tensor dx = loom::testing::random_tensor(3, c.in[0], c.in[1], c.in[2], rng);  // Assign overwrites it
+    b.backward_into(dy, dx, GradientWrite::Assign);
+    CHECK(loom::testing::bitwise_equal(dx, expected));
+
+    const Tensor before = loom::testing::random_tensor(3, c.in[0], c.in[1], c.in[2], rng);
+    dx = before;
+    b.backward_into(dy, dx, GradientWrite::Add);
+    Tensor sum = before;
+    add_tensors(sum, expected, sum);
+    CHECK(loom::testing::bitwise_equal(dx, sum));
+
+    Tensor wrong(2, c.in[0], c.in[1], c.in[2]);
+    CHECK_THROWS_WITH(b.backward_into(dy, wrong, GradientWrite::Add), Contains("backward_into adds onto dx"));
+  }
+}

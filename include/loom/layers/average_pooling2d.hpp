@@ -11,7 +11,9 @@
 //
 // Backward: every tap of window i gets dy[i] / count[i], added up where
 // windows overlap. The count of each window depends only on its position, so
-// it is worked out once, at build.
+// it is worked out once, at build. backward_into adds those shares onto the
+// caller's dx directly where windows do not overlap (a pooled projection's
+// shortcut in a Residual block), the same bits as adding backward's dx.
 //
 // Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
@@ -50,25 +52,23 @@ class AveragePooling2D final : public Pooling2D {
   }
 
   const Tensor& backward(const Tensor& dy) override {
-    const Index n = dy.dimension(0), c = input_shape()[2], per_in = input_shape().size();
-    const Index per_out = output_shape().size();
-    resize_batch(dx_, n, input_shape());
-    resize_batch(share_, n, output_shape());
-    const float* g = dy.data();
-    float* share = share_.data();
-    float* dx = dx_.data();
-    const bool assign = tiles_input();  // every input under exactly one tap: assign, no zeroing pass
-    parallel_for(n, true, [&](Index s) {  // a sample's windows lie in its own part of dx, written by the same thread
-      divide_by_count(g + s * per_out, share + s * per_out, c);
-      if (!assign) std::fill_n(dx + s * per_in, per_in, 0.0f);
-      for_each_tap(s, [&](Index out, Index at, std::int32_t) {
-        if (assign)
-          std::copy_n(share + out, c, dx + at);
-        else
-          add_into(dx + at, share + out, c);
-      });
-    });
+    resize_batch(dx_, dy.dimension(0), input_shape());
+    spread_gradient(dy, dx_.data(), GradientWrite::Assign);
     return dx_;
+  }
+
+  // As the shortcut of a pooled projection (a Residual's path), the pool adds
+  // its dx onto the block's directly instead of writing its own and a pass
+  // adding it. Where windows do not overlap each input gets at most one
+  // share, so this gives the bits of that pass; overlapping windows keep it.
+  void backward_into(const Tensor& dy, Tensor& dx, GradientWrite how) override {
+    const Index n = dy.dimension(0);
+    if (how == GradientWrite::Assign) resize_batch(dx, n, input_shape());
+    if (dx.dimension(0) != n || !holds(dx, input_shape()))
+      throw ShapeError(label() + ": backward_into adds onto dx of dimensions " + dims_string(dx) + ", expected " +
+                       std::to_string(n) + " samples of shape " + input_shape().to_string());
+    if (how == GradientWrite::Add && !windows_disjoint()) return Layer::backward_into(dy, dx, how);
+    spread_gradient(dy, dx.data(), how);
   }
 
   void infer(const Tensor& x, Tensor& y) const override {
@@ -94,6 +94,33 @@ class AveragePooling2D final : public Pooling2D {
   }
 
  private:
+  // Every tap of window i gets dy[i] / count[i], assigned to or added onto dx
+  // (N, H, W, C). Add requires windows_disjoint().
+  void spread_gradient(const Tensor& dy, float* dx, GradientWrite how) {
+    const Index n = dy.dimension(0), c = input_shape()[2], per_in = input_shape().size();
+    const Index per_out = output_shape().size();
+    resize_batch(share_, n, output_shape());
+    const float* g = dy.data();
+    float* share = share_.data();
+    // Assigning where every input is under exactly one tap needs no zeroing pass.
+    const bool copy = how == GradientWrite::Assign && tiles_input();
+    parallel_for(n, true, [&](Index s) {  // a sample's windows lie in its own part of dx, written by the same thread
+      divide_by_count(g + s * per_out, share + s * per_out, c);
+      if (how == GradientWrite::Assign && !copy) std::fill_n(dx + s * per_in, per_in, 0.0f);
+      for_each_tap(s, [&](Index out, Index at, std::int32_t) {
+        if (copy)
+          std::copy_n(share + out, c, dx + at);
+        else
+          add_into(dx + at, share + out, c);
+      });
+    });
+  }
+
+  // No input position lies under two windows.
+  bool windows_disjoint() const {
+    return options().strides.h >= options().pool.h && options().strides.w >= options().pool.w;
+  }
+
   // to = from / count of its window, for one sample's (OH, OW, C) block; to may be from.
   void divide_by_count(const float* from, float* to, Index c) const {
     for (std::size_t p = 0; p < count_.size(); ++p) {
