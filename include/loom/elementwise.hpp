@@ -6,6 +6,7 @@
 // Thread safety: callable from many threads on distinct outputs.
 
 #include <cstring>
+#include <string>
 
 #include "loom/activation.hpp"
 #include "loom/error.hpp"
@@ -44,6 +45,17 @@ inline void copy_tensor(const Tensor& a, Tensor& out) {
 /// How Layer::backward_into (and the convolution engines) write dL/dx into the caller's tensor: Assign
 /// (resized to x's dimensions) or Add (onto what it holds, x's dimensions).
 enum class GradientWrite { Assign, Add };
+
+/// Readies the caller's dx of a layer that writes there directly (named `layer`
+/// in the error): resized to n samples of `input` for Assign; for Add it must
+/// hold them already, or a ShapeError.
+inline void prepare_gradient_target(Tensor& dx, Index n, const Shape& input, GradientWrite how,
+                                    const std::string& layer) {
+  if (how == GradientWrite::Assign) return resize_batch(dx, n, input);
+  if (dx.dimension(0) != n || !holds(dx, input))
+    throw ShapeError(layer + ": backward_into adds onto dx of dimensions " + dims_string(dx) + ", expected " +
+                     std::to_string(n) + " samples of shape " + input.to_string());
+}
 
 /// Writes a dL/dx computed in a tensor of the layer's own into the caller's,
 /// as `how` says: backward_into's default.

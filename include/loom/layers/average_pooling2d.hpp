@@ -62,11 +62,7 @@ class AveragePooling2D final : public Pooling2D {
   // adding it. Where windows do not overlap each input gets at most one
   // share, so this gives the bits of that pass; overlapping windows keep it.
   void backward_into(const Tensor& dy, Tensor& dx, GradientWrite how) override {
-    const Index n = dy.dimension(0);
-    if (how == GradientWrite::Assign) resize_batch(dx, n, input_shape());
-    if (dx.dimension(0) != n || !holds(dx, input_shape()))
-      throw ShapeError(label() + ": backward_into adds onto dx of dimensions " + dims_string(dx) + ", expected " +
-                       std::to_string(n) + " samples of shape " + input_shape().to_string());
+    prepare_gradient_target(dx, dy.dimension(0), input_shape(), how, label());
     if (how == GradientWrite::Add && !windows_disjoint()) return Layer::backward_into(dy, dx, how);
     spread_gradient(dy, dx.data(), how);
   }

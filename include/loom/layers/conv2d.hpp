@@ -216,10 +216,7 @@ class Conv2D final : public ActivatedLayer {
   // for dz = dy, or for dy masked by a fused ReLU's output (Winograd only).
   void gemm_backward(const Tensor& dy, const Tensor* relu_output, Tensor* dx, GradientWrite how) {
     const Index n = dy.dimension(0);
-    if (dx && how == GradientWrite::Assign) resize_batch(*dx, n, input_shape());
-    if (dx && (dx->dimension(0) != n || !holds(*dx, input_shape())))
-      throw ShapeError(label() + ": backward_into adds onto dx of dimensions " + dims_string(*dx) + ", expected " +
-                       std::to_string(n) + " samples of shape " + input_shape().to_string());
+    if (dx) prepare_gradient_target(*dx, n, input_shape(), how, label());
     float *dkernel = params_[0].grad.data(), *dbias = params_[1].grad.data();
     switch (algorithm()) {
       case ConvAlgorithm::Winograd2: winograd2_.backward(g_, dy, relu_output, dkernel, dbias, dx, how); break;
