@@ -28,6 +28,7 @@ import os
 import platform
 import shlex
 import subprocess
+import statistics
 import sys
 import tempfile
 import time
@@ -209,6 +210,26 @@ def executable(path, target):
         die(f"{path} is not an executable; build it with\n"
             f"  cmake -S {ROOT} -B build && cmake --build build -j2 --target {target}")
     return path
+
+
+# ---- rounds ------------------------------------------------------------------
+
+def median_of_rounds(rounds):
+    """Rounds of a comparison as one: each number the median over the rounds (so a ratio is the median of the
+    rounds' ratios, each taken between runs next to each other in time, not the ratio of two medians), each
+    other value the first round's; every ratio also keeps its rounds' values (ratio_by_round)."""
+    first = rounds[0]
+    if isinstance(first, dict):
+        out = {k: median_of_rounds([r.get(k) for r in rounds]) for k in first}
+        if "ratio" in first and len(rounds) > 1:
+            out["ratio_by_round"] = [r["ratio"] for r in rounds]
+        return out
+    if all(v == first for v in rounds):  # counts (params, batch) keep their type
+        return first
+    if isinstance(first, (int, float)) and not isinstance(first, bool) and all(
+            isinstance(v, (int, float)) for v in rounds):
+        return statistics.median(rounds)
+    return first
 
 
 # ---- formatting --------------------------------------------------------------

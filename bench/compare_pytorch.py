@@ -23,6 +23,14 @@ docs/benchmarks.md. The other models: bench/suite.py.
 
   /usr/bin/python3 bench/compare_pytorch.py --threads 2              # the full run: 5 epochs, 60,000 images
   /usr/bin/python3 bench/compare_pytorch.py --epochs 1 --limit 6000  # a quick check
+  /usr/bin/python3 bench/compare_pytorch.py --epochs 1 --rounds 3    # three rounds, the frameworks alternating
+
+With --rounds N the children run N times, PyTorch's layouts and loom in turn,
+and each ratio is the median of the rounds' ratios, each taken between runs
+minutes apart (its range over the rounds is printed beside it): this host's
+speed drifts from hour to hour, and PyTorch's epoch swings more than loom's,
+so one round's verdict can turn on when it ran. Every other number is the
+median over the rounds; the JSON keeps each round's ratios (ratios_by_round).
 
 Targets (the speed work's goals, against PyTorch on an optimised BLAS in its
 better layout; bench/suite.py has the same for the other models):
@@ -119,13 +127,31 @@ def best_of_layouts(by_layout):
     return out
 
 
+def round_ratios(p, l):
+    """loom against PyTorch's better layout, measure by measure."""
+    return {
+        "epoch_time": bl.ratio(l["epoch_seconds_median"], p["epoch_seconds_median"]),
+        "inference": bl.ratio(l["inference_images_per_second"], p["inference_images_per_second"]),
+        "latency": bl.ratio(l["latency_ms"], p["latency_ms"]),
+        "train_rss": bl.ratio(l["train_peak_rss_mb"], p["train_peak_rss_mb"]),
+        "rss": bl.ratio(l["peak_rss_mb"], p["peak_rss_mb"]),
+    }
+
+
 def rows(report):
     """Table rows: (measure, pytorch per layout..., loom, loom/pytorch's better layout, target, verdict)."""
     l, r, t, by = report["loom"], report["ratios"], report["targets"], report["pytorch_layouts"]
+    by_round = report.get("ratios_by_round", {})
+
+    def ratio_cell(key):
+        """The ratio, with its range over the rounds when there were several."""
+        cell = fmt(r[key], ".3f")
+        seen = [v for v in by_round.get(key, []) if v is not None]
+        return f"{cell} ({min(seen):.3f}-{max(seen):.3f})" if len(seen) > 1 else cell
 
     def line(measure, key, spec, ratio_key, target, verdict_key):
         return ((measure,) + tuple(fmt(by[k].get(key), spec) if k in by else "-" for k in bl.LAYOUTS) +
-                (fmt(l[key], spec), fmt(r[ratio_key], ".3f") if ratio_key else "", target,
+                (fmt(l[key], spec), ratio_cell(ratio_key) if ratio_key else "", target,
                  verdict(t[verdict_key]["pass"]) if verdict_key else ""))
 
     return [
@@ -223,6 +249,9 @@ def main():
                     help="the PyTorch reference (default: bench/pytorch_reference.py)")
     ap.add_argument("--layouts", default=",".join(bl.LAYOUTS),
                     help="PyTorch's layouts, each in its own run; the faster counts (default nchw,channels_last)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the children N times, the frameworks alternating; ratios are the medians of the "
+                         "rounds' ratios (default 1)")
     bl.add_common_args(ap)
     ap.add_argument("--layer-table", metavar="BENCH_JSON",
                     help="print the per-layer markdown table of a loom_bench JSON file and exit (runs nothing)")
@@ -230,7 +259,7 @@ def main():
     if a.layer_table:
         print(layer_table(a.layer_table))
         return 0
-    for name in ("epochs", "threads", "batch_size", "inference_repeats"):
+    for name in ("epochs", "threads", "batch_size", "inference_repeats", "rounds"):
         if getattr(a, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1")
     if a.limit < 0:
@@ -247,24 +276,23 @@ def main():
     before = bl.host_state()  # how busy the (shared) machine was, and where its cores were
     torch_info = bl.probe_torch(a.threads)
     bl.check_blas(torch_info, a.allow_reference_blas)
-    by_layout, child_seconds = {}, {}
-    for layout in layouts:
-        pt, child_seconds[f"pytorch_{layout}"], pt_rss = bl.run_child(
-            f"pytorch {layout}", [sys.executable, a.pytorch_script, "--layout", layout] + common, a.threads,
-            pytorch=True)
-        by_layout[layout] = summarise(pt, pt_rss)
-    lm, child_seconds["loom"], lm_rss = bl.run_child("loom", [a.loom_binary] + common, a.threads)
+    rounds = []
+    for r in range(a.rounds):
+        of = "" if a.rounds == 1 else f" (round {r + 1} of {a.rounds})"
+        by_layout, child_seconds = {}, {}
+        for layout in layouts:
+            pt, child_seconds[f"pytorch_{layout}"], pt_rss = bl.run_child(
+                f"pytorch {layout}{of}", [sys.executable, a.pytorch_script, "--layout", layout] + common, a.threads,
+                pytorch=True)
+            by_layout[layout] = summarise(pt, pt_rss)
+        lm, child_seconds["loom"], lm_rss = bl.run_child(f"loom{of}", [a.loom_binary] + common, a.threads)
+        l = summarise(lm, lm_rss)
+        rounds.append({"pytorch_layouts": by_layout, "loom": l, "child_seconds": child_seconds,
+                       "ratios": round_ratios(best_of_layouts(by_layout), l)})
     after = bl.host_state()
-    p, l = best_of_layouts(by_layout), summarise(lm, lm_rss)
-    ratio = bl.ratio
-
-    ratios = {
-        "epoch_time": ratio(l["epoch_seconds_median"], p["epoch_seconds_median"]),
-        "inference": ratio(l["inference_images_per_second"], p["inference_images_per_second"]),
-        "latency": ratio(l["latency_ms"], p["latency_ms"]),
-        "train_rss": ratio(l["train_peak_rss_mb"], p["train_peak_rss_mb"]),
-        "rss": ratio(l["peak_rss_mb"], p["peak_rss_mb"]),
-    }
+    merged = bl.median_of_rounds(rounds)  # each number the median of the rounds'; ratios the medians of theirs
+    by_layout, l, ratios, child_seconds = (merged[k] for k in ("pytorch_layouts", "loom", "ratios", "child_seconds"))
+    p = best_of_layouts(by_layout)
     full = a.epochs >= 5 and (l["train_images"] or 0) >= FULL_TRAIN_IMAGES
     targets = {
         "epoch_time": {"target": f"<= {TARGET_EPOCH_RATIO:.3f}", "value": ratios["epoch_time"],
@@ -284,7 +312,13 @@ def main():
         "data": data,
         "pytorch_env": torch_info, "pytorch": p, "pytorch_layouts": by_layout, "loom": l, "ratios": ratios,
         "targets": targets, "child_seconds": {k: round(v, 1) for k, v in child_seconds.items()},
+        "rounds": a.rounds,
     }
+    if a.rounds > 1:
+        report["ratios_by_round"] = {k: [x["ratios"][k] for x in rounds] for k in ratios}
+        report["epoch_seconds_by_round"] = [
+            {"loom": x["loom"]["epoch_seconds_median"],
+             **{f"pytorch_{k}": v["epoch_seconds_median"] for k, v in x["pytorch_layouts"].items()}} for x in rounds]
     print()
     print(f"seed CNN, {l['train_images']} training images, {a.epochs} epoch(s), batch {a.batch_size}, "
           f"{a.threads} thread(s), {bl.cpu_model()}; loom {l['version']} (commit {report['loom_commit']})")
@@ -293,8 +327,15 @@ def main():
     print(f"loom/PyTorch: against PyTorch's better layout for each measure "
           f"({', '.join(f'{k}: {v}' for k, v in p['layout_of'].items())})")
     print(bl.table(HEADER, rows(report), a.markdown, left=(0, 5, 6)))
-    print(f"epoch seconds: PyTorch ({p['layout_of'].get('epoch_seconds_median')}) {p['epoch_seconds']}, "
-          f"loom {l['epoch_seconds']}")
+    if a.rounds > 1:
+        print("ratios are the medians of the rounds' ratios (their range in brackets); other numbers the medians "
+              "of the rounds'")
+        for i, x in enumerate(report["epoch_seconds_by_round"]):
+            print(f"round {i + 1}: epoch seconds (median) " + ", ".join(f"{k} {v:.2f}" for k, v in x.items()) +
+                  f"; epoch ratio {report['ratios_by_round']['epoch_time'][i]:.3f}")
+    else:
+        print(f"epoch seconds: PyTorch ({p['layout_of'].get('epoch_seconds_median')}) {p['epoch_seconds']}, "
+              f"loom {l['epoch_seconds']}")
     if not full:
         print("accuracy target: n/a (needs --epochs 5 or more on all 60,000 training images)")
     return bl.finish(report, a.json_out, a.check)

@@ -56,7 +56,6 @@ import argparse
 import datetime
 import os
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -172,27 +171,9 @@ def compare(a, lm, pt):
     }
 
 
-def median_of_rounds(rounds):
-    """Rounds of compare() as one: each number the median over the rounds (so a ratio is the median of the
-    rounds' ratios, each taken between runs next to each other in time, not the ratio of two medians), each
-    other value the first round's; every ratio also keeps its rounds' values (ratio_by_round)."""
-    first = rounds[0]
-    if isinstance(first, dict):
-        out = {k: median_of_rounds([r.get(k) for r in rounds]) for k in first}
-        if "ratio" in first and len(rounds) > 1:
-            out["ratio_by_round"] = [r["ratio"] for r in rounds]
-        return out
-    if all(v == first for v in rounds):  # counts (params, batch) keep their type
-        return first
-    if isinstance(first, (int, float)) and not isinstance(first, bool) and all(
-            isinstance(v, (int, float)) for v in rounds):
-        return statistics.median(rounds)
-    return first
-
-
 def summarise(a, results, layer_ctx, layer_res):
     """The per-model comparisons (the median of the rounds), the conv layers against the peak, and the targets."""
-    models = {m: median_of_rounds([compare(a, r["loom"], r["pytorch"]) for r in rounds])
+    models = {m: bl.median_of_rounds([compare(a, r["loom"], r["pytorch"]) for r in rounds])
               for m, rounds in results.items()}
     peak_name, peak = bl.gemm_peak(layer_res, "loom_bench's output")
     fma_peak = layer_res.get("peak/fma", {}).get("GFLOP/s")
