@@ -15,8 +15,12 @@
 // m = 4) and at infinity, multiplied point by point, and interpolated back.
 // G evaluates the filter polynomial at the points, BT the signal, AT
 // interpolates; in 2-D each is applied to rows and then columns (L X LT).
-// Points beyond +-2 (m = 6 and up) make float32 errors grow past what training
-// tolerates, which is why loom stops at m = 4, as oneDNN and NNPACK do.
+// loom stops at m = 4, as oneDNN does. NNPACK also offers F(6x6, 3x3), with
+// the points +-1/2 added; its float32 rounding measured about twice m = 4's
+// (relative to the output, summed over 64 random channels: 4.7e-6 against
+// 2.6e-6; /work/shared/probes/winograd63_check.py), but in loom it was
+// slower on the seed model's 11x11 output and faster only at 24x24: tried
+// and not kept (docs/benchmarks.md; branch tried/winograd6x6).
 //
 // Because Y is linear in both (G g GT) and (BT d B), the gradients are the
 // same three matrices transposed (the adjoint of each stage):
