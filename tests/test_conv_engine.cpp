@@ -275,6 +275,49 @@ TEST_CASE("im2col's product reads the patches in place and gives the bits of the
   set_threads(saved);
 }
 
+TEST_CASE("A 1x1 convolution of stride 1 multiplies its input as the patch matrix, copying nothing", "[conv]") {
+  // A pooled projection's convolution. The patch rows are the input's
+  // pixels: forward gives the product with x itself, bit for bit; dW is x^T dz
+  // and dx is dz W^T, written or added by the product (no patch gradients,
+  // no col2im). 40 channels: read in place where the build can.
+  const Shape in{5, 6, 40};
+  Conv2D conv = built({.filters = 24, .kernel = 1}, in);
+  const conv::ConvGeometry& g = conv.geometry();
+  REQUIRE(conv.algorithm() == ConvAlgorithm::Im2col);
+  REQUIRE(conv::Im2colConv::identity_patches(g));
+  REQUIRE_FALSE(conv::Im2colConv::keeps_patches(g));
+  CHECK_FALSE(conv::Im2colConv::identity_patches(built({.filters = 24, .kernel = 1, .strides = 2}, in).geometry()));
+  CHECK_FALSE(conv::Im2colConv::identity_patches(built({.filters = 24, .kernel = 3}, in).geometry()));
+
+  const Index n = 3, rows = n * g.pixels();
+  const Tensor x = random_tensor(n, in, 31);
+  const ConstMatrixMap X(x.data(), rows, g.c);
+  const ConstMatrixMap W(conv.params()[0].value.data(), g.c, g.f);
+  RowMatrix expected(rows, g.f);
+  gemm::multiply(gemm::mutable_view(expected), gemm::view(X), gemm::view(W), {false, conv.params()[1].value.data()});
+  const Tensor z = conv.forward(x);
+  REQUIRE(z.size() == expected.size());
+  CHECK(std::memcmp(z.data(), expected.data(), sizeof(float) * static_cast<std::size_t>(z.size())) == 0);
+
+  const Tensor dz = random_tensor(n, conv.output_shape(), 32);
+  const ConstMatrixMap dZ(dz.data(), rows, g.f);
+  const Tensor dx = conv.backward(dz);
+  const RowMatrix dw_expected = X.transpose() * dZ, dx_expected = dZ * W.transpose();
+  CHECK(relative_error(conv.params()[0].grad.data(), dw_expected.data(), dw_expected.size()) < 2e-6);
+  REQUIRE(dx.size() == dx_expected.size());
+  CHECK(relative_error(dx.data(), dx_expected.data(), dx_expected.size()) < 2e-6);
+
+  // Added onto what dx holds: the same values plus what was there.
+  Tensor onto = random_tensor(n, in, 33);
+  const Tensor before = onto;
+  conv.backward_into(dz, onto, GradientWrite::Add);
+  bool sums = true;
+  for (Index i = 0; i < onto.size(); ++i) sums = sums && onto.data()[i] == before.data()[i] + dx.data()[i];
+  CHECK(sums);
+  Conv2D small = built({.filters = 3, .kernel = 1}, Shape{3, 4, 17});
+  REQUIRE_GRADIENTS(small, random_tensor(2, Shape{3, 4, 17}, 34));
+}
+
 TEST_CASE("im2col's gradients match finite differences where it reads its patches in place", "[conv][gradient]") {
   // 16 channels and more: forward reads the input through the row table; a
   // 3x3 of stride 2 (patches made again in backward) and a 1x1 of stride 2 (kept).
