@@ -27,8 +27,8 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -236,6 +236,13 @@ def median_of_rounds(rounds):
 
 def fmt(v, spec):
     return "-" if v is None else format(v, spec)
+
+
+def with_range(value, by_round, spec):
+    """value formatted, with the range of its rounds' values in brackets when there were several."""
+    cell = fmt(value, spec)
+    seen = [v for v in by_round or [] if v is not None]
+    return f"{cell} ({min(seen):{spec}}-{max(seen):{spec}})" if len(seen) > 1 else cell
 
 
 def verdict(ok):

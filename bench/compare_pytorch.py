@@ -143,16 +143,10 @@ def rows(report):
     l, r, t, by = report["loom"], report["ratios"], report["targets"], report["pytorch_layouts"]
     by_round = report.get("ratios_by_round", {})
 
-    def ratio_cell(key):
-        """The ratio, with its range over the rounds when there were several."""
-        cell = fmt(r[key], ".3f")
-        seen = [v for v in by_round.get(key, []) if v is not None]
-        return f"{cell} ({min(seen):.3f}-{max(seen):.3f})" if len(seen) > 1 else cell
-
     def line(measure, key, spec, ratio_key, target, verdict_key):
+        ratio = bl.with_range(r[ratio_key], by_round.get(ratio_key), ".3f") if ratio_key else ""
         return ((measure,) + tuple(fmt(by[k].get(key), spec) if k in by else "-" for k in bl.LAYOUTS) +
-                (fmt(l[key], spec), ratio_cell(ratio_key) if ratio_key else "", target,
-                 verdict(t[verdict_key]["pass"]) if verdict_key else ""))
+                (fmt(l[key], spec), ratio, target, verdict(t[verdict_key]["pass"]) if verdict_key else ""))
 
     return [
         line("seconds per epoch (median)", "epoch_seconds_median", ".2f", "epoch_time",

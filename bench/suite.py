@@ -242,9 +242,7 @@ def print_tables(models, peak, layers, targets, markdown):
 
     def ratio_cell(r):
         """The ratio, with the range of its rounds when there were several."""
-        cell = bl.fmt(r["ratio"], ".2f")
-        by_round = [v for v in r.get("ratio_by_round", []) if v is not None]
-        return f"{cell} ({min(by_round):.2f}-{max(by_round):.2f})" if len(by_round) > 1 else cell
+        return bl.with_range(r["ratio"], r.get("ratio_by_round"), ".2f")
 
     several = any("ratio_by_round" in v["train_step_ms"] for v in models.values())
     rounds = "; medians of the rounds (the ratio's range over them in brackets)" if several else ""

@@ -98,8 +98,7 @@ class Im2colConv {
         col = col_.data() + r0 * k;
       } else {
         scratch.col.resize(rows, k);
-        for (Index s = s0; s < chunks.end(c); ++s)
-          im2col(g, x_->data() + s * g.input_size(), scratch.col.data() + (s - s0) * g.pixels() * k);
+        im2col_samples(g, x_->data(), s0, chunks.end(c), scratch.col.data());
         col = scratch.col.data();
       }
       gemm::multiply(gemm::mutable_view(dw_parts_.middleRows(c * k, k)),
@@ -165,6 +164,11 @@ class Im2colConv {
       else
         VectorMap(patches + tap, len) = ConstVectorMap(image + pixel, len);
     });
+  }
+
+  /// Samples [s0, s1) of the batch x to their patch rows, one after the other from `patches`.
+  static void im2col_samples(const ConvGeometry& g, const float* x, Index s0, Index s1, float* patches) {
+    for (Index s = s0; s < s1; ++s) im2col(g, x + s * g.input_size(), patches + (s - s0) * g.pixels() * g.patch());
   }
 
   /// Adds one sample's patch-row gradients (OH * OW, K) back onto its image gradient (H, W, C).
@@ -249,8 +253,7 @@ class Im2colConv {
         if (!identity_patches(g)) {
           if (!keep) scratch.resize(rows, k);
           float* written = keep ? keep->data() + r0 * k : scratch.data();
-          for (Index s = s0; s < chunks.end(c); ++s)
-            im2col(g, x.data() + s * g.input_size(), written + (s - s0) * g.pixels() * k);
+          im2col_samples(g, x.data(), s0, chunks.end(c), written);
           col = written;
         }
         gemm::parallel_multiply(gemm::mutable_view(MatrixMap(z.data() + r0 * f, rows, f)),
