@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -101,8 +102,10 @@ void pack_a(const ConstView& a, Index i0, Index rows, Index k0, Index depth, flo
 
 // B (depth x cols, cols <= kNc) into panels of kNr columns: panel p holds, for
 // each k, B(k, p*kNr + 0..kNr-1) side by side; columns past the edge are zeros.
-void pack_b(const ConstView& b, Index k0, Index depth, Index j0, Index cols, float* out) {
-  for (Index p = 0; p < cols; p += kNr, out += kNr * depth) {
+// Panels are kNr * panel_depth floats apart: a block's whole depth, of which
+// these rows may be a part (PackedB::pack_rows); `out` is the first row's place.
+void pack_b(const ConstView& b, Index k0, Index depth, Index j0, Index cols, float* out, Index panel_depth) {
+  for (Index p = 0; p < cols; p += kNr, out += kNr * panel_depth) {
     const Index w = std::min(kNr, cols - p);
     const float* src = b.data + k0 * b.row_stride + (j0 + p) * b.col_stride;
     if (b.col_stride == 1) {  // rows of B contiguous
@@ -623,7 +626,7 @@ void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
   thread_local Scratch b_scratch;
   float* pb = b_scratch.get(kKc * round_up(std::min(n, kNc), kNr));
   multiply_blocked(c, ViewA(a), [&](Index jc, Index nc, Index pc, Index kc) {
-    pack_b(b, pc, kc, jc, nc, pb);
+    pack_b(b, pc, kc, jc, nc, pb, kc);
     return BBlock::packed(pb, kc);
   }, e);
 }
@@ -644,12 +647,25 @@ void multiply(View c, ConstView a, ConstView b, const Epilogue& e) {
 // padded to whole panels) holds its K blocks one after the other, so block
 // (jc, pc) starts at jc * K + padded(nc) * pc.
 void PackedB::pack(ConstView b) {
-  rows_ = b.rows, cols_ = b.cols;
+  reshape(b.rows, b.cols);
+  pack_rows(b, 0, b.rows);
+}
+
+void PackedB::reshape(Index rows, Index cols) {
+  rows_ = rows, cols_ = cols;
   panels_.resize(static_cast<std::size_t>(round_up(cols_, kNr) * rows_));
+}
+
+void PackedB::pack_rows(ConstView b, Index r0, Index r1) {
+  if (b.rows != rows_ || b.cols != cols_ || r0 < 0 || r1 > rows_)
+    throw UsageError("PackedB::pack_rows: rows [" + std::to_string(r0) + ", " + std::to_string(r1) + ") of a " +
+                     std::to_string(b.rows) + " x " + std::to_string(b.cols) + " matrix into panels shaped for " +
+                     std::to_string(rows_) + " x " + std::to_string(cols_));
   for (Index jc = 0; jc < cols_; jc += kNc)
     for (Index pc = 0; pc < rows_; pc += kKc) {
       const Index nc = std::min(kNc, cols_ - jc), kc = std::min(kKc, rows_ - pc);
-      pack_b(b, pc, kc, jc, nc, panels_.data() + block_offset(jc, pc));
+      const Index k0 = std::max(pc, r0), k1 = std::min(pc + kc, r1);
+      if (k0 < k1) pack_b(b, k0, k1 - k0, jc, nc, panels_.data() + block_offset(jc, pc) + (k0 - pc) * kNr, kc);
     }
 }
 

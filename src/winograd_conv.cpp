@@ -395,8 +395,9 @@ struct Winograd {
   // U and its products' packed panels.
   static void transform(const ConvGeometry& g, const float* kernel, WinogradKernel& k) {
     k.u.resize(static_cast<std::size_t>(XI * kernel_slab(g)));
-    transform_kernel(g, kernel, k.u.data());
-    pack_each(k.packed, g.c * g.f, [&](int xi) { return gemm::view(u_matrix(g, k.u, xi)); });
+    k.packed.resize(XI);
+    for (auto& p : k.packed) p.reshape(g.c, g.f);
+    transform_kernel(g, kernel, k.u, k.packed);
   }
   static ConstMatrixMap u_matrix(const ConvGeometry& g, const std::vector<float>& u, int xi) {
     return {u.data() + xi * kernel_slab(g), g.c, g.f};
@@ -409,16 +410,28 @@ struct Winograd {
     parallel_for(XI, size >= kSpreadKernelPairs,
                  [&](Index xi) { packed[static_cast<std::size_t>(xi)].pack(matrix(static_cast<int>(xi))); });
   }
-  // u[xi] (C, F), kernel_slab(g) apart, = G g GT for every (c, f), F lanes at a time.
-  static void transform_kernel(const ConvGeometry& g, const float* kernel, float* u) {
-    parallel_for(g.c, g.c * g.f >= kSpreadKernelPairs, [&](Index c) {
+  // u[xi] (C, F), kernel_slab(g) apart, = G g GT for every (c, f), F lanes
+  // at a time, in blocks of rows c; each block's rows of every packed[xi]
+  // (reshaped for (C, F)) packed by the thread that made them, while they are
+  // in its cache. Packed apart, by tile position, every thread read the rows
+  // the other had made: on a host whose vCPUs are far apart, the packing of
+  // the ResNet's 128 x 128 kernel took 3.7 times its one-thread time.
+  static void transform_kernel(const ConvGeometry& g, const float* kernel, std::vector<float>& u,
+                               std::vector<gemm::PackedB>& packed) {
+    constexpr Index kRows = 8;
+    const Index blocks = (g.c + kRows - 1) / kRows;
+    parallel_for(blocks, g.c * g.f >= kSpreadKernelPairs, [&](Index b) {
+      const Index c0 = b * kRows, c1 = std::min(g.c, c0 + kRows);
       alignas(64) float tile[9 * L], out[XI * L];
-      for (Index f0 = 0; f0 < g.f; f0 += L) {
-        const Index lanes = std::min<Index>(L, g.f - f0);
-        load_slabs<9>(kernel, g.c * g.f, c * g.f + f0, lanes, tile);  // the 3x3 taps of (c, f0..)
-        winograd::sandwich<typename Mat::G>(tile, out);
-        store_slabs(out, u, kernel_slab(g), c * g.f + f0, lanes);
-      }
+      for (Index c = c0; c < c1; ++c)
+        for (Index f0 = 0; f0 < g.f; f0 += L) {
+          const Index lanes = std::min<Index>(L, g.f - f0);
+          load_slabs<9>(kernel, g.c * g.f, c * g.f + f0, lanes, tile);  // the 3x3 taps of (c, f0..)
+          winograd::sandwich<typename Mat::G>(tile, out);
+          store_slabs(out, u.data(), kernel_slab(g), c * g.f + f0, lanes);
+        }
+      for (int xi = 0; xi < XI; ++xi)
+        packed[static_cast<std::size_t>(xi)].pack_rows(gemm::view(u_matrix(g, u, xi)), c0, c1);
     });
   }
   // dW (3, 3, C, F) = GT dU G for every (c, f), dU the sum of `parts`

@@ -181,6 +181,37 @@ TEST_CASE("gemm: a product with B packed beforehand is bitwise the product with 
   CHECK_THROWS_AS(gemm::multiply(gemm::mutable_view(c), gemm::view(random_matrix(2, 6, 5)), packed), ShapeError);
 }
 
+TEST_CASE("gemm: B packed by pieces of rows is B packed whole") {
+  // Rows in pieces that cross a K block of 256 and end inside one, N past one
+  // block of 1,024 columns and not a multiple of 16, B as is and transposed
+  // in memory; pieces packed in reverse order, as threads finish in any.
+  for (const auto [k, n] : {std::array<Index, 2>{300, 1030}, {70, 40}, {8, 16}}) {
+    const RowMatrix b = random_matrix(k, n, 2), bt = b.transpose();
+    for (const bool transposed : {false, true}) {
+      const gemm::ConstView bv = transposed ? gemm::view(bt.transpose()) : gemm::view(b);
+      const gemm::PackedB whole(bv);
+      gemm::PackedB pieces;
+      pieces.reshape(k, n);
+      const Index step = 7;
+      for (Index r1 = k; r1 > 0; r1 -= step) pieces.pack_rows(bv, std::max<Index>(0, r1 - step), r1);
+      INFO("K " << k << ", N " << n << (transposed ? ", B transposed" : ""));
+      REQUIRE(pieces.rows() == k);
+      REQUIRE(pieces.cols() == n);
+      const RowMatrix a = random_matrix(5, k, 1);
+      RowMatrix expected(5, n), got(5, n);
+      gemm::multiply(gemm::mutable_view(expected), gemm::view(a), whole);
+      gemm::multiply(gemm::mutable_view(got), gemm::view(a), pieces);
+      CHECK(std::memcmp(expected.data(), got.data(), sizeof(float) * static_cast<std::size_t>(5 * n)) == 0);
+    }
+  }
+  gemm::PackedB packed;
+  packed.reshape(4, 8);
+  const RowMatrix b = random_matrix(4, 8, 3), other = random_matrix(5, 8, 3);
+  CHECK_THROWS_AS(packed.pack_rows(gemm::view(b), 2, 5), UsageError);
+  CHECK_THROWS_AS(packed.pack_rows(gemm::view(b), -1, 2), UsageError);
+  CHECK_THROWS_AS(packed.pack_rows(gemm::view(other), 0, 2), UsageError);
+}
+
 TEST_CASE("gemm: operands read in place give the bits of packed ones") {
   // A product of at most 128 rows reads a row-major B of whole vectors (N a
   // multiple of 16) in place, and a column-major A (A^T stored) is read in

@@ -74,6 +74,14 @@ class PackedB {
   explicit PackedB(ConstView b) { pack(b); }
   /// Packs b (reusing the storage).
   void pack(ConstView b);
+  /// Shapes the panels for a (rows, cols) B, to be filled by pack_rows.
+  void reshape(Index rows, Index cols);
+  /// Packs rows [r0, r1) of b, whose shape reshape gave, leaving the others
+  /// as they are: threads that each made some rows of B pack those rows
+  /// themselves, while they are in their own cache, instead of one thread
+  /// reading every row from the others'. Rows packed by pieces are the bits
+  /// pack(b) gives.
+  void pack_rows(ConstView b, Index r0, Index r1);
   Index rows() const { return rows_; }
   Index cols() const { return cols_; }
   const float* panels() const { return panels_.data(); }
