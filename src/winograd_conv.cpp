@@ -27,12 +27,19 @@ struct Winograd {
   static constexpr int L = winograd::kLanes;
 
 
+  // V is kept for backward only where backward goes stage by stage (see
+  // gradient_groups); the fused backward makes each chunk's V again from x,
+  // which the caller keeps (layer.hpp), while it is in that thread's cache.
   static void forward(WinogradKernel& u_, std::vector<float>& v_, const ConvGeometry& g, const ConvWeights& w,
                       const Tensor& x, Tensor& z, Activation act) {
     const Tiles t(g, x.dimension(0));
     transform(g, w.kernel, u_);
-    v_.resize(t.buffer_size(t.chunks(), g.c));
-    compute(g, t, u_, w.bias, x, z, act, {}, v_.data());
+    if (keeps_tiles(g, t.chunks())) {
+      v_.resize(t.buffer_size(t.chunks(), g.c));
+      return compute(g, t, u_, w.bias, x, z, act, {}, v_.data());
+    }
+    std::vector<float>().swap(v_);
+    compute(g, t, u_, w.bias, x, z, act, {}, nullptr);
   }
 
   static void infer(const TransformedKernel& kept, const ConvGeometry& g, const ConvWeights& w, const Tensor& x,
@@ -44,10 +51,10 @@ struct Winograd {
         [&](const WinogradKernel& u) { compute(g, t, u, w.bias, x, z, act, normalize, nullptr); });
   }
 
-  static void backward(const WinogradKernel& u_, std::vector<gemm::PackedB>& packed_ut_, const std::vector<float>& v_,
-                       std::vector<float>& dmx_, std::vector<float>& du_, std::vector<float>& dbias_parts_,
-                       const ConvGeometry& g, const Tensor& dy, const Tensor* relu_output, float* dkernel,
-                       float* dbias, Tensor* dx, GradientWrite how) {
+  static void backward(const WinogradKernel& u_, std::vector<gemm::PackedB>& packed_ut_, const Tensor& x,
+                       const std::vector<float>& v_, std::vector<float>& dmx_, std::vector<float>& du_,
+                       std::vector<float>& dbias_parts_, const ConvGeometry& g, const Tensor& dy,
+                       const Tensor* relu_output, float* dkernel, float* dbias, Tensor* dx, GradientWrite how) {
     const Index n = dy.dimension(0);
     const Tiles t(g, n);
     const auto chunks = t.chunks();
@@ -61,9 +68,13 @@ struct Winograd {
     const auto v_of = [&](Index c) { return v_.data() + t.chunk_offset(chunks, c, g.c); };
     const Index groups = gradient_groups(g, chunks);
     if (groups > 0) {
+      if (x.size() != n * g.input_size())
+        throw UsageError("Winograd backward: the input of the last forward is no longer there (" +
+                         std::to_string(x.size()) + " values, expected " + std::to_string(n * g.input_size()) + ")");
       // Fused: each group of chunks, on one thread, takes chunk after chunk
-      // through dMx (in that thread's scratch, where it stays in cache), its
-      // share of dU (the group's own dU, summed over its chunks in order) and dx.
+      // through dMx and V made again (in that thread's scratch, where they
+      // stay in cache), its share of dU (the group's own dU, summed over its
+      // chunks in order) and dx. dx's dV takes V's place in the scratch.
       du_.resize(static_cast<std::size_t>(groups * XI * kernel_slab(g)));
       if (dx) pack_ut();
       parallel_for(groups, true, [&](Index grp) {
@@ -74,7 +85,9 @@ struct Winograd {
         float* du = du_.data() + grp * XI * kernel_slab(g);
         for (Index c = first; c < end; ++c) {
           output_gradient_tiles(g, t, chunks, c, dy, relu_output, dmx, bias_sums(c));
-          add_kernel_gradient(g, t.count(chunks, c), v_of(c), dmx, du, c > first);
+          float* v = scratch<kTileSlot>(static_cast<std::size_t>(XI * Tiles::slab(t.count(chunks, c), g.c)));
+          input_tiles(g, t, chunks, c, x, v);
+          add_kernel_gradient(g, t.count(chunks, c), v, dmx, du, c > first);
           if (dx) input_gradient(g, t, chunks, c, dmx, packed_ut_, *dx, how);
         }
       });
@@ -156,6 +169,8 @@ struct Winograd {
     const auto bytes = static_cast<std::size_t>(groups * XI * kernel_slab(g)) * sizeof(float);
     return bytes <= kFusedGradientBytes ? groups : 0;
   }
+  // Whether forward keeps V for backward: only for the stage-by-stage way.
+  static bool keeps_tiles(const ConvGeometry& g, const SampleChunks& chunks) { return gradient_groups(g, chunks) == 0; }
   static Index group_first(const SampleChunks& chunks, Index groups, Index grp) {
     return grp * chunks.count() / groups;
   }
@@ -472,15 +487,7 @@ struct Winograd {
       float* v = keep ? keep + t.chunk_offset(chunks, c, g.c) : scratch<kTileSlot>(static_cast<std::size_t>(XI * v_slab));
       float* mx = scratch<kProductSlot>(static_cast<std::size_t>(XI * mx_slab));
       alignas(64) float tile[XI * L], out[XI * L];
-      for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
-        for (Index c0 = 0; c0 < g.c; c0 += L) {
-          const Index lanes = std::min<Index>(L, g.c - c0);
-          load_image_tile<A>(x.data() + s * g.input_size(), g.h, g.w, g.c, ty * M - g.pad_top, tx * M - g.pad_left,
-                             c0, lanes, tile);
-          winograd::sandwich<typename Mat::BT>(tile, out);
-          store_slabs(out, v, v_slab, ti * g.c + c0, lanes);
-        }
-      });
+      input_tiles(g, t, chunks, c, x, v);
       for (int xi = 0; xi < XI; ++xi) {
         const ConstMatrixMap V(v + xi * v_slab, tn, g.c);
         gemm::multiply(gemm::mutable_view(MatrixMap(mx + xi * mx_slab, tn, g.f)), gemm::view(V), u.packed[xi]);
@@ -494,6 +501,23 @@ struct Winograd {
                             tx * M, f0, lanes);
         }
       });
+    });
+  }
+
+  // Chunk c's input tiles transformed, BT d B, into its slabs of V (a*a, its
+  // tiles, C) at v: forward's first stage, and the fused backward's V.
+  static void input_tiles(const ConvGeometry& g, const Tiles& t, const SampleChunks& chunks, Index c, const Tensor& x,
+                          float* v) {
+    const Index v_slab = Tiles::slab(t.count(chunks, c), g.c);
+    alignas(64) float tile[XI * L], out[XI * L];
+    for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
+      for (Index c0 = 0; c0 < g.c; c0 += L) {
+        const Index lanes = std::min<Index>(L, g.c - c0);
+        load_image_tile<A>(x.data() + s * g.input_size(), g.h, g.w, g.c, ty * M - g.pad_top, tx * M - g.pad_left, c0,
+                           lanes, tile);
+        winograd::sandwich<typename Mat::BT>(tile, out);
+        store_slabs(out, v, v_slab, ti * g.c + c0, lanes);
+      }
     });
   }
 
@@ -532,6 +556,7 @@ struct Winograd {
 template <int M>
 void WinogradConv<M>::forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z,
                               Activation act) {
+  x_ = &x;
   Winograd<M>::forward(u_, v_, g, w, x, z, act);
 }
 
@@ -544,7 +569,8 @@ void WinogradConv<M>::infer(const ConvGeometry& g, const ConvWeights& w, const T
 template <int M>
 void WinogradConv<M>::backward(const ConvGeometry& g, const Tensor& dy, const Tensor* relu_output, float* dkernel,
                                float* dbias, Tensor* dx, GradientWrite how) {
-  Winograd<M>::backward(u_, packed_ut_, v_, dmx_, du_, dbias_parts_, g, dy, relu_output, dkernel, dbias, dx, how);
+  if (!x_) throw UsageError("WinogradConv::backward before forward");
+  Winograd<M>::backward(u_, packed_ut_, *x_, v_, dmx_, du_, dbias_parts_, g, dy, relu_output, dkernel, dbias, dx, how);
 }
 
 template class WinogradConv<2>;

@@ -496,3 +496,23 @@ TEST_CASE("A convolution's backward refuses dy of other dimensions than its outp
     CHECK_THROWS_WITH(conv.backward_into(fewer, dx, GradientWrite::Assign), Contains("backward expects dy"));
   }
 }
+
+TEST_CASE("Winograd's backward reads the kept input: before any forward, or after it changed size, a clear error",
+          "[conv]") {
+  // The fused backward makes the input tiles again from x (layer.hpp's
+  // contract: the caller keeps x until backward).
+  const conv::ConvGeometry g{.h = 6, .w = 6, .c = 4, .kh = 3, .kw = 3, .f = 8, .pad_top = 1, .pad_left = 1, .oh = 6,
+                             .ow = 6};
+  const std::vector<float> kernel(9 * 4 * 8, 0.1f), bias(8, 0.0f);
+  std::vector<float> dkernel(9 * 4 * 8), dbias(8);
+  conv::WinogradConv<4> engine;
+  const Tensor dy = random_tensor(2, Shape{6, 6, 8}, 3);
+  CHECK_THROWS_WITH(engine.backward(g, dy, nullptr, dkernel.data(), dbias.data(), nullptr, GradientWrite::Assign),
+                    Contains("before forward"));
+  Tensor x = random_tensor(2, Shape{6, 6, 4}, 4), z(2, 6, 6, 8);
+  engine.forward(g, {kernel.data(), bias.data()}, x, z, Activation::None);
+  engine.backward(g, dy, nullptr, dkernel.data(), dbias.data(), nullptr, GradientWrite::Assign);
+  x.resize(1, 6, 6, 4);
+  CHECK_THROWS_WITH(engine.backward(g, dy, nullptr, dkernel.data(), dbias.data(), nullptr, GradientWrite::Assign),
+                    Contains("no longer there"));
+}

@@ -12,7 +12,7 @@
 // convolution does 16 * 9 = 144: a quarter. The element-wise stage, the
 // bulk of the work, is a batched matrix product that runs near the GEMM peak.
 //
-// Backward is the adjoint of each stage, and reuses V and U from forward:
+// Backward is the adjoint of each stage, and reuses U from forward:
 //   dMx[xi][t] = A dZ AT             the output gradient tile, transformed once
 //                                    (dZ: dY masked by a fused ReLU; the bias
 //                                    gradient summed from the same tiles)
@@ -23,10 +23,13 @@
 //                                    input pixels under each tile: dx
 // in one of two ways. Fused, when the kernel is small enough: chunks are
 // cut into at most 8 fixed groups, and each group's thread takes its chunks
-// one by one through dMx (kept in that thread's cache), the group's own dU
-// and dx; dW then sums the groups' dU in order. Stage by stage, for larger
-// kernels: dMx of the whole batch, dU one thread per xi over every chunk,
-// then dx. The fused way keeps each thread on the data it wrote itself,
+// one by one through dMx and V made again from x (both kept in that thread's
+// cache), the group's own dU and dx; dW then sums the groups' dU in order.
+// Forward then keeps no V: at 14x14 it is 2.25 times the input, written out
+// in forward and read back in backward, where the step had evicted it from
+// the caches (docs/benchmarks.md). Stage by stage, for larger kernels, with V
+// kept by forward: dMx of the whole batch, dU one thread per xi over every
+// chunk, then dx. The fused way keeps each thread on the data it wrote itself,
 // which on a host whose two vCPUs are far apart made the seed model's
 // training step 11 % faster (docs/benchmarks.md).
 //
@@ -118,7 +121,9 @@ class WinogradConv {
  public:
   static bool supports(const ConvGeometry& g) { return g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1; }
 
-  /// z = act(conv(x) + b), keeping the transformed kernel and input tiles for backward.
+  /// z = act(conv(x) + b), keeping the transformed kernel, and the input
+  /// tiles where backward goes stage by stage; else backward makes them
+  /// again from x, which must stay as it is until backward.
   void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act);
   /// The same arithmetic without keeping anything; `normalize` (when given)
   /// applied after the bias, before the ReLU (channel_normalization.hpp).
@@ -135,7 +140,8 @@ class WinogradConv {
  private:
   WinogradKernel u_;        // transformed kernel of the last forward
   std::vector<gemm::PackedB> packed_ut_;  // each U[xi]^T packed, for dx
-  std::vector<float> v_;    // (T, C) in chunk-major slabs: transformed input tiles of the last forward
+  const Tensor* x_ = nullptr;  // the input of the last forward, kept by the caller
+  std::vector<float> v_;    // (T, C) in chunk-major slabs: transformed input tiles of the last forward, where kept
   std::vector<float> dmx_;  // (T, F) in chunk-major slabs: transformed output gradient (stage by stage only)
   std::vector<float> du_;   // a (C, F) matrix per tile position, laid out as U; one such set per group when fused
   std::vector<float> dbias_parts_;  // (chunks, F rounded up to lanes): each chunk's bias gradient
