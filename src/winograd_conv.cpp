@@ -33,13 +33,13 @@ struct Winograd {
   static void forward(WinogradKernel& u_, std::vector<float>& v_, const ConvGeometry& g, const ConvWeights& w,
                       const Tensor& x, Tensor& z, Activation act) {
     const Tiles t(g, x.dimension(0));
+    const auto chunks = t.chunks();
     transform(g, w.kernel, u_);
-    if (keeps_tiles(g, t.chunks())) {
-      v_.resize(t.buffer_size(t.chunks(), g.c));
-      return compute(g, t, u_, w.bias, x, z, act, {}, v_.data());
-    }
-    std::vector<float>().swap(v_);
-    compute(g, t, u_, w.bias, x, z, act, {}, nullptr);
+    if (keeps_tiles(g, chunks))
+      v_.resize(t.buffer_size(chunks, g.c));
+    else
+      std::vector<float>().swap(v_);  // nothing kept: its memory goes back
+    compute(g, t, u_, w.bias, x, z, act, {}, v_.empty() ? nullptr : v_.data());
   }
 
   static void infer(const TransformedKernel& kept, const ConvGeometry& g, const ConvWeights& w, const Tensor& x,
