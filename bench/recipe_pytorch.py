@@ -9,7 +9,7 @@ average pooling, dropout, dense 10; --blocks, --strides, --stem-pool,
 initialisation (Glorot-uniform kernels, zero biases) and BatchNorm settings
 (momentum 0.99, eps 1e-3), SGD with Nesterov momentum and decoupled weight decay
 on the kernels only, a one-cycle learning rate (cosine up, cosine down),
-label smoothing, and on-the-fly augmentation (random crop of the zero-padded
+no label smoothing (--label-smoothing X for some), and on-the-fly augmentation (random crop of the zero-padded
 image, horizontal flip; random erasing with --erase P, off as in the recipe),
 all in the layout --layout names.
 
@@ -127,7 +127,7 @@ def main():
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--max-lr", type=float, default=0.1)
     ap.add_argument("--weight-decay", type=float, default=5e-3)
-    ap.add_argument("--label-smoothing", type=float, default=0.1)
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--blocks", default="1,1,1", help="basic blocks per stage, as fashion_mnist_best's --blocks")
     ap.add_argument("--zero-init-residual", type=int, choices=(0, 1), default=0)

@@ -31,7 +31,7 @@ MODELS = {
     "mlp": {"input": (784,), "train_batch": 64,
             "layers": [("dense", 512), ("dense", 512), ("dense", 10)]},
     # The best recipe's network: recipe_pytorch.SmallResNet, trained with the
-    # recipe's SGD and label smoothing (suite_pytorch.py).
+    # recipe's SGD (suite_pytorch.py).
     "resnet": {"input": (28, 28, 1), "train_batch": 128, "network": "recipe"},
 }
 

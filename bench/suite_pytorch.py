@@ -6,7 +6,7 @@ Same flags, same JSON keys, same measurements (see loom_suite.cpp), plus
 torch.channels_last, which oneDNN's convolutions often prefer; image models
 only). A training step is zero_grad, forward, cross_entropy, backward and
 Adam (Keras defaults: lr 1e-3, eps 1e-7; the resnet: the recipe's SGD with
-Nesterov momentum and label smoothing); inference is eval mode, no_grad,
+Nesterov momentum, as the recipe trains it); inference is eval mode, no_grad,
 forward and softmax. The JSON also carries bench/torch_env.py's description
 of the BLAS and oneDNN this process loaded. Run it with /usr/bin/python3.
 """
@@ -72,10 +72,10 @@ def main():
     model = suite_models.build(a.model).to(memory_format=fmt)
     train_batch = a.train_batch or spec["train_batch"]
     x, y = images(train_batch), torch.randint(0, 10, (train_batch,))
-    smoothing, decay = 0.0, []
-    if spec.get("network") == "recipe":  # the recipe's optimizer and loss (recipe_pytorch.py)
+    decay = []
+    if spec.get("network") == "recipe":  # the recipe's optimizer (recipe_pytorch.py)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-        smoothing, decay = 0.1, [p for p in model.parameters() if p.dim() > 1]
+        decay = [p for p in model.parameters() if p.dim() > 1]
     else:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
 
@@ -84,7 +84,7 @@ def main():
         with torch.no_grad():
             for p in decay:  # decoupled weight decay on the kernels, as the recipe's SGD
                 p.mul_(1 - 0.01 * 5e-3)
-        loss = F.cross_entropy(model(x), y, label_smoothing=smoothing)
+        loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
 

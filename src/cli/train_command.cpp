@@ -41,7 +41,7 @@ const std::string kUsage = std::string(
     "  --refuse-unreadable  with --images, stop at a file that cannot be read (default: skip\n"
     "                   it and list it)\n"
     "  --recipe NAME    seed (default): the Keras CNN with Adam; best: the small BatchNorm ResNet\n"
-    "                   with SGD, one-cycle, label smoothing and augmentation (docs/best-recipe.md;\n"
+    "                   with SGD, one-cycle and augmentation (docs/best-recipe.md;\n"
     "                   its own defaults: 36 epochs, batch 128, --augment pad=2,flip)\n"
     "  --augment LIST   augment every training batch: any of pad=N (random crop after zero\n"
     "                   padding), flip (left-right, half the time), erasing=P (random erasing\n"

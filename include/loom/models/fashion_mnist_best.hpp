@@ -4,9 +4,9 @@
 // 4x4, each halving the size before it: no max pool after the stem) trained
 // with SGD (Nesterov momentum, decoupled
 // weight decay on the kernels), a one-cycle learning rate over the whole run,
-// label smoothing, and on-the-fly augmentation (random crop of the image
-// padded by 2, horizontal flip; random erasing left out, as a comparison on
-// held-out training images chose). One definition for
+// and on-the-fly augmentation (random crop of the image padded by 2,
+// horizontal flip; random erasing and label smoothing left out, as
+// comparisons on held-out training images chose). One definition for
 // examples/fashion_mnist_best.cpp and `loom train --recipe best`;
 // docs/best-recipe.md has its measurements, the ablation of each ingredient
 // and the PyTorch comparison (bench/best_recipe.py).
@@ -48,7 +48,9 @@ struct BestRecipe {
   bool one_cycle = true;            // false: a constant rate of max_learning_rate / 10
   float momentum = 0.9f;
   float weight_decay = 5e-3f;       // decoupled, kernels only (Param::decays)
-  float label_smoothing = 0.1f;
+  // 0.1 until 2026-12-04: left out by a rule set before runs on held-out images of seeds
+  // 4-6, flip-TTA median 0.9465 against 0.9451 (docs/best-recipe.md).
+  float label_smoothing = 0.0f;
   // Random erasing (0.25) left out: held-out accuracy 0.9439 against 0.9425 with it
   // (medians of 3 seeds, docs/best-recipe.md).
   AugmentationOptions augmentation{.pad = 2, .horizontal_flip = true};
