@@ -8,9 +8,10 @@ average pooling, dropout, dense 10; --blocks, --strides, --stem-pool,
 --zero-init-residual and --pooled-shortcut as fashion_mnist_best's flags), Keras's
 initialisation (Glorot-uniform kernels, zero biases) and BatchNorm settings
 (momentum 0.99, eps 1e-3), SGD with Nesterov momentum and decoupled weight decay
-on the kernels only, a one-cycle learning rate (cosine up, cosine down),
-no label smoothing (--label-smoothing X for some), and on-the-fly augmentation (random crop of the zero-padded
-image, horizontal flip; random erasing with --erase P, off as in the recipe),
+on the kernels only, a one-cycle learning rate (cosine up, cosine down), no
+label smoothing (--label-smoothing X for some), and on-the-fly augmentation
+(random crop of the zero-padded image, horizontal flip; random erasing with
+--erase P, off as in the recipe),
 all in the layout --layout names.
 
 Prints per-epoch progress on stderr and one JSON line on stdout:

@@ -35,11 +35,12 @@ struct Winograd {
     const Tiles t(g, x.dimension(0));
     const auto chunks = t.chunks();
     transform(g, w.kernel, u_);
-    if (keeps_tiles(g, chunks))
+    const bool keep = keeps_tiles(g, chunks);
+    if (keep)
       v_.resize(t.buffer_size(chunks, g.c));
     else
       std::vector<float>().swap(v_);  // nothing kept: its memory goes back
-    compute(g, t, u_, w.bias, x, z, act, {}, v_.empty() ? nullptr : v_.data());
+    compute(g, t, u_, w.bias, x, z, act, {}, keep ? v_.data() : nullptr);
   }
 
   static void infer(const TransformedKernel& kept, const ConvGeometry& g, const ConvWeights& w, const Tensor& x,

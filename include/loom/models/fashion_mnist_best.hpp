@@ -49,7 +49,7 @@ struct BestRecipe {
   float momentum = 0.9f;
   float weight_decay = 5e-3f;       // decoupled, kernels only (Param::decays)
   // 0.1 until 2026-12-04: left out by a rule set before runs on held-out images of seeds
-  // 4-6, flip-TTA median 0.9465 against 0.9451 (docs/best-recipe.md).
+  // 4-6, flip-TTA median 0.9460 against 0.9451 (docs/best-recipe.md).
   float label_smoothing = 0.0f;
   // Random erasing (0.25) left out: held-out accuracy 0.9439 against 0.9425 with it
   // (medians of 3 seeds, docs/best-recipe.md).
