@@ -3,7 +3,9 @@
 // defines EIGEN_DONT_PARALLELIZE): they cost more than they give on the small
 // products of a CNN, by as much as 3x on one image's inference. loom instead
 // spreads fixed blocks of work (samples, array blocks, stripes of a product:
-// loom/gemm.hpp) over OpenMP threads, each block computed single-threaded.
+// loom/gemm.hpp) over OpenMP threads, each block computed single-threaded,
+// handed out by BlockSchedule (block_schedule.hpp): static blocks whose last
+// indices an idle thread takes.
 //
 // Elementwise work over long arrays is split into fixed blocks that OpenMP
 // spreads over the threads when there is enough of it. Each block is an Eigen
@@ -17,6 +19,7 @@
 
 #include <algorithm>
 
+#include "loom/block_schedule.hpp"
 #include "loom/tensor.hpp"
 
 namespace loom {
@@ -25,45 +28,50 @@ namespace loom {
 /// not inside a parallel region already (whose nested regions get one thread).
 inline bool spreads(Index n, bool spread) { return spread && n > 1 && !omp_in_parallel(); }
 
-/// Calls f(i) for every i in [0, n): spread over OpenMP's threads (a static
-/// schedule) when `spread` and n > 1, else in a plain loop on the calling
-/// thread. Not `#pragma omp parallel for if (spread)`: for that, libgomp
-/// still makes a team of one, and ending it wakes a futex, a system call,
-/// twice per region (a microsecond each in a virtual machine: a tenth of the
-/// seed model's one-image inference, which has six such regions).
-template <typename F>
-void parallel_for(Index n, bool spread, F&& f) {
-  if (spreads(n, spread)) {
-#pragma omp parallel for schedule(static)
-    for (Index i = 0; i < n; ++i) f(i);
-  } else {
-    for (Index i = 0; i < n; ++i) f(i);
-  }
-}
-
-enum class Schedule { Static, Dynamic };
+enum class Schedule {
+  Blocks,   // each thread its static block, then the others' last indices (block_schedule.hpp)
+  Dynamic,  // an index at a time to whichever thread asks
+};
 
 /// parallel_for where each thread needs scratch of its own: f(i, scratch),
 /// with one default-constructed Scratch per thread (one in all on the calling
-/// thread when not spread). Dynamic: iterations handed out one at a time.
-template <typename Scratch, Schedule kSchedule = Schedule::Static, typename F>
+/// thread when not spread).
+template <typename Scratch, Schedule kSchedule = Schedule::Blocks, typename F>
 void parallel_for_with(Index n, bool spread, F&& f) {
   if (spreads(n, spread)) {
+    if constexpr (kSchedule == Schedule::Blocks) {
+      if (BlockSchedule::fits(n)) {
+        BlockSchedule blocks(n, omp_get_max_threads());
+#pragma omp parallel
+        {
+          Scratch scratch;
+          blocks.run([&](Index i) { f(i, scratch); });
+        }
+        return;
+      }
+    }
 #pragma omp parallel
     {
       Scratch scratch;
-      if constexpr (kSchedule == Schedule::Dynamic) {
 #pragma omp for schedule(dynamic)
-        for (Index i = 0; i < n; ++i) f(i, scratch);
-      } else {
-#pragma omp for schedule(static)
-        for (Index i = 0; i < n; ++i) f(i, scratch);
-      }
+      for (Index i = 0; i < n; ++i) f(i, scratch);
     }
   } else {
     Scratch scratch;
     for (Index i = 0; i < n; ++i) f(i, scratch);
   }
+}
+
+/// Calls f(i) for every i in [0, n): spread over OpenMP's threads
+/// (Schedule::Blocks) when `spread` and n > 1, else in a plain loop on the
+/// calling thread. Not `#pragma omp parallel for if (spread)`: for that,
+/// libgomp still makes a team of one, and ending it wakes a futex, a system
+/// call, twice per region (a microsecond each in a virtual machine: a tenth
+/// of the seed model's one-image inference, which has six such regions).
+template <typename F>
+void parallel_for(Index n, bool spread, F&& f) {
+  struct None {};
+  parallel_for_with<None>(n, spread, [&](Index i, None&) { f(i); });
 }
 
 /// Calls f(begin, length) for consecutive blocks covering [0, n).
