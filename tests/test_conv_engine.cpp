@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "gradient_check.hpp"
@@ -30,10 +31,12 @@ Tensor random_tensor(Index n, const Shape& s, std::uint64_t seed) {
   return loom::testing::random_tensor(n, s[0], s[1], s[2], rng);
 }
 
-// Largest |a - b| over the largest |b|: the error relative to the tensor's scale.
+// Largest |a - b| over the largest |b|: the error relative to the tensor's
+// scale; infinite where a is not finite (max would pass a NaN over).
 double relative_error(const float* a, const float* b, Index n) {
   double diff = 0, scale = 1e-30;
   for (Index i = 0; i < n; ++i) {
+    if (!std::isfinite(a[i])) return std::numeric_limits<double>::infinity();
     diff = std::max(diff, std::abs(double(a[i]) - b[i]));
     scale = std::max(scale, std::abs(double(b[i])));
   }

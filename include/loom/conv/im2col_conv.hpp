@@ -24,8 +24,11 @@
 //   z      (P, F)   = col W + b
 // Backward, for dZ = dL/dZ (P, F), a chunk at a time, its col made again:
 //   dW   = col^T dZ   (K, F)   each chunk into a partial of its own, summed in chunk order
-//   dcol = dZ W^T     (P, K), a chunk at a time, then col2im adds each patch
-//                     row back onto the input pixels it came from: dx (N, H, W, C)
+//   dx   = dZ W^T summed back onto the pixels, a chunk at a time: where the
+//          product reads dZ in place (PhasedInputGradient::worth_it), one
+//          product per phase of the stride writes dx (phased_input_gradient.hpp);
+//          else dcol = dZ W^T (P, K), and col2im adds each patch row back onto
+//          the input pixels it came from: dx (N, H, W, C)
 //
 // Thread safety: infer is const (scratch of its own); forward/backward from one thread.
 
@@ -35,6 +38,7 @@
 #include "loom/activation.hpp"
 #include "loom/channel_normalization.hpp"
 #include "loom/conv/conv_geometry.hpp"
+#include "loom/conv/phased_input_gradient.hpp"
 #include "loom/elementwise.hpp"
 #include "loom/gemm.hpp"
 #include "loom/parallel.hpp"
@@ -85,6 +89,8 @@ class Im2colConv {
     const ConstMatrixMap dZ(dz.data(), n * g.pixels(), f);
     const ConstMatrixMap W(w.kernel, k, f);
     dw_parts_.resize(chunks.count() * k, f);
+    const bool phased = dx && !identity_patches(g) && PhasedInputGradient::worth_it(g);
+    if (phased) phases_.prepare(g, w.kernel);
     struct Scratch {
       RowMatrix col, dcol;
     };
@@ -109,6 +115,7 @@ class Im2colConv {
                        gemm::view(W.transpose()), {how == GradientWrite::Add});
         return;
       }
+      if (phased) return phases_.write_chunk(g, dz.data(), s0, chunks.end(c), dx->data(), how == GradientWrite::Add);
       RowMatrix& dcol = scratch.dcol;  // the chunk's patch gradients, added back onto dx while in cache
       dcol.resize(rows, k);
       gemm::multiply(gemm::mutable_view(dcol), gemm::view(dZc), gemm::view(W.transpose()));
@@ -282,6 +289,7 @@ class Im2colConv {
   const Tensor* x_ = nullptr;  // the input of the last forward, kept by the caller
   RowMatrix col_;              // (P, K) patches of the last forward, where keeps_patches
   RowMatrix dw_parts_;         // (chunks * K, F) each chunk's share of dW
+  PhasedInputGradient phases_; // dx's products, where backward takes them
 };
 
 }  // namespace loom::conv
