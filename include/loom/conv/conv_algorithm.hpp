@@ -14,7 +14,9 @@
 // Winograd2 (F(2x2, 3x3)) is never chosen automatically: it is the option
 // for 3x3 layers that need results closer to im2col's than F(4x4) gives.
 // Im2col is the reference every other algorithm is tested against; force it
-// for results that are bitwise those of the plain patch-matrix product.
+// for outputs and weight gradients that are bitwise those of the plain
+// patch-matrix product (its dx sums the same products by phases of the
+// stride: conv/phased_input_gradient.hpp).
 //
 // Thread safety: pure functions; safe from many threads.
 
