@@ -14,6 +14,7 @@
 #include "loom/threads.hpp"
 
 using namespace loom;
+using loom::testing::random_tensor;
 using Catch::Matchers::Contains;
 
 namespace {
@@ -24,11 +25,6 @@ Conv2D built(Conv2DOptions o, const Shape& in, bool needs_dx = true, std::uint64
   conv.build(in, rng);
   conv.set_needs_input_gradient(needs_dx);
   return conv;
-}
-
-Tensor random_tensor(Index n, const Shape& s, std::uint64_t seed) {
-  Random rng(seed);
-  return loom::testing::random_tensor(n, s[0], s[1], s[2], rng);
 }
 
 // Largest |a - b| over the largest |b|: the error relative to the tensor's

@@ -16,6 +16,7 @@
 #include "loom/testing/gradient_check.hpp"
 
 using namespace loom;
+using loom::testing::random_tensor;
 
 namespace conv_pool_fusion {  // named: the tests build as one unity source
 
@@ -25,11 +26,6 @@ struct PairCase {
   Shape in;
   float bias = 0.0f;  // every filter's bias: negative makes whole windows rectified to 0 (ties)
 };
-
-Tensor random_tensor(Index n, const Shape& s, std::uint64_t seed) {
-  Random rng(seed);
-  return testing::random_tensor(n, s[0], s[1], s[2], rng);
-}
 
 std::unique_ptr<Conv2D> first_layer(const PairCase& c) {
   auto conv = std::make_unique<Conv2D>(c.o);

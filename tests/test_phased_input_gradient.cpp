@@ -13,13 +13,9 @@
 #include "loom/layers/conv2d.hpp"
 
 using namespace loom;
+using loom::testing::random_tensor;
 
-namespace {
-
-Tensor random_tensor(Index n, const Shape& s, std::uint64_t seed) {
-  Random rng(seed);
-  return loom::testing::random_tensor(n, s[0], s[1], s[2], rng);
-}
+namespace phased_dx {  // named: the tests build in unity batches
 
 // dx[n, iy, ix, c] = sum over (oy, ox, ky, kx, f) with iy = oy*SH + ky - pad_top,
 // ix = ox*SW + kx - pad_left of dy[n, oy, ox, f] W[ky, kx, c, f].
@@ -58,10 +54,10 @@ struct Case {
   Shape in;
 };
 
-}  // namespace
+}  // namespace phased_dx
 
 TEST_CASE("im2col's input gradient by phases of the stride is the sum that defines it, assigned or added", "[conv]") {
-  const std::vector<Case> cases = {
+  const std::vector<phased_dx::Case> cases = {
       {"3x3 stride 2 same, odd sizes", {.filters = 16, .kernel = 3, .strides = 2, .padding = Padding::Same}, {9, 7, 3}},
       {"3x3 stride 2 valid, 17 filters", {.filters = 17, .kernel = 3, .strides = 2}, {8, 9, 2}},
       {"1x1 stride 2: three phases no tap reaches", {.filters = 16, .kernel = 1, .strides = 2}, {5, 4, 3}},
@@ -71,7 +67,7 @@ TEST_CASE("im2col's input gradient by phases of the stride is the sum that defin
        {8, 9, 2}},
       {"5x5 stride 1 same: one phase, the image itself", {.filters = 16, .kernel = 5, .padding = Padding::Same}, {6, 7, 2}},
   };
-  for (const Case& c : cases) {
+  for (const phased_dx::Case& c : cases) {
     INFO(c.what);
     Conv2DOptions o = c.o;
     o.algorithm = ConvAlgorithm::Im2col;
@@ -80,20 +76,20 @@ TEST_CASE("im2col's input gradient by phases of the stride is the sum that defin
     conv.build(c.in, rng);
     REQUIRE(conv::PhasedInputGradient::worth_it(conv.geometry()) == gemm::kGatheredRowsInPlace);
     const Tensor x = random_tensor(5, c.in, 4), dy = random_tensor(5, conv.output_shape(), 5);
-    const std::vector<double> want = reference_dx(conv.geometry(), dy, conv.params()[0].value.data());
+    const std::vector<double> want = phased_dx::reference_dx(conv.geometry(), dy, conv.params()[0].value.data());
     conv.forward(x);
 
-    Tensor dx = random_tensor(5, c.in, 6);  // assigned: every pixel written, NaN left nowhere
+    Tensor dx(5, c.in[0], c.in[1], c.in[2]);  // assigned: every pixel written, NaN left nowhere
     std::fill_n(dx.data(), dx.size(), std::numeric_limits<float>::quiet_NaN());
     conv.backward_into(dy, dx, GradientWrite::Assign);
-    CHECK(relative_error(dx, want) < 1e-5);
+    CHECK(phased_dx::relative_error(dx, want) < 1e-5);
 
     const Tensor before = random_tensor(5, c.in, 7);
     dx = before;
     conv.backward_into(dy, dx, GradientWrite::Add);
     std::vector<double> sum = want;
     for (Index i = 0; i < before.size(); ++i) sum[static_cast<std::size_t>(i)] += before.data()[i];
-    CHECK(relative_error(dx, sum) < 1e-5);
+    CHECK(phased_dx::relative_error(dx, sum) < 1e-5);
   }
 }
 

@@ -42,12 +42,14 @@ class PhasedInputGradient {
   /// with the patch gradients (as forward is with its patches, reads_in_place).
   static bool worth_it(const ConvGeometry& g) { return gemm::kGatheredRowsInPlace && g.f >= 16; }
 
-  /// The phases of g and their kernels, packed: once per backward, before write_chunk.
+  /// The phases of g and their kernels, packed: once per backward, before
+  /// write_chunk. Each step's weights are new; the phases' storage is reused.
   void prepare(const ConvGeometry& g, const float* kernel) {
-    phases_.clear();
     zeros_.assign(static_cast<std::size_t>(g.f), 0.0f);
-    for (Index py = 0; py < std::min(g.sh, g.h); ++py)
-      for (Index px = 0; px < std::min(g.sw, g.w); ++px) phases_.push_back(make_phase(g, kernel, py, px));
+    const Index rows = std::min(g.sh, g.h), cols = std::min(g.sw, g.w);
+    phases_.resize(static_cast<std::size_t>(rows * cols));
+    for (Index py = 0; py < rows; ++py)
+      for (Index px = 0; px < cols; ++px) make_phase(g, kernel, py, px, phases_[static_cast<std::size_t>(py * cols + px)]);
   }
 
   /// dx of samples [s0, s1) (N, H, W, C: the whole batch's tensor) from dZ
@@ -111,21 +113,21 @@ class PhasedInputGradient {
     return taps;
   }
 
-  static Phase make_phase(const ConvGeometry& g, const float* kernel, Index py, Index px) {
-    Phase ph;
+  // Phase (py, px) of g into ph, whose vectors and panels keep their storage.
+  void make_phase(const ConvGeometry& g, const float* kernel, Index py, Index px, Phase& ph) {
     ph.py = py, ph.px = px;
     ph.na = (g.h - py + g.sh - 1) / g.sh, ph.nb = (g.w - px + g.sw - 1) / g.sw;
     const auto ys = axis_taps(py, g.pad_top, g.kh, g.sh), xs = axis_taps(px, g.pad_left, g.kw, g.sw);
-    RowMatrix b(static_cast<Index>(ys.size() * xs.size()) * g.f, g.c);
+    ph.tap_offsets.clear();
+    transposed_.resize(static_cast<Index>(ys.size() * xs.size()) * g.f, g.c);
     Index t = 0;
     for (const auto& [ky, dy] : ys)
       for (const auto& [kx, dx] : xs) {
         ph.tap_offsets.push_back({dy, dx});
         const ConstMatrixMap w(kernel + (ky * g.kw + kx) * g.c * g.f, g.c, g.f);  // W[ky, kx]: (C, F)
-        b.middleRows(t++ * g.f, g.f) = w.transpose();
+        transposed_.middleRows(t++ * g.f, g.f) = w.transpose();
       }
-    if (t > 0) ph.kernel.pack(gemm::view(b));
-    return ph;
+    if (t > 0) ph.kernel.pack(gemm::view(transposed_));
   }
 
   // fn(row of the phase's product, dx's C floats at that pixel) for each pixel of the phase in samples [s0, s1).
@@ -141,6 +143,7 @@ class PhasedInputGradient {
 
   std::vector<Phase> phases_;
   std::vector<float> zeros_;  // F of them: the taps that leave the output
+  RowMatrix transposed_;      // a phase's kernel rows transposed, before packing
 };
 
 }  // namespace loom::conv

@@ -169,6 +169,12 @@ inline Tensor random_tensor(Index n, Index h, Index w, Index c, Random& rng, flo
   return t;
 }
 
+/// A tensor (n, shape) of values uniform in [-1, 1), from its own generator seeded with `seed`.
+inline Tensor random_tensor(Index n, const Shape& shape, std::uint64_t seed) {
+  Random rng(seed);
+  return random_tensor(n, shape[0], shape[1], shape[2], rng);
+}
+
 /// Uniform magnitudes in [min_abs, 1) with random signs: no value near ReLU's kink at 0.
 inline Tensor away_from_zero(Index n, Index h, Index w, Index c, Random& rng, float min_abs = 0.1f) {
   Tensor t(n, h, w, c);
