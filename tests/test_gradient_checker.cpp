@@ -5,6 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,6 +34,7 @@ enum class Bug {
   GradScaledThinly,  // 0.1% too large: below every entry's tolerance, caught by the mean
   DxAccumulates,
   InferDiffers,
+  ForwardNaNOffBase,  // forward gives NaN once x[0] leaves the value of the first call
 };
 
 class ToyLinear final : public Layer {
@@ -47,6 +51,10 @@ class ToyLinear final : public Layer {
   const Tensor& forward(const Tensor& x) override {
     x_ = x;
     compute(x, y_);
+    if (bug_ == Bug::ForwardNaNOffBase) {
+      if (!base_) base_ = x.data()[0];
+      if (x.data()[0] != *base_) y_.data()[0] = std::numeric_limits<float>::quiet_NaN();
+    }
     return y_;
   }
   const Tensor& backward(const Tensor& dy) override {
@@ -88,6 +96,7 @@ class ToyLinear final : public Layer {
     as_matrix(y, b, n) = as_matrix(x, b, n) * W();
   }
   Bug bug_;
+  std::optional<float> base_;
   std::vector<Param> params_;
   Tensor x_, y_, dx_;
 };
@@ -149,6 +158,15 @@ TEST_CASE("The gradient checker passes a correct layer and fails each deliberate
     CHECK_FALSE(r.ok());
     REQUIRE_FALSE(r.problems.empty());
     CHECK_THAT(r.problems.front(), Catch::Contains("not repeatable"));
+  }
+  SECTION("a forward that gives NaN off the base point: a NaN numeric entry fails, it is not skipped") {
+    const auto r = check_toy(Bug::ForwardNaNOffBase);
+    INFO(r.describe());
+    CHECK_FALSE(r.ok());
+    const loom::testing::TensorCheck& dx = r.tensors.at(0);
+    CHECK(dx.worst_index == 0);
+    CHECK(std::isinf(dx.worst_ratio));
+    CHECK(std::isnan(dx.worst_numeric));
   }
   SECTION("infer that differs from forward in one value by 1e-6") {
     const auto r = check_toy(Bug::InferDiffers);
