@@ -14,6 +14,7 @@
 // Thread safety: plain values; safe from many threads.
 
 #include <algorithm>
+#include <functional>
 
 #include "loom/tensor.hpp"
 
@@ -62,5 +63,11 @@ struct SampleChunks {
   Index end(Index chunk) const { return std::min(n, first(chunk) + per); }
   Index size(Index chunk) const { return end(chunk) - first(chunk); }
 };
+
+/// Work a caller runs on each range of samples [first, end) as soon as the
+/// engine is done with it, on the thread that computed it, while that
+/// thread's caches hold those samples' input (forward) and dx (backward):
+/// Conv2D::set_sample_hook. Every sample is in exactly one range.
+using SampleHook = std::function<void(Index first, Index end)>;
 
 }  // namespace loom::conv

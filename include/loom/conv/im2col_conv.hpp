@@ -49,17 +49,19 @@ class Im2colConv {
  public:
   /// z = act(conv(x) + b), keeping the patches (keeps_patches) or else x
   /// itself, which must then stay as it is until backward.
-  void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) {
+  /// `after` (when given) runs on each chunk's samples once its output is written.
+  void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act,
+               const SampleHook* after = nullptr) {
     x_ = &x;
     RowMatrix* keep = keeps_patches(g) ? &col_ : nullptr;
     if (keep) keep->resize(x.dimension(0) * g.pixels(), g.patch());
-    compute(g, w, x, z, keep, act, {});
+    compute(g, w, x, z, keep, act, {}, after);
   }
   /// The same arithmetic without keeping anything; `normalize` (when given)
   /// applied after the bias, before the ReLU (channel_normalization.hpp).
   void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act,
              const ChannelNormalization& normalize = {}) const {
-    compute(g, w, x, z, nullptr, act, normalize);
+    compute(g, w, x, z, nullptr, act, normalize, nullptr);
   }
 
   /// Whether the input is its own patch matrix: a 1x1 kernel of stride 1
@@ -82,8 +84,9 @@ class Im2colConv {
   /// caller) when dx is not null: assigned, or added onto what dx holds.
   /// One parallel pass over chunks: each adds its share of dW into a partial of
   /// its own and writes its samples' dx; partials are summed in chunk order.
+  /// `after` (when given) runs on each chunk's samples once their dx is written.
   void backward(const ConvGeometry& g, const ConvWeights& w, const Tensor& dz, float* dkernel, Tensor* dx,
-                GradientWrite how) {
+                GradientWrite how, const SampleHook* after = nullptr) {
     const Index n = dz.dimension(0), k = g.patch(), f = g.f;
     const auto chunks = SampleChunks::balanced(n, chunk_samples(g));
     const ConstMatrixMap dZ(dz.data(), n * g.pixels(), f);
@@ -109,19 +112,23 @@ class Im2colConv {
       }
       gemm::multiply(gemm::mutable_view(dw_parts_.middleRows(c * k, k)),
                      gemm::view(ConstMatrixMap(col, rows, k).transpose()), gemm::view(dZc));
-      if (!dx) return;
-      if (identity_patches(g)) {  // the patch gradients are dx's rows: written (or added) by the product
-        gemm::multiply(gemm::mutable_view(MatrixMap(dx->data() + s0 * g.input_size(), rows, k)), gemm::view(dZc),
-                       gemm::view(W.transpose()), {how == GradientWrite::Add});
-        return;
-      }
-      if (phased) return phases_.write_chunk(g, dz.data(), s0, chunks.end(c), dx->data(), how == GradientWrite::Add);
-      RowMatrix& dcol = scratch.dcol;  // the chunk's patch gradients, added back onto dx while in cache
-      dcol.resize(rows, k);
-      gemm::multiply(gemm::mutable_view(dcol), gemm::view(dZc), gemm::view(W.transpose()));
-      if (how == GradientWrite::Assign) std::fill_n(dx->data() + s0 * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
-      for (Index s = s0; s < chunks.end(c); ++s)
-        col2im(g, dcol.data() + (s - s0) * g.pixels() * k, dx->data() + s * g.input_size());
+      [&] {  // the chunk's dx
+        if (!dx) return;
+        if (identity_patches(g)) {  // the patch gradients are dx's rows: written (or added) by the product
+          gemm::multiply(gemm::mutable_view(MatrixMap(dx->data() + s0 * g.input_size(), rows, k)), gemm::view(dZc),
+                         gemm::view(W.transpose()), {how == GradientWrite::Add});
+          return;
+        }
+        if (phased) return phases_.write_chunk(g, dz.data(), s0, chunks.end(c), dx->data(), how == GradientWrite::Add);
+        RowMatrix& dcol = scratch.dcol;  // the chunk's patch gradients, added back onto dx while in cache
+        dcol.resize(rows, k);
+        gemm::multiply(gemm::mutable_view(dcol), gemm::view(dZc), gemm::view(W.transpose()));
+        if (how == GradientWrite::Assign)
+          std::fill_n(dx->data() + s0 * g.input_size(), chunks.size(c) * g.input_size(), 0.0f);
+        for (Index s = s0; s < chunks.end(c); ++s)
+          col2im(g, dcol.data() + (s - s0) * g.pixels() * k, dx->data() + s * g.input_size());
+      }();
+      if (after) (*after)(s0, chunks.end(c));
     });
     sum_parts_in_order(dw_parts_, k, chunks.count(), MatrixMap(dkernel, k, f));
   }
@@ -248,7 +255,7 @@ class Im2colConv {
   // written out (to *keep when training keeps them, else to scratch) and
   // multiplied while in cache.
   static void compute(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, RowMatrix* keep,
-                      Activation act, const ChannelNormalization& normalize) {
+                      Activation act, const ChannelNormalization& normalize, const SampleHook* after) {
     const Index k = g.patch(), f = g.f;
     const auto chunks = SampleChunks::balanced(x.dimension(0), chunk_samples(g));
     const ConstMatrixMap W(w.kernel, k, f);
@@ -265,6 +272,7 @@ class Im2colConv {
         }
         gemm::parallel_multiply(gemm::mutable_view(MatrixMap(z.data() + r0 * f, rows, f)),
                                 gemm::view(ConstMatrixMap(col, rows, k)), gemm::view(W), epilogue);
+        if (after) (*after)(s0, chunks.end(c));
       });
       return;
     }
@@ -283,6 +291,7 @@ class Im2colConv {
         gather(g, x.data() + s * g.input_size(), t.zeros.data(), t.table.data() + (s - s0) * g.pixels() * taps);
       gemm::parallel_multiply(gemm::mutable_view(MatrixMap(z.data() + r0 * f, rows, f)),
                               gemm::GatheredRows{t.table.data(), rows, taps, g.c}, packed, epilogue);
+      if (after) (*after)(s0, chunks.end(c));
     });
   }
 

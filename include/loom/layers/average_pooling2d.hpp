@@ -69,52 +69,86 @@ class AveragePooling2D final : public Pooling2D {
 
   void infer(const Tensor& x, Tensor& y) const override {
     check_input(x);
-    const Index n = x.dimension(0), c = input_shape()[2], per_out = output_shape().size();
-    resize_batch(y, n, output_shape());
-    const float* src = x.data();
-    float* dst = y.data();
-    parallel_for(n, true, [&](Index s) {
-      Index first_of = -1;  // the output element whose first tap was seen
-      for_each_tap(s, [&](Index out, Index at, std::int32_t) {
-        if (first_of != out) {  // every window has a tap inside the input (pad < pool)
-          first_of = out;
-          std::copy_n(src + at, c, dst + out);
-        } else {
-          add_into(dst + out, src + at, c);
-        }
-      });
-      // The sums are in cache still: a division, as TensorFlow's mean, not a
-      // product with 1/count, so a hand-worked mean is matched exactly.
-      divide_by_count(dst + s * per_out, dst + s * per_out, c);
-    });
+    resize_batch(y, x.dimension(0), output_shape());
+    parallel_for(x.dimension(0), true, [&](Index s) { pool_sample(x.data(), y.data(), s); });
+  }
+
+  // ---- by ranges of samples: what a Residual block's pooled projection runs
+  // inside the main path's first convolution (residual.hpp), on the thread
+  // that has just read (forward) or written (backward) those samples.
+
+  /// forward in parts: begin_forward(x) sizes the output, forward_samples(x,
+  /// s0, s1) pools samples [s0, s1) (disjoint ranges, from any threads), and
+  /// once every sample is done output() holds forward(x)'s values.
+  void begin_forward(const Tensor& x) {
+    check_input(x);
+    resize_batch(y_, x.dimension(0), output_shape());
+  }
+  void forward_samples(const Tensor& x, Index s0, Index s1) {
+    for (Index s = s0; s < s1; ++s) pool_sample(x.data(), y_.data(), s);
+  }
+  const Tensor& output() const { return y_; }
+
+  /// backward_into(dy, dx, Add) in parts: begin_spread(dy, dx) checks the
+  /// shapes, then spread_samples(dy, dx, s0, s1) adds the shares of samples
+  /// [s0, s1) (disjoint ranges, from any threads). Only for disjoint windows,
+  /// where each input gets at most one share: backward_into's bits.
+  void begin_spread(const Tensor& dy, const Tensor& dx) {
+    if (!windows_disjoint()) throw UsageError(label() + ": adding dx by samples needs windows that do not overlap");
+    if (dy.dimension(0) != dx.dimension(0) || !holds(dy, output_shape()) || !holds(dx, input_shape()))
+      throw ShapeError(label() + ": spreads dy " + dims_string(dy) + " of shape " + output_shape().to_string() +
+                       " onto dx " + dims_string(dx) + " of shape " + input_shape().to_string());
+    resize_batch(share_, dy.dimension(0), output_shape());
+  }
+  void spread_samples(const Tensor& dy, Tensor& dx, Index s0, Index s1) {
+    for (Index s = s0; s < s1; ++s) spread_sample(dy.data(), dx.data(), s, GradientWrite::Add);
+  }
+
+  /// No input position lies under two windows.
+  bool windows_disjoint() const {
+    return options().strides.h >= options().pool.h && options().strides.w >= options().pool.w;
   }
 
  private:
+  // Sample s's output (OH, OW, C) from its input: each window's first tap
+  // copied, the others added in tap order, then divided by the window's count.
+  void pool_sample(const float* src, float* dst, Index s) const {
+    const Index c = input_shape()[2], per_out = output_shape().size();
+    Index first_of = -1;  // the output element whose first tap was seen
+    for_each_tap(s, [&](Index out, Index at, std::int32_t) {
+      if (first_of != out) {  // every window has a tap inside the input (pad < pool)
+        first_of = out;
+        std::copy_n(src + at, c, dst + out);
+      } else {
+        add_into(dst + out, src + at, c);
+      }
+    });
+    // The sums are in cache still: a division, as TensorFlow's mean, not a
+    // product with 1/count, so a hand-worked mean is matched exactly.
+    divide_by_count(dst + s * per_out, dst + s * per_out, c);
+  }
+
   // Every tap of window i gets dy[i] / count[i], assigned to or added onto dx
   // (N, H, W, C). Add requires windows_disjoint().
   void spread_gradient(const Tensor& dy, float* dx, GradientWrite how) {
-    const Index n = dy.dimension(0), c = input_shape()[2], per_in = input_shape().size();
-    const Index per_out = output_shape().size();
-    resize_batch(share_, n, output_shape());
-    const float* g = dy.data();
+    resize_batch(share_, dy.dimension(0), output_shape());
+    // a sample's windows lie in its own part of dx, written by the same thread
+    parallel_for(dy.dimension(0), true, [&](Index s) { spread_sample(dy.data(), dx, s, how); });
+  }
+  // Sample s's part of spread_gradient, through share_ (sized for dy).
+  void spread_sample(const float* g, float* dx, Index s, GradientWrite how) {
+    const Index c = input_shape()[2], per_in = input_shape().size(), per_out = output_shape().size();
     float* share = share_.data();
     // Assigning where every input is under exactly one tap needs no zeroing pass.
     const bool copy = how == GradientWrite::Assign && tiles_input();
-    parallel_for(n, true, [&](Index s) {  // a sample's windows lie in its own part of dx, written by the same thread
-      divide_by_count(g + s * per_out, share + s * per_out, c);
-      if (how == GradientWrite::Assign && !copy) std::fill_n(dx + s * per_in, per_in, 0.0f);
-      for_each_tap(s, [&](Index out, Index at, std::int32_t) {
-        if (copy)
-          std::copy_n(share + out, c, dx + at);
-        else
-          add_into(dx + at, share + out, c);
-      });
+    divide_by_count(g + s * per_out, share + s * per_out, c);
+    if (how == GradientWrite::Assign && !copy) std::fill_n(dx + s * per_in, per_in, 0.0f);
+    for_each_tap(s, [&](Index out, Index at, std::int32_t) {
+      if (copy)
+        std::copy_n(share + out, c, dx + at);
+      else
+        add_into(dx + at, share + out, c);
     });
-  }
-
-  // No input position lies under two windows.
-  bool windows_disjoint() const {
-    return options().strides.h >= options().pool.h && options().strides.w >= options().pool.w;
   }
 
   // to = from / count of its window, for one sample's (OH, OW, C) block; to may be from.

@@ -137,6 +137,15 @@ class Conv2D final : public ActivatedLayer {
     direct_.infer_pooled(g_, weights(), x, y);
   }
 
+  /// While set (not null), forward and backward_into call (*hook)(first,
+  /// end) on each range of samples as soon as it is done, on the thread that
+  /// computed it, every sample once: im2col chunk by chunk, while the
+  /// chunk's input and dx are in that thread's cache; the other algorithms
+  /// once for the whole batch, after the pass. What a Residual block's pooled
+  /// projection rides on (residual.hpp); the caller clears it before the hook
+  /// goes out of scope.
+  void set_sample_hook(const conv::SampleHook* hook) { sample_hook_ = hook; }
+
   /// Whether forward may pool for the following MaxPool2D (on by default
   /// once taken): off, the layer and the pool run apart, e.g. to time this
   /// layer alone (bench/layer_cases.hpp). The results are the same either way.
@@ -164,14 +173,19 @@ class Conv2D final : public ActivatedLayer {
  protected:
   void linear_forward(const Tensor& x, Tensor& z, Activation act) override {
     pooled_ = act == Activation::ReLU && pools_following();
-    if (pooled_) return direct_.forward_pooled(g_, weights(), x, z);
-    resize_batch(z, x.dimension(0), output_shape());
-    switch (algorithm()) {
-      case ConvAlgorithm::Direct: direct_.forward(g_, weights(), x, z, act); break;
-      case ConvAlgorithm::Winograd2: winograd2_.forward(g_, weights(), x, z, act); break;
-      case ConvAlgorithm::Winograd4: winograd4_.forward(g_, weights(), x, z, act); break;
-      default: im2col_.forward(g_, weights(), x, z, act); break;
+    const ConvAlgorithm a = pooled_ ? ConvAlgorithm::Direct : algorithm();
+    if (pooled_) {
+      direct_.forward_pooled(g_, weights(), x, z);
+    } else {
+      resize_batch(z, x.dimension(0), output_shape());
+      switch (a) {
+        case ConvAlgorithm::Direct: direct_.forward(g_, weights(), x, z, act); break;
+        case ConvAlgorithm::Winograd2: winograd2_.forward(g_, weights(), x, z, act); break;
+        case ConvAlgorithm::Winograd4: winograd4_.forward(g_, weights(), x, z, act); break;
+        default: im2col_.forward(g_, weights(), x, z, act, sample_hook_); break;
+      }
     }
+    hook_whole_batch(a, x.dimension(0));
   }
 
   void linear_infer(const Tensor& x, Tensor& z, Activation act) const override { engine_infer(x, z, act, {}); }
@@ -196,6 +210,7 @@ class Conv2D final : public ActivatedLayer {
   const Tensor& linear_backward_relu(const Tensor& dy, const Tensor& y) override {
     if (pooled_) {  // the last forward pooled: dy is the pool's, y the pooled map
       direct_.backward_pooled(g_, dy, y, params_[0].grad.data(), params_[1].grad.data());
+      hook_whole_batch(ConvAlgorithm::Direct, dy.dimension(0));
       return dx_;
     }
     switch (algorithm()) {
@@ -218,19 +233,27 @@ class Conv2D final : public ActivatedLayer {
     const Index n = dy.dimension(0);
     if (dx) prepare_gradient_target(*dx, n, input_shape(), how, label());
     float *dkernel = params_[0].grad.data(), *dbias = params_[1].grad.data();
-    switch (algorithm()) {
+    const ConvAlgorithm a = algorithm();
+    switch (a) {
       case ConvAlgorithm::Winograd2: winograd2_.backward(g_, dy, relu_output, dkernel, dbias, dx, how); break;
       case ConvAlgorithm::Winograd4: winograd4_.backward(g_, dy, relu_output, dkernel, dbias, dx, how); break;
       default:
         column_sums(ConstMatrixMap(dy.data(), n * g_.pixels(), g_.f), params_[1].grad);
-        im2col_.backward(g_, weights(), dy, dkernel, dx, how);
+        im2col_.backward(g_, weights(), dy, dkernel, dx, how, sample_hook_);
         break;
     }
+    hook_whole_batch(a, n);
   }
 
   const Tensor& direct_backward(const Tensor& dy, const Tensor* relu_output) {
     direct_.backward(g_, dy, relu_output, params_[0].grad.data(), params_[1].grad.data());
+    hook_whole_batch(ConvAlgorithm::Direct, dy.dimension(0));
     return dx_;  // empty: the direct algorithm serves layers whose dx nobody reads
+  }
+
+  // The sample hook's call after a pass of an algorithm that does not call it chunk by chunk.
+  void hook_whole_batch(ConvAlgorithm a, Index n) const {
+    if (sample_hook_ && a != ConvAlgorithm::Im2col) (*sample_hook_)(0, n);
   }
 
   conv::ConvWeights weights() const { return {params_[0].value.data(), params_[1].value.data()}; }
@@ -256,6 +279,7 @@ class Conv2D final : public ActivatedLayer {
   bool pool_follows_ = false;  // take_following_max_pool said yes
   bool pool_fusion_ = true;    // set_pool_fusion
   bool pooled_ = false;        // the last forward returned the pooled map
+  const conv::SampleHook* sample_hook_ = nullptr;  // set_sample_hook
   Tensor dx_;  // (N, H, W, C)
 };
 

@@ -22,17 +22,30 @@
 //   backward: dz = act'(y) . dy;  dx = main'(dz) + shortcut'(dz) (or + dz),
 //             each path's first layer writing into dx (Layer::backward_into)
 //
+// A pooled projection's average pool rides along the main path's first
+// convolution (pool_rider): forward pools each chunk of samples right after
+// the convolution read them, backward adds the pool's share onto each chunk
+// of dx right after the convolution wrote it, on the same thread, while
+// those samples are in its cache. Apart, each was a pass of its own over the
+// block's input (12.8 MB in the recipe's first block) after it had left the
+// caches. The same operations in the same order: the bits of the layers
+// apart (set_pool_riding(false), which the tests compare against).
+//
 // Thread safety: as every Layer (layer.hpp): infer from many threads,
 // forward/backward from one.
 
 #include <concepts>
 #include <memory>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "loom/activation.hpp"
 #include "loom/io/layer_config.hpp"
 #include "loom/layer.hpp"
+#include "loom/layers/average_pooling2d.hpp"
+#include "loom/layers/conv2d.hpp"
 #include "loom/layers/layer_chain.hpp"
 
 namespace loom {
@@ -95,6 +108,15 @@ class Residual final : public Layer {
 
   const Tensor& forward(const Tensor& x) override {
     check_input(x);
+    if (const auto r = pool_rider()) {
+      r->pool.begin_forward(x);
+      const conv::SampleHook pool = [&](Index s0, Index s1) { r->pool.forward_samples(x, s0, s1); };
+      const Tensor& c = with_hook(r->conv, pool, [&]() -> const Tensor& { return r->conv.forward(x); });
+      const Tensor& h = chain::forward(main_path().subspan(1), c);
+      const Tensor& s = chain::forward(shortcut_path().subspan(1), r->pool.output());
+      add_tensors(h, s, z_, o_.activation);
+      return z_;
+    }
     const Tensor& h = chain::forward(main_path(), x);
     const Tensor& s = chain::forward(shortcut_path(), x);
     add_tensors(h, s, z_, o_.activation);
@@ -110,10 +132,26 @@ class Residual final : public Layer {
     // Each path's first layer writes its dx straight into the block's: the
     // shortcut's adds onto the main path's (a strided 1x1 convolution touches
     // a quarter of it) instead of both writing their own and a pass summing them.
+    if (const auto r = pool_rider()) {  // both paths but their first layers, then the pool's share with each chunk
+      const Tensor& g_main = chain::backward(main_path().subspan(1), *dz);
+      const Tensor& g_pool = chain::backward(shortcut_path().subspan(1), *dz);
+      resize_batch(dx_, dz->dimension(0), input_shape());
+      r->pool.begin_spread(g_pool, dx_);
+      const conv::SampleHook spread = [&](Index s0, Index s1) { r->pool.spread_samples(g_pool, dx_, s0, s1); };
+      with_hook(r->conv, spread, [&] { r->conv.backward_into(g_main, dx_, GradientWrite::Assign); });
+      return dx_;
+    }
     chain::backward_into(main_path(), *dz, dx_, GradientWrite::Assign);
     chain::backward_into(shortcut_path(), *dz, dx_, GradientWrite::Add);
     return dx_;
   }
+
+  /// Whether a pooled projection's average pool may ride along the main
+  /// path's first convolution (on by default): off, the layers run apart, as
+  /// the tests compare. The results are the same either way.
+  void set_pool_riding(bool on) { pool_riding_ = on; }
+  /// Whether the pool rides along now: riding on, and the paths of that form (pool_rider).
+  bool pool_rides() const { return pool_rider().has_value(); }
 
   void infer(const Tensor& x, Tensor& y) const override {
     check_input(x);
@@ -169,6 +207,33 @@ class Residual final : public Layer {
   }
 
  private:
+  // The main path's first layer, a Conv2D, and the shortcut's first, an
+  // AveragePooling2D whose windows do not overlap (each input gets at most
+  // one share, so adding by chunks keeps backward_into's bits): the pair
+  // that rides together. None when riding is off or the paths are otherwise.
+  struct PoolRider {
+    Conv2D& conv;
+    AveragePooling2D& pool;
+  };
+  std::optional<PoolRider> pool_rider() const {
+    if (!pool_riding_ || shortcut_path().empty()) return std::nullopt;
+    auto* conv = dynamic_cast<Conv2D*>(children_.front().get());
+    auto* pool = dynamic_cast<AveragePooling2D*>(shortcut_path().front().get());
+    if (!conv || !pool || !pool->windows_disjoint()) return std::nullopt;
+    return PoolRider{*conv, *pool};
+  }
+  // call() (the convolution's forward or backward_into) with a sample hook,
+  // cleared however the call ends.
+  template <typename Call>
+  static std::invoke_result_t<Call> with_hook(Conv2D& conv, const conv::SampleHook& hook, Call&& call) {
+    struct Clear {
+      Conv2D& conv;
+      ~Clear() { conv.set_sample_hook(nullptr); }
+    } clear{conv};
+    conv.set_sample_hook(&hook);
+    return call();
+  }
+
   void insert(std::unique_ptr<Layer> layer, std::vector<std::unique_ptr<Layer>>::iterator at, const char* what) {
     if (!layer) throw UsageError(label() + "::" + what + ": null layer");
     if (built()) throw UsageError(label() + "::" + what + ": the block is already in a model; add its layers first");
@@ -180,6 +245,7 @@ class Residual final : public Layer {
   ResidualOptions o_;
   std::vector<std::unique_ptr<Layer>> children_;  // the main path, then the shortcut
   std::size_t main_count_ = 0;
+  bool pool_riding_ = true;  // set_pool_riding
   Tensor z_;   // (N, out) the sum; after ReLU, the output itself
   Tensor dz_;  // (N, out) dL/dz
   Tensor dx_;  // (N, in)
