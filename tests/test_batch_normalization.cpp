@@ -413,12 +413,7 @@ Sequential train_and_fold(Sequential& m) {
   Sequential folded = fold_batch_norm(m);
   const Tensor got = folded.predict(d.x);
   REQUIRE(got.dimensions() == expected.dimensions());
-  float worst = 0.0f;
-  for (Index i = 0; i < got.size(); ++i) {  // a NaN becomes the worst (std::max would pass it over)
-    const float d = std::abs(got.data()[i] - expected.data()[i]);
-    if (!(d <= worst)) worst = d;
-  }
-  CHECK(worst < 1e-5f);
+  CHECK(testing::worst_difference(got.data(), expected.data(), static_cast<std::size_t>(got.size())) < 1e-5f);
   CHECK(testing::bitwise_equal(m.predict(d.x), expected));
   return folded;
 }

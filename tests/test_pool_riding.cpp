@@ -77,10 +77,11 @@ TEST_CASE("Conv2D's sample hook sees every sample once: im2col chunk by chunk, o
     REQUIRE(conv.algorithm() == ConvAlgorithm::Im2col);
     const Tensor x = testing::random_tensor(n, Shape{16, 16, 3}, 1);
     std::vector<std::pair<Index, Index>> ranges;
-    const conv::SampleHook hook = [&](Index first, Index end) {
+    const auto record = [&](Index first, Index end) {
 #pragma omp critical(pool_riding_test)
       ranges.emplace_back(first, end);
     };
+    const conv::SampleHook hook(record);
     conv.set_sample_hook(&hook);
     conv.forward(x);
     CHECK(covers_once(ranges, n));
@@ -99,7 +100,8 @@ TEST_CASE("Conv2D's sample hook sees every sample once: im2col chunk by chunk, o
     Conv2D conv = testing::built(Conv2D({.filters = 16, .kernel = 3, .padding = Padding::Same}), Shape{8, 8, 16});
     REQUIRE(conv.algorithm() == ConvAlgorithm::Winograd4);
     std::vector<std::pair<Index, Index>> ranges;
-    const conv::SampleHook hook = [&](Index first, Index end) { ranges.emplace_back(first, end); };
+    const auto record = [&](Index first, Index end) { ranges.emplace_back(first, end); };
+    const conv::SampleHook hook(record);
     conv.set_sample_hook(&hook);
     const Tensor x = testing::random_tensor(n, Shape{8, 8, 16}, 3);  // kept until backward (layer.hpp)
     conv.forward(x);

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "loom/io/crc32.hpp"
+#include "loom/testing/gradient_check.hpp"
 #include "loom/search/catalog_file.hpp"
 #include "loom/search/catalog_model.hpp"
 #include "loom/search/exact_search.hpp"
@@ -118,12 +119,7 @@ TEST_CASE("catalog files: float32 and int8 catalogs round trip exactly", "[searc
   // int8 keeps every value within half a quantisation step, at about a quarter of the memory.
   const Catalog f = synthetic_catalog(200, 128, 4, 3), q = f.with_encoding(VectorEncoding::Int8);
   const std::vector<float> fv = f.all_vectors(), qv = q.all_vectors();
-  float worst = 0.0f;
-  for (std::size_t i = 0; i < fv.size(); ++i) {  // a NaN becomes the worst (std::max would pass it over)
-    const float d = std::abs(fv[i] - qv[i]);
-    if (!(d <= worst)) worst = d;
-  }
-  CHECK(worst <= 0.5f / 127.0f + 1e-6f);
+  CHECK(loom::testing::worst_difference(fv.data(), qv.data(), fv.size()) <= 0.5f / 127.0f + 1e-6f);
   CHECK(q.memory_bytes() * 10 < f.memory_bytes() * 4);
 }
 

@@ -14,7 +14,7 @@
 // Thread safety: plain values; safe from many threads.
 
 #include <algorithm>
-#include <functional>
+#include <concepts>
 
 #include "loom/tensor.hpp"
 
@@ -68,6 +68,25 @@ struct SampleChunks {
 /// engine is done with it, on the thread that computed it, while that
 /// thread's caches hold those samples' input (forward) and dx (backward):
 /// Conv2D::set_sample_hook. Every sample is in exactly one range.
-using SampleHook = std::function<void(Index first, Index end)>;
+///
+/// A reference to a callable of the caller's, not an owner: the hook lives
+/// on the caller's stack for one call, and making it allocates nothing (a
+/// std::function holding a lambda of three captures allocated on every
+/// training step). Made from a named callable only, which must outlive it.
+class SampleHook {
+ public:
+  template <typename F>
+    requires std::invocable<const F&, Index, Index> && (!std::same_as<F, SampleHook>)
+  explicit SampleHook(const F& f)
+      : callable_(&f), call_([](const void* c, Index first, Index end) { (*static_cast<const F*>(c))(first, end); }) {}
+  template <typename F>
+  SampleHook(const F&&) = delete;  // a temporary callable would be gone before the engine calls it
+
+  void operator()(Index first, Index end) const { call_(callable_, first, end); }
+
+ private:
+  const void* callable_;
+  void (*call_)(const void*, Index, Index);
+};
 
 }  // namespace loom::conv

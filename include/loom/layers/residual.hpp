@@ -110,8 +110,8 @@ class Residual final : public Layer {
     check_input(x);
     if (const auto r = pool_rider()) {
       r->pool.begin_forward(x);
-      const conv::SampleHook pool = [&](Index s0, Index s1) { r->pool.forward_samples(x, s0, s1); };
-      const Tensor& c = with_hook(r->conv, pool, [&]() -> const Tensor& { return r->conv.forward(x); });
+      const auto pool = [&](Index s0, Index s1) { r->pool.forward_samples(x, s0, s1); };
+      const Tensor& c = with_hook(r->conv, conv::SampleHook(pool), [&]() -> const Tensor& { return r->conv.forward(x); });
       const Tensor& h = chain::forward(main_path().subspan(1), c);
       const Tensor& s = chain::forward(shortcut_path().subspan(1), r->pool.output());
       add_tensors(h, s, z_, o_.activation);
@@ -137,8 +137,8 @@ class Residual final : public Layer {
       const Tensor& g_pool = chain::backward(shortcut_path().subspan(1), *dz);
       resize_batch(dx_, dz->dimension(0), input_shape());
       r->pool.begin_spread(g_pool, dx_);
-      const conv::SampleHook spread = [&](Index s0, Index s1) { r->pool.spread_samples(g_pool, dx_, s0, s1); };
-      with_hook(r->conv, spread, [&] { r->conv.backward_into(g_main, dx_, GradientWrite::Assign); });
+      const auto spread = [&](Index s0, Index s1) { r->pool.spread_samples(g_pool, dx_, s0, s1); };
+      with_hook(r->conv, conv::SampleHook(spread), [&] { r->conv.backward_into(g_main, dx_, GradientWrite::Assign); });
       return dx_;
     }
     chain::backward_into(main_path(), *dz, dx_, GradientWrite::Assign);

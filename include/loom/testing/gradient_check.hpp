@@ -204,6 +204,18 @@ inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
          std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(float)) == 0;
 }
 
+/// The largest |a[i] - b[i]| over n values; infinite when any difference is
+/// NaN (std::max, and a running `if (!(d <= worst))`, let a NaN through).
+inline float worst_difference(const float* a, const float* b, std::size_t n) {
+  float worst = 0.0f;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float d = std::abs(a[i] - b[i]);
+    if (std::isnan(d)) return std::numeric_limits<float>::infinity();
+    worst = std::max(worst, d);
+  }
+  return worst;
+}
+
 // ---- the checker ----------------------------------------------------------
 
 namespace detail {
