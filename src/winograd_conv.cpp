@@ -5,7 +5,9 @@
 #include "loom/conv/winograd_conv.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #ifdef __AVX__
@@ -27,11 +29,20 @@ struct Winograd {
   static constexpr int L = winograd::kLanes;
 
 
+  // Where the output stage writes: the map z (N, OH, OW, F), or with `pool`
+  // its 2x2 maxima (N, OH/2, OW/2, F), with `won` (when not null) their taps.
+  struct Output {
+    float* z;
+    bool pool = false;
+    std::int32_t* won = nullptr;
+  };
+  static_assert(M % 2 == 0, "a 2x2 pool window must lie inside one output tile");
+
   // V is kept for backward only where backward goes stage by stage (see
   // gradient_groups); the fused backward makes each chunk's V again from x,
   // which the caller keeps (layer.hpp), while it is in that thread's cache.
   static void forward(WinogradKernel& u_, std::vector<float>& v_, const ConvGeometry& g, const ConvWeights& w,
-                      const Tensor& x, Tensor& z, Activation act) {
+                      const Tensor& x, Output z, Activation act) {
     const Tiles t(g, x.dimension(0));
     const auto chunks = t.chunks();
     transform(g, w.kernel, u_);
@@ -44,7 +55,7 @@ struct Winograd {
   }
 
   static void infer(const TransformedKernel& kept, const ConvGeometry& g, const ConvWeights& w, const Tensor& x,
-                    Tensor& z, Activation act, const ChannelNormalization& normalize) {
+                    Output z, Activation act, const ChannelNormalization& normalize) {
     const Tiles t(g, x.dimension(0));
     kept.use(
         w.kernel, static_cast<std::size_t>(9 * g.c * g.f),
@@ -55,7 +66,8 @@ struct Winograd {
   static void backward(const WinogradKernel& u_, std::vector<gemm::PackedB>& packed_ut_, const Tensor& x,
                        const std::vector<float>& v_, std::vector<float>& dmx_, std::vector<float>& du_,
                        std::vector<float>& dbias_parts_, const ConvGeometry& g, const Tensor& dy,
-                       const Tensor* relu_output, float* dkernel, float* dbias, Tensor* dx, GradientWrite how) {
+                       const Tensor* relu_output, const std::int32_t* won, float* dkernel, float* dbias, Tensor* dx,
+                       GradientWrite how) {
     const Index n = dy.dimension(0);
     const Tiles t(g, n);
     const auto chunks = t.chunks();
@@ -85,7 +97,7 @@ struct Winograd {
         float* dmx = scratch<kGradientSlot>(static_cast<std::size_t>(XI * Tiles::slab(most, g.f)));
         float* du = du_.data() + grp * XI * kernel_slab(g);
         for (Index c = first; c < end; ++c) {
-          output_gradient_tiles(g, t, chunks, c, dy, relu_output, dmx, bias_sums(c));
+          output_gradient_tiles(g, t, chunks, c, dy, relu_output, won, dmx, bias_sums(c));
           float* v = scratch<kTileSlot>(static_cast<std::size_t>(XI * Tiles::slab(t.count(chunks, c), g.c)));
           input_tiles(g, t, chunks, c, x, v);
           add_kernel_gradient(g, t.count(chunks, c), v, dmx, du, c > first);
@@ -98,7 +110,7 @@ struct Winograd {
       dmx_.resize(t.buffer_size(chunks, g.f));
       const auto dmx_of = [&](Index c) { return dmx_.data() + t.chunk_offset(chunks, c, g.f); };
       parallel_for(chunks.count(), true,
-                   [&](Index c) { output_gradient_tiles(g, t, chunks, c, dy, relu_output, dmx_of(c), bias_sums(c)); });
+                   [&](Index c) { output_gradient_tiles(g, t, chunks, c, dy, relu_output, won, dmx_of(c), bias_sums(c)); });
       du_.resize(static_cast<std::size_t>(XI * kernel_slab(g)));
 #pragma omp parallel for schedule(static)
       for (int xi = 0; xi < XI; ++xi)
@@ -179,18 +191,24 @@ struct Winograd {
   // Chunk c's dz = dy, masked where a fused ReLU cut (relu_output <= 0),
   // read tile by tile: its bias gradient summed into bias_sums (tile by tile,
   // in lanes of L filters) and dMx = A dZ AT stored into the chunk's slabs
-  // (a*a, chunk's tiles, F) at dmx. dz itself is never written.
+  // (a*a, chunk's tiles, F) at dmx. dz itself is never written. After a
+  // pooled forward (`won`), dy and relu_output are the pooled map's, and dz
+  // is dy routed to the winning taps (load_routed_tile).
   static void output_gradient_tiles(const ConvGeometry& g, const Tiles& t, const SampleChunks& chunks, Index c,
-                                    const Tensor& dy, const Tensor* relu_output, float* dmx, float* bias_sums) {
+                                    const Tensor& dy, const Tensor* relu_output, const std::int32_t* won, float* dmx,
+                                    float* bias_sums) {
     const Index slab = Tiles::slab(t.count(chunks, c), g.f);
+    const Index per_sample = won ? pooled_size(g) : g.output_size();
     alignas(64) float tile[XI * L], out[XI * L];
     for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
       for (Index f0 = 0; f0 < g.f; f0 += L) {
         const Index lanes = std::min<Index>(L, g.f - f0);
-        const float* dy_image = dy.data() + s * g.output_size();
-        if (relu_output)
-          load_masked_image_tile<M>(dy_image, relu_output->data() + s * g.output_size(), g.oh, g.ow, g.f, ty * M,
-                                    tx * M, f0, lanes, tile);
+        const float* dy_image = dy.data() + s * per_sample;
+        const float* y_image = relu_output ? relu_output->data() + s * per_sample : nullptr;
+        if (won)
+          load_routed_tile(dy_image, y_image, won + s * per_sample, g, ty * M, tx * M, f0, lanes, tile);
+        else if (relu_output)
+          load_masked_image_tile<M>(dy_image, y_image, g.oh, g.ow, g.f, ty * M, tx * M, f0, lanes, tile);
         else
           load_image_tile<M>(dy_image, g.oh, g.ow, g.f, ty * M, tx * M, f0, lanes, tile);
         for (int p = 0; p < M * M; ++p)
@@ -367,6 +385,36 @@ struct Winograd {
     for (int k = 0; k < R * R * L; ++k) tile[k] = kept[k] > 0.0f ? tile[k] : 0.0f;
 #endif
   }
+  // The pooled map's values per sample: (OH/2, OW/2, F).
+  static Index pooled_size(const ConvGeometry& g) { return (g.oh / 2) * (g.ow / 2) * g.f; }
+
+  // The m x m tile of dz at output pixel (y0, x0), both even, after a pooled
+  // forward: a pixel under a 2x2 window gets the window's gradient where its
+  // tap won (and, given the maxima, where they are positive), else 0; pixels
+  // under no window (an odd last row or column, or past the map) 0. The
+  // values MaxPool2D's backward and ReLU's mask give (maxpool_halves::route_window).
+  static void load_routed_tile(const float* dpool, const float* maxima, const std::int32_t* won,
+                               const ConvGeometry& g, Index y0, Index x0, Index f0, Index lanes, float* tile) {
+#ifdef __AVX512F__
+    const Index ph = g.oh / 2, pw = g.ow / 2;
+    for (int a = 0; a < M / 2; ++a)
+      for (int b = 0; b < M / 2; ++b) {
+        float* at = tile + (2 * a * M + 2 * b) * L;
+        float* to[4] = {at, at + L, at + M * L, at + M * L + L};
+        const Index py = y0 / 2 + a, px = x0 / 2 + b;
+        if (py >= ph || px >= pw) {
+          for (float* p : to) zero_lanes(p);
+          continue;
+        }
+        const Index i = (py * pw + px) * g.f + f0;
+        maxpool_halves::route_window(dpool + i, won + i, maxima ? maxima + i : nullptr, lane_mask(lanes), to);
+      }
+#else
+    (void)dpool, (void)maxima, (void)won, (void)g, (void)y0, (void)x0, (void)f0, (void)lanes, (void)tile;
+    throw UsageError("Winograd: a pooled backward needs AVX-512 (WinogradConv::pools)");
+#endif
+  }
+
   // Adds a tile back onto the image pixels it covers (those inside it).
   template <int R>
   static void add_image_tile(const float* tile, float* image, Index h, Index w, Index ch, Index y0, Index x0,
@@ -479,8 +527,9 @@ struct Winograd {
   // single-image predict slower, 137-156 us against 166-218, loom_bench
   // predict/batch:1, alternating runs.)
   static void compute(const ConvGeometry& g, const Tiles& t, const WinogradKernel& u, const float* bias,
-                      const Tensor& x, Tensor& z, Activation act, const ChannelNormalization& normalize,
+                      const Tensor& x, Output z, Activation act, const ChannelNormalization& normalize,
                       float* keep) {
+    const Index per_sample = z.pool ? pooled_size(g) : g.output_size();
     const auto chunks = t.chunks();
     parallel_for(chunks.count(), true, [&](Index c) {
       const Index tn = t.count(chunks, c);
@@ -498,8 +547,12 @@ struct Winograd {
           const Index lanes = std::min<Index>(L, g.f - f0);
           load_slabs(mx, mx_slab, ti * g.f + f0, lanes, tile);
           winograd::sandwich<typename Mat::AT>(tile, out);
-          store_output_tile(out, bias + f0, normalize.from(f0), act, z.data() + s * g.output_size(), g, ty * M,
-                            tx * M, f0, lanes);
+          finish_output_tile(out, bias + f0, normalize.from(f0), act, lanes);
+          if (z.pool)
+            pool_output_tile(out, z.z + s * per_sample, z.won ? z.won + s * per_sample : nullptr, g, ty * M, tx * M,
+                             f0, lanes);
+          else
+            store_output_tile(out, z.z + s * per_sample, g, ty * M, tx * M, f0, lanes);
         }
       });
     });
@@ -522,11 +575,10 @@ struct Winograd {
     });
   }
 
-  // The m x m output tile plus bias (then `normalize`'s map of lanes from
-  // f0 on, when given), through ReLU, into the pixels inside the output.
-  static void store_output_tile(const float* tile, const float* bias, const ChannelNormalization& normalize,
-                                Activation act, float* image, const ConvGeometry& g, Index y0, Index x0, Index f0,
-                                Index lanes) {
+  // The m x m output tile, in place: plus bias (then `normalize`'s map of
+  // lanes from f0 on, when given), through ReLU.
+  static void finish_output_tile(float* tile, const float* bias, const ChannelNormalization& normalize,
+                                 Activation act, Index lanes) {
     using Lanes = Eigen::Array<float, L, 1>;
     Lanes b;
     copy_lanes(bias, b.data(), lanes);
@@ -540,14 +592,41 @@ struct Winograd {
       lane_map = {center, inv_std, gamma, beta};
     }
     const bool relu = act == Activation::ReLU;
+    for (int p = 0; p < M * M; ++p) {
+      Lanes v = Eigen::Map<const Lanes>(tile + p * L) + b;
+      if (normalize)
+        for (int k = 0; k < L; ++k) v[k] = lane_map(v[k], k);
+      if (relu) v = v.max(0.0f);
+      Eigen::Map<Lanes>(tile + p * L) = v;
+    }
+  }
+  // The finished tile's pixels inside the output into the (OH, OW, F) image at (y0, x0).
+  static void store_output_tile(const float* tile, float* image, const ConvGeometry& g, Index y0, Index x0, Index f0,
+                                Index lanes) {
     for (int i = 0; i < M && y0 + i < g.oh; ++i)
-      for (int j = 0; j < M && x0 + j < g.ow; ++j) {
-        Lanes v = Eigen::Map<const Lanes>(tile + (i * M + j) * L) + b;
-        if (normalize)
-          for (int k = 0; k < L; ++k) v[k] = lane_map(v[k], k);
-        if (relu) v = v.max(0.0f);
-        store_lanes(v.data(), image + ((y0 + i) * g.ow + x0 + j) * g.f + f0, lanes);
+      for (int j = 0; j < M && x0 + j < g.ow; ++j)
+        store_lanes(tile + (i * M + j) * L, image + ((y0 + i) * g.ow + x0 + j) * g.f + f0, lanes);
+  }
+  // The finished tile's 2x2 windows that lie inside the output, pooled into
+  // the (OH/2, OW/2, F) image, with their taps into won when not null.
+  static void pool_output_tile(const float* tile, float* pooled, std::int32_t* won, const ConvGeometry& g, Index y0,
+                               Index x0, Index f0, Index lanes) {
+#ifdef __AVX512F__
+    const Index ph = g.oh / 2, pw = g.ow / 2;
+    for (int a = 0; a < M / 2 && y0 / 2 + a < ph; ++a)
+      for (int b = 0; b < M / 2 && x0 / 2 + b < pw; ++b) {
+        const float* at = tile + (2 * a * M + 2 * b) * L;
+        const float* from[4] = {at, at + L, at + M * L, at + M * L + L};
+        const Index out = ((y0 / 2 + a) * pw + x0 / 2 + b) * g.f + f0;
+        if (won)
+          maxpool_halves::pool_window<true>(from, lane_mask(lanes), pooled + out, won + out);
+        else
+          maxpool_halves::pool_window<false>(from, lane_mask(lanes), pooled + out, nullptr);
       }
+#else
+    (void)tile, (void)pooled, (void)won, (void)g, (void)y0, (void)x0, (void)f0, (void)lanes;
+    throw UsageError("Winograd: a pooled output needs AVX-512 (WinogradConv::pools)");
+#endif
   }
 
 };
@@ -558,20 +637,45 @@ template <int M>
 void WinogradConv<M>::forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z,
                               Activation act) {
   x_ = &x;
-  Winograd<M>::forward(u_, v_, g, w, x, z, act);
+  pooled_ = false;
+  std::vector<std::int32_t>().swap(won_);
+  Winograd<M>::forward(u_, v_, g, w, x, {z.data()}, act);
+}
+
+template <int M>
+void WinogradConv<M>::forward_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled) {
+  if (!pools(g)) throw UsageError("WinogradConv::forward_pooled: this layer's output cannot be pooled here");
+  const Index n = x.dimension(0);
+  pooled.resize(n, g.oh / 2, g.ow / 2, g.f);
+  won_.resize(static_cast<std::size_t>(pooled.size()));
+  x_ = &x;
+  pooled_ = true;
+  Winograd<M>::forward(u_, v_, g, w, x, {pooled.data(), true, won_.data()}, Activation::ReLU);
 }
 
 template <int M>
 void WinogradConv<M>::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z,
                             Activation act, const ChannelNormalization& normalize) const {
-  Winograd<M>::infer(inference_u_, g, w, x, z, act, normalize);
+  Winograd<M>::infer(inference_u_, g, w, x, {z.data()}, act, normalize);
+}
+
+template <int M>
+void WinogradConv<M>::infer_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x,
+                                   Tensor& pooled) const {
+  if (!pools(g)) throw UsageError("WinogradConv::infer_pooled: this layer's output cannot be pooled here");
+  pooled.resize(x.dimension(0), g.oh / 2, g.ow / 2, g.f);
+  Winograd<M>::infer(inference_u_, g, w, x, {pooled.data(), true}, Activation::ReLU, {});
 }
 
 template <int M>
 void WinogradConv<M>::backward(const ConvGeometry& g, const Tensor& dy, const Tensor* relu_output, float* dkernel,
                                float* dbias, Tensor* dx, GradientWrite how) {
   if (!x_) throw UsageError("WinogradConv::backward before forward");
-  Winograd<M>::backward(u_, packed_ut_, *x_, v_, dmx_, du_, dbias_parts_, g, dy, relu_output, dkernel, dbias, dx, how);
+  if (pooled_ && dy.size() != static_cast<Index>(won_.size()))
+    throw UsageError("WinogradConv::backward: dy holds " + std::to_string(dy.size()) +
+                     " values, the last forward's pooled output " + std::to_string(won_.size()));
+  Winograd<M>::backward(u_, packed_ut_, *x_, v_, dmx_, du_, dbias_parts_, g, dy, relu_output,
+                        pooled_ ? won_.data() : nullptr, dkernel, dbias, dx, how);
 }
 
 template class WinogradConv<2>;

@@ -1,9 +1,12 @@
-// A first-layer Conv2D with ReLU and the 2x2 MaxPool2D after it train as one
-// pass (chain::fuse_max_pools, DirectConv::forward_pooled/backward_pooled):
-// the pooled map (forward and inference) and the kernel and bias gradients
-// must be those of the two layers run apart, bit for bit, on every shape
-// class the fused kernels cut differently, and the pair must fall back to
-// the layers apart whenever the convolution does not use the direct algorithm.
+// A Conv2D with ReLU and the 2x2 MaxPool2D after it train as one pass
+// (chain::fuse_max_pools) when the convolution's algorithm can pool: the
+// direct one (a first layer: DirectConv::forward_pooled/backward_pooled) and
+// Winograd's (its output stage pools each tile, its backward routes the
+// pooled gradient while it reads it). The pooled map (forward and
+// inference), the kernel and bias gradients and the input gradient (assigned
+// and added) must be those of the two layers run apart, bit for bit, on
+// every shape class the fused kernels cut differently, and the pair must fall
+// back to the layers apart whenever the algorithm cannot pool.
 #include <catch2/catch.hpp>
 
 #include <memory>
@@ -25,47 +28,65 @@ struct PairCase {
   Conv2DOptions o;
   Shape in;
   float bias = 0.0f;  // every filter's bias: negative makes whole windows rectified to 0 (ties)
+  bool input_gradient = false;  // false: a first layer, for which the rule picks the direct algorithm
 };
 
-std::unique_ptr<Conv2D> first_layer(const PairCase& c) {
+std::unique_ptr<Conv2D> make_conv(const PairCase& c) {
   auto conv = std::make_unique<Conv2D>(c.o);
   Random rng(3);
   conv->build(c.in, rng);
-  conv->set_needs_input_gradient(false);  // a first layer: the rule picks the direct algorithm
+  conv->set_needs_input_gradient(c.input_gradient);
   conv->params()[1].value.setConstant(c.bias);
   return conv;
 }
 
-// Trains the pair one step fused and the same layers apart; returns whether the fused forward pooled.
+// Trains the pair fused and the same layers apart, at two batch sizes, and
+// checks every result bitwise; returns whether the fused forward pooled.
 bool check_fused_against_apart(const PairCase& c) {
   INFO(c.what << ": filters " << c.o.filters << ", kernel " << c.o.kernel.to_string() << " on " << c.in.to_string());
-  std::unique_ptr<Conv2D> conv = first_layer(c);
+  std::unique_ptr<Conv2D> conv = make_conv(c);
   MaxPool2D pool({.pool = 2});
   Random rng(1);
   pool.build(conv->output_shape(), rng);
-  const Tensor x = random_tensor(5, c.in, 7);
-  const Tensor y = pool.forward(conv->forward(x));
-  const Tensor dy = random_tensor(5, pool.output_shape(), 8);
-  conv->backward(pool.backward(dy));
 
   std::vector<std::unique_ptr<Layer>> pair;
-  pair.push_back(first_layer(c));
+  pair.push_back(make_conv(c));
   pair.push_back(std::make_unique<MaxPool2D>(MaxPool2DOptions{.pool = 2}));
   pair[1]->build(pair[0]->output_shape(), rng);
   chain::fuse(pair);
   const auto& fused_pool = dynamic_cast<const MaxPool2D&>(*pair[1]);
-  const Tensor y_fused = chain::forward(pair, x);
-  chain::backward(pair, dy);
 
-  CHECK(testing::bitwise_equal(y_fused, y));
-  for (int p = 0; p < 2; ++p) {
-    INFO("gradient of " << conv->params()[p].name);
-    CHECK(pair[0]->params()[p].grad == conv->params()[p].grad);
+  bool pooled = true;
+  for (const Index n : {5, 3}) {  // a second, smaller batch: nothing kept from the first may leak into it
+    INFO("batch " << n);
+    const Tensor x = random_tensor(n, c.in, 7 + n);
+    const Tensor y = pool.forward(conv->forward(x));
+    const Tensor dy = random_tensor(n, pool.output_shape(), 8 + n);
+    const Tensor& dpool = pool.backward(dy);
+    const Tensor dx = conv->backward(dpool);
+
+    const Tensor y_fused = chain::forward(pair, x);
+    const Tensor dx_fused = chain::backward(pair, dy);
+    pooled = pooled && fused_pool.input_may_be_pooled() && fused_pool.last_input_came_pooled();
+
+    CHECK(testing::bitwise_equal(y_fused, y));
+    for (int p = 0; p < 2; ++p) {
+      INFO("gradient of " << conv->params()[p].name);
+      CHECK(pair[0]->params()[p].grad == conv->params()[p].grad);
+    }
+    if (c.input_gradient) {
+      CHECK(testing::bitwise_equal(dx_fused, dx));
+      // backward_into, as the first layer of a residual path takes it: added onto what is there.
+      Tensor into = random_tensor(n, c.in, 11), into_fused = into;
+      conv->backward_into(dpool, into, GradientWrite::Add);
+      chain::backward_into(pair, dy, into_fused, GradientWrite::Add);
+      CHECK(testing::bitwise_equal(into_fused, into));
+    }
+    Tensor y_infer;
+    chain::infer(pair, x, y_infer);  // fused too, where the forward pooled: Conv2D::infer_pooled
+    CHECK(testing::bitwise_equal(y_infer, y));
   }
-  Tensor y_infer;
-  chain::infer(pair, x, y_infer);  // fused too, where the forward pooled: Conv2D::infer_pooled
-  CHECK(testing::bitwise_equal(y_infer, y));
-  return fused_pool.input_may_be_pooled() && fused_pool.last_input_came_pooled();
+  return pooled;
 }
 
 }  // namespace conv_pool_fusion
@@ -92,11 +113,44 @@ TEST_CASE("A first-layer Conv2D with ReLU pools for the MaxPool2D after it, with
   for (const PairCase& c : cases) CHECK(check_fused_against_apart(c) == maxpool_halves::pool_halves_supported);
 }
 
-TEST_CASE("The pair runs apart when the convolution is not direct, and only a ReLU convolution takes a pool",
+TEST_CASE("A Winograd Conv2D with ReLU pools for the MaxPool2D after it in its output stage, with the bits of the "
+          "layers apart", "[conv][fusion][winograd]") {
+  for (const ConvAlgorithm a : {ConvAlgorithm::Winograd4, ConvAlgorithm::Winograd2}) {
+    INFO("algorithm " << to_string(a));
+    const std::vector<PairCase> cases = {
+        {"the seed model's conv2: valid, an odd map (the last row and column under no window)",
+         {.filters = 64, .kernel = 3, .activation = Activation::ReLU, .algorithm = a}, Shape{13, 13, 32}, 0.0f, true},
+        {"the vgg model's conv2: same padding, even map",
+         {.filters = 32, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU, .algorithm = a},
+         Shape{8, 8, 32}, 0.0f, true},
+        {"40 filters on 24 channels, odd in one direction: partial vectors",
+         {.filters = 40, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU, .algorithm = a},
+         Shape{10, 7, 24}, 0.0f, true},
+        {"most windows rectified to 0: ties",
+         {.filters = 16, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU, .algorithm = a},
+         Shape{6, 6, 3}, -0.8f, true},
+        {"a map of 2x2, one window",
+         {.filters = 16, .kernel = 3, .activation = Activation::ReLU, .algorithm = a}, Shape{4, 4, 5}, 0.0f, true},
+        {"a kernel too large for the fused backward (stage by stage, the input tiles kept)",
+         {.filters = 176, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU, .algorithm = a},
+         Shape{6, 5, 176}, 0.0f, true},
+        {"a first layer forced to Winograd: no input gradient",
+         {.filters = 16, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU, .algorithm = a},
+         Shape{9, 9, 1}},
+    };
+    for (const PairCase& c : cases) CHECK(check_fused_against_apart(c) == maxpool_halves::pool_halves_supported);
+  }
+}
+
+TEST_CASE("The pair runs apart when the convolution's algorithm cannot pool, and only a ReLU convolution takes a pool",
           "[conv][fusion]") {
   PairCase forced = {"im2col forced", {.filters = 16, .kernel = 3, .activation = Activation::ReLU,
                                     .algorithm = ConvAlgorithm::Im2col}, Shape{10, 10, 1}};
   CHECK_FALSE(check_fused_against_apart(forced));
+  PairCase strided = {"a stride-2 layer with an input gradient: im2col by the rule",
+                      {.filters = 16, .kernel = 3, .strides = 2, .padding = Padding::Same,
+                       .activation = Activation::ReLU}, Shape{12, 12, 8}, 0.0f, true};
+  CHECK_FALSE(check_fused_against_apart(strided));
 
   Conv2D linear({.filters = 8, .kernel = 3});
   Random rng(1);
@@ -117,12 +171,13 @@ TEST_CASE("The pair runs apart when the convolution is not direct, and only a Re
   CHECK_THROWS_AS(linear.infer_pooled(x, y), UsageError);
 }
 
-TEST_CASE("A Sequential fuses the seed model's first convolution and pool, and not its second", "[conv][fusion]") {
+TEST_CASE("A Sequential fuses both of the seed model's convolutions with their pools", "[conv][fusion]") {
   Sequential m(Shape{28, 28, 1});
   m.add(Conv2D({.filters = 32, .kernel = 3, .activation = Activation::ReLU}));
   m.add(MaxPool2D({.pool = 2}));
   m.add(Conv2D({.filters = 64, .kernel = 3, .activation = Activation::ReLU}));
   m.add(MaxPool2D({.pool = 2}));
   CHECK(dynamic_cast<const MaxPool2D&>(m.layer(1)).input_may_be_pooled() == maxpool_halves::pool_halves_supported);
-  CHECK_FALSE(dynamic_cast<const MaxPool2D&>(m.layer(3)).input_may_be_pooled());  // 3x3 on 32 channels: not direct
+  CHECK(dynamic_cast<const MaxPool2D&>(m.layer(3)).input_may_be_pooled() == maxpool_halves::pool_halves_supported);
+  CHECK(dynamic_cast<const Conv2D&>(m.layer(2)).algorithm() == ConvAlgorithm::Winograd4);
 }

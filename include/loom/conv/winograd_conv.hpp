@@ -43,6 +43,14 @@
 // rounding (F(4x4): up to about 1e-5 of each tensor's scale; tested in
 // test_conv_engine.cpp).
 //
+// Pooling: when a 2x2 MaxPool2D at stride 2 follows a layer with ReLU, the
+// output stage can pool each m x m tile as it leaves the products (m is
+// even, so every window lies inside one tile): forward_pooled writes the
+// pooled map and the winning taps, never the full map, and backward builds
+// each dZ tile from the pooled gradient, routed to the winning taps, while it
+// reads it (maxpool_halves.hpp's rule both ways, so the values are the two
+// layers', bit for bit).
+//
 // Inference keeps the transformed kernel with a copy of the weights it came
 // from, and transforms again only when they changed (a byte compare): at one
 // image, transforming the kernel cost as much as the convolution.
@@ -62,6 +70,7 @@
 #include "loom/conv/conv_geometry.hpp"
 #include "loom/elementwise.hpp"
 #include "loom/gemm.hpp"
+#include "loom/layers/maxpool_halves.hpp"
 
 namespace loom::conv {
 
@@ -120,11 +129,23 @@ template <int M>
 class WinogradConv {
  public:
   static bool supports(const ConvGeometry& g) { return g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1; }
+  /// Whether forward_pooled can compute a layer with this geometry: the
+  /// windows need AVX-512's pooling kernel (maxpool_halves.hpp), and a map of at least 2x2.
+  static bool pools(const ConvGeometry& g) {
+    return supports(g) && maxpool_halves::pool_halves_supported && g.oh >= 2 && g.ow >= 2;
+  }
 
   /// z = act(conv(x) + b), keeping the transformed kernel, and the input
   /// tiles where backward goes stage by stage; else backward makes them
   /// again from x, which must stay as it is until backward.
   void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act);
+  /// forward with ReLU, then MaxPool2D's 2x2 windows at stride 2 (an odd
+  /// last row or column left out), in the output stage: pooled (N, OH/2,
+  /// OW/2, F) gets the values of the two layers run one after the other, bit
+  /// for bit, and the winning taps are kept for backward.
+  void forward_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled);
+  /// infer with ReLU, then the 2x2 pool: forward_pooled's values, keeping nothing.
+  void infer_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled) const;
   /// The same arithmetic without keeping anything; `normalize` (when given)
   /// applied after the bias, before the ReLU (channel_normalization.hpp).
   void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act,
@@ -134,6 +155,8 @@ class WinogradConv {
   /// dx holds. dz is dy, or, given the output of a fused ReLU, dy where that
   /// output is positive and 0 elsewhere: the mask and the bias sums are taken
   /// while the first pass reads dy, so neither costs a pass of its own.
+  /// After forward_pooled, dy and the ReLU output are the pooled map's, and
+  /// dz is dy routed to the winning taps (0 under no window).
   void backward(const ConvGeometry& g, const Tensor& dy, const Tensor* relu_output, float* dkernel, float* dbias,
                 Tensor* dx, GradientWrite how);
 
@@ -141,6 +164,8 @@ class WinogradConv {
   WinogradKernel u_;        // transformed kernel of the last forward
   std::vector<gemm::PackedB> packed_ut_;  // each U[xi]^T packed, for dx
   const Tensor* x_ = nullptr;  // the input of the last forward, kept by the caller
+  bool pooled_ = false;        // the last forward was forward_pooled
+  std::vector<std::int32_t> won_;  // (N, OH/2, OW/2, F) the winning taps of the last forward_pooled
   std::vector<float> v_;    // (T, C) in chunk-major slabs: transformed input tiles of the last forward, where kept
   std::vector<float> dmx_;  // (T, F) in chunk-major slabs: transformed output gradient (stage by stage only)
   std::vector<float> du_;   // a (C, F) matrix per tile position, laid out as U; one such set per group when fused

@@ -112,29 +112,33 @@ class Conv2D final : public ActivatedLayer {
 
   /// Pools for the MaxPool2D after it while training, when this layer has
   /// ReLU and the pool's 2x2 windows at stride 2 take its output: forward then
-  /// returns the pooled map, computed by the direct algorithm in one pass
-  /// (DirectConv::forward_pooled), whenever that is the algorithm of the
-  /// moment (the rule's choice for a first layer), and the full map
-  /// otherwise, which the pool then pools itself. Asked by the container
-  /// (chain::fuse_max_pools), never by hand.
+  /// returns the pooled map, computed in the same pass (the direct
+  /// algorithm's DirectConv::forward_pooled, Winograd's output stage,
+  /// WinogradConv::forward_pooled), whenever the algorithm of the moment can
+  /// (pools_with), and the full map otherwise, which the pool then pools
+  /// itself. Asked by the container (chain::fuse_max_pools), never by hand.
   bool take_following_max_pool(const MaxPool2D& pool) override {
     pool_follows_ = built() && activation() == Activation::ReLU && pool.pools_halves() &&
-                    pool.input_shape() == output_shape() && conv::DirectConv::pools(g_);
+                    pool.input_shape() == output_shape() &&
+                    (pools_with(ConvAlgorithm::Direct) || pools_with(ConvAlgorithm::Winograd4));
     return pool_follows_;
   }
 
   /// Whether this layer pools for the MaxPool2D after it now: taken, on, and
-  /// the direct algorithm (forward then returns the pooled map; a chain's
+  /// an algorithm that can (forward then returns the pooled map; a chain's
   /// inference calls infer_pooled, chain::infer_step).
-  bool pools_following() const { return pool_follows_ && pool_fusion_ && algorithm() == ConvAlgorithm::Direct; }
+  bool pools_following() const { return pool_follows_ && pool_fusion_ && pools_with(algorithm()); }
 
-  /// infer, then the following 2x2 MaxPool2D's infer, in one pass
-  /// (DirectConv::infer_pooled): their values, bit for bit, without the full
-  /// map. Only when pools_following().
+  /// infer, then the following 2x2 MaxPool2D's infer, in one pass: their
+  /// values, bit for bit, without the full map. Only when pools_following().
   void infer_pooled(const Tensor& x, Tensor& y) const {
     check_input(x);
     if (!pools_following()) throw UsageError(label() + ": infer_pooled needs a layer that pools for the pool after it");
-    direct_.infer_pooled(g_, weights(), x, y);
+    switch (algorithm()) {
+      case ConvAlgorithm::Winograd2: winograd2_.infer_pooled(g_, weights(), x, y); break;
+      case ConvAlgorithm::Winograd4: winograd4_.infer_pooled(g_, weights(), x, y); break;
+      default: direct_.infer_pooled(g_, weights(), x, y); break;
+    }
   }
 
   /// While set (not null), forward and backward_into call (*hook)(first,
@@ -173,9 +177,13 @@ class Conv2D final : public ActivatedLayer {
  protected:
   void linear_forward(const Tensor& x, Tensor& z, Activation act) override {
     pooled_ = act == Activation::ReLU && pools_following();
-    const ConvAlgorithm a = pooled_ ? ConvAlgorithm::Direct : algorithm();
+    const ConvAlgorithm a = algorithm();
     if (pooled_) {
-      direct_.forward_pooled(g_, weights(), x, z);
+      switch (a) {
+        case ConvAlgorithm::Winograd2: winograd2_.forward_pooled(g_, weights(), x, z); break;
+        case ConvAlgorithm::Winograd4: winograd4_.forward_pooled(g_, weights(), x, z); break;
+        default: direct_.forward_pooled(g_, weights(), x, z); break;
+      }
     } else {
       resize_batch(z, x.dimension(0), output_shape());
       switch (a) {
@@ -208,11 +216,11 @@ class Conv2D final : public ActivatedLayer {
   // inside a pass of their own that reads dy anyway (conv/direct_conv.hpp,
   // conv/winograd_conv.hpp); im2col takes dz made by the frame's pass.
   const Tensor& linear_backward_relu(const Tensor& dy, const Tensor& y) override {
-    if (pooled_) {  // the last forward pooled: dy is the pool's, y the pooled map
+    if (pooled_ && algorithm() == ConvAlgorithm::Direct) {  // dy is the pool's, y the pooled map
       direct_.backward_pooled(g_, dy, y, params_[0].grad.data(), params_[1].grad.data());
       hook_whole_batch(ConvAlgorithm::Direct, dy.dimension(0));
       return dx_;
-    }
+    }  // Winograd's backward knows its last forward pooled
     switch (algorithm()) {
       case ConvAlgorithm::Direct: return direct_backward(dy, &y);
       case ConvAlgorithm::Im2col: return ActivatedLayer::linear_backward_relu(dy, y);
@@ -221,6 +229,16 @@ class Conv2D final : public ActivatedLayer {
   }
 
  private:
+  // Whether algorithm a can pool for the MaxPool2D after this layer.
+  bool pools_with(ConvAlgorithm a) const {
+    switch (a) {
+      case ConvAlgorithm::Direct: return conv::DirectConv::pools(g_);
+      case ConvAlgorithm::Winograd2: return conv::WinogradConv<2>::pools(g_);
+      case ConvAlgorithm::Winograd4: return conv::WinogradConv<4>::pools(g_);
+      default: return false;
+    }
+  }
+
   // gemm_backward with dx, when wanted, assigned to the layer's own dx_.
   const Tensor& gemm_backward_own(const Tensor& dy, const Tensor* relu_output) {
     gemm_backward(dy, relu_output, needs_input_gradient() ? &dx_ : nullptr, GradientWrite::Assign);

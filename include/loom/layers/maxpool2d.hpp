@@ -14,8 +14,9 @@
 // Padded positions never win (same padding pads with -infinity, as TensorFlow).
 // Ties go to the first maximum in (ky, kx) order.
 // Fusion: in training, a Conv2D with ReLU right before a 2x2 pool computes
-// both (chain::fuse_max_pools, conv/direct_conv.hpp's forward_pooled) with
-// this layer's kernels and results; this layer then passes values through.
+// both (chain::fuse_max_pools; the direct and Winograd algorithms'
+// forward_pooled) with this layer's kernels and results; this layer then
+// passes values through.
 //
 // Thread safety: as every Layer (layer.hpp): infer from many threads, forward/backward from one.
 
@@ -51,7 +52,7 @@ class MaxPool2D final : public Pooling2D {
   /// chain::fuse_max_pools, never by hand): forward then passes on an input
   /// that comes pooled (of this layer's output shape), and the backward of
   /// such a forward passes dy on. Whether it comes pooled is the layer
-  /// before's choice at each forward (Conv2D pools with its direct algorithm only).
+  /// before's choice at each forward (Conv2D pools with its direct and Winograd algorithms only).
   void set_input_may_be_pooled(bool may) { input_may_be_pooled_ = may; }
   bool input_may_be_pooled() const { return input_may_be_pooled_; }
   /// Whether the last forward's input came pooled (and was passed on).
