@@ -321,12 +321,13 @@ void DirectConv::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor
   });
 }
 
-void DirectConv::infer_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled) const {
+void DirectConv::infer_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled,
+                              const ChannelNormalization& normalize) const {
   const Index per_out = (g.oh / 2) * (g.ow / 2) * g.f;
   pooled.resize(x.dimension(0), g.oh / 2, g.ow / 2, g.f);
   for_each_padded_image(g, w, x, nullptr,
                         [&](Index s, const float* image, const ConvWeights& wp, std::vector<float>& rows) {
-    pool_rows(g, wp, image, rows, pooled.data() + s * per_out, nullptr);
+    pool_rows(g, wp, image, rows, pooled.data() + s * per_out, nullptr, normalize);
   });
 }
 
@@ -363,16 +364,17 @@ void DirectConv::for_each_padded_image(const ConvGeometry& g, const ConvWeights&
   });
 }
 
-// One padded image's ReLU output, two rows at a time into `rows` (in L1),
-// each pair pooled in 2x2 windows with MaxPool2D's own kernel into pooled
-// (OH/2, OW/2, F), and the winning taps into won unless it is null.
+// One padded image's ReLU output (of `normalize`'s map, when given), two rows
+// at a time into `rows` (in L1), each pair pooled in 2x2 windows with
+// MaxPool2D's own kernel into pooled (OH/2, OW/2, F), and the winning taps
+// into won unless it is null.
 void DirectConv::pool_rows(const ConvGeometry& g, const ConvWeights& wp, const float* image, std::vector<float>& rows,
-                           float* pooled, std::int32_t* won) {
+                           float* pooled, std::int32_t* won, const ChannelNormalization& normalize) {
   const ConvGeometry gp = padded_geometry(g);
   const Index pw = g.ow / 2, row = pw * g.f;
   rows.resize(static_cast<std::size_t>(2 * g.ow * g.f));
   for (Index py = 0; py < g.oh / 2; ++py) {
-    compute(gp, wp, image, 2 * py, 2 * py + 2, rows.data(), Activation::ReLU, {});
+    compute(gp, wp, image, 2 * py, 2 * py + 2, rows.data(), Activation::ReLU, normalize);
     if (won)
       maxpool_halves::pool_halves<true>(rows.data(), pooled + py * row, won + py * row, 1, pw, g.ow, g.f);
     else

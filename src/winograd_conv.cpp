@@ -660,11 +660,11 @@ void WinogradConv<M>::infer(const ConvGeometry& g, const ConvWeights& w, const T
 }
 
 template <int M>
-void WinogradConv<M>::infer_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x,
-                                   Tensor& pooled) const {
+void WinogradConv<M>::infer_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled,
+                                   const ChannelNormalization& normalize) const {
   if (!pools(g)) throw UsageError("WinogradConv::infer_pooled: this layer's output cannot be pooled here");
   pooled.resize(x.dimension(0), g.oh / 2, g.ow / 2, g.f);
-  Winograd<M>::infer(inference_u_, g, w, x, {pooled.data(), true}, Activation::ReLU, {});
+  Winograd<M>::infer(inference_u_, g, w, x, {pooled.data(), true}, Activation::ReLU, normalize);
 }
 
 template <int M>

@@ -515,3 +515,27 @@ TEST_CASE("Winograd's backward reads the kept input: before any forward, or afte
   CHECK_THROWS_WITH(engine.backward(g, dy, nullptr, dkernel.data(), dbias.data(), nullptr, GradientWrite::Assign),
                     Contains("no longer there"));
 }
+
+TEST_CASE("Backward uses the algorithm of the last forward, whatever the layer's algorithm is by then", "[conv]") {
+  // Switching between forward and backward (set_algorithm, or a container's
+  // set_needs_input_gradient changing the rule's choice) once had backward
+  // run another engine, on that engine's stale state or none.
+  const Conv2DOptions o{.filters = 8, .kernel = 3, .padding = Padding::Same, .activation = Activation::ReLU};
+  const Tensor x = random_tensor(3, Shape{6, 6, 4}, 5);
+  const Tensor dy = random_tensor(3, Shape{6, 6, 8}, 6);
+  for (const ConvAlgorithm first : {ConvAlgorithm::Im2col, ConvAlgorithm::Winograd4}) {
+    const ConvAlgorithm then = first == ConvAlgorithm::Im2col ? ConvAlgorithm::Winograd4 : ConvAlgorithm::Im2col;
+    INFO(to_string(first) << " forward, then " << to_string(then));
+    Conv2D reference = built(o, Shape{6, 6, 4});
+    reference.set_algorithm(first);
+    reference.forward(x);
+    const Tensor dx = reference.backward(dy);
+
+    Conv2D switched = built(o, Shape{6, 6, 4});
+    switched.set_algorithm(first);
+    switched.forward(x);
+    switched.set_algorithm(then);
+    CHECK(testing::bitwise_equal(switched.backward(dy), dx));
+    CHECK(switched.params()[0].grad == reference.params()[0].grad);
+  }
+}

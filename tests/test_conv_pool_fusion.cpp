@@ -9,12 +9,15 @@
 // back to the layers apart whenever the algorithm cannot pool.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
+#include "loom/layers/batch_normalization.hpp"
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/layer_chain.hpp"
 #include "loom/layers/maxpool2d.hpp"
+#include "loom/layers/relu.hpp"
 #include "loom/sequential.hpp"
 #include "loom/testing/gradient_check.hpp"
 
@@ -180,4 +183,66 @@ TEST_CASE("A Sequential fuses both of the seed model's convolutions with their p
   CHECK(dynamic_cast<const MaxPool2D&>(m.layer(1)).input_may_be_pooled() == maxpool_halves::pool_halves_supported);
   CHECK(dynamic_cast<const MaxPool2D&>(m.layer(3)).input_may_be_pooled() == maxpool_halves::pool_halves_supported);
   CHECK(dynamic_cast<const Conv2D&>(m.layer(2)).algorithm() == ConvAlgorithm::Winograd4);
+}
+
+TEST_CASE("Inference runs a block conv - batch normalization - ReLU - max pool as one step, with the bits of the "
+          "layers apart", "[conv][fusion][batch_norm]") {
+  struct Case {
+    ConvAlgorithm algorithm;
+    Index channels, filters;
+    Shape in;
+    bool pools;  // whether the convolution's algorithm pools: one step of 4 layers
+  };
+  const bool halves = maxpool_halves::pool_halves_supported;
+  const Case c = GENERATE_COPY(Case{ConvAlgorithm::Direct, 1, 24, Shape{9, 11, 1}, halves},
+                               Case{ConvAlgorithm::Winograd4, 8, 40, Shape{9, 7, 8}, halves},
+                               Case{ConvAlgorithm::Winograd2, 16, 16, Shape{8, 8, 16}, halves},
+                               Case{ConvAlgorithm::Im2col, 8, 16, Shape{8, 8, 8}, false});
+  CAPTURE(to_string(c.algorithm), c.channels, c.filters);
+  Random rng(5);
+  std::vector<std::unique_ptr<Layer>> block;
+  block.push_back(std::make_unique<Conv2D>(
+      Conv2DOptions{.filters = c.filters, .kernel = 3, .padding = Padding::Same, .algorithm = c.algorithm}));
+  block.push_back(std::make_unique<BatchNormalization>());
+  block.push_back(std::make_unique<ReLU>());
+  block.push_back(std::make_unique<MaxPool2D>(MaxPool2DOptions{.pool = 2}));
+  chain::build(block, c.in, rng);
+  auto& conv = dynamic_cast<Conv2D&>(*block[0]);
+  if (c.algorithm == ConvAlgorithm::Direct) conv.set_needs_input_gradient(false);
+  REQUIRE(conv.algorithm() == c.algorithm);
+  conv.params()[1].value.setRandom();
+  auto& bn = *block[1];
+  for (Index ch = 0; ch < c.filters; ++ch) {  // a map that moves every channel differently, some below 0
+    const float t = static_cast<float>(ch) / static_cast<float>(c.filters);
+    bn.params()[0].value[ch] = 0.5f + 1.5f * t;   // gamma
+    bn.params()[1].value[ch] = -0.3f + 0.8f * t;  // beta
+    bn.params()[2].value[ch] = 0.2f - 0.5f * t;   // moving mean
+    bn.params()[3].value[ch] = 0.4f + 2.0f * t;   // moving variance
+  }
+  CHECK(chain::step_size(block, 0, block.size()) == (c.pools ? 4u : 3u));
+
+  const Tensor x = random_tensor(3, c.in, 9);
+  Tensor z, normalized, rectified, expected, got;
+  static_cast<const Layer&>(*block[0]).infer(x, z);
+  static_cast<const Layer&>(*block[1]).infer(z, normalized);
+  static_cast<const Layer&>(*block[2]).infer(normalized, rectified);
+  static_cast<const Layer&>(*block[3]).infer(rectified, expected);
+  chain::infer(block, x, got);
+  CHECK(testing::bitwise_equal(got, expected));
+  CHECK(std::any_of(got.data(), got.data() + got.size(), [](float v) { return v > 0.0f; }));
+}
+
+TEST_CASE("infer_normalized_pooled refuses a convolution with an activation or one whose algorithm cannot pool",
+          "[conv][fusion][batch_norm]") {
+  Random rng(1);
+  Conv2D relu({.filters = 4, .kernel = 3, .activation = Activation::ReLU});
+  relu.build(Shape{6, 6, 2}, rng);
+  Conv2D im2col({.filters = 4, .kernel = 3, .algorithm = ConvAlgorithm::Im2col});
+  im2col.build(Shape{6, 6, 2}, rng);
+  const float one[4] = {1, 1, 1, 1}, zero[4] = {0, 0, 0, 0};
+  const ChannelNormalization map{zero, one, one, zero};
+  Tensor x(1, 6, 6, 2), y;
+  x.setZero();
+  CHECK_THROWS_WITH(relu.infer_normalized_pooled(x, y, map), Catch::Matchers::Contains("without activation"));
+  CHECK_THROWS_WITH(im2col.infer_normalized_pooled(x, y, map), Catch::Matchers::Contains("algorithm pools"));
 }

@@ -81,9 +81,10 @@ class DirectConv {
   /// winning taps are kept for backward_pooled. The full map is never
   /// written: each pair of output rows is pooled while it is in cache.
   void forward_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled);
-  /// infer with ReLU, then the 2x2 pool, in one pass: forward_pooled's
-  /// values, keeping nothing.
-  void infer_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled) const;
+  /// infer with ReLU (after `normalize`, when given), then the 2x2 pool, in
+  /// one pass: forward_pooled's values, keeping nothing.
+  void infer_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled,
+                    const ChannelNormalization& normalize = {}) const;
   /// backward of the last forward_pooled, from dpool = dL/dpooled and the
   /// pooled output: bitwise the dW and db of the pool's backward, then
   /// backward with ReLU's mask, without their passes over the full map.
@@ -96,7 +97,7 @@ class DirectConv {
   static void compute(const ConvGeometry& gp, const ConvWeights& w, const float* image, Index oy0, Index oy1, float* z,
                       Activation act, const ChannelNormalization& normalize);
   static void pool_rows(const ConvGeometry& g, const ConvWeights& wp, const float* image, std::vector<float>& rows,
-                        float* pooled, std::int32_t* won);
+                        float* pooled, std::int32_t* won, const ChannelNormalization& normalize = {});
   template <typename Fn>
   static void for_each_padded_image(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, float* kept, Fn&& fn);
   float* kept_input(const ConvGeometry& g, const Tensor& x);

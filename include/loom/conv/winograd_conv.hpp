@@ -144,8 +144,10 @@ class WinogradConv {
   /// OW/2, F) gets the values of the two layers run one after the other, bit
   /// for bit, and the winning taps are kept for backward.
   void forward_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled);
-  /// infer with ReLU, then the 2x2 pool: forward_pooled's values, keeping nothing.
-  void infer_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled) const;
+  /// infer with ReLU (after `normalize`, when given), then the 2x2 pool:
+  /// forward_pooled's values, keeping nothing.
+  void infer_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled,
+                    const ChannelNormalization& normalize = {}) const;
   /// The same arithmetic without keeping anything; `normalize` (when given)
   /// applied after the bias, before the ReLU (channel_normalization.hpp).
   void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act,

@@ -134,11 +134,26 @@ class Conv2D final : public ActivatedLayer {
   void infer_pooled(const Tensor& x, Tensor& y) const {
     check_input(x);
     if (!pools_following()) throw UsageError(label() + ": infer_pooled needs a layer that pools for the pool after it");
-    switch (algorithm()) {
-      case ConvAlgorithm::Winograd2: winograd2_.infer_pooled(g_, weights(), x, y); break;
-      case ConvAlgorithm::Winograd4: winograd4_.infer_pooled(g_, weights(), x, y); break;
-      default: direct_.infer_pooled(g_, weights(), x, y); break;
-    }
+    engine_infer_pooled(x, y, {});
+  }
+
+  /// Whether infer_normalized_pooled can compute this layer and `pool`: a
+  /// layer without activation whose algorithm can pool, and a 2x2 pool at
+  /// stride 2 of its output's shape (a BatchNormalization and a ReLU between
+  /// them keep it). The inference of a convolutional block conv - batch
+  /// normalization - ReLU - max pool as one step (chain::infer_step).
+  bool pools_normalized(const MaxPool2D& pool) const {
+    return built() && activation() == Activation::None && pool_fusion_ && pool.pools_halves() &&
+           pool.input_shape() == output_shape() && pools_with(algorithm());
+  }
+
+  /// infer_normalized with ReLU, then the 2x2 pool, in one pass: the values
+  /// of the four layers run one by one, bit for bit, without the full map.
+  void infer_normalized_pooled(const Tensor& x, Tensor& y, const ChannelNormalization& normalize) const {
+    check_input(x);
+    if (activation() != Activation::None || !pools_with(algorithm()))
+      throw UsageError(label() + ": infer_normalized_pooled needs a layer without activation whose algorithm pools");
+    engine_infer_pooled(x, y, normalize);
   }
 
   /// While set (not null), forward and backward_into call (*hook)(first,
@@ -178,6 +193,7 @@ class Conv2D final : public ActivatedLayer {
   void linear_forward(const Tensor& x, Tensor& z, Activation act) override {
     pooled_ = act == Activation::ReLU && pools_following();
     const ConvAlgorithm a = algorithm();
+    forward_algorithm_ = a;
     if (pooled_) {
       switch (a) {
         case ConvAlgorithm::Winograd2: winograd2_.forward_pooled(g_, weights(), x, z); break;
@@ -199,7 +215,7 @@ class Conv2D final : public ActivatedLayer {
   void linear_infer(const Tensor& x, Tensor& z, Activation act) const override { engine_infer(x, z, act, {}); }
 
   const Tensor& linear_backward(const Tensor& dz) override {
-    if (algorithm() == ConvAlgorithm::Direct) return direct_backward(dz, nullptr);
+    if (backward_algorithm() == ConvAlgorithm::Direct) return direct_backward(dz, nullptr);
     return gemm_backward_own(dz, nullptr);
   }
 
@@ -207,7 +223,7 @@ class Conv2D final : public ActivatedLayer {
   // it: they write the caller's tensor as well as their own (and adding
   // skips the zeroing). The direct algorithm computes no dx.
   void linear_backward_into(const Tensor& dz, Tensor& dx, GradientWrite how) override {
-    if (algorithm() == ConvAlgorithm::Direct)
+    if (backward_algorithm() == ConvAlgorithm::Direct)
       throw UsageError(label() + ": the direct algorithm computes no input gradient");
     gemm_backward(dz, nullptr, &dx, how);
   }
@@ -216,12 +232,12 @@ class Conv2D final : public ActivatedLayer {
   // inside a pass of their own that reads dy anyway (conv/direct_conv.hpp,
   // conv/winograd_conv.hpp); im2col takes dz made by the frame's pass.
   const Tensor& linear_backward_relu(const Tensor& dy, const Tensor& y) override {
-    if (pooled_ && algorithm() == ConvAlgorithm::Direct) {  // dy is the pool's, y the pooled map
+    if (pooled_ && backward_algorithm() == ConvAlgorithm::Direct) {  // dy is the pool's, y the pooled map
       direct_.backward_pooled(g_, dy, y, params_[0].grad.data(), params_[1].grad.data());
       hook_whole_batch(ConvAlgorithm::Direct, dy.dimension(0));
       return dx_;
     }  // Winograd's backward knows its last forward pooled
-    switch (algorithm()) {
+    switch (backward_algorithm()) {
       case ConvAlgorithm::Direct: return direct_backward(dy, &y);
       case ConvAlgorithm::Im2col: return ActivatedLayer::linear_backward_relu(dy, y);
       default: return gemm_backward_own(dy, &y);
@@ -229,6 +245,14 @@ class Conv2D final : public ActivatedLayer {
   }
 
  private:
+  // The algorithm of the last forward, which backward must use: the one of
+  // the moment may differ since (set_algorithm, set_needs_input_gradient),
+  // and its engine would read another engine's state, or none.
+  ConvAlgorithm backward_algorithm() const {
+    if (forward_algorithm_ == ConvAlgorithm::Auto) throw UsageError(label() + ": backward before forward");
+    return forward_algorithm_;
+  }
+
   // Whether algorithm a can pool for the MaxPool2D after this layer.
   bool pools_with(ConvAlgorithm a) const {
     switch (a) {
@@ -251,7 +275,7 @@ class Conv2D final : public ActivatedLayer {
     const Index n = dy.dimension(0);
     if (dx) prepare_gradient_target(*dx, n, input_shape(), how, label());
     float *dkernel = params_[0].grad.data(), *dbias = params_[1].grad.data();
-    const ConvAlgorithm a = algorithm();
+    const ConvAlgorithm a = backward_algorithm();
     switch (a) {
       case ConvAlgorithm::Winograd2: winograd2_.backward(g_, dy, relu_output, dkernel, dbias, dx, how); break;
       case ConvAlgorithm::Winograd4: winograd4_.backward(g_, dy, relu_output, dkernel, dbias, dx, how); break;
@@ -276,6 +300,14 @@ class Conv2D final : public ActivatedLayer {
 
   conv::ConvWeights weights() const { return {params_[0].value.data(), params_[1].value.data()}; }
 
+  void engine_infer_pooled(const Tensor& x, Tensor& y, const ChannelNormalization& normalize) const {
+    switch (algorithm()) {
+      case ConvAlgorithm::Winograd2: winograd2_.infer_pooled(g_, weights(), x, y, normalize); break;
+      case ConvAlgorithm::Winograd4: winograd4_.infer_pooled(g_, weights(), x, y, normalize); break;
+      default: direct_.infer_pooled(g_, weights(), x, y, normalize); break;
+    }
+  }
+
   void engine_infer(const Tensor& x, Tensor& z, Activation act, const ChannelNormalization& normalize) const {
     resize_batch(z, x.dimension(0), output_shape());
     switch (algorithm()) {
@@ -297,6 +329,7 @@ class Conv2D final : public ActivatedLayer {
   bool pool_follows_ = false;  // take_following_max_pool said yes
   bool pool_fusion_ = true;    // set_pool_fusion
   bool pooled_ = false;        // the last forward returned the pooled map
+  ConvAlgorithm forward_algorithm_ = ConvAlgorithm::Auto;  // of the last forward; Auto: none yet
   const conv::SampleHook* sample_hook_ = nullptr;  // set_sample_hook
   Tensor dx_;  // (N, H, W, C)
 };

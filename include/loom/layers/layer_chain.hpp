@@ -64,24 +64,39 @@ inline bool pools_next(Layers layers, std::size_t i) {
   return conv && pool && pool->input_may_be_pooled() && conv->pools_following();
 }
 
+// Whether layers[i, i + 4) are a Conv2D without activation, a
+// BatchNormalization, a ReLU and a MaxPool2D the convolution can pool for
+// in inference (Conv2D::pools_normalized).
+inline bool pools_normalized_block(Layers layers, std::size_t i, std::size_t end) {
+  if (i + 3 >= end) return false;
+  const auto* conv = dynamic_cast<const Conv2D*>(layers[i].get());
+  const auto* pool = dynamic_cast<const MaxPool2D*>(layers[i + 3].get());
+  return conv && pool && dynamic_cast<const BatchNormalization*>(layers[i + 1].get()) &&
+         dynamic_cast<const ReLU*>(layers[i + 2].get()) && conv->pools_normalized(*pool);
+}
+
 /// How many layers the inference step at layer i runs (infer_step), among
 /// layers [i, end): 1, or with a BatchNormalization after it 2, or with that
-/// one's ReLU 3, or 2 with the MaxPool2D a Conv2D pools for.
+/// one's ReLU 3, and with a MaxPool2D after those a Conv2D pools for 4; or 2
+/// with the MaxPool2D a Conv2D pools for.
 inline std::size_t step_size(Layers layers, std::size_t i, std::size_t end) {
   if (i + 1 >= end) return 1;
   if (pools_next(layers, i)) return 2;
   if (!dynamic_cast<const BatchNormalization*>(layers[i + 1].get())) return 1;
+  if (pools_normalized_block(layers, i, end)) return 4;
   return i + 2 < end && dynamic_cast<const ReLU*>(layers[i + 2].get()) ? 3 : 2;
 }
 
 /// One step of a chain's inference: a Conv2D and the MaxPool2D it pools for
-/// in one pass (Conv2D::infer_pooled); or layers[i] from `in` into `out`, then the
-/// BatchNormalization after it (and its ReLU): inside a Conv2D's output stage
-/// when layers[i] is one without activation (Conv2D::infer_normalized), else
-/// on `out` in place, in one pass (BatchNormalization::infer_in_place). No
-/// tensor of their own and no pass of the ReLU's; bitwise the values of the
-/// layers run one by one. Returns how many layers ran (step_size); `end`
-/// bounds them (embed stops early).
+/// in one pass (Conv2D::infer_pooled); or layers[i] from `in` into `out`,
+/// then the BatchNormalization after it (and its ReLU): inside a Conv2D's
+/// output stage when layers[i] is one without activation
+/// (Conv2D::infer_normalized; with the MaxPool2D after the ReLU, pooled in
+/// that stage too, Conv2D::infer_normalized_pooled), else on `out` in place,
+/// in one pass (BatchNormalization::infer_in_place). No tensor of their own
+/// and no pass of the ReLU's; bitwise the values of the layers run one by
+/// one. Returns how many layers ran (step_size); `end` bounds them (embed
+/// stops early).
 inline std::size_t infer_step(Layers layers, std::size_t i, std::size_t end, const Tensor& in, Tensor& out) {
   const std::size_t n = step_size(layers, i, end);
   if (n == 1) {
@@ -94,7 +109,9 @@ inline std::size_t infer_step(Layers layers, std::size_t i, std::size_t end, con
   }
   const auto& bn = static_cast<const BatchNormalization&>(*layers[i + 1]);
   const auto* conv = dynamic_cast<const Conv2D*>(layers[i].get());
-  if (conv && conv->activation() == Activation::None) {
+  if (n == 4) {
+    conv->infer_normalized_pooled(in, out, bn.inference_map().view());
+  } else if (conv && conv->activation() == Activation::None) {
     conv->infer_normalized(in, out, bn.inference_map().view(), n == 3);
   } else {
     static_cast<const Layer&>(*layers[i]).infer(in, out);
