@@ -8,6 +8,11 @@
 //   batch_norm/predict/{unfolded,folded} Sequential::predict of 256 images (32, 32, 3)
 //                                        through a small conv-BN-ReLU model, and
 //                                        through loom::fold_batch_norm of it
+//   batch_norm/predict/unfolded_pools_apart  the unfolded model with its
+//                                        convolutions not pooling for the
+//                                        MaxPool2D after them (set_pool_fusion):
+//                                        what running each block conv - BN -
+//                                        ReLU - max pool as one step saves
 //   batch_norm/resnet_predict/{unfolded,folded}  the same for the best recipe's
 //                                        ResNet (models::fashion_mnist_best), 256
 //                                        images of 28x28 in one call: folding
@@ -94,6 +99,12 @@ Sequential conv_bn_relu_model() {
   return m;
 }
 
+// Whether the model's convolutions pool for the MaxPool2D after them (on by default).
+void set_pool_fusion(Sequential& m, bool on) {
+  for (std::size_t i = 0; i < m.size(); ++i)
+    if (auto* conv = dynamic_cast<Conv2D*>(&m.layer(i))) conv->set_pool_fusion(on);
+}
+
 PredictModels& predict_models() {
   static PredictModels m(conv_bn_relu_model());
   return m;
@@ -135,6 +146,15 @@ PredictModels& resnet_models() {
                                    })
           ->UseRealTime()
           ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("batch_norm/predict/unfolded_pools_apart",
+                               [](benchmark::State& state) {
+                                 PredictModels& m = predict_models();
+                                 set_pool_fusion(m.unfolded, false);
+                                 bench::predict_case(state, m.unfolded, m.x, 32);
+                                 set_pool_fusion(m.unfolded, true);
+                               })
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
   return true;
 }();
 
