@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #ifdef __AVX__
@@ -157,13 +158,20 @@ struct Winograd {
     }
   };
 
-  // fn(sample, tile row, tile column, tile index within the chunk) for each tile of chunk c.
+  // fn(sample, tile row, tile column, tile index within the chunk) for each
+  // tile of chunk c, or for its tiles [t0, t1).
   template <typename Fn>
-  static void for_each_tile(const Tiles& t, const SampleChunks& ch, Index c, Fn&& fn) {
-    Index ti = 0;
-    for (Index s = ch.first(c); s < ch.end(c); ++s)
-      for (Index ty = 0; ty < t.rows; ++ty)
-        for (Index tx = 0; tx < t.cols; ++tx) fn(s, ty, tx, ti++);
+  static void for_each_tile(const Tiles& t, const SampleChunks& ch, Index c, Fn&& fn, Index t0 = 0, Index t1 = -1) {
+    if (t1 < 0) t1 = t.count(ch, c);
+    const Index r = t0 % t.per_sample;
+    Index s = ch.first(c) + t0 / t.per_sample, ty = r / t.cols, tx = r % t.cols;
+    for (Index ti = t0; ti < t1; ++ti) {
+      fn(s, ty, tx, ti);
+      if (++tx == t.cols) {
+        tx = 0;
+        if (++ty == t.rows) ty = 0, ++s;
+      }
+    }
   }
 
   // The backward's two ways to dU. Fused (gradient_groups > 0) when the
@@ -521,58 +529,105 @@ struct Winograd {
   // Chunk by chunk: input tiles to V, the a*a products with the transformed
   // kernel u, the output transform with bias and ReLU. Training writes V into
   // keep (the whole batch's, chunk-major, for dU); inference into scratch.
-  // Chunks run in parallel, one thread each. (A batch of one chunk, as one
-  // image, stays on one thread: spreading its tiles and products over 2
-  // threads, with a barrier between the stages, made the seed model's
-  // single-image predict slower, 137-156 us against 166-218, loom_bench
-  // predict/batch:1, alternating runs.)
+  // Chunks run in parallel, one thread each. A batch of one chunk (one image,
+  // as a single-image predict) runs its three stages one after the other,
+  // each spread over the threads (transforms by blocks of tiles, products by
+  // tile position) when the chunk holds enough work (spreads_one_chunk); the
+  // pieces are those one thread computes, so the bits are the same.
   static void compute(const ConvGeometry& g, const Tiles& t, const WinogradKernel& u, const float* bias,
                       const Tensor& x, Output z, Activation act, const ChannelNormalization& normalize,
                       float* keep) {
-    const Index per_sample = z.pool ? pooled_size(g) : g.output_size();
     const auto chunks = t.chunks();
-    parallel_for(chunks.count(), true, [&](Index c) {
+    const auto buffers = [&](Index c) {
       const Index tn = t.count(chunks, c);
-      const Index v_slab = Tiles::slab(tn, g.c), mx_slab = Tiles::slab(tn, g.f);
-      float* v = keep ? keep + t.chunk_offset(chunks, c, g.c) : scratch<kTileSlot>(static_cast<std::size_t>(XI * v_slab));
-      float* mx = scratch<kProductSlot>(static_cast<std::size_t>(XI * mx_slab));
-      alignas(64) float tile[XI * L], out[XI * L];
-      input_tiles(g, t, chunks, c, x, v);
-      for (int xi = 0; xi < XI; ++xi) {
-        const ConstMatrixMap V(v + xi * v_slab, tn, g.c);
-        gemm::multiply(gemm::mutable_view(MatrixMap(mx + xi * mx_slab, tn, g.f)), gemm::view(V), u.packed[xi]);
-      }
-      for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
-        for (Index f0 = 0; f0 < g.f; f0 += L) {
-          const Index lanes = std::min<Index>(L, g.f - f0);
-          load_slabs(mx, mx_slab, ti * g.f + f0, lanes, tile);
-          winograd::sandwich<typename Mat::AT>(tile, out);
-          finish_output_tile(out, bias + f0, normalize.from(f0), act, lanes);
-          if (z.pool)
-            pool_output_tile(out, z.z + s * per_sample, z.won ? z.won + s * per_sample : nullptr, g, ty * M, tx * M,
-                             f0, lanes);
-          else
-            store_output_tile(out, z.z + s * per_sample, g, ty * M, tx * M, f0, lanes);
-        }
+      float* v = keep ? keep + t.chunk_offset(chunks, c, g.c)
+                      : scratch<kTileSlot>(static_cast<std::size_t>(XI * Tiles::slab(tn, g.c)));
+      return std::pair{v, scratch<kProductSlot>(static_cast<std::size_t>(XI * Tiles::slab(tn, g.f)))};
+    };
+    if (chunks.count() == 1 && spreads_one_chunk(g, t.count(chunks, 0))) {
+      const Index tn = t.count(chunks, 0), blocks = (tn + kTileBlock - 1) / kTileBlock;
+      const auto [v, mx] = buffers(0);  // the calling thread's scratch, shared with the team
+      const auto range = [&](Index b) { return std::pair{b * kTileBlock, std::min(tn, (b + 1) * kTileBlock)}; };
+      parallel_for(blocks, true, [&](Index b) {
+        const auto [t0, t1] = range(b);
+        input_tiles(g, t, chunks, 0, x, v, t0, t1);
       });
+      parallel_for(XI, true, [&](Index xi) { product(g, tn, u, v, mx, static_cast<int>(xi)); });
+      parallel_for(blocks, true, [&](Index b) {
+        const auto [t0, t1] = range(b);
+        output_tiles(g, t, chunks, 0, mx, bias, z, act, normalize, t0, t1);
+      });
+      return;
+    }
+    parallel_for(chunks.count(), true, [&](Index c) {
+      const auto [v, mx] = buffers(c);
+      input_tiles(g, t, chunks, c, x, v);
+      for (int xi = 0; xi < XI; ++xi) product(g, t.count(chunks, c), u, v, mx, xi);
+      output_tiles(g, t, chunks, c, mx, bias, z, act, normalize);
     });
+  }
+
+  // A single chunk is spread over the threads when its products hold at
+  // least this many multiply-adds per tile position (tiles x C x F): the wide
+  // model's layers at one image (16 tiles of 64 x 128 and more). Below it
+  // the barriers cost more than they share: spreading the seed model's
+  // single image (9 tiles of 32 x 64) had made its predict slower, 137-156
+  // us against 166-218 (loom_bench predict/batch:1, alternating runs).
+  static constexpr Index kSpreadChunkWork = Index{1} << 17;
+  static constexpr Index kTileBlock = 4;  // tiles per piece of a spread transform
+  static bool spreads_one_chunk(const ConvGeometry& g, Index tiles) { return tiles * g.c * g.f >= kSpreadChunkWork; }
+
+  // Mx[xi] = V[xi] U[xi] for one chunk of tn tiles (v and mx: its slabs).
+  static void product(const ConvGeometry& g, Index tn, const WinogradKernel& u, const float* v, float* mx, int xi) {
+    const Index v_slab = Tiles::slab(tn, g.c), mx_slab = Tiles::slab(tn, g.f);
+    const ConstMatrixMap V(v + xi * v_slab, tn, g.c);
+    gemm::multiply(gemm::mutable_view(MatrixMap(mx + xi * mx_slab, tn, g.f)), gemm::view(V), u.packed[xi]);
+  }
+
+  // Chunk c's output tiles (or its tiles [t0, t1)): AT Mx A, then bias, the
+  // map and ReLU, into z's pixels, or pooled into its windows.
+  static void output_tiles(const ConvGeometry& g, const Tiles& t, const SampleChunks& chunks, Index c,
+                           const float* mx, const float* bias, Output z, Activation act,
+                           const ChannelNormalization& normalize, Index t0 = 0, Index t1 = -1) {
+    const Index mx_slab = Tiles::slab(t.count(chunks, c), g.f);
+    const Index per_sample = z.pool ? pooled_size(g) : g.output_size();
+    alignas(64) float tile[XI * L], out[XI * L];
+    for_each_tile(
+        t, chunks, c,
+        [&](Index s, Index ty, Index tx, Index ti) {
+          for (Index f0 = 0; f0 < g.f; f0 += L) {
+            const Index lanes = std::min<Index>(L, g.f - f0);
+            load_slabs(mx, mx_slab, ti * g.f + f0, lanes, tile);
+            winograd::sandwich<typename Mat::AT>(tile, out);
+            finish_output_tile(out, bias + f0, normalize.from(f0), act, lanes);
+            if (z.pool)
+              pool_output_tile(out, z.z + s * per_sample, z.won ? z.won + s * per_sample : nullptr, g, ty * M,
+                               tx * M, f0, lanes);
+            else
+              store_output_tile(out, z.z + s * per_sample, g, ty * M, tx * M, f0, lanes);
+          }
+        },
+        t0, t1);
   }
 
   // Chunk c's input tiles transformed, BT d B, into its slabs of V (a*a, its
   // tiles, C) at v: forward's first stage, and the fused backward's V.
   static void input_tiles(const ConvGeometry& g, const Tiles& t, const SampleChunks& chunks, Index c, const Tensor& x,
-                          float* v) {
+                          float* v, Index t0 = 0, Index t1 = -1) {
     const Index v_slab = Tiles::slab(t.count(chunks, c), g.c);
     alignas(64) float tile[XI * L], out[XI * L];
-    for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
-      for (Index c0 = 0; c0 < g.c; c0 += L) {
-        const Index lanes = std::min<Index>(L, g.c - c0);
-        load_image_tile<A>(x.data() + s * g.input_size(), g.h, g.w, g.c, ty * M - g.pad_top, tx * M - g.pad_left, c0,
-                           lanes, tile);
-        winograd::sandwich<typename Mat::BT>(tile, out);
-        store_slabs(out, v, v_slab, ti * g.c + c0, lanes);
-      }
-    });
+    for_each_tile(
+        t, chunks, c,
+        [&](Index s, Index ty, Index tx, Index ti) {
+          for (Index c0 = 0; c0 < g.c; c0 += L) {
+            const Index lanes = std::min<Index>(L, g.c - c0);
+            load_image_tile<A>(x.data() + s * g.input_size(), g.h, g.w, g.c, ty * M - g.pad_top, tx * M - g.pad_left,
+                               c0, lanes, tile);
+            winograd::sandwich<typename Mat::BT>(tile, out);
+            store_slabs(out, v, v_slab, ti * g.c + c0, lanes);
+          }
+        },
+        t0, t1);
   }
 
   // The m x m output tile, in place: plus bias (then `normalize`'s map of

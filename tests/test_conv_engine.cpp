@@ -196,6 +196,9 @@ TEST_CASE("Winograd results do not depend on the thread count", "[conv]") {
        Shape{12, 12, 24}, 9},
       {"more chunks than groups", {.filters = 8, .kernel = 3, .padding = Padding::Same}, Shape{32, 32, 8}, 20},
       {"stage by stage", {.filters = 128, .kernel = 3, .padding = Padding::Same}, Shape{6, 6, 128}, 5},
+      // A single image of 16 tiles of 64 x 128: infer spreads its one chunk's
+      // transforms and products over the threads (spreads_one_chunk).
+      {"one image's chunk spread", {.filters = 128, .kernel = 3, .padding = Padding::Same}, Shape{16, 16, 64}, 3},
   };
   for (const Case& c : cases) {
     INFO(c.what);

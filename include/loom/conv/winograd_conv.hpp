@@ -37,7 +37,9 @@
 // parallel, one thread each: a chunk's transforms and products stay in cache
 // (V and dMx are stored chunk by chunk), and dx tiles that overlap
 // (neighbouring input tiles share two rows) are always added by the same
-// thread. Chunks and the order of every sum are fixed by the shapes, so
+// thread. A batch of one chunk (a single image) spreads its transforms and
+// products over the threads instead, when it holds enough work (the wide
+// model's layers). Chunks and the order of every sum are fixed by the shapes, so
 // results do not depend on the thread count; forward and infer share the same
 // code and agree bit for bit. Winograd's results differ from im2col's by
 // rounding (F(4x4): up to about 1e-5 of each tensor's scale; tested in
