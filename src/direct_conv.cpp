@@ -323,7 +323,7 @@ void DirectConv::infer(const ConvGeometry& g, const ConvWeights& w, const Tensor
 
 void DirectConv::infer_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled,
                               const ChannelNormalization& normalize) const {
-  const Index per_out = (g.oh / 2) * (g.ow / 2) * g.f;
+  const Index per_out = g.pooled_size();
   pooled.resize(x.dimension(0), g.oh / 2, g.ow / 2, g.f);
   for_each_padded_image(g, w, x, nullptr,
                         [&](Index s, const float* image, const ConvWeights& wp, std::vector<float>& rows) {
@@ -402,7 +402,7 @@ void DirectConv::forward(const ConvGeometry& g, const ConvWeights& w, const Tens
 // windows with MaxPool2D's own kernel: the same values and winners as the
 // layers apart, without writing the full map and reading it back.
 void DirectConv::forward_pooled(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& pooled) {
-  const Index n = x.dimension(0), per_out = (g.oh / 2) * (g.ow / 2) * g.f;
+  const Index n = x.dimension(0), per_out = g.pooled_size();
   pooled.resize(n, g.oh / 2, g.ow / 2, g.f);
   won_.resize(static_cast<std::size_t>(n * per_out));
   for_each_padded_image(g, w, x, kept_input(g, x), [&](Index s, const float* image, const ConvWeights& wp,
@@ -496,7 +496,7 @@ void DirectConv::backward(const ConvGeometry& g, const Tensor& dy, const Tensor*
 // as they read a masked dy, so the sums are theirs too, bit for bit.
 void DirectConv::backward_pooled(const ConvGeometry& g, const Tensor& dpool, const Tensor& pooled, float* dkernel,
                                  float* dbias) {
-  const Index ph = g.oh / 2, pw = g.ow / 2, per_out = ph * pw * g.f;
+  const Index ph = g.oh / 2, pw = g.ow / 2, per_out = g.pooled_size();
   const bool leftover = 2 * ph != g.oh || 2 * pw != g.ow;  // an odd last row or column: no window, dz 0
   backward_images(g, dpool.dimension(0), true, dkernel, dbias, [&](Index s, std::vector<float>& dz) -> ImageGradient {
     dz.resize(static_cast<std::size_t>(g.output_size()));

@@ -206,7 +206,7 @@ struct Winograd {
                                     const Tensor& dy, const Tensor* relu_output, const std::int32_t* won, float* dmx,
                                     float* bias_sums) {
     const Index slab = Tiles::slab(t.count(chunks, c), g.f);
-    const Index per_sample = won ? pooled_size(g) : g.output_size();
+    const Index per_sample = won ? g.pooled_size() : g.output_size();
     alignas(64) float tile[XI * L], out[XI * L];
     for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
       for (Index f0 = 0; f0 < g.f; f0 += L) {
@@ -393,9 +393,6 @@ struct Winograd {
     for (int k = 0; k < R * R * L; ++k) tile[k] = kept[k] > 0.0f ? tile[k] : 0.0f;
 #endif
   }
-  // The pooled map's values per sample: (OH/2, OW/2, F).
-  static Index pooled_size(const ConvGeometry& g) { return (g.oh / 2) * (g.ow / 2) * g.f; }
-
   // The m x m tile of dz at output pixel (y0, x0), both even, after a pooled
   // forward: a pixel under a 2x2 window gets the window's gradient where its
   // tap won (and, given the maxima, where they are positive), else 0; pixels
@@ -590,7 +587,7 @@ struct Winograd {
                            const float* mx, const float* bias, Output z, Activation act,
                            const ChannelNormalization& normalize, Index t0 = 0, Index t1 = -1) {
     const Index mx_slab = Tiles::slab(t.count(chunks, c), g.f);
-    const Index per_sample = z.pool ? pooled_size(g) : g.output_size();
+    const Index per_sample = z.pool ? g.pooled_size() : g.output_size();
     alignas(64) float tile[XI * L], out[XI * L];
     for_each_tile(
         t, chunks, c,

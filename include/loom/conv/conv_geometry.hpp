@@ -30,6 +30,8 @@ struct ConvGeometry {
   Index input_size() const { return h * w * c; }   // floats per input sample
   Index pixels() const { return oh * ow; }         // output pixels per sample
   Index output_size() const { return pixels() * f; }
+  // floats per sample of a 2x2, stride-2 max pool of the output (an odd last row or column left out)
+  Index pooled_size() const { return (oh / 2) * (ow / 2) * f; }
   Index patch() const { return kh * kw * c; }      // K: values under one window
   /// Multiply-adds of one sample's forward pass, computed directly.
   Index macs() const { return pixels() * patch() * f; }
