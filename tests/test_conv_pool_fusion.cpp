@@ -246,3 +246,29 @@ TEST_CASE("infer_normalized_pooled refuses a convolution with an activation or o
   CHECK_THROWS_WITH(relu.infer_normalized_pooled(x, y, map), Catch::Matchers::Contains("without activation"));
   CHECK_THROWS_WITH(im2col.infer_normalized_pooled(x, y, map), Catch::Matchers::Contains("algorithm pools"));
 }
+
+TEST_CASE("The Winograd engine's pooled passes refuse a layer they cannot pool and a dy of the full map",
+          "[conv][fusion][winograd]") {
+  const std::vector<float> kernel(9 * 4 * 8, 0.1f), bias(8, 0.0f);
+  std::vector<float> dkernel(9 * 4 * 8), dbias(8);
+  conv::WinogradConv<4> engine;
+  Tensor pooled;
+  // A 1x1 map: no 2x2 window.
+  const conv::ConvGeometry tiny{.h = 1, .w = 1, .c = 4, .kh = 3, .kw = 3, .f = 8, .pad_top = 1, .pad_left = 1,
+                                .oh = 1, .ow = 1};
+  const Tensor one = random_tensor(1, Shape{1, 1, 4}, 3);
+  CHECK_THROWS_WITH(engine.forward_pooled(tiny, {kernel.data(), bias.data()}, one, pooled),
+                    Catch::Matchers::Contains("cannot be pooled"));
+  CHECK_THROWS_WITH(engine.infer_pooled(tiny, {kernel.data(), bias.data()}, one, pooled),
+                    Catch::Matchers::Contains("cannot be pooled"));
+  if (!maxpool_halves::pool_halves_supported) return;
+  // After a pooled forward, backward takes the pooled map's gradient, not the full map's.
+  const conv::ConvGeometry g{.h = 6, .w = 6, .c = 4, .kh = 3, .kw = 3, .f = 8, .pad_top = 1, .pad_left = 1, .oh = 6,
+                             .ow = 6};
+  const Tensor x = random_tensor(2, Shape{6, 6, 4}, 4);
+  engine.forward_pooled(g, {kernel.data(), bias.data()}, x, pooled);
+  CHECK(pooled.dimension(1) == 3);
+  const Tensor full = random_tensor(2, Shape{6, 6, 8}, 5);
+  CHECK_THROWS_WITH(engine.backward(g, full, nullptr, dkernel.data(), dbias.data(), nullptr, GradientWrite::Assign),
+                    Catch::Matchers::Contains("pooled output"));
+}
