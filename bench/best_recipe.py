@@ -42,6 +42,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
 from benchlib import die, fmt, verdict  # noqa: E402
+from svg import Svg  # noqa: E402
 
 # Each variant turns one ingredient off (flags of fashion_mnist_best), or
 # (random erasing and label smoothing, which the recipe left out) on.
@@ -75,35 +76,31 @@ def curve_svg(series, target=0.94, y_range=(0.85, 0.95)):
         y = top + (h - top - bottom) * (1 - (min(max(acc, lo), hi) - lo) / (hi - lo))
         return x, y
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
-           f'<rect width="{w}" height="{h}" fill="white"/>',
-           f'<text x="{w / 2}" y="18" text-anchor="middle" font-size="14">Test accuracy after each epoch, '
-           f'against minutes of training (2 threads)</text>']
+    svg = Svg(w, h, "Test accuracy after each epoch, against minutes of training (2 threads)")
     for k in range(6):
         acc = lo + (hi - lo) * k / 5
         _, y = px(0, acc)
-        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{w - right}" y2="{y:.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{acc:.2f}</text>')
+        svg.line(left, y, w - right, y, "#ddd")
+        svg.text(left - 6, y + 4, f"{acc:.2f}", anchor="end")
     step = 1 if x_max <= 12 else (2 if x_max <= 24 else 5)
     for m in range(0, int(x_max) + 1, step):
         x, _ = px(m, lo)
-        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{h - bottom}" stroke="#eee"/>')
-        out.append(f'<text x="{x:.1f}" y="{h - bottom + 16}" text-anchor="middle">{m}</text>')
-    out.append(f'<text x="{(left + w - right) / 2}" y="{h - 12}" text-anchor="middle">minutes of training</text>')
+        svg.line(x, top, x, h - bottom, "#eee")
+        svg.text(x, h - bottom + 16, m, anchor="middle")
+    svg.text((left + w - right) / 2, h - 12, "minutes of training", anchor="middle")
     _, ty = px(0, target)
-    out.append(f'<line x1="{left}" y1="{ty:.1f}" x2="{w - right}" y2="{ty:.1f}" stroke="#888" stroke-dasharray="5,4"/>')
-    out.append(f'<text x="{w - right + 6}" y="{ty + 4:.1f}" fill="#555">target {target}</text>')
+    svg.line(left, ty, w - right, ty, "#888", dash="5,4")
+    svg.text(w - right + 6, ty + 4, f"target {target}", fill="#555")
     for i, (label, colour, r) in enumerate(series):
         spent, points = 0.0, []
         for seconds, acc in zip(r["epoch_seconds"], r["epoch_test_accuracy"]):
             spent += seconds
-            points.append("%.1f,%.1f" % px(spent / 60, acc))
-        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(points)}"/>')
+            points.append(px(spent / 60, acc))
+        svg.polyline(points, colour)
         ly = top + 20 + 18 * i
-        out.append(f'<line x1="{w - right + 6}" y1="{ly + 20}" x2="{w - right + 26}" y2="{ly + 20}" stroke="{colour}" '
-                   f'stroke-width="2"/><text x="{w - right + 30}" y="{ly + 24}">{label}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+        svg.line(w - right + 6, ly + 20, w - right + 26, ly + 20, colour, width=2)
+        svg.text(w - right + 30, ly + 24, label)
+    return svg.render()
 
 
 def main():

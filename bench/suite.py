@@ -12,6 +12,7 @@ random data.
   /usr/bin/python3 bench/suite.py              # the full suite (several minutes)
   /usr/bin/python3 bench/suite.py --quick      # a smoke run: batch 32 only, 2 repetitions (1-2 minutes)
   /usr/bin/python3 bench/suite.py --models resnet --rounds 3   # three rounds, loom and PyTorch alternating
+  /usr/bin/python3 bench/suite.py --chart suite.svg            # and the results as a picture (bench/suite_chart.py)
 
 The children run one after the other, never at once, all with --threads:
   1. bench/torch_env.py: which BLAS and oneDNN PyTorch loads; against the
@@ -62,16 +63,13 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
+import suite_chart  # noqa: E402
+from suite_targets import (TARGET_CONV_PEAK, TARGET_INFERENCE_BATCH, TARGET_INFERENCE_RATIO,  # noqa: E402
+                           TARGET_SEED_LATENCY_MS, TARGET_SEED_RSS_MB, TARGET_TRAIN_RATIO)
 
 MODELS = ("seed", "vgg", "photo", "wide", "odd", "mlp", "resnet")
 IMAGE_MODELS = ("seed", "vgg", "photo", "wide", "odd", "resnet")  # PyTorch runs these in both layouts
 
-TARGET_TRAIN_RATIO = 0.75
-TARGET_INFERENCE_RATIO = 1.5
-TARGET_INFERENCE_BATCH = 256
-TARGET_SEED_LATENCY_MS = 0.05
-TARGET_CONV_PEAK = 0.70
-TARGET_SEED_RSS_MB = 100.0
 
 
 def parse_list(text, what, choices=None):
@@ -317,6 +315,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=1,
                     help="measure each model this many times, loom and PyTorch alternating, and compare the "
                          "medians of the rounds' ratios (default 1)")
+    ap.add_argument("--chart", help="also draw the results as SVG to this file (bench/suite_chart.py)")
     a = ap.parse_args()
     quick = a.quick
     a.batches = [int(b) for b in parse_list(a.batches or ("32" if quick else "1,32,64,256"), "--batches")]
@@ -348,6 +347,9 @@ def main():
     report = dict(bl.report_head("loom_suite_vs_pytorch", started, before, after, a.threads), quick=quick,
                   batches=a.batches, min_steps=a.min_steps, min_seconds=a.min_seconds, pytorch=torch_info,
                   gemm_peak=peak, models=summary, conv_layers=layers, targets=targets, raw=results)
+    if a.chart:
+        with open(a.chart, "w") as f:
+            f.write(suite_chart.suite_svg(report))
     return bl.finish(report, a.json_out, a.check)
 
 
