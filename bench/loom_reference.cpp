@@ -55,7 +55,7 @@ struct Args {
   loom::Index batch_size = 32;
   loom::Index limit = 0;  // 0: all training images
   int threads = 2;
-  std::uint64_t seed = 7;  // the median of a 9-seed sweep, see docs/benchmarks.md
+  std::uint64_t seed = 7;  // the median of a 9-seed sweep, see docs/benchmarks-history.md
   int inference_repeats = 3;
 };
 

@@ -8,7 +8,7 @@
 // reads its block from the far cache, and the other waits at the region's
 // end. In the recipe ResNet's training step the thread that finished first
 // waited 5.5-5.7 % of the parallel regions' time with static blocks, 2.6-3.1 %
-// with this schedule (docs/benchmarks.md). Why not dynamic (an index at a
+// with this schedule (docs/benchmarks-history.md). Why not dynamic (an index at a
 // time to whoever asks): a thread then runs other samples than in the layer
 // before, whose data sit in the other core's cache; taking only the tails
 // keeps most of each block where the static schedule put it, and the

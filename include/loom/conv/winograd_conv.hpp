@@ -27,11 +27,11 @@
 // cache), the group's own dU and dx; dW then sums the groups' dU in order.
 // Forward then keeps no V: at 14x14 it is 2.25 times the input, written out
 // in forward and read back in backward, where the step had evicted it from
-// the caches (docs/benchmarks.md). Stage by stage, for larger kernels, with V
+// the caches (docs/benchmarks-history.md). Stage by stage, for larger kernels, with V
 // kept by forward: dMx of the whole batch, dU one thread per xi over every
 // chunk, then dx. The fused way keeps each thread on the data it wrote itself,
 // which on a host whose two vCPUs are far apart made the seed model's
-// training step 11 % faster (docs/benchmarks.md).
+// training step 11 % faster (docs/benchmarks-history.md).
 //
 // Work is cut into chunks of whole samples (about 128 tiles) that run in
 // parallel, one thread each: a chunk's transforms and products stay in cache

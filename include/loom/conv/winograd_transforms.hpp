@@ -20,7 +20,7 @@
 // (relative to the output, summed over 64 random channels: 4.7e-6 against
 // 2.6e-6; /work/shared/probes/winograd63_check.py), but in loom it was
 // slower on the seed model's 11x11 output and faster only at 24x24: tried
-// and not kept (docs/benchmarks.md; branch tried/winograd6x6).
+// and not kept (docs/benchmarks-history.md; branch tried/winograd6x6).
 //
 // Because Y is linear in both (G g GT) and (BT d B), the gradients are the
 // same three matrices transposed (the adjoint of each stage):

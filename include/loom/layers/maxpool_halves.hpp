@@ -17,7 +17,7 @@
 // register, two masked moves per tap): written as plain loops, g++ left it
 // scalar, 3 to 5 times slower than the tap-by-tap walk, which is what builds
 // without AVX-512 use (pool_halves_supported). Measured in
-// docs/benchmarks.md (loom_bench layer/pool).
+// docs/benchmarks-history.md (loom_bench layer/pool).
 
 #include <bit>
 #include <cstdint>

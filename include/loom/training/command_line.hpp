@@ -40,7 +40,7 @@ struct TrainingFlags {
   Index batch_size = 32;
   std::optional<Index> limit;
   std::optional<std::string> data;
-  std::uint64_t seed = 7;  // the median of a 9-seed sweep, see docs/benchmarks.md
+  std::uint64_t seed = 7;  // the median of a 9-seed sweep, see docs/benchmarks-history.md
   std::optional<int> threads;
   int verbose = 1;
   bool distributed = false;
