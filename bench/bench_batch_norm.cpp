@@ -5,6 +5,12 @@
 //                                        statistics and the moving update, then
 //                                        the full gradient through the statistics
 //   batch_norm/layer/infer               the same layer's inference (moving statistics)
+//   batch_norm/stem_relu/{forward,backward}  the best recipe's stem pair:
+//                                        BatchNormalization and the ReLU after
+//                                        it, trained as one pass (28x28x32,
+//                                        batch 128), after a Conv2D, so that
+//                                        backward computes dx too (the layer/
+//                                        cases' layer is a model's first: no dx)
 //   batch_norm/predict/{unfolded,folded} Sequential::predict of 256 images (32, 32, 3)
 //                                        through a small conv-BN-ReLU model, and
 //                                        through loom::fold_batch_norm of it
@@ -70,6 +76,23 @@ bench::LayerInputs& layer_inputs() {
   return f;
 }
 
+// Conv2D 32 3x3 same - BatchNormalization - ReLU on 28x28 grey images, the
+// recipe ResNet's stem, then a head for compile: the pair after the
+// convolution trains as one pass, and the BatchNormalization computes dx.
+bench::LayerInputs& stem_inputs() {
+  static bench::LayerInputs f = [] {
+    Sequential m(Shape{28, 28, 1}, 1);
+    m.add(Conv2D({.filters = 32, .kernel = 3, .padding = Padding::Same}));
+    m.add(BatchNormalization());
+    m.add(ReLU());
+    m.add(GlobalAveragePooling2D());  // a classifier head, for compile
+    m.add(Dense({.units = 10, .activation = Activation::Softmax}));
+    m.compile(Adam());
+    return bench::LayerInputs(std::move(m), 128, 1);
+  }();
+  return f;
+}
+
 // A model with BatchNormalization, its moving statistics moved by a few
 // training forwards, and loom::fold_batch_norm of it, on 256 random images.
 struct PredictModels {
@@ -117,6 +140,7 @@ PredictModels& resnet_models() {
 
 [[maybe_unused]] const bool registered = [] {
   bench::register_layer_cases("batch_norm/layer", layer_inputs, 0);
+  bench::register_layer_cases("batch_norm/stem_relu", stem_inputs, 1);
   benchmark::RegisterBenchmark("batch_norm/layer/infer",
                                [](benchmark::State& state) {
                                  const bench::LayerInputs& f = layer_inputs();
