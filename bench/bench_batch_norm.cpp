@@ -8,9 +8,8 @@
 //   batch_norm/stem_relu/{forward,backward}  the best recipe's stem pair:
 //                                        BatchNormalization and the ReLU after
 //                                        it, trained as one pass (28x28x32,
-//                                        batch 128), after a Conv2D, so that
-//                                        backward computes dx too (the layer/
-//                                        cases' layer is a model's first: no dx)
+//                                        batch 128), on its Conv2D's output,
+//                                        dx included
 //   batch_norm/predict/{unfolded,folded} Sequential::predict of 256 images (32, 32, 3)
 //                                        through a small conv-BN-ReLU model, and
 //                                        through loom::fold_batch_norm of it
@@ -77,8 +76,9 @@ bench::LayerInputs& layer_inputs() {
 }
 
 // Conv2D 32 3x3 same - BatchNormalization - ReLU on 28x28 grey images, the
-// recipe ResNet's stem, then a head for compile: the pair after the
-// convolution trains as one pass, and the BatchNormalization computes dx.
+// recipe ResNet's stem, then a head so that the model compiles as in
+// training: the pair trains as one pass and, not being the model's first
+// layer, the BatchNormalization computes dx.
 bench::LayerInputs& stem_inputs() {
   static bench::LayerInputs f = [] {
     Sequential m(Shape{28, 28, 1}, 1);
