@@ -122,12 +122,6 @@ Sequential conv_bn_relu_model() {
   return m;
 }
 
-// Whether the model's convolutions pool for the MaxPool2D after them (on by default).
-void set_pool_fusion(Sequential& m, bool on) {
-  for (std::size_t i = 0; i < m.size(); ++i)
-    if (auto* conv = dynamic_cast<Conv2D*>(&m.layer(i))) conv->set_pool_fusion(on);
-}
-
 PredictModels& predict_models() {
   static PredictModels m(conv_bn_relu_model());
   return m;
@@ -173,9 +167,9 @@ PredictModels& resnet_models() {
   benchmark::RegisterBenchmark("batch_norm/predict/unfolded_pools_apart",
                                [](benchmark::State& state) {
                                  PredictModels& m = predict_models();
-                                 set_pool_fusion(m.unfolded, false);
+                                 bench::set_pool_fusion(m.unfolded, false);
                                  bench::predict_case(state, m.unfolded, m.x, 32);
-                                 set_pool_fusion(m.unfolded, true);
+                                 bench::set_pool_fusion(m.unfolded, true);
                                })
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);

@@ -42,6 +42,13 @@ inline std::vector<Layer*> timed_layers(Sequential& m) {
   return out;
 }
 
+// Whether the model's convolutions pool for the MaxPool2D after them (on by
+// default once the model has paired them; Conv2D::set_pool_fusion).
+inline void set_pool_fusion(Sequential& m, bool on) {
+  for (std::size_t i = 0; i < m.size(); ++i)
+    if (auto* conv = dynamic_cast<Conv2D*>(&m.layer(i))) conv->set_pool_fusion(on);
+}
+
 // A compiled model (so the first layer knows, as in training, that no one
 // reads its input gradient), its timed_layers, and inputs[i], what layer i
 // sees for one batch of random_images: a block's sublayer gets what its
@@ -56,8 +63,7 @@ struct LayerInputs {
   // after it, as it does in training (Conv2D::set_pool_fusion); the pair's
   // fused pass is timed by cases of its own (bench_layers.cpp).
   LayerInputs(Sequential m, Index n, std::uint64_t data_seed) : model(std::move(m)), batch(n) {
-    for (std::size_t i = 0; i < model.size(); ++i)
-      if (auto* conv = dynamic_cast<Conv2D*>(&model.layer(i))) conv->set_pool_fusion(false);
+    set_pool_fusion(model, false);
     Random rng(data_seed);
     Tensor x = random_images(n, model.input_shape(), rng);
     for (std::size_t i = 0; i < model.size(); ++i) {

@@ -26,54 +26,62 @@ PASS, FAIL, TARGET, PARITY, GRID = "#2ca02c", "#d62728", "#555", "#999", "#e4e4e
 PANEL_W, ROW_H, LABEL_W, TOP, GAP, PLOT_TOP = 430, 22, 60, 40, 30, 36
 
 
+class _Frame:
+    """A panel's title, its rows' labels and the x axis (grid and ticks) from 0 to x_max; px maps a value to x."""
+
+    def __init__(self, svg, x0, y0, title, labels, x_max, ticks, tick_label):
+        self.svg, self.x_left, self.x_max = svg, x0 + LABEL_W, x_max
+        self.top, self.bottom = y0 + PLOT_TOP, y0 + PLOT_TOP + ROW_H * len(labels)
+        svg.text(self.x_left, y0 + 12, title, font_weight="bold")
+        for t in ticks:
+            svg.line(self.px(t), self.top, self.px(t), self.bottom, GRID)
+            svg.text(self.px(t), self.bottom + 14, tick_label(t), anchor="middle", fill="#444", font_size=11)
+        for i, label in enumerate(labels):
+            svg.text(self.x_left - 6, self.row_middle(i) + 4, label, anchor="end")
+
+    def px(self, v):
+        return self.x_left + (PANEL_W - LABEL_W - 50) * min(max(v, 0.0), self.x_max) / self.x_max
+
+    def row_middle(self, i):
+        return self.top + ROW_H * i + ROW_H / 2
+
+    def line_at(self, v, colour, label=None, dash=None):
+        """A vertical line at value v across the rows, labelled above them when given."""
+        self.svg.line(self.px(v), self.top - 4, self.px(v), self.bottom, colour, width=1.5, dash=dash)
+        if label:
+            self.svg.text(self.px(v) + 3, self.top - 5, label, fill=colour, font_size=11)
+
+
 def _panel(svg, x0, y0, title, rows, x_max, target, target_label, ticks):
     """A horizontal bar per row, [(label, value or None, passed)], from 0 to x_max, values as ratios."""
-    plot_w = PANEL_W - LABEL_W - 50
-    def px(v):
-        return x0 + LABEL_W + plot_w * min(max(v, 0.0), x_max) / x_max
-    svg.text(x0 + LABEL_W, y0 + 12, title, font_weight="bold")
-    top, bottom = y0 + PLOT_TOP, y0 + PLOT_TOP + ROW_H * len(rows)
-    for t in ticks:
-        svg.line(px(t), top, px(t), bottom, GRID)
-        svg.text(px(t), bottom + 14, f"{t:g}x", anchor="middle", fill="#444", font_size=11)
-    for i, (label, value, passed) in enumerate(rows):
-        y = top + ROW_H * i
-        svg.text(x0 + LABEL_W - 6, y + ROW_H / 2 + 4, label, anchor="end")
+    f = _Frame(svg, x0, y0, title, [label for label, _, _ in rows], x_max, ticks, lambda t: f"{t:g}x")
+    for i, (_, value, passed) in enumerate(rows):
+        y = f.row_middle(i)
         if value is None:
-            svg.text(px(0) + 4, y + ROW_H / 2 + 4, "not measured", fill="#888", font_size=11)
+            svg.text(f.px(0) + 4, y + 4, "not measured", fill="#888", font_size=11)
             continue
-        svg.rect(px(0), y + 4, px(value) - px(0), ROW_H - 8, PASS if passed else FAIL)
+        svg.rect(f.px(0), y - ROW_H / 2 + 4, f.px(value) - f.px(0), ROW_H - 8, PASS if passed else FAIL)
         clipped = "+" if value > x_max else ""
-        svg.text(px(value) + 4, y + ROW_H / 2 + 4, f"{value:.2f}x{clipped}", font_size=11)
-    svg.line(px(1.0), top - 4, px(1.0), bottom, PARITY, width=1.5)
-    svg.line(px(target), top - 4, px(target), bottom, TARGET, width=1.5, dash="5,4")
-    svg.text(px(target) + 3, top - 5, target_label, fill=TARGET, font_size=11)
+        svg.text(f.px(value) + 4, y + 4, f"{value:.2f}x{clipped}", font_size=11)
+    f.line_at(1.0, PARITY)
+    f.line_at(target, TARGET, target_label, dash="5,4")
 
 
 def _conv_panel(svg, x0, y0, models, layers, target, x_max=2.0):
     """Each model's conv layers as dots at their share of the GEMM peak: forward filled, backward hollow."""
-    plot_w = PANEL_W - LABEL_W - 50
-    def px(v):
-        return x0 + LABEL_W + plot_w * min(max(v, 0.0), x_max) / x_max
     rows = [m for m in models if any(l["model"] == m for l in layers)]
-    top, bottom = y0 + PLOT_TOP, y0 + PLOT_TOP + ROW_H * len(rows)
-    svg.text(x0 + LABEL_W, y0 + 12, "Conv layers: share of the GEMM peak", font_weight="bold")
-    for t in (0.0, 0.5, 1.0, 1.5, 2.0):
-        svg.line(px(t), top, px(t), bottom, GRID)
-        svg.text(px(t), bottom + 14, f"{t:.0%}", anchor="middle", fill="#444", font_size=11)
+    f = _Frame(svg, x0, y0, "Conv layers: share of the GEMM peak", rows, x_max, (0.0, 0.5, 1.0, 1.5, 2.0),
+               lambda t: f"{t:.0%}")
     for i, m in enumerate(rows):
-        y = top + ROW_H * i + ROW_H / 2
-        svg.text(x0 + LABEL_W - 6, y + 4, m, anchor="end")
         for l in layers:
             if l["model"] != m:
                 continue
             colour = PASS if l["fraction_of_peak"] >= target else FAIL
             forward = l["pass"] == "forward"
-            svg.circle(px(l["fraction_of_peak"]), y + (-3 if forward else 3), 3.5,
+            svg.circle(f.px(l["fraction_of_peak"]), f.row_middle(i) + (-3 if forward else 3), 3.5,
                        fill=colour if forward else "white", stroke=colour)
-    svg.line(px(target), top - 4, px(target), bottom, TARGET, width=1.5, dash="5,4")
-    svg.text(px(target) + 3, top - 5, f"target {target:.0%}", fill=TARGET, font_size=11)
-    svg.text(x0 + LABEL_W, bottom + 30, "filled: forward, hollow: backward; beyond 200 % drawn at 200 %",
+    f.line_at(target, TARGET, f"target {target:.0%}", dash="5,4")
+    svg.text(f.x_left, f.bottom + 30, "filled: forward, hollow: backward; beyond 200 % drawn at 200 %",
              fill="#444", font_size=11)
 
 
