@@ -46,6 +46,23 @@ def die(message, status=2):
     sys.exit(status)
 
 
+def check_output_files(**files):
+    """Dies, before any measurement, when an output file given by an option
+    (option=path; None: not given) could not be written at the end: its
+    directory is missing or not writable, or the path is a directory."""
+    for option, path in files.items():
+        if not path:
+            continue
+        flag = "--" + option.replace("_", "-")
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            die(f"{flag} {path}: is a directory")
+        if not os.path.isdir(folder):
+            die(f"{flag} {path}: the directory {folder} does not exist")
+        if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+            die(f"{flag} {path}: not writable")
+
+
 # loom's own settings (freed_memory.hpp: kKeptBlockBytes, kKeptTopBytes), as glibc tunables.
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=134217728"
 

@@ -120,6 +120,7 @@ def main():
                     help="take the loom runs (their seeds, --epochs and --limit too) from an earlier report of "
                          "this script (its JSON) instead of running them again, e.g. to add PyTorch's run")
     a = ap.parse_args()
+    bl.check_output_files(json_out=a.json_out, curve=a.curve)
     earlier = None
     if a.loom_runs:
         # The earlier runs fixed the seeds, epochs and image count: PyTorch's run takes them from there.

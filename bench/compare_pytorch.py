@@ -258,6 +258,7 @@ def main():
             ap.error(f"--{name.replace('_', '-')} must be at least 1")
     if a.limit < 0:
         ap.error("--limit must not be negative")
+    bl.check_output_files(json_out=a.json_out)
     layouts = [x for x in a.layouts.split(",") if x]
     if not layouts or any(x not in bl.LAYOUTS for x in layouts):
         ap.error(f"--layouts: expected some of {','.join(bl.LAYOUTS)}, got {a.layouts!r}")

@@ -326,6 +326,7 @@ def main():
     models = parse_list(a.models, "--models", MODELS)
     if a.threads < 1 or a.min_steps < 1 or a.rounds < 1 or a.min_seconds < 0 or any(b < 1 for b in a.batches):
         ap.error("--threads, --min-steps, --rounds and the batch sizes must be at least 1, --min-seconds not negative")
+    bl.check_output_files(json_out=a.json_out, chart=a.chart)
     bl.executable(a.loom_suite, "loom_suite")
     bl.executable(a.loom_bench, "loom_bench")
 
