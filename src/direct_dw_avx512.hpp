@@ -4,11 +4,15 @@
 // algorithm). The portable path masks dy in a pass of its own, writing a
 // masked copy of every image's rows, and that pass took a third of a first
 // layer's backward: it streams y and dy from L3 and does no arithmetic. Here
-// each row of dz is loaded under a mask register, lanes where y > 0 (and,
-// for the last block of a filter count that is not a multiple of 16, lanes
-// inside the row): the mask costs one compare per vector and no register,
-// and the reads overlap the multiply-adds. (The same fusion through Eigen,
-// with a select, doubled the time: it spilled the tile's sums.)
+// each row of dy is loaded plainly, the lanes where y > 0 make a mask
+// register, and the multiply-adds (and db's adds) leave their sums as they
+// are in the other lanes. (The same fusion through Eigen, with a select,
+// doubled the time: it spilled the tile's sums.) dy had been loaded under
+// the mask, zeros elsewhere: a masked load cannot start before its mask is
+// known, so every dy read waited for y's read and compare, and the first
+// layers' backward ran 12-20 % slower (docs/benchmarks.md, 2026-12-05).
+// Leaving a sum alone is adding x * 0 to it: the same bits, as no sum is
+// ever -0 (they start at +0, and +0 + -0 = +0), for every finite input.
 // Sums are added in the same order as the portable path's.
 
 #if defined(__AVX512F__)
@@ -23,7 +27,7 @@ namespace loom::conv::avx512 {
 // T taps x V vectors of 16 filters of dW, in registers (T * V sums, plus V
 // for db when kBias):
 // dW[t] += sum over output pixels p of x[p's window + off[t]] * dz[p], dz = dy
-// masked by ReLU's output y > 0 (kMask), or dy itself, masked already. dy
+// where ReLU's output y > 0 (kMask), or dy itself, masked already. dy
 // and y rows hold g.f values (the layer's filters), starting at the block's
 // first; dw rows hold fp. `last`: the lanes of the block's last vector that
 // are filters.
@@ -47,19 +51,23 @@ void dw_tile(const ConvGeometry& g, Index fp, const Index* off, const float* ima
     const float* yr = kMask ? y + oy * g.ow * g.f : nullptr;
     for (Index ox = 0; ox < g.ow; ++ox, x += g.sw * g.c, gz += g.f, yr += kMask ? g.f : 0) {
       __m512 d[V];
+      __mmask16 m[V];
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) {
         const __mmask16 lanes = v == V - 1 ? last : __mmask16(0xFFFF);
-        const __mmask16 m =
-            kMask ? _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, yr + 16 * v), zero, _CMP_GT_OQ) : lanes;
-        d[v] = _mm512_maskz_loadu_ps(m, gz + 16 * v);
-        if constexpr (kBias) bias[v] = _mm512_add_ps(bias[v], d[v]);
+        m[v] = kMask ? _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, yr + 16 * v), zero, _CMP_GT_OQ)
+                     : lanes;
+        d[v] = _mm512_maskz_loadu_ps(lanes, gz + 16 * v);  // `lanes` is the same every pixel: no wait
+        if constexpr (kBias)
+          bias[v] = kMask ? _mm512_mask_add_ps(bias[v], m[v], bias[v], d[v]) : _mm512_add_ps(bias[v], d[v]);
       }
 #pragma GCC unroll 16
       for (int t = 0; t < T; ++t) {
         const __m512 xv = _mm512_set1_ps(x[tap[t]]);
 #pragma GCC unroll 4
-        for (int v = 0; v < V; ++v) acc[t * V + v] = _mm512_fmadd_ps(xv, d[v], acc[t * V + v]);
+        for (int v = 0; v < V; ++v)
+          acc[t * V + v] = kMask ? _mm512_mask3_fmadd_ps(xv, d[v], acc[t * V + v], m[v])
+                                 : _mm512_fmadd_ps(xv, d[v], acc[t * V + v]);
       }
     }
   }

@@ -16,8 +16,9 @@
 // window lies inside it; forward keeps the padded batch, and dW reads it.
 // Backward applies ReLU's mask and sums the bias gradient image by image,
 // while that image's dz is in cache, instead of in two passes over the batch;
-// with AVX-512 and K <= 27, inside the dW tiles themselves (dy loaded under a
-// compare mask, src/direct_dw_avx512.hpp): seed conv1 backward 120 -> 77 us.
+// with AVX-512 and K <= 27, inside the dW tiles themselves (a compare mask
+// that leaves the tile's sums alone where ReLU cut, src/direct_dw_avx512.hpp):
+// seed conv1 backward 120 -> 77 us, then 7-13 % more with dy loaded plainly.
 // Measured, old and new binaries alternating (loom_bench --threads=2
 // --benchmark_filter='^(layer/conv1/|suite/(vgg|odd|photo)/conv1/)'): the
 // padded images, fixed taps, 12-pixel tiles and 9-tap dW tiles took forward
