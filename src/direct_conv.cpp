@@ -6,12 +6,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <string>
 #include <type_traits>
 #include <vector>
 
 #include "direct_dw_avx512.hpp"
 #include "direct_forward_avx512.hpp"
 #include "direct_tap_tiles.hpp"
+#include "loom/error.hpp"
 #include "loom/layers/maxpool_halves.hpp"
 #include "loom/parallel.hpp"
 #include "loom/threads.hpp"
@@ -333,9 +335,9 @@ void DirectConv::infer_pooled(const ConvGeometry& g, const ConvWeights& w, const
 
 // Calls fn(sample, image padded to padded_geometry, padded weights, thread
 // scratch) for each image of x, chunk by chunk in parallel. The padded
-// images go to `kept` (forward keeps them for dW, which then reads every
-// window whole); without it (infer, const), to a thread buffer, and only
-// when the image needs padding.
+// images go to `kept` when given (forward keeps them for dW, which then
+// reads every window whole); else to a thread buffer, and only when the
+// image needs padding.
 template <typename Fn>
 void DirectConv::for_each_padded_image(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, float* kept,
                                        Fn&& fn) {
@@ -382,17 +384,26 @@ void DirectConv::pool_rows(const ConvGeometry& g, const ConvWeights& wp, const f
   }
 }
 
-// x_ sized for x's images padded, where forward keeps them for dW.
-float* DirectConv::kept_input(const ConvGeometry& g, const Tensor& x) {
+// Keeps x's images for dW: x itself when every window lies inside the image
+// (the caller keeps x until backward, as for the other algorithms), and
+// returns null; else padded_, sized for them padded, which it returns for
+// forward to fill. A copy of x had been 6 % of the seed's conv1 forward.
+float* DirectConv::keep_input(const ConvGeometry& g, const Tensor& x) {
+  kept_batch_ = x.dimension(0);
+  if (!reaches_outside(g)) {
+    kept_ = x.data();
+    return nullptr;
+  }
   const ConvGeometry gp = padded_geometry(g);
   const Index n = x.dimension(0);
-  if (x_.dimension(0) != n || x_.size() != n * gp.input_size()) x_.resize(n, gp.h, gp.w, gp.c);
-  return x_.data();
+  if (padded_.dimension(0) != n || padded_.size() != n * gp.input_size()) padded_.resize(n, gp.h, gp.w, gp.c);
+  kept_ = padded_.data();
+  return padded_.data();
 }
 
 void DirectConv::forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act) {
   const ConvGeometry gp = padded_geometry(g);
-  for_each_padded_image(g, w, x, kept_input(g, x), [&](Index s, const float* image, const ConvWeights& wp,
+  for_each_padded_image(g, w, x, keep_input(g, x), [&](Index s, const float* image, const ConvWeights& wp,
                                                         std::vector<float>&) {
     compute(gp, wp, image, 0, g.oh, z.data() + s * g.output_size(), act, {});
   });
@@ -405,7 +416,7 @@ void DirectConv::forward_pooled(const ConvGeometry& g, const ConvWeights& w, con
   const Index n = x.dimension(0), per_out = g.pooled_size();
   pooled.resize(n, g.oh / 2, g.ow / 2, g.f);
   won_.resize(static_cast<std::size_t>(n * per_out));
-  for_each_padded_image(g, w, x, kept_input(g, x), [&](Index s, const float* image, const ConvWeights& wp,
+  for_each_padded_image(g, w, x, keep_input(g, x), [&](Index s, const float* image, const ConvWeights& wp,
                                                         std::vector<float>& rows) {
     pool_rows(g, wp, image, rows, pooled.data() + s * per_out, won_.data() + s * per_out);
   });
@@ -430,7 +441,10 @@ template <typename ImageOf>
 void DirectConv::backward_images(const ConvGeometry& g, Index n, bool relu, float* dkernel, float* dbias,
                                  ImageOf&& image_of) {
   const Index k = g.patch(), f = g.f, fp = padded_filters(static_cast<int>(f));
-  const ConvGeometry gx = padded_geometry(g);  // of x_, as forward kept it
+  if (n != kept_batch_)
+    throw UsageError("direct convolution: backward of " + std::to_string(n) + " samples after a forward of " +
+                     std::to_string(kept_batch_));
+  const ConvGeometry gx = padded_geometry(g);  // of the kept input
   const SampleChunks chunks(n, chunk_samples(g));
   parts_.setZero(chunks.count() * (k + 1), fp);
   Index off[kMaxPatch];
@@ -453,7 +467,7 @@ void DirectConv::backward_images(const ConvGeometry& g, Index n, bool relu, floa
     float* dw = parts_.data() + c * (k + 1) * fp;
     for (Index s = chunks.first(c); s < chunks.end(c); ++s) {
       const ImageGradient d = image_of(s, scratch);
-      const float* image = x_.data() + s * gx.input_size();
+      const float* image = kept_ + s * gx.input_size();
 #if defined(__AVX512F__)
       if (fused_mask) {
         avx512::dw_one(gx, fp, off, image, d.dy, d.relu_output, dw, dw + k * fp);

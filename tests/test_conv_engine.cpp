@@ -530,6 +530,26 @@ TEST_CASE("A convolution with ReLU computes the gradients of the same layer with
   }
 }
 
+TEST_CASE("A direct convolution's backward refuses dy of another batch than its forward's", "[conv]") {
+  // Without padding the engine reads the caller's x in backward; with it, its
+  // padded copy: either way the last forward's batch, and no more.
+  for (const Padding padding : {Padding::Valid, Padding::Same}) {
+    Conv2D conv = built({.filters = 8, .kernel = 3, .padding = padding, .algorithm = ConvAlgorithm::Direct},
+                        Shape{10, 10, 1}, false);
+    const Tensor x = random_tensor(2, Shape{10, 10, 1}, 5), fewer = random_tensor(1, conv.output_shape(), 6);
+    conv.forward(x);
+    CHECK_THROWS_AS(conv.backward(fewer), ShapeError);
+    const conv::ConvGeometry& g = conv.geometry();
+    const conv::ConvWeights w{conv.params()[0].value.data(), conv.params()[1].value.data()};
+    conv::DirectConv direct;
+    Tensor z(2, g.oh, g.ow, g.f);
+    direct.forward(g, w, x, z, Activation::None);
+    std::vector<float> dw(static_cast<std::size_t>((g.patch() + 1) * g.f));
+    CHECK_THROWS_WITH(direct.backward(g, fewer, nullptr, dw.data(), dw.data() + g.patch() * g.f),
+                      Contains("backward of 1 samples after a forward of 2"));
+  }
+}
+
 TEST_CASE("A convolution's backward refuses dy of other dimensions than its output's", "[conv]") {
   for (const ConvAlgorithm algorithm : {ConvAlgorithm::Im2col, ConvAlgorithm::Winograd4}) {
     INFO(to_string(algorithm));

@@ -13,7 +13,8 @@
 // and 24 stored); the taps of the common first layers (3x3 grey, 3x3 and 5x5
 // colour) are fixed at compile time too.
 // Every image goes through the tiles zero-padded (or cropped) so that every
-// window lies inside it; forward keeps the padded batch, and dW reads it.
+// window lies inside it; forward keeps the padded batch (x itself when no
+// window reaches outside it), and dW reads it.
 // Backward applies ReLU's mask and sums the bias gradient image by image,
 // while that image's dz is in cache, instead of in two passes over the batch;
 // with AVX-512 and K <= 27, inside the dW tiles themselves (a compare mask
@@ -57,7 +58,8 @@ class DirectConv {
     return g.patch() <= kMaxPatch && g.f % 8 == 0 && g.f <= 64;
   }
 
-  /// Keeps the input, padded, for backward.
+  /// Keeps the input for backward: a padded copy, or a pointer to x when
+  /// no window reaches outside the image (x must then outlive backward).
   void forward(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act);
   /// `normalize` (when given) applied after the bias, before the ReLU (channel_normalization.hpp).
   void infer(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, Tensor& z, Activation act,
@@ -101,7 +103,7 @@ class DirectConv {
                         float* pooled, std::int32_t* won, const ChannelNormalization& normalize = {});
   template <typename Fn>
   static void for_each_padded_image(const ConvGeometry& g, const ConvWeights& w, const Tensor& x, float* kept, Fn&& fn);
-  float* kept_input(const ConvGeometry& g, const Tensor& x);
+  float* keep_input(const ConvGeometry& g, const Tensor& x);
 
   // One image's gradient for dW's tiles: dy, and ReLU's output to mask it by
   // (null: dy is dz already).
@@ -115,7 +117,12 @@ class DirectConv {
   // dW (K, F) and db (F) from the chunks' parts.
   void sum_parts(Index k, Index f, Index chunks, float* dkernel, float* dbias) const;
 
-  Tensor x_;            // input of the last forward, padded so every window lies inside (N, H', W', C)
+  // The input of the last forward, as dW reads it: padded so that every
+  // window lies inside (N, H', W', C), in padded_ when it needed padding,
+  // else the caller's x, which it keeps until backward.
+  const float* kept_ = nullptr;
+  Index kept_batch_ = 0;
+  Tensor padded_;
   RowMatrix parts_;     // (chunks * (K + 1), F) each chunk's share of dW, then of db
   RowMatrix masked_;    // (threads * OH * OW, F) each thread's masked dz of one image
   std::vector<std::int32_t> won_;  // (N, OH/2, OW/2, F) the winning taps of the last forward_pooled
