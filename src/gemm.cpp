@@ -115,6 +115,97 @@ void pack_a(const ConstView& a, Index i0, Index rows, Index k0, Index depth, flo
   }
 }
 
+#if defined(LOOM_GEMM_AVX512) || defined(LOOM_GEMM_AVX2)
+// Squares of kLanes x kLanes floats transposed in registers (r[i] holds row i
+// on the way in, column i on the way out), for packing a column-major B: its
+// columns are contiguous in K, a panel wants each k's kNr values side by
+// side. Element by element, a column-major B's packing took longer than the
+// product it fed (a Dense layer's dZ W^T).
+#if defined(LOOM_GEMM_AVX512)
+constexpr Index kLanes = 16;
+using Lanes = __m512;
+inline Lanes load_lanes(const float* p) { return _mm512_loadu_ps(p); }
+inline void store_lanes(float* p, Lanes v) { _mm512_storeu_ps(p, v); }
+inline Lanes unpack_lo(Lanes a, Lanes b) { return _mm512_unpacklo_ps(a, b); }
+inline Lanes unpack_hi(Lanes a, Lanes b) { return _mm512_unpackhi_ps(a, b); }
+template <int kImm>
+Lanes shuffle(Lanes a, Lanes b) { return _mm512_shuffle_ps(a, b, kImm); }
+#else
+constexpr Index kLanes = 8;
+using Lanes = __m256;
+inline Lanes load_lanes(const float* p) { return _mm256_loadu_ps(p); }
+inline void store_lanes(float* p, Lanes v) { _mm256_storeu_ps(p, v); }
+inline Lanes unpack_lo(Lanes a, Lanes b) { return _mm256_unpacklo_ps(a, b); }
+inline Lanes unpack_hi(Lanes a, Lanes b) { return _mm256_unpackhi_ps(a, b); }
+template <int kImm>
+Lanes shuffle(Lanes a, Lanes b) { return _mm256_shuffle_ps(a, b, kImm); }
+#endif
+
+// The first half of a transpose, within each 128-bit lane of 4 floats:
+// afterwards r[4i + c], in lane L, holds column 4L + c of rows 4i .. 4i + 3.
+inline void transpose_within_lanes(Lanes r[kLanes]) {
+  Lanes t[kLanes];
+  for (Index i = 0; i < kLanes / 2; ++i) {  // pairs of rows interleaved
+    t[2 * i] = unpack_lo(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = unpack_hi(r[2 * i], r[2 * i + 1]);
+  }
+  for (Index i = 0; i < kLanes / 4; ++i) {  // then pairs of pairs
+    r[4 * i] = shuffle<_MM_SHUFFLE(1, 0, 1, 0)>(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 1] = shuffle<_MM_SHUFFLE(3, 2, 3, 2)>(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 2] = shuffle<_MM_SHUFFLE(1, 0, 1, 0)>(t[4 * i + 1], t[4 * i + 3]);
+    r[4 * i + 3] = shuffle<_MM_SHUFFLE(3, 2, 3, 2)>(t[4 * i + 1], t[4 * i + 3]);
+  }
+}
+
+// The second half: the 128-bit lanes gathered, lane L of r[4i + c] to lane
+// i of row 4L + c.
+#if defined(LOOM_GEMM_AVX512)
+inline void transpose_lanes(Lanes r[16]) {
+  transpose_within_lanes(r);
+  Lanes t[16];
+  for (int c = 0; c < 4; ++c) {  // in two rounds of 128-bit shuffles
+    t[c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
+    t[4 + c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+    t[8 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+    t[12 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
+    r[4 + c] = _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xDD);
+    r[12 + c] = _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0xDD);
+  }
+}
+#else
+inline void transpose_lanes(Lanes r[8]) {
+  transpose_within_lanes(r);
+  Lanes s[8];
+  std::copy_n(r, 8, s);
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x20);
+    r[4 + c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x31);
+  }
+}
+#endif
+static_assert(kNr % kLanes == 0);
+
+// One whole panel (kNr columns) of a column-major B, column j at
+// src + j * ldb with its K contiguous: depth rows, kLanes at a time by
+// squares, the last depth % kLanes element by element.
+void pack_b_panel_from_columns(const float* src, Index ldb, Index depth, float* out) {
+  const Index whole = depth / kLanes * kLanes;
+  for (Index k = 0; k < whole; k += kLanes)
+    for (Index h = 0; h < kNr; h += kLanes) {
+      Lanes r[kLanes];
+      for (Index j = 0; j < kLanes; ++j) r[j] = load_lanes(src + (h + j) * ldb + k);
+      transpose_lanes(r);
+      for (Index kk = 0; kk < kLanes; ++kk) store_lanes(out + (k + kk) * kNr + h, r[kk]);
+    }
+  for (Index j = 0; j < kNr; ++j)
+    for (Index k = whole; k < depth; ++k) out[k * kNr + j] = src[j * ldb + k];
+}
+#endif
+
 // B (depth x cols, cols <= kNc) into panels of kNr columns: panel p holds, for
 // each k, B(k, p*kNr + 0..kNr-1) side by side; columns past the edge are zeros.
 // Panels are kNr * panel_depth floats apart: a block's whole depth, of which
@@ -134,7 +225,13 @@ void pack_b(const ConstView& b, Index k0, Index depth, Index j0, Index cols, flo
       }
       continue;
     }
-    for (Index j = 0; j < kNr; ++j) {  // B transposed in memory: walk each column
+#if defined(LOOM_GEMM_AVX512) || defined(LOOM_GEMM_AVX2)
+    if (b.row_stride == 1 && w == kNr) {  // columns of B contiguous (W^T): transposed by squares
+      pack_b_panel_from_columns(src, b.col_stride, depth, out);
+      continue;
+    }
+#endif
+    for (Index j = 0; j < kNr; ++j) {  // any other B, and a last panel of fewer columns: walk each column
       if (j >= w) {
         for (Index k = 0; k < depth; ++k) out[k * kNr + j] = 0.0f;
         continue;
@@ -618,23 +715,11 @@ bool b_in_place(Index m, Index n, const ConstView& b) {
   return b.col_stride == 1 && n % 16 == 0 && m <= kInPlaceRows;
 }
 
-// Whether C = A B is better computed as C^T = B^T A^T: B transposed in
-// memory (column-major, as W^T in a Dense layer's input gradient), few rows
-// of C and many columns. B^T is then a row-major A, read in place, where B
-// would be packed whole for a product of a few rows; A^T, small, is packed.
-// Only with an epilogue that does not depend on the column (bias and map do).
-bool transpose_instead(Index m, Index n, const ConstView& b, const Epilogue& e) {
-  return b.row_stride == 1 && b.col_stride != 1 && m <= kInPlaceRows && n > m && !e.bias && !e.normalize;
-}
-
 void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
   const Index m = c.rows, n = c.cols, kk = a.cols;
   if (m == 0 || n == 0) return;
   if (kk == 0) return multiply_empty(c, e);
   if (m < kThinRows && b.col_stride == 1) return multiply_thin(c, a, b, e);
-  if (transpose_instead(m, n, b, e))  // C^T = B^T A^T: the same FMAs in the same order
-    return multiply_unchecked({c.data, n, m, c.col_stride, c.row_stride}, {b.data, n, kk, b.col_stride, b.row_stride},
-                              {a.data, kk, m, a.col_stride, a.row_stride}, e);
   if (b_in_place(m, n, b))
     return multiply_blocked(
         c, ViewA(a), [&](Index jc, Index, Index pc, Index) { return BBlock::in_place(b, pc, jc); }, e);

@@ -235,11 +235,13 @@ TEST_CASE("gemm: operands read in place give the bits of packed ones") {
       CHECK(a_columns == expected);
       CHECK(scaled_error(expected, reference(a, b, e.accumulate ? &c0 : nullptr, e.bias, e.relu), k) < 2e-6);
     }
-    // B transposed in memory, few rows: computed as C^T = B^T A^T (without
-    // bias, which is per column of C), the same bits.
+    // B transposed in memory (W^T in a Dense layer's input gradient): packed
+    // by squares transposed in registers, then any K left element by element
+    // (K of 9, 300 and 513), and a last panel of fewer columns (N of 48 and
+    // 1,040) column by column: the bits of B packed from its rows.
     const RowMatrix bt = b.transpose();
     const gemm::ConstView b_columns = gemm::view(bt.transpose());
-    for (const gemm::Epilogue& e : {gemm::Epilogue{}, gemm::Epilogue{true, nullptr, true}}) {
+    for (const gemm::Epilogue& e : {gemm::Epilogue{}, gemm::Epilogue{true, bias.data(), true}}) {
       RowMatrix expected = c0, got = c0;
       gemm::multiply(gemm::mutable_view(expected), gemm::view(a), packed, e);
       gemm::multiply(gemm::mutable_view(got), gemm::view(a), b_columns, e);

@@ -10,7 +10,8 @@
 // kMc x kKc in L2, B panels in L1) and runs a register kernel of FMAs on
 // them (6 x 16 with AVX2, 12 x 32 with AVX-512: the same sums, in the same
 // order), or reads an operand in place where a packed copy would be read only
-// a few times (src/gemm.cpp: b_in_place, transpose_instead); bias and ReLU
+// a few times (src/gemm.cpp: b_in_place; a column-major B is
+// packed by squares transposed in registers); bias and ReLU
 // are applied on the last pass over each tile, while it is still in registers. See docs/architecture.md.
 //
 // Results: every element of C is summed in the same order (K in blocks of
