@@ -319,6 +319,20 @@ TEST_CASE("Flatten keeps row-major (h, w, c) order and backward restores the sha
   CHECK(dx(0, 0, 1, 0) == 100.0f + 2.0f);
 }
 
+TEST_CASE("Dense's backward reads the kept input: after it changed size, a clear error", "[layers]") {
+  // dW = x^T dz reads the input of the last forward where the caller keeps it
+  // (layer.hpp's contract); an input resized since cannot be it.
+  Dense dense = built(Dense({.units = 2}), Shape{3});
+  Tensor x = from_values(2, 1, 1, 3, {1, 2, 3, -1, 0, 1});
+  dense.forward(x);
+  const Tensor dy = from_values(2, 1, 1, 2, {1, 0, 0, 1});
+  dense.backward(dy);
+  const Eigen::VectorXf& dw = dense.params()[0].grad;
+  CHECK(std::vector<float>(dw.data(), dw.data() + dw.size()) == std::vector<float>{1, -1, 2, 0, 3, 1});  // x^T dy
+  x.resize(1, 1, 1, 3);
+  CHECK_THROWS_WITH(dense.backward(dy), Contains("kept unchanged by the caller"));
+}
+
 TEST_CASE("Dense computes x W + b with W laid out (in, out)", "[layers]") {
   Dense dense = built(Dense({.units = 2}), Shape{3});
   set_param(dense.params()[0], {1, 2, 3, 4, 5, 6});  // W = [[1, 2], [3, 4], [5, 6]]

@@ -12,8 +12,8 @@
 //   backward, as Sequential, composite layers and fit do (and PyTorch's
 //   autograd asks of its saved tensors). BatchNormalization and im2col
 //   convolutions read x again rather than keep a copy of what they made from
-//   it (x_hat, patches): less memory, and a pass less over it; so does a
-//   direct convolution whose windows need no padding. The returned
+//   it (x_hat, patches): less memory, and a pass less over it; so do Dense
+//   and a direct convolution whose windows need no padding. The returned
 //   reference stays valid until the next forward on this layer.
 // - backward(dy): dy = dL/dy for the batch of the last forward. Returns
 //   dx = dL/dx and *assigns* (never adds to) every parameter gradient dL/dw.

@@ -69,7 +69,7 @@ class Dense final : public ActivatedLayer {
 
  protected:
   void linear_forward(const Tensor& x, Tensor& z, Activation act) override {
-    x_ = x;  // dW needs the input; a copy keeps backward independent of the caller's buffer
+    x_ = &x;  // dW reads it again: the caller keeps it (layer.hpp), a copy was a pass over it
     linear_infer(x, z, act);
   }
 
@@ -84,9 +84,12 @@ class Dense final : public ActivatedLayer {
   }
 
   const Tensor& linear_backward(const Tensor& dz) override {
-    const Index n = x_.dimension(0), in = input_shape()[0];
+    const Index n = dz.dimension(0), in = input_shape()[0];
+    if (!x_ || x_->size() != n * in)
+      throw UsageError(label() + ": backward needs the input of the last forward, kept unchanged by the caller (" +
+                       std::to_string(x_ ? x_->size() : 0) + " values, expected " + std::to_string(n * in) + ")");
     const ConstMatrixMap dZ = as_matrix(dz, n, units_);
-    const ConstMatrixMap X = as_matrix(std::as_const(x_), n, in);
+    const ConstMatrixMap X = as_matrix(*x_, n, in);
     gemm::parallel_multiply(gemm::mutable_view(MatrixMap(params_[0].grad.data(), in, units_)),
                             gemm::view(X.transpose()), gemm::view(dZ));
     params_[1].grad.noalias() = dZ.colwise().sum().transpose();
@@ -103,7 +106,7 @@ class Dense final : public ActivatedLayer {
 
   Index units_;
   std::array<Param, 2> params_{Param("kernel", {}), Param("bias", {})};
-  Tensor x_;   // (N, 1, 1, I) input of the last forward
+  const Tensor* x_ = nullptr;  // (N, 1, 1, I) the input of the last forward, kept by the caller (layer.hpp)
   Tensor dx_;  // (N, 1, 1, I)
 };
 
