@@ -9,9 +9,9 @@ seed (the Fashion-MNIST CNN), vgg (3x3 same-padded stack on 32x32 RGB), photo
 ResNet on 28x28 grey images, trained with SGD as the recipe trains it), on
 random data.
 
-  /usr/bin/python3 bench/suite.py              # the full suite (several minutes)
-  /usr/bin/python3 bench/suite.py --quick      # a smoke run: batch 32 only, 2 repetitions (1-2 minutes)
-  /usr/bin/python3 bench/suite.py --models resnet --rounds 3   # three rounds, loom and PyTorch alternating
+  /usr/bin/python3 bench/suite.py              # the full suite, three rounds (about 8 minutes)
+  /usr/bin/python3 bench/suite.py --quick      # a smoke run: batch 32 only, 2 repetitions, one round (1-2 minutes)
+  /usr/bin/python3 bench/suite.py --models resnet --rounds 5   # five rounds, loom and PyTorch alternating
   /usr/bin/python3 bench/suite.py --chart suite.svg            # and the results as a picture (bench/suite_chart.py)
 
 The children run one after the other, never at once, all with --threads:
@@ -28,7 +28,7 @@ The children run one after the other, never at once, all with --threads:
      batch size, peak RSS (each model in its own child, so the peak is that
      model's).
 PyTorch's figure for a measure is the faster of its two layouts (both are
-reported). With --rounds N, step 3 runs N times per model, and each ratio is
+reported). With --rounds N (3), step 3 runs N times per model, and each ratio is
 the median of the rounds' ratios: each round compares runs minutes apart at
 most, so a host whose speed drifts over a suite run moves a ratio less than
 it moves either side (the range over the rounds is printed beside it). The tables give loom/PyTorch ratios and each target of the speed
@@ -312,9 +312,9 @@ def main():
     ap.add_argument("--loom-suite", default=os.path.join(bl.ROOT, "build", "bench", "loom_suite"))
     ap.add_argument("--loom-bench", default=os.path.join(bl.ROOT, "build", "bench", "loom_bench"))
     ap.add_argument("--pytorch-script", default=os.path.join(bl.HERE, "suite_pytorch.py"))
-    ap.add_argument("--rounds", type=int, default=1,
+    ap.add_argument("--rounds", type=int,
                     help="measure each model this many times, loom and PyTorch alternating, and compare the "
-                         "medians of the rounds' ratios (default 1)")
+                         "medians of the rounds' ratios (default 3; --quick: 1)")
     ap.add_argument("--chart", help="also draw the results as SVG to this file (bench/suite_chart.py)")
     a = ap.parse_args()
     quick = a.quick
@@ -323,6 +323,9 @@ def main():
     a.min_steps = a.min_steps if a.min_steps is not None else (2 if quick else 10)
     a.min_seconds = a.min_seconds if a.min_seconds is not None else (0.0 if quick else 1.0)
     a.layer_min_time = a.layer_min_time if a.layer_min_time is not None else (0.01 if quick else 0.5)
+    # Three rounds by default: one round's ratio moved by up to a third on this
+    # host (resnet's inference 1.17-2.11 in one run), a coin toss near a target.
+    a.rounds = a.rounds if a.rounds is not None else (1 if quick else 3)
     models = parse_list(a.models, "--models", MODELS)
     if a.threads < 1 or a.min_steps < 1 or a.rounds < 1 or a.min_seconds < 0 or any(b < 1 for b in a.batches):
         ap.error("--threads, --min-steps, --rounds and the batch sizes must be at least 1, --min-seconds not negative")
