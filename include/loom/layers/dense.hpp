@@ -17,7 +17,6 @@
 #include <array>
 #include <cmath>
 #include <string>
-#include <utility>
 
 #include "loom/io/layer_config.hpp"
 #include "loom/layers/activated_layer.hpp"
