@@ -251,10 +251,28 @@ inline void finish(float sum, float& dst, Index j, const Epilogue& o) {
   dst = sum;
 }
 
+// Where a tile of C goes: row i at row(i), its columns cs apart. A matrix
+// view's tile (StridedC), or rows each at a pointer of their own (TableC: a
+// convolution's phase of dx, pixels strides apart in the image).
+struct StridedC {
+  float* c;
+  Index rs, cs;
+  float* row(Index i) const { return c + i * rs; }
+};
+struct TableC {
+  float* const* rows;  // the tile's first row's pointer; the next rows' follow
+  Index col;           // the tile's first column
+  static constexpr Index cs = 1;
+  float* row(Index i) const { return rows[i] + col; }
+};
+
 // tile (kMr x kNr, row-major) -> C (rows x cols of it), with the epilogue.
-void store_tile(const float* tile, float* c, Index rs, Index cs, Index rows, Index cols, const Epilogue& o) {
-  for (Index i = 0; i < rows; ++i)
-    for (Index j = 0; j < cols; ++j) finish(tile[i * kNr + j], c[i * rs + j * cs], j, o);
+template <typename CRows>
+void store_tile(const float* tile, CRows c, Index rows, Index cols, const Epilogue& o) {
+  for (Index i = 0; i < rows; ++i) {
+    float* row = c.row(i);
+    for (Index j = 0; j < cols; ++j) finish(tile[i * kNr + j], row[j * c.cs], j, o);
+  }
 }
 
 #if defined(LOOM_GEMM_AVX512)
@@ -292,10 +310,9 @@ template <int kVecs, typename AAt>
 }
 
 // The tile's `rows` x `cols` onto C, with the epilogue.
-template <int kVecs>
-[[gnu::always_inline]] inline void store(const Tile<kVecs>& acc, float* c, Index rs, Index cs, Index rows, Index cols,
-                                        const Epilogue& o) {
-  if (cs == 1) {
+template <int kVecs, typename CRows>
+[[gnu::always_inline]] inline void store(const Tile<kVecs>& acc, CRows c, Index rows, Index cols, const Epilogue& o) {
+  if (c.cs == 1) {
     const auto mask = [](Index n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); };
     const __m512 zero = _mm512_setzero_ps();
     __mmask16 m[kVecs];
@@ -311,7 +328,7 @@ template <int kVecs>
       }
     }
     for (Index i = 0; i < rows; ++i) {
-      float* row = c + i * rs;
+      float* row = c.row(i);
 #pragma GCC unroll 2
       for (int v = 0; v < kVecs; ++v) {
         __m512 x = acc.v[i][v];
@@ -329,7 +346,7 @@ template <int kVecs>
   for (Index i = 0; i < kMr; ++i)
 #pragma GCC unroll 2
     for (int v = 0; v < kVecs; ++v) _mm512_store_ps(tile + i * kNr + 16 * v, acc.v[i][v]);
-  store_tile(tile, c, rs, cs, rows, std::min<Index>(cols, 16 * kVecs), o);
+  store_tile(tile, c, rows, std::min<Index>(cols, 16 * kVecs), o);
 }
 
 template <int kVecs>
@@ -349,15 +366,15 @@ void kernel(Index depth, const float* a, Index lda, const float* b, Index ldb, f
   const Index ars = a_row_step<kA>(lda), acs = a_k_step<kA>(lda);
   Tile<kVecs> acc = zero_tile<kVecs>();
   fma_steps<kVecs>(acc, depth, b, ldb, [&](Index i, Index k) { return a[i * ars + k * acs]; });
-  store<kVecs>(acc, c, rs, cs, rows, cols, o);
+  store<kVecs>(acc, StridedC{c, rs, cs}, rows, cols, o);
 }
 
 // The same tile for A read through a row table (GatheredRows): K from k0,
 // depth values, segment by segment; within a segment row i is read at its
 // own pointer; B rows ldb apart. The same FMAs in the same order as on a materialised A.
-template <int kVecs>
+template <int kVecs, typename CRows>
 void gathered_kernel(Index k0, Index depth, const float* const* table, Index segments, Index segment,
-                     const float* b, Index ldb, float* c, Index rs, Index cs, Index rows, Index cols, const Epilogue& o) {
+                     const float* b, Index ldb, CRows c, Index rows, Index cols, const Epilogue& o) {
   Tile<kVecs> acc = zero_tile<kVecs>();
   for (Index k = k0, end = k0 + depth; k < end;) {
     const Index s = k / segment, off = k - s * segment, len = std::min(segment - off, end - k);
@@ -367,7 +384,7 @@ void gathered_kernel(Index k0, Index depth, const float* const* table, Index seg
     fma_steps<kVecs>(acc, len, b, ldb, [&](Index i, Index kk) { return p[i][kk]; });
     k += len;
   }
-  store<kVecs>(acc, c, rs, cs, rows, cols, o);
+  store<kVecs>(acc, c, rows, cols, o);
 }
 // The tile for `cols` columns of a panel.
 template <AForm kA>
@@ -376,11 +393,11 @@ void panel_kernel(Index depth, const float* a, Index lda, const float* b, Index 
   if (cols <= 16) return kernel<kA, 1>(depth, a, lda, b, ldb, c, rs, cs, rows, cols, o);
   kernel<kA, 2>(depth, a, lda, b, ldb, c, rs, cs, rows, cols, o);
 }
+template <typename CRows>
 void gathered_panel_kernel(Index k0, Index depth, const float* const* table, Index segments, Index segment,
-                           const float* b, Index ldb, float* c, Index rs, Index cs, Index rows, Index cols,
-                           const Epilogue& o) {
-  if (cols <= 16) return gathered_kernel<1>(k0, depth, table, segments, segment, b, ldb, c, rs, cs, rows, cols, o);
-  gathered_kernel<2>(k0, depth, table, segments, segment, b, ldb, c, rs, cs, rows, cols, o);
+                           const float* b, Index ldb, CRows c, Index rows, Index cols, const Epilogue& o) {
+  if (cols <= 16) return gathered_kernel<1>(k0, depth, table, segments, segment, b, ldb, c, rows, cols, o);
+  gathered_kernel<2>(k0, depth, table, segments, segment, b, ldb, c, rows, cols, o);
 }
 #elif defined(LOOM_GEMM_AVX2)
 // The 6 x 16 kernel: 12 accumulators, per k one B row (two vectors) and six
@@ -425,7 +442,7 @@ void kernel(Index depth, const float* a, Index lda, const float* b, Index ldb, f
   }
   alignas(32) float tile[kMr * kNr];
   for (Index i = 0; i < kMr; ++i) _mm256_store_ps(tile + i * kNr, acc[i][0]), _mm256_store_ps(tile + i * kNr + 8, acc[i][1]);
-  store_tile(tile, c, rs, cs, rows, cols, o);
+  store_tile(tile, StridedC{c, rs, cs}, rows, cols, o);
 }
 #else
 // Portable kernel: the same tile and order of sums, left to the compiler's vectoriser.
@@ -437,7 +454,7 @@ void kernel(Index depth, const float* a, Index lda, const float* b, Index ldb, f
   for (Index k = 0; k < depth; ++k, a += acs, b += ldb)
     for (Index i = 0; i < kMr; ++i)
       for (Index j = 0; j < kNr; ++j) tile[i * kNr + j] += a[i * ars] * b[j];
-  store_tile(tile, c, rs, cs, rows, cols, o);
+  store_tile(tile, StridedC{c, rs, cs}, rows, cols, o);
 }
 #endif
 #if !defined(LOOM_GEMM_AVX512)
@@ -551,9 +568,8 @@ void multiply_empty(View c, const Epilogue& e) {
   alignas(64) const float zeros[kMr * kNr] = {};
   for (Index i = 0; i < c.rows; i += kMr)
     for (Index j = 0; j < c.cols; j += kNr)
-      store_tile(zeros, c.data + i * c.row_stride + j * c.col_stride, c.row_stride, c.col_stride,
-                 std::min(kMr, c.rows - i), std::min(kNr, c.cols - j),
-                 e.from_column(j));
+      store_tile(zeros, StridedC{c.data + i * c.row_stride + j * c.col_stride, c.row_stride, c.col_stride},
+                 std::min(kMr, c.rows - i), std::min(kNr, c.cols - j), e.from_column(j));
 }
 
 // The blocked product's A: read in place where it is row- or column-major
@@ -578,8 +594,8 @@ class ViewA {
     if (direct_ < mc) pack_a(a_, ic + direct_, mc - direct_, pc, kc, pa_);
   }
   // The tile of `rows` rows from ic + ir against one B panel (rows ldb apart).
-  void tile(Index ir, Index rows, const float* bp, Index ldb, float* c, Index rs, Index cs, Index cols,
-            const Epilogue& o) const {
+  void tile(Index ir, Index rows, const float* bp, Index ldb, StridedC to, Index cols, const Epilogue& o) const {
+    const auto [c, rs, cs] = to;
     if (ir >= direct_)
       return panel_kernel<AForm::Packed>(kc_, pa_ + (ir - direct_) * kc_, 0, bp, ldb, c, rs, cs, rows, cols, o);
     const float* at = a_.data + (ic_ + ir) * a_.row_stride + pc_ * a_.col_stride;
@@ -591,7 +607,7 @@ class ViewA {
     if (rows < kMr && a_.col_stride == 1) {
       const float* table[kMr];
       for (Index i = 0; i < kMr; ++i) table[i] = at - pc_ + std::min(i, rows - 1) * a_.row_stride;
-      return gathered_panel_kernel(pc_, kc_, table, 1, a_.cols, bp, ldb, c, rs, cs, rows, cols, o);
+      return gathered_panel_kernel(pc_, kc_, table, 1, a_.cols, bp, ldb, to, rows, cols, o);
     }
 #endif
     if (a_.col_stride == 1)
@@ -640,8 +656,9 @@ class GatheredA {
       }
 #endif
   }
-  // B comes packed (PackedB): ldb is kNr.
-  void tile(Index ir, Index rows, const float* bp, [[maybe_unused]] Index ldb, float* c, Index rs, Index cs, Index cols,
+  // B comes packed (PackedB): ldb is kNr. C through a row table only with AVX-512.
+  template <typename CRows>
+  void tile(Index ir, Index rows, const float* bp, [[maybe_unused]] Index ldb, CRows c, Index cols,
             const Epilogue& o) const {
 #if defined(LOOM_GEMM_AVX512)
     const float* const* table = a_.table + (ic_ + ir) * a_.segments;
@@ -651,9 +668,9 @@ class GatheredA {
       std::copy_n(table, rows * a_.segments, padded.begin());
       table = padded.data();
     }
-    gathered_panel_kernel(pc_, kc_, table, a_.segments, a_.segment, bp, kNr, c, rs, cs, rows, cols, o);
+    gathered_panel_kernel(pc_, kc_, table, a_.segments, a_.segment, bp, kNr, c, rows, cols, o);
 #else
-    panel_kernel<AForm::Packed>(kc_, pa_ + ir * kc_, 0, bp, ldb, c, rs, cs, rows, cols, o);
+    panel_kernel<AForm::Packed>(kc_, pa_ + ir * kc_, 0, bp, ldb, c.c, c.rs, c.cs, rows, cols, o);
 #endif
   }
 
@@ -678,11 +695,25 @@ struct BBlock {
   const float* panel(Index jr) const { return data + jr * panel_step; }
 };
 
+// C as multiply_blocked writes it: a matrix view, or rows through a table.
+struct MatrixC {
+  View v;
+  Index rows() const { return v.rows; }
+  Index cols() const { return v.cols; }
+  StridedC at(Index i, Index j) const { return {v.data + i * v.row_stride + j * v.col_stride, v.row_stride, v.col_stride}; }
+};
+struct RowTableC {
+  ScatteredRows s;
+  Index rows() const { return s.rows; }
+  Index cols() const { return s.cols; }
+  TableC at(Index i, Index j) const { return {s.table + i, j}; }
+};
+
 // The blocked product; block_of(jc, nc, pc, kc) gives that block of B
 // (packed there and then, packed beforehand: PackedB, or read in place).
-template <typename A, typename BlockOf>
-void multiply_blocked(View c, A a, BlockOf&& block_of, const Epilogue& e) {
-  const Index m = c.rows, n = c.cols, kk = a.cols();
+template <typename A, typename BlockOf, typename C>
+void multiply_blocked(C c, A a, BlockOf&& block_of, const Epilogue& e) {
+  const Index m = c.rows(), n = c.cols(), kk = a.cols();
   for (Index jc = 0; jc < n; jc += kNc) {
     const Index nc = std::min(kNc, n - jc);
     for (Index pc = 0; pc < kk; pc += kKc) {
@@ -695,10 +726,8 @@ void multiply_blocked(View c, A a, BlockOf&& block_of, const Epilogue& e) {
         for (Index jr = 0; jr < nc; jr += kNr) {
           const Index j = jc + jr, cols = std::min(kNr, nc - jr);
           const Epilogue o = e.for_block(first, last).from_column(j);
-          float* cj = c.data + j * c.col_stride;
           for (Index ir = 0; ir < mc; ir += kMr)
-            a.tile(ir, std::min(kMr, mc - ir), pb.panel(jr), pb.ldb, cj + (ic + ir) * c.row_stride, c.row_stride,
-                   c.col_stride, cols, o);
+            a.tile(ir, std::min(kMr, mc - ir), pb.panel(jr), pb.ldb, c.at(ic + ir, j), cols, o);
         }
       }
     }
@@ -722,10 +751,10 @@ void multiply_unchecked(View c, ConstView a, ConstView b, const Epilogue& e) {
   if (m < kThinRows && b.col_stride == 1) return multiply_thin(c, a, b, e);
   if (b_in_place(m, n, b))
     return multiply_blocked(
-        c, ViewA(a), [&](Index jc, Index, Index pc, Index) { return BBlock::in_place(b, pc, jc); }, e);
+        MatrixC{c}, ViewA(a), [&](Index jc, Index, Index pc, Index) { return BBlock::in_place(b, pc, jc); }, e);
   thread_local Scratch b_scratch;
   float* pb = b_scratch.get(kKc * round_up(std::min(n, kNc), kNr));
-  multiply_blocked(c, ViewA(a), [&](Index jc, Index nc, Index pc, Index kc) {
+  multiply_blocked(MatrixC{c}, ViewA(a), [&](Index jc, Index nc, Index pc, Index kc) {
     pack_b(b, pc, kc, jc, nc, pb, kc);
     return BBlock::packed(pb, kc);
   }, e);
@@ -777,14 +806,30 @@ void multiply(View c, ConstView a, const PackedB& b, const Epilogue& e) {
   check_shapes(c, a, {nullptr, b.rows(), b.cols(), 0, 0});
   if (c.rows == 0 || c.cols == 0) return;
   if (a.cols == 0) return multiply_empty(c, e);
-  multiply_blocked(c, ViewA(a), blocks_of(b), e);
+  multiply_blocked(MatrixC{c}, ViewA(a), blocks_of(b), e);
 }
 
 void multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e) {
   check_shapes(c, {nullptr, a.rows, a.cols(), 0, 0}, {nullptr, b.rows(), b.cols(), 0, 0});
   if (c.rows == 0 || c.cols == 0) return;
   if (a.cols() == 0) return multiply_empty(c, e);
-  multiply_blocked(c, GatheredA(a), blocks_of(b), e);
+  multiply_blocked(MatrixC{c}, GatheredA(a), blocks_of(b), e);
+}
+
+void multiply(const ScatteredRows& c, const GatheredRows& a, const PackedB& b, const Epilogue& e) {
+  check_shapes({nullptr, c.rows, c.cols, 0, 0}, {nullptr, a.rows, a.cols(), 0, 0}, {nullptr, b.rows(), b.cols(), 0, 0});
+  if (c.rows == 0 || c.cols == 0) return;
+#if defined(LOOM_GEMM_AVX512)
+  if (a.cols() > 0) return multiply_blocked(RowTableC{c}, GatheredA(a), blocks_of(b), e);
+#endif
+  // Through a buffer: C's rows in (when the product adds onto them), the product, the rows out.
+  thread_local std::vector<float> buffer;
+  buffer.resize(static_cast<std::size_t>(c.rows * c.cols));
+  const auto bytes = static_cast<std::size_t>(c.cols) * sizeof(float);
+  if (e.accumulate)
+    for (Index i = 0; i < c.rows; ++i) std::memcpy(buffer.data() + i * c.cols, c.table[i], bytes);
+  multiply(View{buffer.data(), c.rows, c.cols, c.cols, 1}, a, b, e);
+  for (Index i = 0; i < c.rows; ++i) std::memcpy(c.table[i], buffer.data() + i * c.cols, bytes);
 }
 
 namespace {

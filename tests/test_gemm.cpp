@@ -3,6 +3,7 @@
 // transposed and sliced in memory, each epilogue, and 1 against 2 threads.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -283,4 +284,42 @@ TEST_CASE("gemm: A read through a row table is bitwise A written out, on 1 and 2
     }
   }
   set_threads(saved);
+}
+
+TEST_CASE("gemm: C written through a row table is bitwise C written as a matrix, then its rows copied") {
+  // A strided convolution's phase of dx: A through its row table, C's rows
+  // scattered over a larger buffer in a scrambled order. Without and with
+  // the epilogue (adding onto what the rows hold, then bias and ReLU); the
+  // last tile short of 12 rows, N of 16 to 40 columns, K past a block.
+  for (const auto [m, segments, segment, n] :
+       {std::array<Index, 4>{49, 9, 32, 32}, {13, 3, 96, 40}, {7, 2, 150, 16}, {1, 1, 5, 3}}) {
+    const Index k = segments * segment;
+    const RowMatrix a = random_matrix(m, k, 31), b = random_matrix(k, n, 32);
+    std::vector<const float*> a_table(static_cast<std::size_t>(m * segments));
+    for (Index i = 0; i < m * segments; ++i) a_table[static_cast<std::size_t>(i)] = a.data() + i * segment;
+    const gemm::GatheredRows a_rows{a_table.data(), m, segments, segment};
+    const gemm::PackedB packed(gemm::view(b));
+    const std::vector<float> bias(static_cast<std::size_t>(n), -0.25f);
+    for (const gemm::Epilogue& e : {gemm::Epilogue{}, gemm::Epilogue{true, bias.data(), true}}) {
+      RowMatrix out = random_matrix(3 * m, n, 33);  // C's rows: every other row, from the end
+      const RowMatrix before = out;
+      std::vector<float*> c_table(static_cast<std::size_t>(m));
+      std::vector<Index> picks(static_cast<std::size_t>(m));
+      for (Index i = 0; i < m; ++i) {
+        picks[static_cast<std::size_t>(i)] = (3 * m - 1 - 2 * i);  // descending, every other row: distinct
+        c_table[static_cast<std::size_t>(i)] = out.row(picks[static_cast<std::size_t>(i)]).data();
+      }
+      RowMatrix expected(m, n);
+      for (Index i = 0; i < m; ++i) expected.row(i) = before.row(picks[static_cast<std::size_t>(i)]);
+      gemm::multiply(gemm::mutable_view(expected), gemm::view(a), packed, e);
+      gemm::multiply(gemm::ScatteredRows{c_table.data(), m, n}, a_rows, packed, e);
+      INFO("M " << m << ", K " << k << ", N " << n << (e.accumulate ? ", with the epilogue" : ""));
+      bool rows_match = true, others_kept = true;
+      for (Index i = 0; i < m; ++i) rows_match = rows_match && out.row(picks[static_cast<std::size_t>(i)]) == expected.row(i);
+      for (Index r = 0; r < 3 * m; ++r)
+        if (std::find(picks.begin(), picks.end(), r) == picks.end()) others_kept = others_kept && out.row(r) == before.row(r);
+      CHECK(rows_match);
+      CHECK(others_kept);
+    }
+  }
 }

@@ -125,6 +125,20 @@ inline constexpr bool kGatheredRowsInPlace = false;
 void multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e = {});
 void parallel_multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e = {});
 
+/// C written through a table of row pointers: row i at table[i], `cols`
+/// floats side by side. A strided convolution's phase of dx, whose pixels lie
+/// strides apart in the image.
+struct ScatteredRows {
+  float* const* table;
+  Index rows, cols;
+};
+
+/// C = A B (with the epilogue; accumulate adds onto what C's rows hold), C
+/// written through its row table: bitwise the product into a matrix whose
+/// rows are then copied out. With AVX-512 each tile goes from the registers
+/// to its rows; other builds go through a buffer. On the calling thread.
+void multiply(const ScatteredRows& c, const GatheredRows& a, const PackedB& b, const Epilogue& e = {});
+
 /// Views of Eigen matrices and expressions with direct access (Map, Matrix,
 /// Block, Transpose of those): no copy.
 template <typename M>
