@@ -399,6 +399,26 @@ void gathered_panel_kernel(Index k0, Index depth, const float* const* table, Ind
   if (cols <= 16) return gathered_kernel<1>(k0, depth, table, segments, segment, b, ldb, c, rows, cols, o);
   gathered_kernel<2>(k0, depth, table, segments, segment, b, ldb, c, rows, cols, o);
 }
+// The tile for A = G^T, G read through its row table (a convolution's
+// patches): row i of the tile is column `offset + i` of G's run s, so per k
+// the tile's 12 values are side by side in G's row k, at rows[k * step] +
+// offset (rows: the table from the block's first row at run s). B packed.
+template <typename CRows>
+void transposed_gathered_panel_kernel(Index depth, const float* const* rows, Index step, Index offset, const float* b,
+                                      CRows c, Index cols, const Epilogue& o) {
+  const auto run = [&](auto vecs) {
+    constexpr int kVecs = decltype(vecs)::value;
+    Tile<kVecs> acc = zero_tile<kVecs>();
+    fma_steps<kVecs>(acc, depth, b, kNr, [&](Index i, Index k) {
+      const float* p = rows[k * step] + offset;
+      asm("" : "+r"(p));  // one register per k, the 12 broadcasts at fixed displacements from it
+      return p[i];
+    });
+    store<kVecs>(acc, c, kMr, cols, o);
+  };
+  if (cols <= 16) return run(std::integral_constant<int, 1>{});
+  run(std::integral_constant<int, 2>{});
+}
 #elif defined(LOOM_GEMM_AVX2)
 // The 6 x 16 kernel: 12 accumulators, per k one B row (two vectors) and six
 // broadcasts of A. Full tiles of a row-major C are read and written in place.
@@ -830,6 +850,60 @@ void multiply(const ScatteredRows& c, const GatheredRows& a, const PackedB& b, c
     for (Index i = 0; i < c.rows; ++i) std::memcpy(buffer.data() + i * c.cols, c.table[i], bytes);
   multiply(View{buffer.data(), c.rows, c.cols, c.cols, 1}, a, b, e);
   for (Index i = 0; i < c.rows; ++i) std::memcpy(c.table[i], buffer.data() + i * c.cols, bytes);
+}
+
+namespace {
+
+// G written out (rows x cols) in this thread's buffer: the product's A where
+// the kernels cannot read G^T through the table.
+const float* written_out(const GatheredRows& g) {
+  thread_local std::vector<float> buffer;
+  buffer.resize(static_cast<std::size_t>(g.rows * g.cols()));
+  for (Index i = 0; i < g.rows * g.segments; ++i)
+    std::memcpy(buffer.data() + i * g.segment, g.table[i], static_cast<std::size_t>(g.segment) * sizeof(float));
+  return buffer.data();
+}
+
+}  // namespace
+
+void multiply_transposed(View c, const GatheredRows& g, ConstView b, const Epilogue& e) {
+  check_shapes(c, {nullptr, g.cols(), g.rows, 0, 0}, b);
+  if (c.rows == 0 || c.cols == 0) return;
+  if (g.rows == 0) return multiply_empty(c, e);
+#if defined(LOOM_GEMM_AVX512)
+  if (g.segment >= kMr && c.col_stride == 1) {
+    // C's rows in tiles of 12 within each run of G's columns; a run's last
+    // tile starts 12 before its end, and its rows that the tile before
+    // already covered go to a scratch row (computed, never stored in C).
+    thread_local Scratch b_scratch, discard;
+    float* pb = b_scratch.get(kKc * round_up(std::min(c.cols, kNc), kNr));
+    float* scratch_row = discard.get(round_up(c.cols, kNr));  // a tile's discarded rows, at their columns
+    for (Index jc = 0; jc < c.cols; jc += kNc) {
+      const Index nc = std::min(kNc, c.cols - jc);
+      for (Index pc = 0; pc < g.rows; pc += kKc) {
+        const Index kc = std::min(kKc, g.rows - pc);
+        pack_b(b, pc, kc, jc, nc, pb, kc);
+        const Epilogue block = e.for_block(pc == 0, pc + kc == g.rows);
+        for (Index s = 0; s < g.segments; ++s)
+          for (Index done = 0; done < g.segment;) {
+            const Index offset = std::min(done, g.segment - kMr), skip = done - offset;
+            const Index first = s * g.segment + offset;  // C's row of the tile's row 0
+            for (Index jr = 0; jr < nc; jr += kNr) {
+              const Index j = jc + jr;
+              float* to[kMr];
+              for (Index i = 0; i < kMr; ++i)
+                to[i] = i < skip ? scratch_row : c.data + (first + i) * c.row_stride;
+              transposed_gathered_panel_kernel(kc, g.table + pc * g.segments + s, g.segments, offset, pb + jr * kc,
+                                               TableC{to, j}, std::min(kNr, nc - jr), block.from_column(j));
+            }
+            done = offset + kMr;
+          }
+      }
+    }
+    return;
+  }
+#endif
+  multiply(c, ConstView{written_out(g), g.cols(), g.rows, 1, g.cols()}, b, e);
 }
 
 namespace {

@@ -46,6 +46,13 @@ struct Case {
   Index batch = 3;
 };
 
+// The case's layer, built with `algorithm` forced.
+Conv2D built(const Case& c, ConvAlgorithm algorithm, bool needs_dx = true) {
+  Conv2DOptions o = c.o;
+  o.algorithm = algorithm;
+  return built(o, c.in, needs_dx);
+}
+
 // Per algorithm, tolerance relative to each tensor's largest entry. Winograd
 // F(4x4) multiplies by up to 8 and divides by 24 in its transforms: its
 // rounding is a few 1e-6 of the scale in forward, more in dW, whose sums run
@@ -158,9 +165,7 @@ TEST_CASE("The direct convolution's two forward tiles give the same bits", "[con
   };
   for (const Case& c : cases) {
     INFO(c.what);
-    Conv2DOptions o = c.o;
-    o.algorithm = ConvAlgorithm::Direct;
-    Conv2D conv = built(o, c.in);
+    Conv2D conv = built(c, ConvAlgorithm::Direct);
     const conv::ConvGeometry& g = conv.geometry();
     const Tensor x = random_tensor(3, c.in, 31);
     const conv::ConvWeights w{conv.params()[0].value.data(), conv.params()[1].value.data()};
@@ -169,8 +174,8 @@ TEST_CASE("The direct convolution's two forward tiles give the same bits", "[con
     conv::DirectConv direct;
     Tensor trained(3, g.oh, g.ow, g.f), inferred;
     inferred.resize(3, g.oh, g.ow, g.f);
-    direct.forward(g, w, x, trained, o.activation);
-    direct.infer(g, w, x, inferred, o.activation, identity);
+    direct.forward(g, w, x, trained, c.o.activation);
+    direct.infer(g, w, x, inferred, c.o.activation, identity);
     REQUIRE(trained.size() == inferred.size());
     bool same = true;
     for (Index i = 0; i < trained.size(); ++i) same = same && trained.data()[i] == inferred.data()[i];
@@ -193,9 +198,7 @@ TEST_CASE("The direct convolution's backward with ReLU gives the plain layer's g
   };
   for (const Case& c : cases) {
     INFO(c.what);
-    Conv2DOptions o = c.o;
-    o.algorithm = ConvAlgorithm::Direct;
-    Conv2D conv = built(o, c.in, false);
+    Conv2D conv = built(c, ConvAlgorithm::Direct, false);
     const conv::ConvGeometry& g = conv.geometry();
     const conv::ConvWeights w{conv.params()[0].value.data(), conv.params()[1].value.data()};
     const Tensor x = random_tensor(3, c.in, 41), dy = random_tensor(3, conv.output_shape(), 42);
@@ -246,9 +249,7 @@ TEST_CASE("Winograd results do not depend on the thread count", "[conv]") {
   };
   for (const Case& c : cases) {
     INFO(c.what);
-    Conv2DOptions o = c.o;
-    o.algorithm = ConvAlgorithm::Winograd4;
-    Conv2D conv = built(o, c.in);
+    Conv2D conv = built(c, ConvAlgorithm::Winograd4);
     const Shape& in = c.in;
     const Tensor x = random_tensor(c.batch, in, 9), dy = random_tensor(c.batch, conv.output_shape(), 10);
     const int saved = threads();
@@ -321,6 +322,48 @@ TEST_CASE("im2col's product reads the patches in place and gives the bits of the
   set_threads(saved);
 }
 
+TEST_CASE("im2col's weight gradient through the patches' row table gives the bits of col^T dz", "[conv]") {
+  // Backward reads the patches through the table forward read them by
+  // (where the build reads rows in place), not a patch matrix made again.
+  // Runs of 32, 64 and 20 channels (the last a tile of 12 overlapping the
+  // one before); 16 channels too few for a whole tile twice; filters short
+  // of a panel and past one. dW is the chunks' products summed in chunk order.
+  const Case cases[] = {
+      {"the ResNet's first strided 3x3", {.filters = 32, .kernel = 3, .strides = 2, .padding = Padding::Same},
+       Shape{14, 14, 32}},
+      {"64 channels, 40 filters", {.filters = 40, .kernel = 3, .strides = 2, .padding = Padding::Same},
+       Shape{14, 12, 64}},
+      {"20 channels, valid", {.filters = 8, .kernel = 3, .strides = 2}, Shape{9, 8, 20}},
+      {"16 channels, 5x5", {.filters = 16, .kernel = 5, .strides = 2, .padding = Padding::Same}, Shape{9, 9, 16}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    Conv2D conv = built(c, ConvAlgorithm::Im2col);
+    const conv::ConvGeometry& g = conv.geometry();
+    REQUIRE(conv::Im2colConv::weight_gradient_reads_in_place(g) == gemm::kGatheredRowsInPlace);
+    const Index n = 48;
+    const Tensor x = random_tensor(n, c.in, 41);
+    RowMatrix col(n * g.pixels(), g.patch());
+    for (Index s = 0; s < n; ++s)
+      conv::Im2colConv::im2col(g, x.data() + s * g.input_size(), col.data() + s * g.pixels() * g.patch());
+    conv.forward(x);
+    const Tensor dz = random_tensor(n, conv.output_shape(), 42);
+    const auto chunks = conv::SampleChunks::balanced(n, conv::Im2colConv::chunk_samples(g));
+    RowMatrix expected(g.patch(), g.f), part(g.patch(), g.f);
+    for (Index ch = 0; ch < chunks.count(); ++ch) {
+      const Index r0 = chunks.first(ch) * g.pixels(), rows = chunks.size(ch) * g.pixels();
+      gemm::multiply(gemm::mutable_view(part), gemm::view(col.middleRows(r0, rows).transpose()),
+                     gemm::view(ConstMatrixMap(dz.data() + r0 * g.f, rows, g.f)));
+      if (ch == 0) expected = part;
+      else expected += part;
+    }
+    conv.backward(dz);
+    const Eigen::VectorXf& dw = conv.params()[0].grad;
+    REQUIRE(dw.size() == expected.size());
+    CHECK(std::memcmp(dw.data(), expected.data(), sizeof(float) * static_cast<std::size_t>(dw.size())) == 0);
+  }
+}
+
 TEST_CASE("A 1x1 convolution of stride 1 multiplies its input as the patch matrix, copying nothing", "[conv]") {
   // A pooled projection's convolution. The patch rows are the input's
   // pixels: forward gives the product with x itself, bit for bit; dW is x^T dz
@@ -369,6 +412,7 @@ TEST_CASE("im2col's gradients match finite differences where it reads its patche
   // 3x3 of stride 2 (patches made again in backward) and a 1x1 of stride 2 (kept).
   Conv2D strided = built({.filters = 3, .kernel = 3, .strides = 2, .padding = Padding::Same}, Shape{5, 6, 16});
   REQUIRE(conv::Im2colConv::reads_in_place(strided.geometry()) == gemm::kGatheredRowsInPlace);
+  REQUIRE(conv::Im2colConv::weight_gradient_reads_in_place(strided.geometry()) == gemm::kGatheredRowsInPlace);
   REQUIRE_GRADIENTS(strided, random_tensor(2, Shape{5, 6, 16}, 17));
   Conv2D pointwise = built({.filters = 2, .kernel = 1, .strides = 2}, Shape{5, 4, 17});
   REQUIRE_GRADIENTS(pointwise, random_tensor(2, Shape{5, 4, 17}, 18));

@@ -123,6 +123,11 @@ TEST_CASE("gemm: mismatched shapes are refused") {
   RowMatrix c(4, 7);
   CHECK_THROWS_AS(gemm::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b)), ShapeError);
   CHECK_THROWS_AS(gemm::parallel_multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b)), ShapeError);
+  const std::vector<float> run(7, 1.0f);
+  const std::vector<const float*> table(6, run.data());
+  CHECK_THROWS_AS(gemm::multiply_transposed(gemm::mutable_view(c), gemm::GatheredRows{table.data(), 6, 1, 7},
+                                            gemm::view(b)),
+                  ShapeError);  // G^T is (7, 6), C (4, 7)
 }
 
 TEST_CASE("gemm: the threaded product is bitwise the one-thread product, split by rows or by columns") {
@@ -320,6 +325,42 @@ TEST_CASE("gemm: C written through a row table is bitwise C written as a matrix,
         if (std::find(picks.begin(), picks.end(), r) == picks.end()) others_kept = others_kept && out.row(r) == before.row(r);
       CHECK(rows_match);
       CHECK(others_kept);
+    }
+  }
+}
+
+TEST_CASE("gemm: G^T B for G read through a row table is bitwise G written out, read transposed") {
+  // A convolution's weight gradient col^T dZ: G's rows gathered from a
+  // pool, some the zero run. Runs of 32, 64 and 13 floats (a run's last tile
+  // of 12 overlaps the one before), 5 (shorter than a tile: G written out);
+  // K (G's rows) past a block of 256; N short of a panel, one, and past one;
+  // C row-major, and transposed in memory (written out too).
+  for (const auto [k, segments, segment, n] : {std::array<Index, 4>{300, 9, 32, 32}, {513, 2, 64, 40},
+                                               {70, 3, 13, 16}, {40, 5, 5, 7}, {9, 1, 12, 33}}) {
+    const Index m = segments * segment;
+    const RowMatrix pool = random_matrix(2 * k * segments + 1, segment, 51), b = random_matrix(k, n, 52);
+    const RowMatrix c0 = random_matrix(m, n, 53);
+    const std::vector<float> zeros(static_cast<std::size_t>(segment), 0.0f), bias(static_cast<std::size_t>(n), 0.5f);
+    std::vector<const float*> table(static_cast<std::size_t>(k * segments));
+    RowMatrix g(k, m);
+    for (Index i = 0; i < k * segments; ++i) {
+      const Index pick = (i * 5 + 1) % pool.rows();
+      table[static_cast<std::size_t>(i)] = i % 7 == 6 ? zeros.data() : pool.row(pick).data();
+      std::copy_n(table[static_cast<std::size_t>(i)], segment, g.data() + i * segment);
+    }
+    const gemm::GatheredRows rows{table.data(), k, segments, segment};
+    INFO("K " << k << ", " << segments << " runs of " << segment << ", N " << n);
+    for (const gemm::Epilogue& e : {gemm::Epilogue{}, gemm::Epilogue{true, bias.data(), true}}) {
+      RowMatrix expected = c0, got = c0;
+      gemm::multiply(gemm::mutable_view(expected), gemm::view(g.transpose()), gemm::view(b), e);
+      gemm::multiply_transposed(gemm::mutable_view(got), rows, gemm::view(b), e);
+      CHECK(got == expected);
+      RowMatrix expected_t = c0.transpose(), got_t = c0.transpose();
+      gemm::multiply(gemm::mutable_view(expected_t.transpose()), gemm::view(g.transpose()), gemm::view(b), e);
+      gemm::multiply_transposed(gemm::mutable_view(got_t.transpose()), rows, gemm::view(b), e);
+      CHECK(got_t == expected_t);
+      const RowMatrix gt = g.transpose();
+      CHECK(scaled_error(got, reference(gt, b, e.accumulate ? &c0 : nullptr, e.bias, e.relu), k) < 2e-6);
     }
   }
 }

@@ -139,6 +139,14 @@ struct ScatteredRows {
 /// to its rows; other builds go through a buffer. On the calling thread.
 void multiply(const ScatteredRows& c, const GatheredRows& a, const PackedB& b, const Epilogue& e = {});
 
+/// C = G^T B for G read through its row table (G (rows, segments * segment)),
+/// bitwise the product with G written out and read transposed: a
+/// convolution's weight gradient col^T dZ without writing the patches. With
+/// AVX-512 (and runs of at least 12 floats, C row-major) the kernels read
+/// G^T's tiles in place, each from one run per k; otherwise G is written out
+/// first. On the calling thread.
+void multiply_transposed(View c, const GatheredRows& g, ConstView b, const Epilogue& e = {});
+
 /// Views of Eigen matrices and expressions with direct access (Map, Matrix,
 /// Block, Transpose of those): no copy.
 template <typename M>

@@ -12,17 +12,19 @@
 // pay (reads_in_place). A 1x1 layer of stride 1 has the input for its patch
 // matrix (identity_patches): nothing is copied in either pass. Training keeps
 // the patches for backward only where they are smaller than the input (a
-// strided 1x1 layer); elsewhere backward makes each chunk's patches again
-// from the input, which the caller keeps until backward (layer.hpp): for a
-// 3x3 kernel of stride 2 the patches are 2.25 times the input, and writing
-// them all out in forward to read them back in backward was slower than
-// making them twice in cache (docs/architecture.md has the measurements).
+// strided 1x1 layer); elsewhere backward reads each chunk's patches through
+// the row table again where forward did (weight_gradient_reads_in_place),
+// or makes them again, from the input, which the caller keeps until
+// backward (layer.hpp): for a 3x3 kernel of stride 2 the patches are 2.25
+// times the input, and writing them all out in forward to read them back in
+// backward was slower than making them twice in cache (docs/architecture.md
+// has the measurements).
 //
 //   P = N*OH*OW output pixels, K = KH*KW*C
 //   col    (P, K)   row p holds the input patch under output pixel p, in
 //                   (kh, kw, c) order, zeros where padded
 //   z      (P, F)   = col W + b
-// Backward, for dZ = dL/dZ (P, F), a chunk at a time, its col made again:
+// Backward, for dZ = dL/dZ (P, F), a chunk at a time, its col read again:
 //   dW   = col^T dZ   (K, F)   each chunk into a partial of its own, summed in chunk order
 //   dx   = dZ W^T summed back onto the pixels, a chunk at a time: where the
 //          product reads dZ in place (PhasedInputGradient::worth_it), one
@@ -100,18 +102,25 @@ class Im2colConv {
     parallel_for_with<Scratch>(chunks.count(), true, [&](Index c, Scratch& scratch) {
       const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
       const auto dZc = dZ.middleRows(r0, rows);
-      const float* col;  // the chunk's patches: the input itself, kept, or made again as forward made them
-      if (identity_patches(g)) {
-        col = x_->data() + s0 * g.input_size();
-      } else if (keeps_patches(g)) {
-        col = col_.data() + r0 * k;
+      auto dw_part = dw_parts_.middleRows(c * k, k);
+      if (weight_gradient_reads_in_place(g)) {
+        const PatchTable& t = gather_samples(g, x_->data(), s0, chunks.end(c));
+        gemm::multiply_transposed(gemm::mutable_view(dw_part), {t.table.data(), rows, g.kh * g.kw, g.c},
+                                  gemm::view(dZc));
       } else {
-        scratch.col.resize(rows, k);
-        im2col_samples(g, x_->data(), s0, chunks.end(c), scratch.col.data());
-        col = scratch.col.data();
+        const float* col;  // the chunk's patches: the input itself, kept, or made again as forward made them
+        if (identity_patches(g)) {
+          col = x_->data() + s0 * g.input_size();
+        } else if (keeps_patches(g)) {
+          col = col_.data() + r0 * k;
+        } else {
+          scratch.col.resize(rows, k);
+          im2col_samples(g, x_->data(), s0, chunks.end(c), scratch.col.data());
+          col = scratch.col.data();
+        }
+        gemm::multiply(gemm::mutable_view(dw_part), gemm::view(ConstMatrixMap(col, rows, k).transpose()),
+                       gemm::view(dZc));
       }
-      gemm::multiply(gemm::mutable_view(dw_parts_.middleRows(c * k, k)),
-                     gemm::view(ConstMatrixMap(col, rows, k).transpose()), gemm::view(dZc));
       [&] {  // the chunk's dx
         if (!dx) return;
         if (identity_patches(g)) {  // the patch gradients are dx's rows: written (or added) by the product
@@ -199,6 +208,14 @@ class Im2colConv {
   /// enough (a first layer's 1 or 3 channels are better copied into rows).
   static bool reads_in_place(const ConvGeometry& g) { return gemm::kGatheredRowsInPlace && g.c >= 16; }
 
+  /// Whether backward's weight gradient reads the patches through their row
+  /// table (gemm::multiply_transposed: col^T dZ, the same sums in the same
+  /// order) instead of making them again, as forward reads them: where
+  /// forward would not have kept them.
+  static bool weight_gradient_reads_in_place(const ConvGeometry& g) {
+    return reads_in_place(g) && !identity_patches(g) && !keeps_patches(g);
+  }
+
   /// One sample's patch rows as a row table (gemm::GatheredRows: KH * KW
   /// segments of C floats per row, table[pixel * KH * KW + tap]): a tap
   /// inside the image is read where it lies, one in the padding from `zeros`
@@ -245,6 +262,19 @@ class Im2colConv {
     std::vector<float> zeros;
   };
 
+  // Samples [s0, s1) of the batch x as one row table (gather), in this
+  // thread's table: kept across calls, as a table made afresh had its
+  // pointers allocated and zeroed on every call. Valid until the thread's next call.
+  static const PatchTable& gather_samples(const ConvGeometry& g, const float* x, Index s0, Index s1) {
+    thread_local PatchTable t;
+    const Index taps = g.kh * g.kw;
+    t.table.resize(static_cast<std::size_t>((s1 - s0) * g.pixels() * taps));
+    if (static_cast<Index>(t.zeros.size()) != g.c) t.zeros.assign(static_cast<std::size_t>(g.c), 0.0f);
+    for (Index s = s0; s < s1; ++s)
+      gather(g, x + s * g.input_size(), t.zeros.data(), t.table.data() + (s - s0) * g.pixels() * taps);
+    return t;
+  }
+
   // z = act(col W + b), chunk by chunk of samples, with bias and ReLU in the
   // product's epilogue. One chunk (one image) runs its product on every
   // thread. Where the input is the patch matrix (identity_patches), the
@@ -280,17 +310,10 @@ class Im2colConv {
     gemm::PackedB& packed = packed_here;  // this thread's, read by the chunks on every thread
     packed.pack(gemm::view(W));
     parallel_for(chunks.count(), true, [&](Index c) {
-      // Each thread's table, kept across calls: a table made afresh had its
-      // pointers allocated and zeroed on every call.
-      thread_local PatchTable t;
       const Index s0 = chunks.first(c), r0 = s0 * g.pixels(), rows = chunks.size(c) * g.pixels();
-      const Index taps = g.kh * g.kw;
-      t.table.resize(static_cast<std::size_t>(rows * taps));
-      if (static_cast<Index>(t.zeros.size()) != g.c) t.zeros.assign(static_cast<std::size_t>(g.c), 0.0f);
-      for (Index s = s0; s < chunks.end(c); ++s)
-        gather(g, x.data() + s * g.input_size(), t.zeros.data(), t.table.data() + (s - s0) * g.pixels() * taps);
+      const PatchTable& t = gather_samples(g, x.data(), s0, chunks.end(c));
       gemm::parallel_multiply(gemm::mutable_view(MatrixMap(z.data() + r0 * f, rows, f)),
-                              gemm::GatheredRows{t.table.data(), rows, taps, g.c}, packed, epilogue);
+                              gemm::GatheredRows{t.table.data(), rows, g.kh * g.kw, g.c}, packed, epilogue);
       if (after) (*after)(s0, chunks.end(c));
     });
   }
