@@ -82,8 +82,10 @@ void dw_tile(const ConvGeometry& g, Index fp, const Index* off, const float* ima
 
 // dW (K, fp) and db (fp) += one image's share, from its dy (OH * OW, f) and
 // ReLU's output y (kMask; else dy is masked already): blocks of 32 filters,
-// then of 16; taps in tiles as for_tap_tiles cuts them (9 for 3x3 windows,
-// else 12 or 9). Every window lies inside the image (padded_geometry).
+// then of 16; taps in tiles as for_wide_tap_tiles (32 filters) and
+// for_tap_tiles (16: 9 for 3x3 windows, else 12) cut them. The tiles change
+// which sums share a pass over dy, never the order of any sum. Every window
+// lies inside the image (padded_geometry).
 template <bool kMask>
 void dw_one_masked(const ConvGeometry& g, Index fp, const Index* off, const float* image, const float* dy,
                    const float* y, float* dw, float* db) {
@@ -91,13 +93,15 @@ void dw_one_masked(const ConvGeometry& g, Index fp, const Index* off, const floa
     const Index in_last = std::min<Index>(16, g.f - f0 - 16 * (V - 1));
     const auto last = static_cast<__mmask16>((1u << in_last) - 1);
     const float* yb = kMask ? y + f0 : nullptr;
-    for_tap_tiles<V == 1 ? 12 : 9>(g.patch(), [&]<int T>(std::integral_constant<int, T>, Index t0) {
+    const auto tile = [&]<int T>(std::integral_constant<int, T>, Index t0) {
       float* out = dw + t0 * fp + f0;
       if (t0 == 0)  // the first tile of a block also sums db
         dw_tile<V, T, true, kMask>(g, fp, off + t0, image, dy + f0, yb, last, out, db + f0);
       else
         dw_tile<V, T, false, kMask>(g, fp, off + t0, image, dy + f0, yb, last, out, nullptr);
-    });
+    };
+    if constexpr (V == 2) for_wide_tap_tiles(g.patch(), tile);
+    else for_tap_tiles<12>(g.patch(), tile);
   };
   Index f0 = 0;
   for (; f0 + 32 <= fp; f0 += 32) block.template operator()<2>(f0);
