@@ -888,11 +888,10 @@ void multiply_transposed(View c, const GatheredRows& g, ConstView b, const Epilo
           for (Index done = 0; done < g.segment;) {
             const Index offset = std::min(done, g.segment - kMr), skip = done - offset;
             const Index first = s * g.segment + offset;  // C's row of the tile's row 0
+            float* to[kMr];  // the tile's rows, the same for every panel
+            for (Index i = 0; i < kMr; ++i) to[i] = i < skip ? scratch_row : c.data + (first + i) * c.row_stride;
             for (Index jr = 0; jr < nc; jr += kNr) {
               const Index j = jc + jr;
-              float* to[kMr];
-              for (Index i = 0; i < kMr; ++i)
-                to[i] = i < skip ? scratch_row : c.data + (first + i) * c.row_stride;
               transposed_gathered_panel_kernel(kc, g.table + pc * g.segments + s, g.segments, offset, pb + jr * kc,
                                                TableC{to, j}, std::min(kNr, nc - jr), block.from_column(j));
             }
