@@ -128,6 +128,11 @@ TEST_CASE("gemm: mismatched shapes are refused") {
   CHECK_THROWS_AS(gemm::multiply_transposed(gemm::mutable_view(c), gemm::GatheredRows{table.data(), 6, 1, 7},
                                             gemm::view(b)),
                   ShapeError);  // G^T is (7, 6), C (4, 7)
+  std::vector<float*> c_rows(4, c.data());
+  const gemm::PackedB packed(gemm::view(b));
+  CHECK_THROWS_AS(gemm::multiply(gemm::ScatteredRows{c_rows.data(), 4, 7}, gemm::GatheredRows{table.data(), 4, 1, 5},
+                                 packed),
+                  ShapeError);  // B (6, 7) after A (4, 5)
 }
 
 TEST_CASE("gemm: the threaded product is bitwise the one-thread product, split by rows or by columns") {
