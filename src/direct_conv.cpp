@@ -453,15 +453,16 @@ void DirectConv::backward_images(const ConvGeometry& g, Index n, bool relu, floa
   ConvGeometry gp = gx;  // dz in rows of fp
   gp.f = fp;
 #if defined(__AVX512F__)
-  // ReLU's mask fused into the tiles (src/direct_dw_avx512.hpp) when they
-  // read each row of dy at most 3 times (K <= 27). Else the mask pass and
-  // portable tiles below: for photo conv1 (K = 75) the fused tiles were 35 %
-  // slower, and so were these tiles reading the masked copy (18 %).
-  const bool fused_mask = relu && k <= 27;
+  // The AVX-512 tiles (src/direct_dw_avx512.hpp) when they read each row of
+  // dy at most 3 times (K <= 27): ReLU's mask fused into them, db summed in
+  // the first, no copy of dy. Else the mask (or padding) pass and portable
+  // tiles below: for photo conv1 (K = 75) the fused tiles were 35 % slower,
+  // and so were these tiles reading the masked copy (18 %).
+  const bool avx512_tiles = k <= 27;
 #else
-  const bool fused_mask = false;
+  const bool avx512_tiles = false;
 #endif
-  const bool copy = !fused_mask && (relu || fp != f);
+  const bool copy = !avx512_tiles && (relu || fp != f);
   if (copy) masked_.resize(threads() * pixels, fp);
   parallel_for_with<std::vector<float>>(chunks.count(), true, [&](Index c, std::vector<float>& scratch) {
     float* dw = parts_.data() + c * (k + 1) * fp;
@@ -469,8 +470,8 @@ void DirectConv::backward_images(const ConvGeometry& g, Index n, bool relu, floa
       const ImageGradient d = image_of(s, scratch);
       const float* image = kept_ + s * gx.input_size();
 #if defined(__AVX512F__)
-      if (fused_mask) {
-        avx512::dw_one(gx, fp, off, image, d.dy, d.relu_output, dw, dw + k * fp);
+      if (avx512_tiles) {
+        avx512::dw_one(gx, fp, off, image, d.dy, d.relu_output, d.streamed, dw, dw + k * fp);
         continue;
       }
 #endif
@@ -499,7 +500,7 @@ void DirectConv::backward(const ConvGeometry& g, const Tensor& dy, const Tensor*
   const Index out = g.output_size();
   backward_images(g, dy.dimension(0), relu_output != nullptr, dkernel, dbias,
                   [&](Index s, std::vector<float>&) -> ImageGradient {
-                    return {dy.data() + s * out, relu_output ? relu_output->data() + s * out : nullptr};
+                    return {dy.data() + s * out, relu_output ? relu_output->data() + s * out : nullptr, true};
                   });
 }
 
@@ -517,7 +518,7 @@ void DirectConv::backward_pooled(const ConvGeometry& g, const Tensor& dpool, con
     if (leftover) std::fill(dz.begin(), dz.end(), 0.0f);
     maxpool_halves::route_halves(dz.data(), dpool.data() + s * per_out, won_.data() + s * per_out, ph, pw, g.ow, g.f,
                                  pooled.data() + s * per_out);
-    return {dz.data(), nullptr};
+    return {dz.data(), nullptr, false};
   });
 }
 

@@ -30,8 +30,9 @@ namespace loom::conv::avx512 {
 // where ReLU's output y > 0 (kMask), or dy itself, masked already. dy
 // and y rows hold g.f values (the layer's filters), starting at the block's
 // first; dw rows hold fp. `last`: the lanes of the block's last vector that
-// are filters.
-template <int V, int T, bool kBias, bool kMask>
+// are filters. kAhead: whether dy and y stream from a batch's maps (not a
+// thread's scratch, in cache), so that their rows are prefetched.
+template <int V, int T, bool kBias, bool kMask, bool kAhead>
 void dw_tile(const ConvGeometry& g, Index fp, const Index* off, const float* image, const float* dy, const float* y,
              __mmask16 last, float* dw, float* db) {
   // One flat array, every loop over it unrolled: g++ kept a [T][V] array of
@@ -42,6 +43,12 @@ void dw_tile(const ConvGeometry& g, Index fp, const Index* off, const float* ima
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v) bias[v] = _mm512_setzero_ps();
   const __m512 zero = _mm512_setzero_ps();
+  // A batch's dy and y stream from L3 (they outgrow L2), and the tiles did
+  // too little arithmetic per row to hide the wait: rows prefetched 16
+  // pixels ahead made the seed's conv1 backward 10-12 % faster
+  // (docs/benchmarks.md). On a scratch in cache they cost 2 %. Past the
+  // end, a prefetch is a no-op.
+  const Index ahead = 16 * g.f;
   Index tap[T];
 #pragma GCC unroll 16
   for (int t = 0; t < T; ++t) tap[t] = off[t];
@@ -52,6 +59,11 @@ void dw_tile(const ConvGeometry& g, Index fp, const Index* off, const float* ima
     for (Index ox = 0; ox < g.ow; ++ox, x += g.sw * g.c, gz += g.f, yr += kMask ? g.f : 0) {
       __m512 d[V];
       __mmask16 m[V];
+#pragma GCC unroll 4
+      for (int v = 0; v < V && kAhead; ++v) {
+        _mm_prefetch(reinterpret_cast<const char*>(gz + ahead + 16 * v), _MM_HINT_T0);
+        if constexpr (kMask) _mm_prefetch(reinterpret_cast<const char*>(yr + ahead + 16 * v), _MM_HINT_T0);
+      }
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) {
         const __mmask16 lanes = v == V - 1 ? last : __mmask16(0xFFFF);
@@ -86,7 +98,7 @@ void dw_tile(const ConvGeometry& g, Index fp, const Index* off, const float* ima
 // for_tap_tiles (16: 9 for 3x3 windows, else 12) cut them. The tiles change
 // which sums share a pass over dy, never the order of any sum. Every window
 // lies inside the image (padded_geometry).
-template <bool kMask>
+template <bool kMask, bool kAhead>
 void dw_one_masked(const ConvGeometry& g, Index fp, const Index* off, const float* image, const float* dy,
                    const float* y, float* dw, float* db) {
   auto block = [&]<int V>(Index f0) {
@@ -96,9 +108,9 @@ void dw_one_masked(const ConvGeometry& g, Index fp, const Index* off, const floa
     const auto tile = [&]<int T>(std::integral_constant<int, T>, Index t0) {
       float* out = dw + t0 * fp + f0;
       if (t0 == 0)  // the first tile of a block also sums db
-        dw_tile<V, T, true, kMask>(g, fp, off + t0, image, dy + f0, yb, last, out, db + f0);
+        dw_tile<V, T, true, kMask, kAhead>(g, fp, off + t0, image, dy + f0, yb, last, out, db + f0);
       else
-        dw_tile<V, T, false, kMask>(g, fp, off + t0, image, dy + f0, yb, last, out, nullptr);
+        dw_tile<V, T, false, kMask, kAhead>(g, fp, off + t0, image, dy + f0, yb, last, out, nullptr);
     };
     if constexpr (V == 2) for_wide_tap_tiles(g.patch(), tile);
     else for_tap_tiles<12>(g.patch(), tile);
@@ -108,13 +120,16 @@ void dw_one_masked(const ConvGeometry& g, Index fp, const Index* off, const floa
   if (f0 < fp) block.template operator()<1>(f0);
 }
 
-/// dw_one_masked, masking dy by y when y is given.
+/// dw_one_masked, masking dy by y when y is given (then a batch's map);
+/// `streamed`: whether dy is a batch's map too, not a scratch in cache.
 inline void dw_one(const ConvGeometry& g, Index fp, const Index* off, const float* image, const float* dy,
-                   const float* y, float* dw, float* db) {
+                   const float* y, bool streamed, float* dw, float* db) {
   if (y)
-    dw_one_masked<true>(g, fp, off, image, dy, y, dw, db);
+    dw_one_masked<true, true>(g, fp, off, image, dy, y, dw, db);
+  else if (streamed)
+    dw_one_masked<false, true>(g, fp, off, image, dy, nullptr, dw, db);
   else
-    dw_one_masked<false>(g, fp, off, image, dy, nullptr, dw, db);
+    dw_one_masked<false, false>(g, fp, off, image, dy, nullptr, dw, db);
 }
 
 }  // namespace loom::conv::avx512

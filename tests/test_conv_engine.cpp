@@ -225,13 +225,14 @@ TEST_CASE("The direct convolution's backward with ReLU gives the plain layer's g
   }
 }
 
-TEST_CASE("The direct convolution's weight gradient under ReLU agrees with col^T dz, 9 to 27 taps", "[conv]") {
-  // With AVX-512 the tiles that mask dy themselves (ReLU, up to 27 taps)
-  // cut a block of 32 filters' taps into tiles of 13, then 14, then the
-  // rest (src/direct_tap_tiles.hpp): 9, 13 + 12 and 13 + 14 here; 48
-  // filters are a block of 32 and one of 16, 24 one block with a last
-  // vector of 8. Against a double-precision product of the patches and dy
-  // masked where ReLU cut.
+TEST_CASE("The direct convolution's weight gradient agrees with col^T dz, 9 to 27 taps, with and without ReLU",
+          "[conv]") {
+  // With AVX-512 the tiles of up to 27 taps read dy as it is (masking it
+  // themselves under ReLU) and cut a block of 32 filters' taps into tiles
+  // of 13, then 14, then the rest (src/direct_tap_tiles.hpp): 9, 13 + 12
+  // and 13 + 14 here; 48 filters are a block of 32 and one of 16, 24 one
+  // block with a last vector of 8. Against a double-precision product of
+  // the patches and dy, masked where ReLU cut.
   const std::vector<Case> cases = {
       {"3x3 grey, 32 filters", {.filters = 32, .kernel = 3}, Shape{12, 11, 1}},
       {"5x5 grey, 48 filters", {.filters = 48, .kernel = 5, .padding = Padding::Same}, Shape{10, 9, 1}},
@@ -239,28 +240,31 @@ TEST_CASE("The direct convolution's weight gradient under ReLU agrees with col^T
       {"3x3 colour, 24 filters, stride 2", {.filters = 24, .kernel = 3, .strides = 2}, Shape{13, 12, 3}},
   };
   for (const Case& c : cases) {
-    INFO(c.what);
-    Case relu = c;
-    relu.o.activation = Activation::ReLU;
-    Conv2D conv = built(relu, ConvAlgorithm::Direct, false);
-    const conv::ConvGeometry& g = conv.geometry();
-    const Index n = 3;
-    const Tensor x = random_tensor(n, c.in, 51);
-    const Tensor y = conv.forward(x);
-    Tensor dz = random_tensor(n, conv.output_shape(), 52);
-    conv.backward(dz);
-    for (Index i = 0; i < dz.size(); ++i)
-      if (!(y.data()[i] > 0.0f)) dz.data()[i] = 0.0f;
-    RowMatrix col(n * g.pixels(), g.patch());
-    for (Index s = 0; s < n; ++s)
-      conv::Im2colConv::im2col(g, x.data() + s * g.input_size(), col.data() + s * g.pixels() * g.patch());
-    const ConstMatrixMap dZ(dz.data(), col.rows(), g.f);
-    const Eigen::MatrixXd dw = col.cast<double>().transpose() * dZ.cast<double>();
-    const Eigen::VectorXd db = dZ.cast<double>().colwise().sum().transpose();
-    const RowMatrix dw_ref = dw.cast<float>();
-    const Eigen::VectorXf db_ref = db.cast<float>();
-    CHECK(relative_error(conv.params()[0].grad.data(), dw_ref.data(), dw_ref.size()) < 1e-5);
-    CHECK(relative_error(conv.params()[1].grad.data(), db_ref.data(), db_ref.size()) < 1e-5);
+    for (const Activation activation : {Activation::ReLU, Activation::None}) {
+      INFO(c.what << (activation == Activation::ReLU ? ", ReLU" : ", no activation"));
+      Case with = c;
+      with.o.activation = activation;
+      Conv2D conv = built(with, ConvAlgorithm::Direct, false);
+      const conv::ConvGeometry& g = conv.geometry();
+      const Index n = 3;
+      const Tensor x = random_tensor(n, c.in, 51);
+      const Tensor y = conv.forward(x);
+      Tensor dz = random_tensor(n, conv.output_shape(), 52);
+      conv.backward(dz);
+      if (activation == Activation::ReLU)
+        for (Index i = 0; i < dz.size(); ++i)
+          if (!(y.data()[i] > 0.0f)) dz.data()[i] = 0.0f;
+      RowMatrix col(n * g.pixels(), g.patch());
+      for (Index s = 0; s < n; ++s)
+        conv::Im2colConv::im2col(g, x.data() + s * g.input_size(), col.data() + s * g.pixels() * g.patch());
+      const ConstMatrixMap dZ(dz.data(), col.rows(), g.f);
+      const Eigen::MatrixXd dw = col.cast<double>().transpose() * dZ.cast<double>();
+      const Eigen::VectorXd db = dZ.cast<double>().colwise().sum().transpose();
+      const RowMatrix dw_ref = dw.cast<float>();
+      const Eigen::VectorXf db_ref = db.cast<float>();
+      CHECK(relative_error(conv.params()[0].grad.data(), dw_ref.data(), dw_ref.size()) < 1e-5);
+      CHECK(relative_error(conv.params()[1].grad.data(), db_ref.data(), db_ref.size()) < 1e-5);
+    }
   }
 }
 

@@ -110,6 +110,7 @@ class DirectConv {
   struct ImageGradient {
     const float* dy;
     const float* relu_output;
+    bool streamed;  // dy is a batch's map, not made in a thread's scratch (in cache)
   };
   template <typename ImageOf>
   void backward_images(const ConvGeometry& g, Index n, bool relu, float* dkernel, float* dbias, ImageOf&& image_of);
