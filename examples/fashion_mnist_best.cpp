@@ -24,7 +24,7 @@
 //   fashion_mnist_best [--epochs 36] [--batch-size 128] [--seed 7] [--threads N]
 //                      [--augment pad=2,flip|none|...] [--label-smoothing 0]
 //                      [--weight-decay 0.005] [--schedule one-cycle|constant]
-//                      [--max-lr 0.1] [--width 32] [--blocks 1,1,1] [--strides 2,2,2]
+//                      [--max-lr 0.1] [--dropout 0.2] [--width 32] [--blocks 1,1,1] [--strides 2,2,2]
 //                      [--stem-pool 0] [--zero-init-residual 0] [--pooled-shortcut 1] [--ema 0]
 //                      [--limit N] [--data DIR] [--save FILE]
 
@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
                      "  --weight-decay X decoupled, on the kernels (default 0.005)\n"
                      "  --schedule S     one-cycle (default) or constant (max-lr / 10)\n"
                      "  --max-lr X       the one-cycle peak (default 0.1)\n"
+                     "  --dropout X      rate of the dropout before the classifier (default 0.2)\n"
                      "  --width N        filters of the blocks: N, 2N, 4N (default 32)\n"
                      "  --blocks A,B,C   basic blocks per stage (default 1,1,1)\n"
                      "  --strides A,B,C  strides of the stages' first blocks (default 2,2,2)\n"
@@ -86,6 +87,11 @@ int main(int argc, char** argv) {
              else if (flag == "--label-smoothing") recipe.label_smoothing = static_cast<float>(cli::parse_number(flag, v));
              else if (flag == "--weight-decay") recipe.weight_decay = static_cast<float>(cli::parse_number(flag, v));
              else if (flag == "--max-lr") recipe.max_learning_rate = static_cast<float>(cli::parse_number(flag, v));
+             else if (flag == "--dropout") {
+               recipe.dropout = static_cast<float>(cli::parse_number(flag, v));
+               if (!(recipe.dropout >= 0.0f && recipe.dropout < 1.0f))  // before the data is read
+                 throw UsageError("--dropout: expected a rate in [0, 1), got \"" + std::string(v) + "\"");
+             }
              else if (flag == "--width") {
                const Index w = cli::parse_int(flag, v, 1);
                recipe.filters = {w, 2 * w, 4 * w};
