@@ -129,7 +129,7 @@ def main():
     ap.add_argument("--max-lr", type=float, default=0.1)
     ap.add_argument("--weight-decay", type=float, default=5e-3)
     ap.add_argument("--label-smoothing", type=float, default=0.0)
-    ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--blocks", default="1,1,1", help="basic blocks per stage, as fashion_mnist_best's --blocks")
     ap.add_argument("--zero-init-residual", type=int, choices=(0, 1), default=0)
     ap.add_argument("--strides", default="2,2,2", help="strides of the stages' first blocks, as fashion_mnist_best's")

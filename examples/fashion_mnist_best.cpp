@@ -5,7 +5,7 @@
 // flip); no label smoothing. In Keras terms:
 //
 //   model = small_resnet(filters=(32, 64, 128), strides=(2, 2, 2), stem_pool=False,  # models/small_resnet.hpp
-//                        dropout=0.2)
+//                        dropout=0)  # a Dropout layer of rate 0: the identity
 //   steps = epochs * ceil(60000 / 128)
 //   lr = OneCycle(max_lr=0.1, total_steps=steps, pct_start=0.25)
 //   model.compile(SGD(lr, momentum=0.9, nesterov=True, weight_decay=5e-3),
@@ -24,7 +24,7 @@
 //   fashion_mnist_best [--epochs 36] [--batch-size 128] [--seed 7] [--threads N]
 //                      [--augment pad=2,flip|none|...] [--label-smoothing 0]
 //                      [--weight-decay 0.005] [--schedule one-cycle|constant]
-//                      [--max-lr 0.1] [--dropout 0.2] [--width 32] [--blocks 1,1,1] [--strides 2,2,2]
+//                      [--max-lr 0.1] [--dropout 0] [--width 32] [--blocks 1,1,1] [--strides 2,2,2]
 //                      [--stem-pool 0] [--zero-init-residual 0] [--pooled-shortcut 1] [--ema 0]
 //                      [--limit N] [--data DIR] [--save FILE]
 
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
                      "  --weight-decay X decoupled, on the kernels (default 0.005)\n"
                      "  --schedule S     one-cycle (default) or constant (max-lr / 10)\n"
                      "  --max-lr X       the one-cycle peak (default 0.1)\n"
-                     "  --dropout X      rate of the dropout before the classifier (default 0.2)\n"
+                     "  --dropout X      rate of the dropout before the classifier (default 0)\n"
                      "  --width N        filters of the blocks: N, 2N, 4N (default 32)\n"
                      "  --blocks A,B,C   basic blocks per stage (default 1,1,1)\n"
                      "  --strides A,B,C  strides of the stages' first blocks (default 2,2,2)\n"
