@@ -221,7 +221,9 @@ def main():
                       "batch_size": a.batch_size, "width": a.width, "blocks": list(blocks),
                       "zero_init_residual": a.zero_init_residual == 1,
                       "strides": list(strides), "stem_pool": a.stem_pool == 1,
-                      "pooled_shortcut": a.pooled_shortcut == 1, "layout": a.layout, "seed": a.seed,
+                      "pooled_shortcut": a.pooled_shortcut == 1, "dropout": a.dropout, "max_lr": a.max_lr,
+                      "weight_decay": a.weight_decay, "label_smoothing": a.label_smoothing,
+                      "pad": a.pad, "erase": a.erase, "layout": a.layout, "seed": a.seed,
                       "epoch_seconds": epoch_seconds, "epoch_test_accuracy": epoch_acc,
                       "train_seconds": sum(epoch_seconds), "test_accuracy": acc, "test_loss": loss,
                       "test_accuracy_flip_tta": acc_tta, "torch": torch_env.describe()}))
