@@ -97,7 +97,7 @@ def curve_svg(series, target=0.94, y_range=(0.85, 0.95)):
             spent += seconds
             points.append(px(spent / 60, acc))
         svg.polyline(points, colour)
-        ly = top + 20 + 18 * i
+        ly = max(top + 20, ty - 8) + 18 * i  # under the target's label, which sits where the line ends
         svg.line(w - right + 6, ly + 20, w - right + 26, ly + 20, colour, width=2)
         svg.text(w - right + 30, ly + 24, label)
     return svg.render()
