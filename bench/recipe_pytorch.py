@@ -33,6 +33,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_env  # noqa: E402
 from pytorch_reference import load  # noqa: E402
 
+# The recipe's network as models::BestRecipe defines it; suite_models.py builds it from these too.
+WIDTH = 32
+DROPOUT = 0.0  # 0.2 until 2026-12-06 (docs/best-recipe.md)
+
 
 def bn(c):
     return nn.BatchNorm2d(c, momentum=0.01, eps=1e-3)  # Keras's momentum 0.99 is PyTorch's 0.01
@@ -125,11 +129,11 @@ def main():
     ap.add_argument("--data", default=os.environ.get("LOOM_DATA_DIR", "/usr/share/datasets/fashion-mnist"))
     ap.add_argument("--epochs", type=int, default=36, help="default: the recipe's (models/fashion_mnist_best.hpp)")
     ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--width", type=int, default=WIDTH)
     ap.add_argument("--max-lr", type=float, default=0.1)
     ap.add_argument("--weight-decay", type=float, default=5e-3)
     ap.add_argument("--label-smoothing", type=float, default=0.0)
-    ap.add_argument("--dropout", type=float, default=0.0)
+    ap.add_argument("--dropout", type=float, default=DROPOUT)
     ap.add_argument("--blocks", default="1,1,1", help="basic blocks per stage, as fashion_mnist_best's --blocks")
     ap.add_argument("--zero-init-residual", type=int, choices=(0, 1), default=0)
     ap.add_argument("--strides", default="2,2,2", help="strides of the stages' first blocks, as fashion_mnist_best's")

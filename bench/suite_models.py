@@ -54,7 +54,7 @@ def build(name):
     spec = MODELS[name]
     if spec.get("network") == "recipe":
         import recipe_pytorch  # the recipe's twin: the same network as models::fashion_mnist_best
-        return recipe_pytorch.SmallResNet(32, 0.0)
+        return recipe_pytorch.SmallResNet(recipe_pytorch.WIDTH, recipe_pytorch.DROPOUT)
     layers = []
     if len(spec["input"]) == 3:
         h, w, c = spec["input"]
