@@ -5,7 +5,7 @@ Runs, one child at a time (never at once), each with the same thread count:
 
   loom     build/examples/fashion_mnist_best --seed S   for every --seeds S
            (and, with --ablation, once per variant that leaves one ingredient
-           out, or adds random erasing back, at the first seed)
+           out, or adds back one the recipe left out, at the first seed)
   PyTorch  bench/recipe_pytorch.py (with --pytorch): the same recipe, in the
            layout --layout names (first a one-epoch probe of both layouts on
            --probe-images images picks the faster when --layout is "faster")
@@ -45,11 +45,13 @@ from benchlib import die, fmt, verdict  # noqa: E402
 from svg import Svg  # noqa: E402
 
 # Each variant turns one ingredient off (flags of fashion_mnist_best), or
-# (random erasing and label smoothing, which the recipe left out) on.
+# (random erasing, label smoothing and dropout, which the recipe left out) on.
 ABLATION = {
     "no augmentation": ["--augment", "none"],
     "with random erasing 0.25": ["--augment", "pad=2,flip,erasing=0.25"],
     "with label smoothing 0.1": ["--label-smoothing", "0.1"],
+    "with dropout 0.2": ["--dropout", "0.2"],
+    "strided 1x1 projections": ["--pooled-shortcut", "0"],
     "no weight decay": ["--weight-decay", "0"],
     "constant learning rate": ["--schedule", "constant"],
 }
