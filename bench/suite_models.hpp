@@ -18,7 +18,7 @@
 //                    strided 2 with a projection (2x2 average pool, 1x1
 //                    conv), global average pooling,
 //                    Dropout, Dense 10), trained as the recipe trains it: SGD
-//                    with Nesterov momentum and weight decay, label smoothing
+//                    with Nesterov momentum and decoupled weight decay
 //
 // Every hidden layer has ReLU, the last Dense softmax (fused into the loss in
 // training, as Keras and PyTorch's cross_entropy do); Adam with Keras defaults
@@ -117,7 +117,7 @@ inline Sequential mlp(std::uint64_t seed) {
   return m;
 }
 
-// The recipe's one-cycle schedule spans a 30-epoch run on the 60,000 training
+// The recipe's one-cycle schedule spans its whole run on the 60,000 training
 // images; a step costs the same at any point of it.
 inline Sequential resnet(std::uint64_t seed) { return models::fashion_mnist_best(seed, 60000); }
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import recipe_pytorch  # noqa: E402
 import suite_models  # noqa: E402
 import torch_env  # noqa: E402
 
@@ -83,7 +84,7 @@ def main():
         opt.zero_grad(set_to_none=True)
         with torch.no_grad():
             for p in decay:  # decoupled weight decay on the kernels, as the recipe's SGD
-                p.mul_(1 - 0.01 * 5e-3)
+                p.mul_(1 - 0.01 * recipe_pytorch.WEIGHT_DECAY)
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()

@@ -8,7 +8,7 @@
 //                        dropout=0)  # a Dropout layer of rate 0: the identity
 //   steps = epochs * ceil(60000 / 128)
 //   lr = OneCycle(max_lr=0.1, total_steps=steps, pct_start=0.25)
-//   model.compile(SGD(lr, momentum=0.9, nesterov=True, weight_decay=5e-3),
+//   model.compile(SGD(lr, momentum=0.9, nesterov=True, weight_decay=2.5e-3),
 //                 SparseCategoricalCrossentropy(), ["accuracy"])
 //   model.fit(augment(x_train), y_train, epochs=36, batch_size=128)
 //
@@ -23,7 +23,7 @@
 //
 //   fashion_mnist_best [--epochs 36] [--batch-size 128] [--seed 7] [--threads N]
 //                      [--augment pad=2,flip|none|...] [--label-smoothing 0]
-//                      [--weight-decay 0.005] [--schedule one-cycle|constant]
+//                      [--weight-decay 0.0025] [--schedule one-cycle|constant]
 //                      [--max-lr 0.1] [--dropout 0] [--width 32] [--blocks 1,1,1] [--strides 2,2,2]
 //                      [--stem-pool 0] [--zero-init-residual 0] [--pooled-shortcut 1] [--ema 0]
 //                      [--limit N] [--data DIR] [--save FILE]
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
        .extra_help = "  --augment LIST   pad=N, flip, erasing=P, comma-separated, or none\n"
                      "                   (default pad=2,flip)\n"
                      "  --label-smoothing X  (default 0)\n"
-                     "  --weight-decay X decoupled, on the kernels (default 0.005)\n"
+                     "  --weight-decay X decoupled, on the kernels (default 0.0025)\n"
                      "  --schedule S     one-cycle (default) or constant (max-lr / 10)\n"
                      "  --max-lr X       the one-cycle peak (default 0.1)\n"
                      "  --dropout X      rate of the dropout before the classifier (default 0)\n"
