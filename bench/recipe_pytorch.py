@@ -33,7 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_env  # noqa: E402
 from pytorch_reference import load  # noqa: E402
 
-# The recipe's network as models::BestRecipe defines it; suite_models.py builds it from these too.
+# The recipe's network and weight decay as models::BestRecipe defines them; the suite's
+# PyTorch resnet (suite_models.py, suite_pytorch.py) takes them from here too.
 WIDTH = 32
 DROPOUT = 0.0  # 0.2 until 2026-12-06 (docs/best-recipe.md)
 WEIGHT_DECAY = 2.5e-3  # decoupled, kernels only; 5e-3 until 2026-12-06
