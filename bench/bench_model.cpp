@@ -28,6 +28,10 @@
 //                    can do (2 FLOP per lane per FMA), the ceiling above any
 //                    product; a target that needs more than it cannot be met
 //                    by doing the same FLOPs faster
+//   peak/bf16_dot    the same with AVX512-BF16's dot products (vdpbf16ps: per
+//                    float lane, two bfloat16 products added to a float sum,
+//                    4 FLOP), where the build targets them: the ceiling of a
+//                    product in bfloat16 with float sums, beside peak/fma's
 //   eigen/shape/...  one single-threaded Eigen product at each exact shape of
 //                    the seed model's convolution and dense products (whole
 //                    batch of 32, one product per matrix): what one thread of
@@ -198,8 +202,8 @@ void square_gemm(benchmark::State& state, Gemm how) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// peak/fma: 12 independent chains of FMAs per thread (enough to hide the FMA
-// latency on two FMA pipes), for a fixed count per iteration, in the widest
+// peak/fma: independent chains of FMAs on every thread (independent_chains
+// below), for a fixed count per iteration, in the widest
 // vectors the build targets (16 lanes with AVX-512, which loom's product
 // uses; 8 with AVX2: an 8-lane ceiling on an AVX-512 machine is half the real one).
 #if defined(__AVX512F__)
@@ -215,30 +219,58 @@ inline FmaVector fma_set1(float v) { return _mm256_set1_ps(v); }
 inline FmaVector fma_madd(FmaVector a, FmaVector b, FmaVector c) { return _mm256_fmadd_ps(a, b, c); }
 inline float fma_lane0(FmaVector v) { return _mm256_cvtss_f32(v); }
 #endif
-void fma_peak(benchmark::State& state) {
-#if defined(__AVX2__) && defined(__FMA__)
-  constexpr int kChains = 12;
-  constexpr long kRounds = 1 << 18;  // about 0.5 ms: the parallel region's start is noise
+
+// The ceiling loop of peak/fma and peak/bf16_dot: on every thread, 12
+// independent chains (enough to hide the latency on two pipes) of
+// acc = step(acc) for a fixed count, started at start(i); one lane of each
+// chain goes into a sink so that no chain can be dropped. Reports
+// flop_per_step of each step as GFLOP/s.
+constexpr int kPeakChains = 12;
+constexpr long kPeakRounds = 1 << 18;  // about 0.5 ms: the parallel region's start is noise
+template <class Vector, class Start, class Step, class Lane0>
+void independent_chains(benchmark::State& state, double flop_per_step, Start start, Step step, Lane0 lane0) {
   const int threads = omp_get_max_threads();
   float sink = 0.0f;
   for (auto _ : state) {
 #pragma omp parallel reduction(+ : sink)
     {
-      FmaVector acc[kChains];
-      for (int i = 0; i < kChains; ++i) acc[i] = fma_set1(1.0f + 1e-7f * static_cast<float>(i));
-      const FmaVector mul = fma_set1(0.9999999f), add = fma_set1(1e-8f);
-      for (long r = 0; r < kRounds; ++r)
-        for (int i = 0; i < kChains; ++i) acc[i] = fma_madd(acc[i], mul, add);
-      // one lane of each chain into the sink, so that no chain can be dropped
-      for (int i = 0; i < kChains; ++i) sink += fma_lane0(acc[i]);
+      Vector acc[kPeakChains];
+      for (int i = 0; i < kPeakChains; ++i) acc[i] = start(i);
+      for (long r = 0; r < kPeakRounds; ++r)
+        for (int i = 0; i < kPeakChains; ++i) acc[i] = step(acc[i]);
+      for (int i = 0; i < kPeakChains; ++i) sink += lane0(acc[i]);
     }
     benchmark::DoNotOptimize(sink);
   }
   state.counters["GFLOP/s"] =
-      benchmark::Counter(static_cast<double>(threads) * kRounds * kChains * kFmaLanes * 2 * 1e-9,
+      benchmark::Counter(static_cast<double>(threads) * kPeakRounds * kPeakChains * flop_per_step * 1e-9,
                          benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void fma_peak(benchmark::State& state) {
+#if defined(__AVX2__) && defined(__FMA__)
+  const FmaVector mul = fma_set1(0.9999999f), add = fma_set1(1e-8f);
+  independent_chains<FmaVector>(
+      state, kFmaLanes * 2, [](int i) { return fma_set1(1.0f + 1e-7f * static_cast<float>(i)); },
+      [&](FmaVector acc) { return fma_madd(acc, mul, add); }, fma_lane0);
 #else
   state.SkipWithError("needs AVX2 and FMA");
+#endif
+}
+
+// peak/bf16_dot: the same chains, each step a vdpbf16ps (16 float sums, each
+// += two bfloat16 products: 4 FLOP a lane). Skipped where the build does not
+// target AVX512-BF16.
+void bf16_dot_peak(benchmark::State& state) {
+#if defined(__AVX512BF16__)
+  // pairs (1, 1) and (2^-20, 1): each step adds 1 + 2^-20 to a lane, exactly, for all 2^18 steps
+  const __m512bh ones = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1.0f), _mm512_set1_ps(1.0f));
+  const __m512bh tiny = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1.0f / 1048576.0f), _mm512_set1_ps(1.0f));
+  independent_chains<__m512>(
+      state, 16 * 4, [](int i) { return _mm512_set1_ps(1.0f + 1e-7f * static_cast<float>(i)); },
+      [&](__m512 acc) { return _mm512_dpbf16_ps(acc, ones, tiny); }, [](__m512 v) { return _mm512_cvtss_f32(v); });
+#else
+  state.SkipWithError("needs AVX512-BF16");
 #endif
 }
 
@@ -294,6 +326,7 @@ BENCHMARK(train_adam)->Name("train/adam")->UseRealTime()->Unit(benchmark::kMicro
 BENCHMARK(train_non_finite_check)->Name("train/non_finite_check")->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(predict)->Name("predict")->ArgName("batch")->Arg(1)->Arg(1000)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(fma_peak)->Name("peak/fma")->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(bf16_dot_peak)->Name("peak/bf16_dot")->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(square_gemm, threaded, Gemm::Threaded)
     ->Name("gemm")
     ->Arg(1024)

@@ -39,6 +39,7 @@ PROG = os.path.basename(sys.argv[0]).removesuffix(".py") if sys.argv and sys.arg
 
 # The PyTorch layouts: PyTorch's default, and the one oneDNN often prefers.
 LAYOUTS = ("nchw", "channels_last")
+PRECISIONS = ("fp32", "bf16")  # PyTorch's arithmetic: float32 as loom, or bfloat16 autocast
 
 
 def die(message, status=2):

@@ -8,7 +8,10 @@ Runs, one child at a time (never at once), each with the same thread count:
            out, or adds back one the recipe left out, at the first seed)
   PyTorch  bench/recipe_pytorch.py (with --pytorch): the same recipe, in the
            layout --layout names (first a one-epoch probe of both layouts on
-           --probe-images images picks the faster when --layout is "faster")
+           --probe-images images picks the faster when --layout is "faster"),
+           in float32 as loom, or with --pytorch-precision bf16 under
+           PyTorch's bfloat16 autocast (its faster mode on CPUs with
+           avx512_bf16: a stronger baseline than the same arithmetic)
 
 Both print per-epoch test accuracy, scored outside the timed training loop
 and never used to choose anything. The report: each loom run's final test
@@ -21,6 +24,7 @@ stderr (--markdown for docs/best-recipe.md).
   /usr/bin/python3 bench/best_recipe.py --seeds 1,2,3              # the targets: about 45 minutes
   /usr/bin/python3 bench/best_recipe.py --seeds 1 --pytorch        # one loom run and PyTorch's
   /usr/bin/python3 bench/best_recipe.py --pytorch --loom-runs best.json   # PyTorch against earlier loom runs
+  /usr/bin/python3 bench/best_recipe.py --pytorch --pytorch-precision bf16 --loom-runs best.json   # ... in bfloat16
   /usr/bin/python3 bench/best_recipe.py --seeds 1 --ablation       # what each ingredient adds (one seed)
   /usr/bin/python3 bench/best_recipe.py --seeds 1 --epochs 1 --limit 6000   # a quick check
 
@@ -55,6 +59,11 @@ ABLATION = {
     "no weight decay": ["--weight-decay", "0"],
     "constant learning rate": ["--schedule", "constant"],
 }
+
+
+def precision_label(pytorch):
+    """"bf16 " for a PyTorch run under bfloat16 autocast, "" for float32 (loom's arithmetic)."""
+    return "bf16 " if pytorch.get("precision", "fp32") == "bf16" else ""
 
 
 def time_to(accuracy, run):
@@ -115,6 +124,8 @@ def main():
                     help="also run each variant without one ingredient (and one with random erasing added back)")
     ap.add_argument("--pytorch", action="store_true", help="also run the recipe in PyTorch")
     ap.add_argument("--layout", default="faster", choices=("faster",) + bl.LAYOUTS)
+    ap.add_argument("--pytorch-precision", default="fp32", choices=bl.PRECISIONS,
+                    help="PyTorch's arithmetic: fp32 (loom's), or bf16 autocast (default fp32)")
     ap.add_argument("--probe-images", type=int, default=12800, help="images of the layout probe (default 12800)")
     ap.add_argument("--curve", help="also draw test accuracy against minutes of training, as SVG, to this file")
     ap.add_argument("--binary", default=os.path.join(bl.ROOT, "build", "examples", "fashion_mnist_best"))
@@ -177,7 +188,7 @@ def main():
         info = bl.probe_torch(a.threads)
         bl.check_blas(info, a.allow_reference_blas)
         script = os.path.join(bl.HERE, "recipe_pytorch.py")
-        torch_common = ["--threads", str(a.threads), "--seed", str(seeds[0])]
+        torch_common = ["--threads", str(a.threads), "--seed", str(seeds[0]), "--precision", a.pytorch_precision]
         layout = a.layout
         if layout == "faster":
             probe = {}
@@ -193,7 +204,8 @@ def main():
         torch_args = torch_common + ["--layout", layout, "--epochs", str(a.epochs or runs[0]["epochs"])]
         if a.limit:
             torch_args += ["--limit", str(a.limit)]
-        pytorch, _, _ = bl.run_child(f"pytorch {layout}", [sys.executable, script, *torch_args], a.threads, pytorch=True)
+        pytorch, _, _ = bl.run_child(f"pytorch {layout} {a.pytorch_precision}", [sys.executable, script, *torch_args],
+                                     a.threads, pytorch=True)
         report["pytorch"] = pytorch
 
     loom_time = statistics.median(time_to(median_acc, r) or r["train_seconds"] for r in runs)
@@ -217,7 +229,7 @@ def main():
         colours = ["#1f77b4", "#2ca02c", "#17becf", "#9467bd"]
         series = [(f"loom seed {s}", colours[i % len(colours)], r) for i, (s, r) in enumerate(zip(seeds, runs))]
         if pytorch:
-            series.append((f"PyTorch seed {seeds[0]}", "#d62728", pytorch))
+            series.append((f"PyTorch {precision_label(pytorch)}seed {seeds[0]}", "#d62728", pytorch))
         with open(a.curve, "w") as f:
             f.write(curve_svg(series))
 
@@ -226,7 +238,7 @@ def main():
     rows += [[f"loom seed {seeds[0]}, {name}", fmt(r["test_accuracy"], ".4f"), fmt(r["test_accuracy_flip_tta"], ".4f"),
               fmt(r["train_seconds"] / 60, ".1f")] for name, r in ablation.items()]
     if pytorch:
-        rows.append([f"PyTorch {pytorch['layout']} seed {seeds[0]}", fmt(pytorch["test_accuracy"], ".4f"),
+        rows.append([f"PyTorch {pytorch['layout']} {precision_label(pytorch)}seed {seeds[0]}", fmt(pytorch["test_accuracy"], ".4f"),
                      fmt(pytorch["test_accuracy_flip_tta"], ".4f"), fmt(pytorch["train_seconds"] / 60, ".1f")])
     print(bl.table(["run", "test accuracy", "with flip TTA", "minutes"], rows, a.markdown), file=sys.stderr)
     print(file=sys.stderr)

@@ -12,17 +12,19 @@ on the kernels only, a one-cycle learning rate (cosine up, cosine down), no
 label smoothing (--label-smoothing X for some), and on-the-fly augmentation
 (random crop of the zero-padded image, horizontal flip; random erasing with
 --erase P, off as in the recipe),
-all in the layout --layout names.
+all in the layout --layout names, in float32 or (--precision bf16) under
+PyTorch's bfloat16 autocast: convolutions and products in bfloat16 through
+oneDNN on CPUs that have it (avx512_bf16), weights and updates in float32.
 
 Prints per-epoch progress on stderr and one JSON line on stdout:
   {"framework": "pytorch", "epochs": E, "epoch_seconds": [...],
    "epoch_test_accuracy": [...], "test_accuracy": a, "test_accuracy_flip_tta": b,
-   "test_loss": l, "train_seconds": s, "threads": T, "layout": ..., "torch": {...}}
+   "test_loss": l, "train_seconds": s, "threads": T, "layout": ..., "precision": ..., "torch": {...}}
 epoch_seconds time the training loop only; the test set is scored after each
 epoch outside the timed part (to find when a given accuracy is reached), and
 never used to choose anything. Run it with /usr/bin/python3 (Debian's torch).
 """
-import argparse, json, math, os, sys, time
+import argparse, contextlib, json, math, os, sys, time
 
 import numpy as np
 import torch
@@ -31,6 +33,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_env  # noqa: E402
+from benchlib import PRECISIONS  # noqa: E402
 from pytorch_reference import load  # noqa: E402
 
 # The recipe's network and weight decay as models::BestRecipe defines them; the suite's
@@ -147,6 +150,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--layout", default="channels_last", choices=("nchw", "channels_last"))
+    ap.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                    help="fp32, or bf16: forward and loss under torch.autocast('cpu', torch.bfloat16)")
     a = ap.parse_args()
     def three_ints(flag, text):
         try:
@@ -159,6 +164,14 @@ def main():
 
     blocks, strides = three_ints("--blocks", a.blocks), three_ints("--strides", a.strides)
     fmt = torch.channels_last if a.layout == "channels_last" else torch.contiguous_format
+    if a.precision == "bf16" and not torch_env.cpu_has_bf16():
+        ap.error("--precision bf16: this CPU has no avx512_bf16; autocast would emulate it, slower than fp32")
+
+    def precision():
+        """The forward pass's numeric context: autocast to bfloat16, or float32 as written."""
+        if a.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -183,9 +196,10 @@ def main():
             probs = []
             for i in range(0, len(x_test), 1000):
                 xb = x_test[i : i + 1000].contiguous(memory_format=fmt)
-                p = F.softmax(model(xb), 1)
-                if flip_tta:
-                    p = (p + F.softmax(model(xb.flip(3)), 1)) / 2
+                with precision():
+                    p = F.softmax(model(xb).float(), 1)
+                    if flip_tta:
+                        p = (p + F.softmax(model(xb.flip(3)).float(), 1)) / 2
                 probs.append(p)
             p = torch.cat(probs)
         return (p.argmax(1) == y_test).float().mean().item(), F.nll_loss(torch.log(p.clamp_min(1e-7)), y_test).item()
@@ -204,8 +218,9 @@ def main():
             for g in opt.param_groups:
                 g["lr"] = lr
             opt.zero_grad(set_to_none=True)
-            out = model(xb)
-            loss = F.cross_entropy(out, yb, label_smoothing=a.label_smoothing)
+            with precision():
+                out = model(xb)
+                loss = F.cross_entropy(out.float(), yb, label_smoothing=a.label_smoothing)
             loss.backward()
             with torch.no_grad():
                 for p in decay:
@@ -229,7 +244,8 @@ def main():
                       "strides": list(strides), "stem_pool": a.stem_pool == 1,
                       "pooled_shortcut": a.pooled_shortcut == 1, "dropout": a.dropout, "max_lr": a.max_lr,
                       "weight_decay": a.weight_decay, "label_smoothing": a.label_smoothing,
-                      "pad": a.pad, "erase": a.erase, "layout": a.layout, "seed": a.seed,
+                      "pad": a.pad, "erase": a.erase, "layout": a.layout, "precision": a.precision,
+                      "seed": a.seed,
                       "epoch_seconds": epoch_seconds, "epoch_test_accuracy": epoch_acc,
                       "train_seconds": sum(epoch_seconds), "test_accuracy": acc, "test_loss": loss,
                       "test_accuracy_flip_tta": acc_tta, "torch": torch_env.describe()}))

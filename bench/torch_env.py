@@ -76,6 +76,15 @@ def onednn_version(config):
     return m.group(1) if m else None
 
 
+def cpu_has_bf16():
+    """Whether the CPU multiplies bfloat16 natively (avx512_bf16), where autocast to bfloat16 can pay."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return re.search(r"\bavx512_bf16\b", f.read()) is not None
+    except OSError:
+        return False
+
+
 def describe():
     a = torch.randn(64, 64)
     torch.mm(a, a)  # a BLAS call, so a lazily loaded BLAS is mapped too
@@ -93,6 +102,7 @@ def describe():
         "mkldnn_available": torch.backends.mkldnn.is_available(),
         "onednn_version": onednn_version(config),
         "onednn_libraries": [p for p in libs if re.search(r"dnnl|mkldnn", p)],
+        "cpu_avx512_bf16": cpu_has_bf16(),
         "torch_threads": torch.get_num_threads(),
         "env_threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
     }
