@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
              } else return false;
              return true;
            },
+       .check_flags = [&] { models::check_best_recipe(recipe); },  // --weight-decay -1 before the data
        .configure_fit =
            [&](FitOptions& fit) {
              fit.augmentation = models::best_fit_options(recipe, fit.seed).augmentation;

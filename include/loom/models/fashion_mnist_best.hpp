@@ -67,6 +67,29 @@ struct BestRecipe {
   }
 };
 
+/// The recipe's optimizer: SGD with its schedule spanning `steps` optimizer steps.
+inline SGD best_optimizer(const BestRecipe& r, long long steps) {
+  SGDOptions sgd{.learning_rate = r.max_learning_rate / 10, .momentum = r.momentum, .nesterov = true,
+                 .weight_decay = r.weight_decay};
+  if (r.one_cycle)
+    sgd.schedule = std::make_shared<OneCycle>(
+        OneCycleOptions{.max_learning_rate = r.max_learning_rate, .total_steps = steps, .pct_start = 0.25});
+  return SGD(sgd);
+}
+
+/// The recipe's loss.
+inline SparseCategoricalCrossentropy best_loss(const BestRecipe& r) {
+  return SparseCategoricalCrossentropy({.label_smoothing = r.label_smoothing});
+}
+
+/// Throws the loom::Error the optimizer, its schedule or the loss would for a
+/// value they refuse, without building the network: a program checks its
+/// flags with it before reading any data.
+inline void check_best_recipe(const BestRecipe& r) {
+  (void)best_optimizer(r, 1);
+  (void)best_loss(r);
+}
+
 /// The network, compiled with the recipe's optimizer, schedule and loss; the
 /// one-cycle schedule spans recipe.epochs over train_samples images.
 inline Sequential fashion_mnist_best(std::uint64_t seed, Index train_samples, const BestRecipe& r = {},
@@ -77,12 +100,7 @@ inline Sequential fashion_mnist_best(std::uint64_t seed, Index train_samples, co
       small_resnet(seed, {.filters = r.filters, .strides = r.strides, .blocks = r.blocks, .stem_pool = r.stem_pool,
                           .zero_init_residual = r.zero_init_residual, .pooled_shortcut = r.pooled_shortcut,
                           .dropout = r.dropout, .classes = classes});
-  SGDOptions sgd{.learning_rate = r.max_learning_rate / 10, .momentum = r.momentum, .nesterov = true,
-                 .weight_decay = r.weight_decay};
-  if (r.one_cycle)
-    sgd.schedule = std::make_shared<OneCycle>(
-        OneCycleOptions{.max_learning_rate = r.max_learning_rate, .total_steps = r.steps(train_samples), .pct_start = 0.25});
-  model.compile(SGD(sgd), SparseCategoricalCrossentropy({.label_smoothing = r.label_smoothing}), {"accuracy"});
+  model.compile(best_optimizer(r, r.steps(train_samples)), best_loss(r), {"accuracy"});
   return model;
 }
 

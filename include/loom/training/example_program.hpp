@@ -68,6 +68,9 @@ struct ExampleOptions {
   // Flags of the program's own, with their help: flag(name, value) takes one and returns true.
   std::string extra_help;
   std::function<bool(const std::string&, const char*)> extra_flag;
+  // Refuses bad values of those flags together (throws a loom::Error), once
+  // all are parsed and before any data is read.
+  std::function<void()> check_flags;
   // Changes fit's options before training (augmentation, callbacks).
   std::function<void(FitOptions&)> configure_fit;
   // Scores the test set after every epoch, outside the timed training (the
@@ -135,6 +138,7 @@ inline int run_fashion_mnist_example(int argc, char** argv, const ExampleOptions
           return args.take(flag, v) || (o.extra_flag && o.extra_flag(flag, v));
         },
         [&](const std::string& arg) { throw UsageError("unexpected argument \"" + arg + "\"\n" + usage); });
+    if (o.check_flags) o.check_flags();
     if (save) check_writable(*save);  // before the training, not after it
 
     const auto world = args.connect();  // nullptr without --distributed
