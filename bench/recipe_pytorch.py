@@ -24,7 +24,7 @@ epoch_seconds time the training loop only; the test set is scored after each
 epoch outside the timed part (to find when a given accuracy is reached), and
 never used to choose anything. Run it with /usr/bin/python3 (Debian's torch).
 """
-import argparse, contextlib, json, math, os, sys, time
+import argparse, json, math, os, sys, time
 
 import numpy as np
 import torch
@@ -164,14 +164,8 @@ def main():
 
     blocks, strides = three_ints("--blocks", a.blocks), three_ints("--strides", a.strides)
     fmt = torch.channels_last if a.layout == "channels_last" else torch.contiguous_format
-    if a.precision == "bf16" and not torch_env.cpu_has_bf16():
-        ap.error("--precision bf16: this CPU has no avx512_bf16; autocast would emulate it, slower than fp32")
-
-    def precision():
-        """The forward pass's numeric context: autocast to bfloat16, or float32 as written."""
-        if a.precision == "bf16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    if torch_env.precision_error(a.precision):
+        ap.error(torch_env.precision_error(a.precision))
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -196,7 +190,7 @@ def main():
             probs = []
             for i in range(0, len(x_test), 1000):
                 xb = x_test[i : i + 1000].contiguous(memory_format=fmt)
-                with precision():
+                with torch_env.arithmetic(a.precision):
                     p = F.softmax(model(xb).float(), 1)
                     if flip_tta:
                         p = (p + F.softmax(model(xb.flip(3)).float(), 1)) / 2
@@ -218,7 +212,7 @@ def main():
             for g in opt.param_groups:
                 g["lr"] = lr
             opt.zero_grad(set_to_none=True)
-            with precision():
+            with torch_env.arithmetic(a.precision):
                 out = model(xb)
                 loss = F.cross_entropy(out.float(), yb, label_smoothing=a.label_smoothing)
             loss.backward()

@@ -28,7 +28,8 @@ The children run one after the other, never at once, all with --threads:
      batch size, peak RSS (each model in its own child, so the peak is that
      model's).
 PyTorch's figure for a measure is the faster of its two layouts (both are
-reported). With --rounds N (3), step 3 runs N times per model, and each ratio is
+reported), in float32 as loom, or with --pytorch-precision bf16 under its
+bfloat16 autocast (its faster mode on CPUs with avx512_bf16). With --rounds N (3), step 3 runs N times per model, and each ratio is
 the median of the rounds' ratios: each round compares runs minutes apart at
 most, so a host whose speed drifts over a suite run moves a ratio less than
 it moves either side (the range over the rounds is printed beside it). The tables give loom/PyTorch ratios and each target of the speed
@@ -125,9 +126,9 @@ def measure_round(a, m, r):
     lm["child_peak_rss_mb"] = round(lm_rss, 1)
     pt = {}
     for layout in bl.LAYOUTS if m in IMAGE_MODELS else ("nchw",):
-        res, _, rss = bl.run_child(f"pytorch {m_r} {layout}", [sys.executable, a.pytorch_script, "--model", m,
-                                                               "--layout", layout] + common, a.threads,
-                                   pytorch=True)
+        res, _, rss = bl.run_child(f"pytorch {m_r} {layout} {a.pytorch_precision}",
+                                   [sys.executable, a.pytorch_script, "--model", m, "--layout", layout,
+                                    "--precision", a.pytorch_precision] + common, a.threads, pytorch=True)
         res["child_peak_rss_mb"] = round(rss, 1)
         if res["params"] != lm["params"]:
             bl.die(f"{m}: loom has {lm['params']} parameters, PyTorch {res['params']}: not the same model")
@@ -312,6 +313,8 @@ def main():
     ap.add_argument("--loom-suite", default=os.path.join(bl.ROOT, "build", "bench", "loom_suite"))
     ap.add_argument("--loom-bench", default=os.path.join(bl.ROOT, "build", "bench", "loom_bench"))
     ap.add_argument("--pytorch-script", default=os.path.join(bl.HERE, "suite_pytorch.py"))
+    ap.add_argument("--pytorch-precision", default="fp32", choices=bl.PRECISIONS,
+                    help="PyTorch's arithmetic: fp32 (loom's), or bf16 autocast (default fp32)")
     ap.add_argument("--rounds", type=int,
                     help="measure each model this many times, loom and PyTorch alternating, and compare the "
                          "medians of the rounds' ratios (default 3; --quick: 1)")
@@ -346,10 +349,13 @@ def main():
           f"{bl.cpu_model()}, loom commit {bl.git_state()}")
     print("host: " + bl.host_summary(before, after))
     print(bl.blas_summary(torch_info))
+    print("PyTorch's arithmetic: " + ("bfloat16 autocast (--pytorch-precision bf16)" if a.pytorch_precision == "bf16"
+                                      else "float32, as loom's"))
     print_tables(summary, peak, layers, targets, a.markdown)
     print()
     report = dict(bl.report_head("loom_suite_vs_pytorch", started, before, after, a.threads), quick=quick,
                   batches=a.batches, min_steps=a.min_steps, min_seconds=a.min_seconds, pytorch=torch_info,
+                  pytorch_precision=a.pytorch_precision,
                   gemm_peak=peak, models=summary, conv_layers=layers, targets=targets, raw=results)
     if a.chart:
         with open(a.chart, "w") as f:

@@ -7,7 +7,9 @@ torch.channels_last, which oneDNN's convolutions often prefer; image models
 only). A training step is zero_grad, forward, cross_entropy, backward and
 Adam (Keras defaults: lr 1e-3, eps 1e-7; the resnet: the recipe's SGD with
 Nesterov momentum, as the recipe trains it); inference is eval mode, no_grad,
-forward and softmax. The JSON also carries bench/torch_env.py's description
+forward and softmax. --precision bf16 runs the forward passes (and the loss)
+under PyTorch's bfloat16 autocast, its faster mode on CPUs with avx512_bf16.
+The JSON also carries bench/torch_env.py's description
 of the BLAS and oneDNN this process loaded. Run it with /usr/bin/python3.
 """
 import argparse
@@ -25,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import recipe_pytorch  # noqa: E402
 import suite_models  # noqa: E402
 import torch_env  # noqa: E402
+from benchlib import PRECISIONS  # noqa: E402
 
 
 def timed(fn, min_steps, min_seconds):
@@ -57,9 +60,13 @@ def main():
     ap.add_argument("--min-steps", type=int, default=10)
     ap.add_argument("--min-seconds", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                    help="fp32, or bf16: forward passes under torch.autocast('cpu', torch.bfloat16)")
     a = ap.parse_args()
     if a.layout == "channels_last" and not suite_models.is_image_model(a.model):
         ap.error(f"--layout channels_last: {a.model} takes no images")
+    if torch_env.precision_error(a.precision):
+        ap.error(torch_env.precision_error(a.precision))
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -85,7 +92,8 @@ def main():
         with torch.no_grad():
             for p in decay:  # decoupled weight decay on the kernels, as the recipe's SGD
                 p.mul_(1 - 0.01 * recipe_pytorch.WEIGHT_DECAY)
-        loss = F.cross_entropy(model(x), y)
+        with torch_env.arithmetic(a.precision):
+            loss = F.cross_entropy(model(x).float(), y)
         loss.backward()
         opt.step()
 
@@ -97,14 +105,14 @@ def main():
 
     model.eval()
     inference = {}
-    with torch.no_grad():
+    with torch.no_grad(), torch_env.arithmetic(a.precision):
         for b in (int(v) for v in a.batches.split(",")):
             xb = images(b)
-            F.softmax(model(xb), dim=1)  # warm-up
-            s = statistics.median(timed(lambda: F.softmax(model(xb), dim=1), a.min_steps, a.min_seconds))
+            F.softmax(model(xb).float(), dim=1)  # warm-up
+            s = statistics.median(timed(lambda: F.softmax(model(xb).float(), dim=1), a.min_steps, a.min_seconds))
             inference[str(b)] = {"images_per_second": round(b / s, 1), "ms": round(s * 1e3, 4)}
     print(json.dumps({
-        "framework": "pytorch", "model": a.model, "layout": a.layout, "threads": a.threads,
+        "framework": "pytorch", "model": a.model, "layout": a.layout, "precision": a.precision, "threads": a.threads,
         "params": param_count(model), "train_batch": train_batch,
         "train_step_ms": round(statistics.median(steps) * 1e3, 4), "train_steps": len(steps),
         "train_peak_rss_mb": round(train_rss, 1), "inference": inference, "peak_rss_mb": round(peak_rss_mb(), 1),

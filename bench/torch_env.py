@@ -13,6 +13,7 @@ to compare against the reference BLAS.
 Run as a script, it prints describe() as one JSON line (the scripts' probe):
   /usr/bin/python3 bench/torch_env.py
 """
+import contextlib
 import ctypes
 import json
 import os
@@ -83,6 +84,20 @@ def cpu_has_bf16():
             return re.search(r"\bavx512_bf16\b", f.read()) is not None
     except OSError:
         return False
+
+
+def arithmetic(precision):
+    """The context a forward pass runs in for --precision: bfloat16 autocast ("bf16"), or float32 as written."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def precision_error(precision):
+    """Why --precision cannot run here (a message), or None."""
+    if precision == "bf16" and not cpu_has_bf16():
+        return "--precision bf16: this CPU has no avx512_bf16; autocast would emulate it, slower than fp32"
+    return None
 
 
 def describe():
