@@ -164,8 +164,8 @@ def main():
 
     blocks, strides = three_ints("--blocks", a.blocks), three_ints("--strides", a.strides)
     fmt = torch.channels_last if a.layout == "channels_last" else torch.contiguous_format
-    if torch_env.precision_error(a.precision):
-        ap.error(torch_env.precision_error(a.precision))
+    if (why := torch_env.precision_error(a.precision)):
+        ap.error(why)
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)

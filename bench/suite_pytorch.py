@@ -65,8 +65,8 @@ def main():
     a = ap.parse_args()
     if a.layout == "channels_last" and not suite_models.is_image_model(a.model):
         ap.error(f"--layout channels_last: {a.model} takes no images")
-    if torch_env.precision_error(a.precision):
-        ap.error(torch_env.precision_error(a.precision))
+    if (why := torch_env.precision_error(a.precision)):
+        ap.error(why)
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
