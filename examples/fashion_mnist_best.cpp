@@ -25,7 +25,8 @@
 //                      [--augment pad=2,flip|none|...] [--label-smoothing 0]
 //                      [--weight-decay 0.0025] [--schedule one-cycle|constant]
 //                      [--max-lr 0.1] [--dropout 0] [--width 32] [--blocks 1,1,1] [--strides 2,2,2]
-//                      [--stem-pool 0] [--zero-init-residual 0] [--pooled-shortcut 1] [--ema 0]
+//                      [--stem-pool 0] [--zero-init-residual 0] [--pooled-shortcut 1]
+//                      [--pool-downsample 0] [--ema 0]
 //                      [--limit N] [--data DIR] [--save FILE]
 
 #include <array>
@@ -79,6 +80,8 @@ int main(int argc, char** argv) {
                      "  --zero-init-residual 0|1  start each residual branch at zero (default 0)\n"
                      "  --pooled-shortcut 0|1  projections average 2x2 windows, then a 1x1 conv\n"
                      "                   of stride 1, instead of a strided 1x1 (default 1)\n"
+                     "  --pool-downsample 0|1  a strided stage max-pools, then runs its 3x3\n"
+                     "                   convolutions at stride 1 (default 0)\n"
                      "  --ema DECAY      end with the exponential moving average of the weights,\n"
                      "                   this decay per step (default 0: the last step's weights)\n",
        .extra_flag =
@@ -101,6 +104,7 @@ int main(int argc, char** argv) {
              else if (flag == "--zero-init-residual") recipe.zero_init_residual = parse_switch(flag, v);
              else if (flag == "--stem-pool") recipe.stem_pool = parse_switch(flag, v);
              else if (flag == "--pooled-shortcut") recipe.pooled_shortcut = parse_switch(flag, v);
+             else if (flag == "--pool-downsample") recipe.pool_downsample = parse_switch(flag, v);
              else if (flag == "--ema") {
                const auto decay = static_cast<float>(cli::parse_number(flag, v));
                if (decay != 0.0f) ema.emplace(ExponentialMovingAverageOptions{.decay = decay});  // refuses a bad decay

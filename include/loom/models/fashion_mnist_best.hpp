@@ -43,6 +43,8 @@ struct BestRecipe {
   // Projections average 2x2 windows, then a 1x1 of stride 1: adopted by a rule set before
   // runs on held-out images of seeds 4-6 (docs/best-recipe.md).
   bool pooled_shortcut = true;
+  // Each strided stage max-pools, then runs its 3x3 convolutions at stride 1 (Winograd).
+  bool pool_downsample = false;
   // 0.2 until 2026-12-06: 0 adopted by a rule set before runs on held-out images of seeds 4-6,
   // flip-TTA median 0.9469 against 0.9448 (docs/best-recipe.md). The layer stays, at rate 0
   // (the identity, drawing nothing), so the network is the one those runs judged.
@@ -99,6 +101,7 @@ inline Sequential fashion_mnist_best(std::uint64_t seed, Index train_samples, co
   Sequential model =
       small_resnet(seed, {.filters = r.filters, .strides = r.strides, .blocks = r.blocks, .stem_pool = r.stem_pool,
                           .zero_init_residual = r.zero_init_residual, .pooled_shortcut = r.pooled_shortcut,
+                          .pool_downsample = r.pool_downsample,
                           .dropout = r.dropout, .classes = classes});
   model.compile(best_optimizer(r, r.steps(train_samples)), best_loss(r), {"accuracy"});
   return model;

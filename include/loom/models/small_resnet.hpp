@@ -20,6 +20,12 @@
 // halves the stem's 28x28). The stem has the first block's filters. Not compiled: the
 // caller chooses the optimizer and loss.
 //
+// With pool_downsample a stage of stride s > 1 starts with an s x s max pool
+// (same padding) and its blocks run at stride 1: every 3x3 convolution is then
+// of stride 1, which loom computes by Winograd, where a strided one is a plain
+// product (docs/best-recipe.md measures the step both ways). A stage's first
+// block still projects its shortcut where the channels change.
+//
 // Thread safety: every call builds a new model.
 
 #include <array>
@@ -46,6 +52,7 @@ struct SmallResNetOptions {
   bool stem_pool = true;                     // the stem's 2x2 max pool (without: stride the first stage)
   bool zero_init_residual = false;           // each branch's last BatchNormalization starts at gamma 0
   bool pooled_shortcut = false;              // a strided projection averages windows first (below)
+  bool pool_downsample = false;              // a strided stage max-pools first, then runs at stride 1 (below)
   float dropout = 0.3f;                      // before the classifier
   Index classes = 10;
 };
@@ -102,12 +109,15 @@ inline Sequential small_resnet(std::uint64_t seed, const SmallResNetOptions& o =
   model.add(ReLU());
   if (o.stem_pool) model.add(MaxPool2D({.pool = 2}));
   Index in = o.filters[0];
-  for (std::size_t i = 0; i < 3; ++i)
+  for (std::size_t i = 0; i < 3; ++i) {
+    const bool pool_first = o.pool_downsample && o.strides[i] > 1;
+    if (pool_first) model.add(MaxPool2D({.pool = o.strides[i], .padding = Padding::Same}));
     for (Index b = 0; b < o.blocks[i]; ++b) {
-      model.add(detail::basic_block(in, o.filters[i], b == 0 ? o.strides[i] : 1, o.zero_init_residual,
-                                    o.pooled_shortcut));
+      const Index strides = b == 0 && !pool_first ? o.strides[i] : 1;
+      model.add(detail::basic_block(in, o.filters[i], strides, o.zero_init_residual, o.pooled_shortcut));
       in = o.filters[i];
     }
+  }
   model.add(GlobalAveragePooling2D());
   model.add(Dropout(o.dropout));
   model.add(Dense({.units = o.classes, .activation = Activation::Softmax}));
