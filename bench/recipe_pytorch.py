@@ -5,7 +5,8 @@ The network and training of include/loom/models/fashion_mnist_best.hpp, as
 close as PyTorch allows: the small BatchNorm ResNet (stem conv 3x3, no max
 pool, three basic blocks of w, 2w and 4w filters at strides 2, 2, 2, global
 average pooling, dropout, dense 10; --blocks, --strides, --stem-pool,
---zero-init-residual and --pooled-shortcut as fashion_mnist_best's flags), Keras's
+--zero-init-residual, --pooled-shortcut and --pool-downsample as fashion_mnist_best's
+flags), Keras's
 initialisation (Glorot-uniform kernels, zero biases) and BatchNorm settings
 (momentum 0.99, eps 1e-3), SGD with Nesterov momentum and decoupled weight decay
 on the kernels only, a one-cycle learning rate (cosine up, cosine down), no
@@ -41,6 +42,7 @@ from pytorch_reference import load  # noqa: E402
 WIDTH = 32
 DROPOUT = 0.0  # 0.2 until 2026-12-06 (docs/best-recipe.md)
 WEIGHT_DECAY = 2.5e-3  # decoupled, kernels only; 5e-3 until 2026-12-06
+POOL_DOWNSAMPLE = False  # a strided stage max-pools, then runs at stride 1 (loom's pool_downsample)
 
 
 def bn(c):
@@ -68,15 +70,19 @@ class Block(nn.Module):
 
 class SmallResNet(nn.Module):
     def __init__(self, width, dropout, blocks=(1, 1, 1), zero_init=False, strides=(2, 2, 2), stem_pool=False,
-                 pooled_shortcut=True):
+                 pooled_shortcut=True, pool_downsample=POOL_DOWNSAMPLE):
         super().__init__()
         w = width
         self.stem, self.bn0 = nn.Conv2d(1, w, 3, 1, 1), bn(w)
         self.stem_pool = stem_pool
         stages, cin = [], w
         for cout, stride, count in zip((w, 2 * w, 4 * w), strides, blocks):
+            pool_first = pool_downsample and stride > 1
+            if pool_first:  # loom's MaxPool2D, same padding: ceil, pads never the maximum
+                stages.append(nn.MaxPool2d(stride, ceil_mode=True))
             for b in range(count):  # only a stage's first block strides
-                stages.append(Block(cin, cout, stride if b == 0 else 1, zero_init, pooled_shortcut))
+                block_stride = stride if b == 0 and not pool_first else 1
+                stages.append(Block(cin, cout, block_stride, zero_init, pooled_shortcut))
                 cin = cout
         self.blocks = nn.Sequential(*stages)
         self.drop = nn.Dropout(dropout)
@@ -144,6 +150,7 @@ def main():
     ap.add_argument("--strides", default="2,2,2", help="strides of the stages' first blocks, as fashion_mnist_best's")
     ap.add_argument("--stem-pool", type=int, choices=(0, 1), default=0)
     ap.add_argument("--pooled-shortcut", type=int, choices=(0, 1), default=1)
+    ap.add_argument("--pool-downsample", type=int, choices=(0, 1), default=int(POOL_DOWNSAMPLE))
     ap.add_argument("--pad", type=int, default=2)
     ap.add_argument("--erase", type=float, default=0.0)
     ap.add_argument("--limit", type=int, default=0)
@@ -176,7 +183,7 @@ def main():
         x_train, y_train = x_train[: a.limit], y_train[: a.limit]
 
     model = SmallResNet(a.width, a.dropout, blocks, a.zero_init_residual == 1, strides,
-                        a.stem_pool == 1, a.pooled_shortcut == 1).to(memory_format=fmt)
+                        a.stem_pool == 1, a.pooled_shortcut == 1, a.pool_downsample == 1).to(memory_format=fmt)
     decay = [p for n, p in model.named_parameters() if p.dim() > 1]  # kernels; not biases or BatchNorm
     # Decoupled weight decay as loom's (and Keras's) SGD applies it: w -= lr * wd * w before the
     # update, kernels only; PyTorch's own weight_decay would be an L2 term that momentum amplifies.
@@ -236,7 +243,8 @@ def main():
                       "batch_size": a.batch_size, "width": a.width, "blocks": list(blocks),
                       "zero_init_residual": a.zero_init_residual == 1,
                       "strides": list(strides), "stem_pool": a.stem_pool == 1,
-                      "pooled_shortcut": a.pooled_shortcut == 1, "dropout": a.dropout, "max_lr": a.max_lr,
+                      "pooled_shortcut": a.pooled_shortcut == 1, "pool_downsample": a.pool_downsample == 1,
+                      "dropout": a.dropout, "max_lr": a.max_lr,
                       "weight_decay": a.weight_decay, "label_smoothing": a.label_smoothing,
                       "pad": a.pad, "erase": a.erase, "layout": a.layout, "precision": a.precision,
                       "seed": a.seed,

@@ -204,7 +204,7 @@ TEST_CASE("small_resnet stacks the blocks asked for per stage and can start each
 
   // Without the stem's max pool, a strided first stage reaches the same 14x14.
   const Sequential strided = small_resnet(3, {.strides = {2, 2, 1}, .stem_pool = false});
-  for (std::size_t i = 0; i < strided.size(); ++i) CHECK(strided.layer(i).kind() != "MaxPool2D");
+  for (std::size_t i = 0; i < strided.size(); ++i) CHECK(strided.layer(i).kind() != "MaxPooling2D");
   CHECK(residuals(strided)[0]->output_shape() == (Shape{14, 14, 32}));
   CHECK(residuals(strided)[0]->children().size() == 7);  // a projection shortcut now
 }
@@ -237,6 +237,39 @@ TEST_CASE("small_resnet's pooled shortcut averages windows before a 1x1 of strid
   CHECK(back.summary_string() == pooled.summary_string());
   CHECK(testing::bitwise_equal(back.predict(x), pooled.predict(x)));
   CHECK_FALSE(testing::bitwise_equal(plain.predict(x), pooled.predict(x)));  // another shortcut, another network
+}
+
+TEST_CASE("small_resnet's pool_downsample max-pools each strided stage, whose convolutions then run at stride 1",
+          "[residual][models]") {
+  using models::small_resnet;
+  const models::SmallResNetOptions strided{.filters = {8, 16, 32}, .strides = {2, 2, 2}, .stem_pool = false};
+  models::SmallResNetOptions pooled_options = strided;
+  pooled_options.pool_downsample = true;
+  const Sequential plain = small_resnet(5, strided);
+  const Sequential pooled = small_resnet(5, pooled_options);
+  // stem conv, BN, ReLU, then pool + block three times: 28 -> 14 -> 7 -> 4 (same padding), as the strided blocks
+  REQUIRE(pooled.size() == plain.size() + 3);
+  for (std::size_t stage = 0; stage < 3; ++stage) {
+    const Layer& pool = pooled.layer(3 + 2 * stage);
+    const Layer& block = pooled.layer(4 + 2 * stage);
+    CHECK(pool.kind() == "MaxPooling2D");
+    CHECK(block.output_shape() == plain.layer(3 + stage).output_shape());
+    const auto& path = block.children();
+    for (std::size_t c : {0, 3}) {
+      const auto& conv = dynamic_cast<const Conv2D&>(*path[c]);
+      CHECK(conv.options().strides == Size2(1));
+      CHECK(conv.algorithm() == ConvAlgorithm::Winograd4);  // 3x3, stride 1, at least 8 channels
+    }
+    // the first block keeps 8 channels: an identity shortcut; the others project theirs, at stride 1
+    CHECK(path.size() == (stage == 0 ? 5u : 7u));
+  }
+  CHECK(pooled.layer(8).output_shape() == (Shape{4, 4, 32}));
+  // A stage of stride 1 gets no pool.
+  pooled_options.strides = {2, 1, 2};
+  const Sequential two = small_resnet(5, pooled_options);
+  CHECK(two.size() == plain.size() + 2);
+  CHECK(two.output_shape() == small_resnet(5, {.filters = {8, 16, 32}, .strides = {2, 1, 2}, .stem_pool = false})
+                                  .output_shape());
 }
 
 TEST_CASE("backward_into assigns or adds a layer's dx: the default for any layer, and whole paths", "[residual]") {
