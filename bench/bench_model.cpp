@@ -20,6 +20,13 @@
 //   gemm1t/S         the same product on one thread (loom::gemm::multiply)
 //   eigen/gemm1t/S   the same product as ONE single-threaded Eigen product
 //                    (the library defines EIGEN_DONT_PARALLELIZE), for comparison
+//   gemm/shape/M/K/N, gemm_bf16/shape/M/K/N  C (M x N) = A (M x K) B over
+//                    the T threads, in float (gemm::parallel_multiply) and in
+//                    bfloat16 with float sums (gemm::bf16::parallel_multiply,
+//                    loom/gemm_bf16.hpp: rounding and packing both operands
+//                    included), at the products of the recipe ResNet's strided
+//                    3x3 layers at batch 128 (patches x kernel) and 1024^2:
+//                    what bfloat16 would give a layer before any other change
 //   gemm1t/narrow/M/K/N  C (M x N) = A (M x K) B on one thread, for the
 //                    narrow products of real layers: filters 40, 72, 100, 10
 //                    (a last panel a quarter full or less), 24 and 64 (full)
@@ -77,6 +84,7 @@
 
 #include "loom/loom.hpp"
 #include "loom/gemm.hpp"
+#include "loom/gemm_bf16.hpp"
 #include "model_cases.hpp"
 #include "synthetic.hpp"
 
@@ -338,14 +346,21 @@ BENCHMARK_CAPTURE(square_gemm, one_thread, Gemm::OneThread)
     ->Arg(1024)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
-// C (M x N) = A (M x K) B (K x N) on one thread.
-void narrow_gemm(benchmark::State& state) {
+// C (M x N) = A (M x K) B (K x N): in float on one thread or over the
+// threads, or in bfloat16 over the threads.
+enum class Product { FloatOneThread, Float, Bf16 };
+void shape_gemm(benchmark::State& state, Product how) {
   const Index m = state.range(0), k = state.range(1), n = state.range(2);
   Random rng(3);
   const RowMatrix a = random_matrix(m, k, rng), b = random_matrix(k, n, rng);
   RowMatrix c(m, n);
   for (auto _ : state) {
-    gemm::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
+    if (how == Product::FloatOneThread)
+      gemm::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
+    else if (how == Product::Float)
+      gemm::parallel_multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
+    else
+      gemm::bf16::parallel_multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
@@ -353,7 +368,7 @@ void narrow_gemm(benchmark::State& state) {
       2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n) * 1e-9,
       benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(narrow_gemm)
+BENCHMARK_CAPTURE(shape_gemm, narrow, Product::FloatOneThread)
     ->Name("gemm1t/narrow")
     ->Args({4096, 216, 40})
     ->Args({4096, 216, 72})
@@ -363,6 +378,13 @@ BENCHMARK(narrow_gemm)
     ->Args({256, 512, 10})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+// the recipe ResNet's strided 3x3 layers at batch 128: 28x28x32 -> 14x14x32,
+// 14x14x32 -> 7x7x64, 7x7x64 -> 4x4x128; then a square
+void gemm_shapes(benchmark::internal::Benchmark* b) {
+  b->Args({25088, 288, 32})->Args({6272, 288, 64})->Args({2048, 576, 128})->Args({1024, 1024, 1024});
+}
+BENCHMARK_CAPTURE(shape_gemm, float, Product::Float)->Name("gemm/shape")->Apply(gemm_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(shape_gemm, bf16, Product::Bf16)->Name("gemm_bf16/shape")->Apply(gemm_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(square_gemm, eigen, Gemm::Eigen)
     ->Name("eigen/gemm1t")
     ->Arg(1024)

@@ -12,6 +12,8 @@
 
 #include "loom/gemm.hpp"
 
+#include "gemm_common.hpp"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -62,22 +64,7 @@ constexpr Index a_k_step(Index lda) {
   return kA == AForm::Packed ? kMr : kA == AForm::Rows ? 1 : lda;
 }
 
-// Per-thread packing buffers, 64-byte aligned, grown on demand.
-class Scratch {
- public:
-  float* get(Index n) {
-    if (n > size_) {
-      storage_.reset(new float[static_cast<std::size_t>(n) + 16]);
-      size_ = n;
-    }
-    auto p = reinterpret_cast<std::uintptr_t>(storage_.get());
-    return reinterpret_cast<float*>((p + 63) & ~std::uintptr_t{63});
-  }
-
- private:
-  std::unique_ptr<float[]> storage_;
-  Index size_ = 0;
-};
+using Scratch = detail::Scratch<float>;
 
 // A (rows x depth, rows <= kMc) into panels of kMr rows: panel p holds, for
 // each k, A(p*kMr + 0..kMr-1, k) side by side; rows past the edge are zeros.
@@ -498,12 +485,7 @@ void panel_kernel(Index depth, const float* a, Index lda, const float* b, Index 
 }
 #endif
 
-void check_shapes(const View& c, const ConstView& a, const ConstView& b) {
-  if (a.cols != b.rows || c.rows != a.rows || c.cols != b.cols)
-    throw ShapeError("gemm: cannot multiply (" + std::to_string(a.rows) + ", " + std::to_string(a.cols) + ") by (" +
-                     std::to_string(b.rows) + ", " + std::to_string(b.cols) + ") into (" + std::to_string(c.rows) +
-                     ", " + std::to_string(c.cols) + ")");
-}
+using detail::check_shapes;
 
 // Fewer rows than a tile and a row-major B (one image through a Dense
 // layer): packing B would copy the whole of it for a handful of rows, so B is
@@ -918,27 +900,8 @@ void multiply_transposed(View c, const GatheredRows& g, ConstView b, const Epilo
   multiply(c, ConstView{written_out(g), g.cols(), g.rows, 1, g.cols()}, b, e);
 }
 
-namespace {
-
-// Whether a product of m x n x k multiply-adds is worth a team of threads.
-bool worth_a_team(Index m, Index n, Index k) {
-  return m * n * k >= (Index{1} << 18) && !omp_in_parallel() && omp_get_max_threads() > 1;
-}
-
-// fn(begin, end) on each thread's stripe of [0, length), in whole units.
-template <typename Fn>
-void in_stripes(Index length, Index unit, Fn&& fn) {
-#pragma omp parallel
-  {
-    const Index t = omp_get_thread_num(), threads = omp_get_num_threads();
-    const Index units = (length + unit - 1) / unit;
-    const Index begin = std::min(length, units * t / threads * unit);
-    const Index end = std::min(length, units * (t + 1) / threads * unit);
-    if (begin < end) fn(begin, end);
-  }
-}
-
-}  // namespace
+using detail::in_stripes;
+using detail::worth_a_team;
 
 void parallel_multiply(View c, ConstView a, ConstView b, const Epilogue& e) {
   check_shapes(c, a, b);

@@ -12,17 +12,13 @@
 #include "loom/gemm.hpp"
 #include "loom/random.hpp"
 #include "loom/threads.hpp"
+#include "random_matrix.hpp"
 
 using namespace loom;
 
 namespace {
 
-RowMatrix random_matrix(Index rows, Index cols, std::uint64_t seed) {
-  Random rng(seed);
-  RowMatrix m(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = rng.uniform(-1.0f, 1.0f);
-  return m;
-}
+using testing::random_matrix;
 
 // C = A B (+ C0) (+ bias) (ReLU) in double: the reference.
 Eigen::MatrixXd reference(const RowMatrix& a, const RowMatrix& b, const RowMatrix* c0, const float* bias, bool relu) {

@@ -1,0 +1,228 @@
+// The bfloat16 product of loom/gemm_bf16.hpp.
+//
+//   for each block of kKc values of K
+//     B's block, rounded, in panels of kNr columns: per pair of k, the two
+//       values of each column side by side in one 32-bit word
+//     for each block of kMc rows of A (this thread's stripe)
+//       the rows, rounded: per row, its pairs of k in order
+//       for each tile of kMr rows x kNr columns: the kernel, then C (+)= tile
+//
+// A pair is one 32-bit word, low half the even k: the layout vdpbf16ps reads
+// in both operands. An odd K ends with a pair whose high half is zero.
+
+#include "loom/gemm_bf16.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "gemm_common.hpp"
+
+#if defined(__AVX512BF16__) && defined(__AVX512F__) && defined(__AVX512BW__)
+#define LOOM_GEMM_BF16_HARDWARE 1
+#include <immintrin.h>
+#endif
+
+namespace loom::gemm::bf16 {
+
+namespace {
+
+constexpr Index kMr = 12;   // rows of a tile
+constexpr Index kNr = 32;   // columns of a tile: two vectors of 16 float sums
+constexpr Index kKc = 384;  // values of K per block (even): 192 pairs
+constexpr Index kMc = 96;   // rows of A per packed block
+
+using Word = std::uint32_t;  // a pair of bfloat16
+
+using Scratch = detail::Scratch<Word>;
+
+Word pair(float even, float odd) { return Word{round(even)} | Word{round(odd)} << 16; }
+
+// B's rows k0 .. k0 + depth - 1, all columns, into panels of kNr columns:
+// panel j holds pairs x kNr words, columns past the edge zero.
+void pack_b(const ConstView& b, Index k0, Index depth, Word* out) {
+  const Index pairs = (depth + 1) / 2;
+  for (Index j0 = 0; j0 < b.cols; j0 += kNr, out += pairs * kNr) {
+    const Index w = std::min(kNr, b.cols - j0);
+    for (Index p = 0; p < pairs; ++p) {
+      const Index k = k0 + 2 * p;
+      const bool odd_row = 2 * p + 1 < depth;
+      const float* even = b.data + k * b.row_stride + j0 * b.col_stride;
+      const float* odd = even + b.row_stride;
+      Word* dst = out + p * kNr;
+#if defined(LOOM_GEMM_BF16_HARDWARE)
+      if (b.col_stride == 1 && w == kNr && odd_row) {  // two rows of 32 floats -> 32 words
+        for (Index v = 0; v < kNr; v += 16) {
+          const __m512i lo = _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(even + v))));
+          const __m512i hi = _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(odd + v))));
+          _mm512_store_si512(dst + v, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+        continue;
+      }
+#endif
+      for (Index j = 0; j < w; ++j)
+        dst[j] = pair(even[j * b.col_stride], odd_row ? odd[j * b.col_stride] : 0.0f);
+      for (Index j = w; j < kNr; ++j) dst[j] = 0;
+    }
+  }
+}
+
+// A's rows i0 .. i0 + rows - 1, values k0 .. k0 + depth - 1, row by row:
+// each row its pairs in order (ld = pairs words).
+void pack_a(const ConstView& a, Index i0, Index rows, Index k0, Index depth, Word* out) {
+  const Index pairs = (depth + 1) / 2;
+  for (Index i = 0; i < rows; ++i) {
+    const float* src = a.data + (i0 + i) * a.row_stride + k0 * a.col_stride;
+    Word* dst = out + i * pairs;
+    Index p = 0;
+#if defined(LOOM_GEMM_BF16_HARDWARE)
+    if (a.col_stride == 1)  // 32 consecutive floats are 16 pairs in order
+      for (; 2 * p + 32 <= depth; p += 16) {
+        const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 2 * p + 16), _mm512_loadu_ps(src + 2 * p));
+        _mm512_storeu_si512(dst + p, std::bit_cast<__m512i>(h));
+      }
+#endif
+    for (; p < pairs; ++p)
+      dst[p] = pair(src[2 * p * a.col_stride], 2 * p + 1 < depth ? src[(2 * p + 1) * a.col_stride] : 0.0f);
+  }
+}
+
+// C (rows x cols of a tile) = or += the tile's sums.
+void store(const float* sums, Index rows, Index cols, float* c, Index rs, Index cs, bool add) {
+  for (Index i = 0; i < rows; ++i)
+    for (Index j = 0; j < cols; ++j) {
+      float& out = c[i * rs + j * cs];
+      out = add ? out + sums[i * kNr + j] : sums[i * kNr + j];
+    }
+}
+
+#if defined(LOOM_GEMM_BF16_HARDWARE)
+
+// kMr rows (each a pointer to its packed pairs) times a panel: 24 float sums
+// of 16 lanes, per pair one broadcast word of A and two vectors of B.
+void kernel(Index pairs, const Word* const* a, const Word* b, float* c, Index rs, Index cs, Index rows, Index cols,
+            bool add) {
+  __m512 acc[kMr][2];
+  for (auto& row : acc) row[0] = row[1] = _mm512_setzero_ps();
+  for (Index p = 0; p < pairs; ++p) {
+    const auto b0 = std::bit_cast<__m512bh>(_mm512_load_si512(b + p * kNr));
+    const auto b1 = std::bit_cast<__m512bh>(_mm512_load_si512(b + p * kNr + 16));
+    for (Index i = 0; i < kMr; ++i) {
+      const auto x = std::bit_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(a[i][p])));
+      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], x, b0);
+      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], x, b1);
+    }
+  }
+  if (cs == 1 && cols == kNr) {
+    for (Index i = 0; i < rows; ++i) {
+      float* out = c + i * rs;
+      for (int v = 0; v < 2; ++v) {
+        const __m512 s = add ? _mm512_add_ps(_mm512_loadu_ps(out + 16 * v), acc[i][v]) : acc[i][v];
+        _mm512_storeu_ps(out + 16 * v, s);
+      }
+    }
+    return;
+  }
+  alignas(64) float sums[kMr * kNr];
+  for (Index i = 0; i < kMr; ++i) {
+    _mm512_store_ps(sums + i * kNr, acc[i][0]);
+    _mm512_store_ps(sums + i * kNr + 16, acc[i][1]);
+  }
+  store(sums, rows, cols, c, rs, cs, add);
+}
+
+#else
+
+// The same sums without AVX512-BF16: each pair's two products (exact in
+// float) added one after the other, odd k first, as vdpbf16ps does.
+void kernel(Index pairs, const Word* const* a, const Word* b, float* c, Index rs, Index cs, Index rows, Index cols,
+            bool add) {
+  float sums[kMr * kNr] = {};
+  for (Index p = 0; p < pairs; ++p)
+    for (Index i = 0; i < kMr; ++i) {
+      const Word x = a[i][p];
+      const float x0 = widen(static_cast<std::uint16_t>(x)), x1 = widen(static_cast<std::uint16_t>(x >> 16));
+      for (Index j = 0; j < kNr; ++j) {
+        const Word y = b[p * kNr + j];
+        float& s = sums[i * kNr + j];
+        s += x1 * widen(static_cast<std::uint16_t>(y >> 16));
+        s += x0 * widen(static_cast<std::uint16_t>(y));
+      }
+    }
+  store(sums, rows, cols, c, rs, cs, add);
+}
+
+#endif
+
+void multiply_unchecked(View c, ConstView a, ConstView b, bool accumulate) {
+  const Index m = c.rows, n = c.cols, k = a.cols;
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    if (!accumulate)
+      for (Index i = 0; i < m; ++i)
+        for (Index j = 0; j < n; ++j) c.data[i * c.row_stride + j * c.col_stride] = 0.0f;
+    return;
+  }
+  thread_local Scratch b_scratch, a_scratch;
+  const Index panels = (n + kNr - 1) / kNr;
+  for (Index k0 = 0; k0 < k; k0 += kKc) {
+    const Index depth = std::min(kKc, k - k0), pairs = (depth + 1) / 2;
+    const bool add = accumulate || k0 > 0;
+    Word* pb = b_scratch.get(panels * pairs * kNr);
+    pack_b(b, k0, depth, pb);
+    Word* pa = a_scratch.get(kMc * pairs);
+    for (Index i0 = 0; i0 < m; i0 += kMc) {
+      const Index rows = std::min(kMc, m - i0);
+      pack_a(a, i0, rows, k0, depth, pa);
+      for (Index ir = 0; ir < rows; ir += kMr) {
+        const Index r = std::min(kMr, rows - ir);
+        const Word* row[kMr];
+        for (Index i = 0; i < kMr; ++i) row[i] = pa + (ir + std::min(i, r - 1)) * pairs;  // past the edge: computed, never stored
+        for (Index jp = 0; jp < panels; ++jp) {
+          const Index j0 = jp * kNr;
+          kernel(pairs, row, pb + jp * pairs * kNr, c.data + (i0 + ir) * c.row_stride + j0 * c.col_stride,
+                 c.row_stride, c.col_stride, r, std::min(kNr, n - j0), add);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::uint16_t round(float x) {
+  const auto u = std::bit_cast<std::uint32_t>(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);  // NaN, kept quiet
+  return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+float widen(std::uint16_t h) { return std::bit_cast<float>(std::uint32_t{h} << 16); }
+
+bool hardware() {
+#if defined(LOOM_GEMM_BF16_HARDWARE)
+  return true;
+#else
+  return false;
+#endif
+}
+
+void multiply(View c, ConstView a, ConstView b, bool accumulate) {
+  detail::check_shapes(c, a, b);
+  multiply_unchecked(c, a, b, accumulate);
+}
+
+void parallel_multiply(View c, ConstView a, ConstView b, bool accumulate) {
+  detail::check_shapes(c, a, b);
+  if (!detail::worth_a_team(c.rows, c.cols, a.cols)) return multiply_unchecked(c, a, b, accumulate);
+  // Stripes of whole tiles of rows; each thread packs B's blocks itself (B is
+  // the small operand of a CNN's products, A the long one).
+  detail::in_stripes(c.rows, kMr, [&](Index begin, Index end) {
+    multiply_unchecked({c.data + begin * c.row_stride, end - begin, c.cols, c.row_stride, c.col_stride},
+                       {a.data + begin * a.row_stride, end - begin, a.cols, a.row_stride, a.col_stride}, b,
+                       accumulate);
+  });
+}
+
+}  // namespace loom::gemm::bf16

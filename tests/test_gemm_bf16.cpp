@@ -1,0 +1,125 @@
+// loom::gemm::bf16: rounding to bfloat16, and the product against a plain
+// loop in double on the rounded operands, over shapes that cut every block
+// and tile at its edge, operands transposed in memory, accumulation, and 1
+// against 2 threads.
+#include <catch2/catch.hpp>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "loom/gemm_bf16.hpp"
+#include "loom/random.hpp"
+#include "loom/threads.hpp"
+#include "random_matrix.hpp"
+
+using namespace loom;
+namespace bf16 = loom::gemm::bf16;
+
+namespace {
+
+using testing::random_matrix;
+
+float rounded(float x) { return bf16::widen(bf16::round(x)); }
+
+// Checks C against sum_k bf16(A)(i, k) bf16(B)(k, j) (+ C0) in double. The
+// products are exact in float, so only the K float sums round: each result
+// within (K + 2) units of 2^-24 of the sum of the terms' magnitudes.
+void check_product(const RowMatrix& c, const RowMatrix& a, const RowMatrix& b, const RowMatrix* c0 = nullptr) {
+  const Index k = a.cols();
+  for (Index i = 0; i < c.rows(); ++i)
+    for (Index j = 0; j < c.cols(); ++j) {
+      double sum = c0 ? (*c0)(i, j) : 0.0, size = c0 ? std::abs((*c0)(i, j)) : 0.0;
+      for (Index t = 0; t < k; ++t) {
+        const double term = double(rounded(a(i, t))) * double(rounded(b(t, j)));
+        sum += term;
+        size += std::abs(term);
+      }
+      const double bound = double(k + 2) * std::ldexp(size, -24);
+      if (std::abs(c(i, j) - sum) > bound) {
+        INFO("C(" << i << ", " << j << ") = " << c(i, j) << ", expected " << sum << " within " << bound);
+        CHECK(std::abs(c(i, j) - sum) <= bound);
+        return;
+      }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("bf16::round rounds to the nearest bfloat16, ties to even, and widen is exact") {
+  CHECK(bf16::round(1.0f) == 0x3f80);
+  CHECK(bf16::round(-2.0f) == 0xc000);
+  CHECK(bf16::round(1.0f + 0x1p-8f) == 0x3f80);         // halfway to 1 + 2^-7: ties to the even 1
+  CHECK(bf16::round(1.0f + 0x1p-7f + 0x1p-8f) == 0x3f82);  // halfway between 1 + 2^-7 (odd) and 1 + 2^-6 (even)
+  CHECK(bf16::round(1.0f + 0x1p-8f + 0x1p-20f) == 0x3f81);  // just past halfway: up
+  CHECK(bf16::widen(0x3f81) == 1.0f + 0x1p-7f);
+  CHECK(std::isinf(bf16::widen(bf16::round(std::numeric_limits<float>::infinity()))));
+  CHECK(std::isnan(bf16::widen(bf16::round(std::numeric_limits<float>::quiet_NaN()))));
+  // a NaN whose payload lies only in the low bits stays a NaN, not infinity
+  CHECK(std::isnan(bf16::widen(bf16::round(std::bit_cast<float>(0x7f800001u)))));
+  CHECK(std::isinf(bf16::widen(bf16::round(std::numeric_limits<float>::max()))));  // rounds up past the largest
+  Random rng(9);
+  for (int n = 0; n < 1000; ++n) {
+    const float x = rng.uniform(-100.0f, 100.0f);
+    CHECK(std::abs(rounded(x) - x) <= std::ldexp(std::abs(x), -8));  // 8 significant bits: half a unit is 2^-8
+  }
+}
+
+TEST_CASE("bf16::multiply is the product of the rounded operands, summed in float") {
+  // 1 + 2^-10 is 1 in bfloat16: a float product would keep it.
+  RowMatrix a(1, 2), b(2, 1), c(1, 1);
+  a << 1.0f + 0x1p-10f, 3.0f;
+  b << 1.0f, 1.0f;
+  bf16::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
+  CHECK(c(0, 0) == 4.0f);
+
+  // M across tiles (12) and blocks (96), K across pairs (odd) and blocks
+  // (384 values), N across panels (32).
+  for (const Index m : {1, 13, 97, 200})
+    for (const Index k : {1, 7, 33, 385, 800})
+      for (const Index n : {1, 17, 32, 45, 64}) {
+        INFO("M " << m << ", K " << k << ", N " << n);
+        const RowMatrix a = random_matrix(m, k, 1 + m), b = random_matrix(k, n, 2 + n);
+        RowMatrix c(m, n);
+        bf16::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
+        check_product(c, a, b);
+      }
+}
+
+TEST_CASE("bf16::multiply reads transposed operands, adds onto C, and refuses shapes that disagree") {
+  const RowMatrix at = random_matrix(40, 30, 3), b = random_matrix(40, 50, 4), bt = random_matrix(50, 40, 5);
+  const RowMatrix a = at.transpose();
+  const RowMatrix c0 = random_matrix(30, 50, 6);
+  RowMatrix c = c0;
+  // A (30 x 40) as at's transpose in memory, B (40 x 50) as bt's
+  const gemm::ConstView a_t{at.data(), 30, 40, 1, 30};
+  const gemm::ConstView b_t{bt.data(), 40, 50, 1, 40};
+  bf16::multiply(gemm::mutable_view(c), a_t, b_t, true);
+  check_product(c, a, bt.transpose(), &c0);
+
+  RowMatrix wrong(30, 49);
+  CHECK_THROWS_AS(bf16::multiply(gemm::mutable_view(wrong), gemm::view(a), gemm::view(b)), ShapeError);
+  CHECK_THROWS_AS(bf16::parallel_multiply(gemm::mutable_view(wrong), gemm::view(a), gemm::view(b)), ShapeError);
+}
+
+TEST_CASE("bf16::parallel_multiply gives multiply's bits on 1 and 2 threads") {
+  const int saved = threads();
+  for (const Index m : {12, 301, 2000}) {
+    const RowMatrix a = random_matrix(m, 288, 7), b = random_matrix(288, 64, 8);
+    RowMatrix one(m, 64);
+    bf16::multiply(gemm::mutable_view(one), gemm::view(a), gemm::view(b));
+    for (const int t : {1, 2}) {
+      set_threads(t);
+      RowMatrix c(m, 64);
+      bf16::parallel_multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
+      INFO("M " << m << ", " << t << " threads");
+      CHECK(std::memcmp(c.data(), one.data(), sizeof(float) * static_cast<std::size_t>(c.size())) == 0);
+    }
+  }
+  set_threads(saved);
+  INFO("bf16::hardware() = " << bf16::hardware());
+  SUCCEED();
+}
