@@ -25,8 +25,15 @@
 //                    bfloat16 with float sums (gemm::bf16::parallel_multiply,
 //                    loom/gemm_bf16.hpp: rounding and packing both operands
 //                    included), at the products of the recipe ResNet's strided
-//                    3x3 layers at batch 128 (patches x kernel) and 1024^2:
+//                    3x3 layers at batch 128 (patches x kernel), a Winograd
+//                    chunk's product at its stride-1 layers, and 1024^2:
 //                    what bfloat16 would give a layer before any other change
+//   gemm/gathered/H/C/F, gemm_bf16/gathered/H/C/F  the same layers' forward
+//                    products as the convolution makes them, A read through a
+//                    row table over 128 HxHxC images (3x3, stride 2, same);
+//                    gemm_bf16/gathered_runs/H/C/F with the images rounded to
+//                    bfloat16 beforehand (outside the time), as a layer that
+//                    wrote its output in bfloat16 would leave them
 //   gemm1t/narrow/M/K/N  C (M x N) = A (M x K) B on one thread, for the
 //                    narrow products of real layers: filters 40, 72, 100, 10
 //                    (a last panel a quarter full or less), 24 and 64 (full)
@@ -379,12 +386,67 @@ BENCHMARK_CAPTURE(shape_gemm, narrow, Product::FloatOneThread)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 // the recipe ResNet's strided 3x3 layers at batch 128: 28x28x32 -> 14x14x32,
-// 14x14x32 -> 7x7x64, 7x7x64 -> 4x4x128; then a square
+// 14x14x32 -> 7x7x64, 7x7x64 -> 4x4x128; then one of the 36 products of a
+// Winograd chunk of 128 tiles at its three stride-1 layers (too small for a
+// team: one thread, as the chunks run); then a square
 void gemm_shapes(benchmark::internal::Benchmark* b) {
-  b->Args({25088, 288, 32})->Args({6272, 288, 64})->Args({2048, 576, 128})->Args({1024, 1024, 1024});
+  b->Args({25088, 288, 32})->Args({6272, 288, 64})->Args({2048, 576, 128});
+  b->Args({128, 32, 32})->Args({128, 64, 64})->Args({128, 128, 128})->Args({1024, 1024, 1024});
 }
 BENCHMARK_CAPTURE(shape_gemm, float, Product::Float)->Name("gemm/shape")->Apply(gemm_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(shape_gemm, bf16, Product::Bf16)->Name("gemm_bf16/shape")->Apply(gemm_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
+// The same strided layers' forward products as the convolution makes them:
+// A read through a row table over a batch of 128 NHWC images (one run of C
+// floats per tap, a run of zeros in the padding; 3x3, stride 2, same
+// padding), in float with B packed once (as Im2colConv does) or in bfloat16,
+// rounding the runs as they are packed. Args: H (= W), C, F.
+enum class Gathered { Float, Bf16, Bf16Runs };
+void gathered_gemm(benchmark::State& state, Gathered how) {
+  const Index h = state.range(0), ch = state.range(1), f = state.range(2), batch = 128, oh = (h + 1) / 2;
+  const Index pad = std::max<Index>(0, (oh - 1) * 2 + 3 - h) / 2;  // Keras's same padding: the top's share
+  Random rng(3);
+  const RowMatrix images = random_matrix(batch * h * h, ch, rng), b = random_matrix(9 * ch, f, rng);
+  const std::vector<float> zeros(static_cast<std::size_t>(ch), 0.0f);
+  std::vector<const float*> table;
+  for (Index n = 0; n < batch; ++n)
+    for (Index y = 0; y < oh; ++y)
+      for (Index x = 0; x < oh; ++x)
+        for (Index ky = 0; ky < 3; ++ky)
+          for (Index kx = 0; kx < 3; ++kx) {
+            const Index iy = 2 * y + ky - pad, ix = 2 * x + kx - pad;
+            const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < h;
+            table.push_back(inside ? images.data() + ((n * h + iy) * h + ix) * ch : zeros.data());
+          }
+  const gemm::GatheredRows a{table.data(), batch * oh * oh, 9, ch};
+  // the same runs in an image rounded beforehand (as a layer writing bfloat16 would leave it)
+  std::vector<std::uint16_t> images16(static_cast<std::size_t>(images.size())), zeros16(zeros.size(), 0);
+  gemm::bf16::round_into(images.data(), images.size(), images16.data());
+  std::vector<const std::uint16_t*> table16;
+  for (const float* run : table)
+    table16.push_back(run == zeros.data() ? zeros16.data() : images16.data() + (run - images.data()));
+  const gemm::bf16::GatheredRows a16{table16.data(), a.rows, 9, ch};
+  const gemm::PackedB packed(gemm::view(b));
+  RowMatrix c(a.rows, f);
+  for (auto _ : state) {
+    if (how == Gathered::Bf16Runs)
+      gemm::bf16::parallel_multiply(gemm::mutable_view(c), a16, gemm::view(b));
+    else if (how == Gathered::Bf16)
+      gemm::bf16::parallel_multiply(gemm::mutable_view(c), a, gemm::view(b));
+    else
+      gemm::parallel_multiply(gemm::mutable_view(c), a, packed);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * static_cast<double>(a.rows) * static_cast<double>(a.cols()) * static_cast<double>(f) * 1e-9,
+      benchmark::Counter::kIsIterationInvariantRate);
+}
+void gathered_shapes(benchmark::internal::Benchmark* b) {
+  b->Args({28, 32, 32})->Args({14, 32, 64})->Args({7, 64, 128});
+}
+BENCHMARK_CAPTURE(gathered_gemm, float, Gathered::Float)->Name("gemm/gathered")->Apply(gathered_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(gathered_gemm, bf16, Gathered::Bf16)->Name("gemm_bf16/gathered")->Apply(gathered_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(gathered_gemm, bf16_runs, Gathered::Bf16Runs)->Name("gemm_bf16/gathered_runs")->Apply(gathered_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(square_gemm, eigen, Gemm::Eigen)
     ->Name("eigen/gemm1t")
     ->Arg(1024)

@@ -69,23 +69,76 @@ void pack_b(const ConstView& b, Index k0, Index depth, Word* out) {
   }
 }
 
+// n floats, step apart, rounded into n bfloat16 in order. A row of pairs is
+// its values in k order as 16-bit halves (little-endian: the even k low), so
+// packing A is rounding runs of it, wherever the runs lie.
+void round_run(const float* src, Index step, Index n, std::uint16_t* dst) {
+  Index k = 0;
+#if defined(LOOM_GEMM_BF16_HARDWARE)
+  if (step == 1) {
+    for (; k + 16 <= n; k += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k),
+                          std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(src + k))));
+    if (k < n) {
+      const auto tail = static_cast<__mmask16>((1u << (n - k)) - 1);
+      _mm256_mask_storeu_epi16(dst + k, tail, std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail, src + k))));
+    }
+    return;
+  }
+#endif
+  for (; k < n; ++k) dst[k] = round(src[k * step]);
+}
+
+// Rows of A from a strided view.
+struct ViewRows {
+  ConstView a;
+  Index rows() const { return a.rows; }
+  Index cols() const { return a.cols; }
+  ViewRows stripe(Index begin, Index end) const {
+    return {{a.data + begin * a.row_stride, end - begin, a.cols, a.row_stride, a.col_stride}};
+  }
+  void round(Index i, Index k0, Index depth, std::uint16_t* dst) const {
+    round_run(a.data + i * a.row_stride + k0 * a.col_stride, a.col_stride, depth, dst);
+  }
+};
+
+// A run of floats rounded, or of bfloat16 copied.
+void take_run(const float* src, Index n, std::uint16_t* dst) { round_run(src, 1, n, dst); }
+void take_run(const std::uint16_t* src, Index n, std::uint16_t* dst) {
+  std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(std::uint16_t));
+}
+
+// Rows of A through a row table (of float or of bfloat16 runs): each row its
+// runs one after the other.
+template <typename Table>
+struct TableRows {
+  Table a;
+  Index rows() const { return a.rows; }
+  Index cols() const { return a.cols(); }
+  TableRows stripe(Index begin, Index end) const {
+    return {{a.table + begin * a.segments, end - begin, a.segments, a.segment}};
+  }
+  void round(Index i, Index k0, Index depth, std::uint16_t* dst) const {
+    const auto* runs = a.table + i * a.segments + k0 / a.segment;
+    // the runs that k0 .. k0 + depth - 1 cross, the first from its offset
+    for (Index k = 0, at = k0 % a.segment; k < depth; at = 0, ++runs) {
+      const Index n = std::min(a.segment - at, depth - k);
+      take_run(*runs + at, n, dst + k);
+      k += n;
+    }
+  }
+};
+
 // A's rows i0 .. i0 + rows - 1, values k0 .. k0 + depth - 1, row by row:
-// each row its pairs in order (ld = pairs words).
-void pack_a(const ConstView& a, Index i0, Index rows, Index k0, Index depth, Word* out) {
+// each row its pairs in order (ld = pairs words; an odd depth ends with a
+// zero half).
+template <typename Rows>
+void pack_a(const Rows& a, Index i0, Index rows, Index k0, Index depth, Word* out) {
   const Index pairs = (depth + 1) / 2;
   for (Index i = 0; i < rows; ++i) {
-    const float* src = a.data + (i0 + i) * a.row_stride + k0 * a.col_stride;
-    Word* dst = out + i * pairs;
-    Index p = 0;
-#if defined(LOOM_GEMM_BF16_HARDWARE)
-    if (a.col_stride == 1)  // 32 consecutive floats are 16 pairs in order
-      for (; 2 * p + 32 <= depth; p += 16) {
-        const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + 2 * p + 16), _mm512_loadu_ps(src + 2 * p));
-        _mm512_storeu_si512(dst + p, std::bit_cast<__m512i>(h));
-      }
-#endif
-    for (; p < pairs; ++p)
-      dst[p] = pair(src[2 * p * a.col_stride], 2 * p + 1 < depth ? src[(2 * p + 1) * a.col_stride] : 0.0f);
+    auto* dst = reinterpret_cast<std::uint16_t*>(out + i * pairs);
+    a.round(i0 + i, k0, depth, dst);
+    if (depth % 2) dst[depth] = 0;
   }
 }
 
@@ -156,8 +209,9 @@ void kernel(Index pairs, const Word* const* a, const Word* b, float* c, Index rs
 
 #endif
 
-void multiply_unchecked(View c, ConstView a, ConstView b, bool accumulate) {
-  const Index m = c.rows, n = c.cols, k = a.cols;
+template <typename Rows>
+void multiply_unchecked(View c, const Rows& a, ConstView b, bool accumulate) {
+  const Index m = c.rows, n = c.cols, k = a.cols();
   if (m == 0 || n == 0) return;
   if (k == 0) {
     if (!accumulate)
@@ -190,6 +244,22 @@ void multiply_unchecked(View c, ConstView a, ConstView b, bool accumulate) {
   }
 }
 
+template <typename Rows>
+void parallel_unchecked(View c, const Rows& a, ConstView b, bool accumulate) {
+  if (!detail::worth_a_team(c.rows, c.cols, a.cols())) return multiply_unchecked(c, a, b, accumulate);
+  // Stripes of whole tiles of rows; each thread packs B's blocks itself (B is
+  // the small operand of a CNN's products, A the long one).
+  detail::in_stripes(c.rows, kMr, [&](Index begin, Index end) {
+    multiply_unchecked({c.data + begin * c.row_stride, end - begin, c.cols, c.row_stride, c.col_stride},
+                       a.stripe(begin, end), b, accumulate);
+  });
+}
+
+template <typename Table>
+void check_table(const View& c, const Table& a, const ConstView& b) {
+  detail::check_shapes(c, {nullptr, a.rows, a.cols(), 0, 0}, b);
+}
+
 }  // namespace
 
 std::uint16_t round(float x) {
@@ -210,19 +280,34 @@ bool hardware() {
 
 void multiply(View c, ConstView a, ConstView b, bool accumulate) {
   detail::check_shapes(c, a, b);
-  multiply_unchecked(c, a, b, accumulate);
+  multiply_unchecked(c, ViewRows{a}, b, accumulate);
 }
 
 void parallel_multiply(View c, ConstView a, ConstView b, bool accumulate) {
   detail::check_shapes(c, a, b);
-  if (!detail::worth_a_team(c.rows, c.cols, a.cols)) return multiply_unchecked(c, a, b, accumulate);
-  // Stripes of whole tiles of rows; each thread packs B's blocks itself (B is
-  // the small operand of a CNN's products, A the long one).
-  detail::in_stripes(c.rows, kMr, [&](Index begin, Index end) {
-    multiply_unchecked({c.data + begin * c.row_stride, end - begin, c.cols, c.row_stride, c.col_stride},
-                       {a.data + begin * a.row_stride, end - begin, a.cols, a.row_stride, a.col_stride}, b,
-                       accumulate);
-  });
+  parallel_unchecked(c, ViewRows{a}, b, accumulate);
 }
+
+void multiply(View c, const gemm::GatheredRows& a, ConstView b, bool accumulate) {
+  check_table(c, a, b);
+  multiply_unchecked(c, TableRows<gemm::GatheredRows>{a}, b, accumulate);
+}
+
+void parallel_multiply(View c, const gemm::GatheredRows& a, ConstView b, bool accumulate) {
+  check_table(c, a, b);
+  parallel_unchecked(c, TableRows<gemm::GatheredRows>{a}, b, accumulate);
+}
+
+void multiply(View c, const GatheredRows& a, ConstView b, bool accumulate) {
+  check_table(c, a, b);
+  multiply_unchecked(c, TableRows<GatheredRows>{a}, b, accumulate);
+}
+
+void parallel_multiply(View c, const GatheredRows& a, ConstView b, bool accumulate) {
+  check_table(c, a, b);
+  parallel_unchecked(c, TableRows<GatheredRows>{a}, b, accumulate);
+}
+
+void round_into(const float* src, Index n, std::uint16_t* dst) { round_run(src, 1, n, dst); }
 
 }  // namespace loom::gemm::bf16

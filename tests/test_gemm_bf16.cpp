@@ -123,3 +123,48 @@ TEST_CASE("bf16::parallel_multiply gives multiply's bits on 1 and 2 threads") {
   INFO("bf16::hardware() = " << bf16::hardware());
   SUCCEED();
 }
+
+TEST_CASE("bf16::multiply reads A through a row table, of float or bfloat16 runs, with the bits of A written out") {
+  // Rows of `segments` runs of `segment` floats: runs of an image, some of
+  // them a run of zeros (the padding), odd lengths that split pairs, and K
+  // across blocks (9 x 64 = 576 values).
+  const int saved = threads();
+  for (const Index segment : {3, 32, 64}) {
+    const Index segments = 9, rows = 301, n = 40;
+    const RowMatrix image = random_matrix(50, segment, 11 + segment), b = random_matrix(segments * segment, n, 12);
+    const std::vector<float> zeros(static_cast<std::size_t>(segment), 0.0f);
+    // the same image rounded once, as a layer writing bfloat16 would leave it
+    std::vector<std::uint16_t> image16(static_cast<std::size_t>(image.size())), zeros16(zeros.size(), 0);
+    bf16::round_into(image.data(), image.size(), image16.data());
+    for (Index i = 0; i < image.size(); ++i) REQUIRE(image16[static_cast<std::size_t>(i)] == bf16::round(image.data()[i]));
+    std::vector<const float*> table;
+    std::vector<const std::uint16_t*> table16;
+    RowMatrix written(rows, segments * segment);
+    Random rng(13);
+    for (Index i = 0; i < rows; ++i)
+      for (Index s = 0; s < segments; ++s) {
+        const auto r = static_cast<Index>(rng.uniform(0.0f, 55.0f));  // 50..54: the padding
+        const float* run = r < 50 ? image.data() + r * segment : zeros.data();
+        table.push_back(run);
+        table16.push_back(r < 50 ? image16.data() + r * segment : zeros16.data());
+        for (Index j = 0; j < segment; ++j) written(i, s * segment + j) = run[j];
+      }
+    RowMatrix expected(rows, n);
+    bf16::multiply(gemm::mutable_view(expected), gemm::view(written), gemm::view(b));
+    const gemm::GatheredRows gathered{table.data(), rows, segments, segment};
+    for (const int t : {1, 2}) {
+      set_threads(t);
+      RowMatrix c(rows, n);
+      bf16::parallel_multiply(gemm::mutable_view(c), gathered, gemm::view(b));
+      INFO("segment " << segment << ", " << t << " threads");
+      CHECK(std::memcmp(c.data(), expected.data(), sizeof(float) * static_cast<std::size_t>(c.size())) == 0);
+      RowMatrix c16(rows, n);
+      bf16::parallel_multiply(gemm::mutable_view(c16), bf16::GatheredRows{table16.data(), rows, segments, segment},
+                              gemm::view(b));
+      CHECK(std::memcmp(c16.data(), expected.data(), sizeof(float) * static_cast<std::size_t>(c.size())) == 0);
+    }
+    RowMatrix wrong(rows, n + 1);
+    CHECK_THROWS_AS(bf16::multiply(gemm::mutable_view(wrong), gathered, gemm::view(b)), ShapeError);
+  }
+  set_threads(saved);
+}

@@ -40,4 +40,26 @@ void multiply(View c, ConstView a, ConstView b, bool accumulate = false);
 /// is large enough to be worth a team; bitwise the result of multiply().
 void parallel_multiply(View c, ConstView a, ConstView b, bool accumulate = false);
 
+/// The same with A read through a row table (a convolution's patches where
+/// they lie, gemm::GatheredRows): its runs rounded as they are packed.
+void multiply(View c, const gemm::GatheredRows& a, ConstView b, bool accumulate = false);
+void parallel_multiply(View c, const gemm::GatheredRows& a, ConstView b, bool accumulate = false);
+
+/// A row table of runs already in bfloat16: row i the runs table[i * segments
+/// + s], `segment` values each, one after the other. Patches of an image a
+/// layer wrote in bfloat16, read at half the bytes of float.
+struct GatheredRows {
+  const std::uint16_t* const* table;
+  Index rows, segments, segment;
+  Index cols() const { return segments * segment; }
+};
+
+/// C = A B for A's runs in bfloat16 (copied as they are packed): the bits of
+/// the product with the same runs in float, rounded by the product.
+void multiply(View c, const GatheredRows& a, ConstView b, bool accumulate = false);
+void parallel_multiply(View c, const GatheredRows& a, ConstView b, bool accumulate = false);
+
+/// n floats rounded to bfloat16 (as round(), vectorised where it can be).
+void round_into(const float* src, Index n, std::uint16_t* dst);
+
 }  // namespace loom::gemm::bf16
