@@ -142,12 +142,20 @@ void pack_a(const Rows& a, Index i0, Index rows, Index k0, Index depth, Word* ou
   }
 }
 
-// C (rows x cols of a tile) = or += the tile's sums.
-void store(const float* sums, Index rows, Index cols, float* c, Index rs, Index cs, bool add) {
+// Whether an epilogue only assigns or adds: no bias, map or ReLU.
+bool plain(const Epilogue& e) { return !e.bias && !e.normalize && !e.relu; }
+
+// C (rows x cols of a tile) = (or += with e.accumulate) the tile's sums, then
+// + bias, the map and ReLU (e is the tile's, from its first column).
+void store(const float* sums, Index rows, Index cols, float* c, Index rs, Index cs, const Epilogue& e) {
   for (Index i = 0; i < rows; ++i)
     for (Index j = 0; j < cols; ++j) {
       float& out = c[i * rs + j * cs];
-      out = add ? out + sums[i * kNr + j] : sums[i * kNr + j];
+      float v = e.accumulate ? out + sums[i * kNr + j] : sums[i * kNr + j];
+      if (e.bias) v += e.bias[j];
+      if (e.normalize) v = e.normalize(v, j);
+      if (e.relu) v = std::max(v, 0.0f);
+      out = v;
     }
 }
 
@@ -156,7 +164,7 @@ void store(const float* sums, Index rows, Index cols, float* c, Index rs, Index 
 // kMr rows (each a pointer to its packed pairs) times a panel: 24 float sums
 // of 16 lanes, per pair one broadcast word of A and two vectors of B.
 void kernel(Index pairs, const Word* const* a, const Word* b, float* c, Index rs, Index cs, Index rows, Index cols,
-            bool add) {
+            const Epilogue& e) {
   __m512 acc[kMr][2];
   for (auto& row : acc) row[0] = row[1] = _mm512_setzero_ps();
   for (Index p = 0; p < pairs; ++p) {
@@ -168,11 +176,11 @@ void kernel(Index pairs, const Word* const* a, const Word* b, float* c, Index rs
       acc[i][1] = _mm512_dpbf16_ps(acc[i][1], x, b1);
     }
   }
-  if (cs == 1 && cols == kNr) {
+  if (cs == 1 && cols == kNr && plain(e)) {
     for (Index i = 0; i < rows; ++i) {
       float* out = c + i * rs;
       for (int v = 0; v < 2; ++v) {
-        const __m512 s = add ? _mm512_add_ps(_mm512_loadu_ps(out + 16 * v), acc[i][v]) : acc[i][v];
+        const __m512 s = e.accumulate ? _mm512_add_ps(_mm512_loadu_ps(out + 16 * v), acc[i][v]) : acc[i][v];
         _mm512_storeu_ps(out + 16 * v, s);
       }
     }
@@ -183,7 +191,7 @@ void kernel(Index pairs, const Word* const* a, const Word* b, float* c, Index rs
     _mm512_store_ps(sums + i * kNr, acc[i][0]);
     _mm512_store_ps(sums + i * kNr + 16, acc[i][1]);
   }
-  store(sums, rows, cols, c, rs, cs, add);
+  store(sums, rows, cols, c, rs, cs, e);
 }
 
 #else
@@ -191,7 +199,7 @@ void kernel(Index pairs, const Word* const* a, const Word* b, float* c, Index rs
 // The same sums without AVX512-BF16: each pair's two products (exact in
 // float) added one after the other, odd k first, as vdpbf16ps does.
 void kernel(Index pairs, const Word* const* a, const Word* b, float* c, Index rs, Index cs, Index rows, Index cols,
-            bool add) {
+            const Epilogue& e) {
   float sums[kMr * kNr] = {};
   for (Index p = 0; p < pairs; ++p)
     for (Index i = 0; i < kMr; ++i) {
@@ -204,28 +212,29 @@ void kernel(Index pairs, const Word* const* a, const Word* b, float* c, Index rs
         s += x0 * widen(static_cast<std::uint16_t>(y));
       }
     }
-  store(sums, rows, cols, c, rs, cs, add);
+  store(sums, rows, cols, c, rs, cs, e);
 }
 
 #endif
 
 template <typename Rows>
-void multiply_unchecked(View c, const Rows& a, ConstView b, bool accumulate) {
+void multiply_unchecked(View c, const Rows& a, const PackedB& b, const Epilogue& e) {
   const Index m = c.rows, n = c.cols, k = a.cols();
   if (m == 0 || n == 0) return;
-  if (k == 0) {
-    if (!accumulate)
-      for (Index i = 0; i < m; ++i)
-        for (Index j = 0; j < n; ++j) c.data[i * c.row_stride + j * c.col_stride] = 0.0f;
+  if (k == 0) {  // C = (C +) 0, then the epilogue
+    const float zeros[kMr * kNr] = {};
+    for (Index i0 = 0; i0 < m; i0 += kMr)
+      for (Index j0 = 0; j0 < n; j0 += kNr)
+        store(zeros, std::min(kMr, m - i0), std::min(kNr, n - j0), c.data + i0 * c.row_stride + j0 * c.col_stride,
+              c.row_stride, c.col_stride, e.from_column(j0));
     return;
   }
-  thread_local Scratch b_scratch, a_scratch;
-  const Index panels = (n + kNr - 1) / kNr;
+  thread_local Scratch a_scratch;
+  const Index panels = b.panels();
   for (Index k0 = 0; k0 < k; k0 += kKc) {
     const Index depth = std::min(kKc, k - k0), pairs = (depth + 1) / 2;
-    const bool add = accumulate || k0 > 0;
-    Word* pb = b_scratch.get(panels * pairs * kNr);
-    pack_b(b, k0, depth, pb);
+    const Epilogue block = e.for_block(k0 == 0, k0 + depth == k);
+    const Word* pb = b.block(k0);
     Word* pa = a_scratch.get(kMc * pairs);
     for (Index i0 = 0; i0 < m; i0 += kMc) {
       const Index rows = std::min(kMc, m - i0);
@@ -237,7 +246,7 @@ void multiply_unchecked(View c, const Rows& a, ConstView b, bool accumulate) {
         for (Index jp = 0; jp < panels; ++jp) {
           const Index j0 = jp * kNr;
           kernel(pairs, row, pb + jp * pairs * kNr, c.data + (i0 + ir) * c.row_stride + j0 * c.col_stride,
-                 c.row_stride, c.col_stride, r, std::min(kNr, n - j0), add);
+                 c.row_stride, c.col_stride, r, std::min(kNr, n - j0), block.from_column(j0));
         }
       }
     }
@@ -245,19 +254,18 @@ void multiply_unchecked(View c, const Rows& a, ConstView b, bool accumulate) {
 }
 
 template <typename Rows>
-void parallel_unchecked(View c, const Rows& a, ConstView b, bool accumulate) {
-  if (!detail::worth_a_team(c.rows, c.cols, a.cols())) return multiply_unchecked(c, a, b, accumulate);
-  // Stripes of whole tiles of rows; each thread packs B's blocks itself (B is
-  // the small operand of a CNN's products, A the long one).
+void parallel_unchecked(View c, const Rows& a, const PackedB& b, const Epilogue& e) {
+  if (!detail::worth_a_team(c.rows, c.cols, a.cols())) return multiply_unchecked(c, a, b, e);
+  // Stripes of whole tiles of rows, B packed once for all of them.
   detail::in_stripes(c.rows, kMr, [&](Index begin, Index end) {
     multiply_unchecked({c.data + begin * c.row_stride, end - begin, c.cols, c.row_stride, c.col_stride},
-                       a.stripe(begin, end), b, accumulate);
+                       a.stripe(begin, end), b, e);
   });
 }
 
-template <typename Table>
-void check_table(const View& c, const Table& a, const ConstView& b) {
-  detail::check_shapes(c, {nullptr, a.rows, a.cols(), 0, 0}, b);
+template <typename Rows>
+void check(const View& c, const Rows& a, const PackedB& b) {
+  detail::check_shapes(c, {nullptr, a.rows(), a.cols(), 0, 0}, {nullptr, b.rows(), b.cols(), 0, 0});
 }
 
 }  // namespace
@@ -278,34 +286,52 @@ bool hardware() {
 #endif
 }
 
-void multiply(View c, ConstView a, ConstView b, bool accumulate) {
+void PackedB::pack(ConstView b) {
+  rows_ = b.rows;
+  cols_ = b.cols;
+  const Index panels = this->panels();
+  const Index pairs = b.rows / kKc * (kKc / 2) + (b.rows % kKc + 1) / 2;  // over the blocks of K
+  words_.assign(static_cast<std::size_t>(panels * kNr * pairs), 0);
+  for (Index k0 = 0; k0 < b.rows; k0 += kKc) pack_b(b, k0, std::min(kKc, b.rows - k0), words_.data() + block_offset(k0));
+}
+
+Index PackedB::panels() const { return (cols_ + kNr - 1) / kNr; }
+
+// Block k0's panels follow those of the blocks before it, of kKc / 2 pairs each.
+Index PackedB::block_offset(Index k0) const { return panels() * kNr * (k0 / 2); }
+
+void multiply(View c, ConstView a, const PackedB& b, const Epilogue& e) {
+  check(c, ViewRows{a}, b);
+  multiply_unchecked(c, ViewRows{a}, b, e);
+}
+void multiply(View c, ConstView a, ConstView b, const Epilogue& e) {
   detail::check_shapes(c, a, b);
-  multiply_unchecked(c, ViewRows{a}, b, accumulate);
+  multiply(c, a, PackedB(b), e);
+}
+void multiply(View c, const gemm::GatheredRows& a, const PackedB& b, const Epilogue& e) {
+  check(c, TableRows<gemm::GatheredRows>{a}, b);
+  multiply_unchecked(c, TableRows<gemm::GatheredRows>{a}, b, e);
+}
+void multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e) {
+  check(c, TableRows<GatheredRows>{a}, b);
+  multiply_unchecked(c, TableRows<GatheredRows>{a}, b, e);
 }
 
-void parallel_multiply(View c, ConstView a, ConstView b, bool accumulate) {
+void parallel_multiply(View c, ConstView a, const PackedB& b, const Epilogue& e) {
+  check(c, ViewRows{a}, b);
+  parallel_unchecked(c, ViewRows{a}, b, e);
+}
+void parallel_multiply(View c, ConstView a, ConstView b, const Epilogue& e) {
   detail::check_shapes(c, a, b);
-  parallel_unchecked(c, ViewRows{a}, b, accumulate);
+  parallel_multiply(c, a, PackedB(b), e);
 }
-
-void multiply(View c, const gemm::GatheredRows& a, ConstView b, bool accumulate) {
-  check_table(c, a, b);
-  multiply_unchecked(c, TableRows<gemm::GatheredRows>{a}, b, accumulate);
+void parallel_multiply(View c, const gemm::GatheredRows& a, const PackedB& b, const Epilogue& e) {
+  check(c, TableRows<gemm::GatheredRows>{a}, b);
+  parallel_unchecked(c, TableRows<gemm::GatheredRows>{a}, b, e);
 }
-
-void parallel_multiply(View c, const gemm::GatheredRows& a, ConstView b, bool accumulate) {
-  check_table(c, a, b);
-  parallel_unchecked(c, TableRows<gemm::GatheredRows>{a}, b, accumulate);
-}
-
-void multiply(View c, const GatheredRows& a, ConstView b, bool accumulate) {
-  check_table(c, a, b);
-  multiply_unchecked(c, TableRows<GatheredRows>{a}, b, accumulate);
-}
-
-void parallel_multiply(View c, const GatheredRows& a, ConstView b, bool accumulate) {
-  check_table(c, a, b);
-  parallel_unchecked(c, TableRows<GatheredRows>{a}, b, accumulate);
+void parallel_multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e) {
+  check(c, TableRows<GatheredRows>{a}, b);
+  parallel_unchecked(c, TableRows<GatheredRows>{a}, b, e);
 }
 
 void round_into(const float* src, Index n, std::uint16_t* dst) { round_run(src, 1, n, dst); }

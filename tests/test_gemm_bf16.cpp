@@ -97,7 +97,7 @@ TEST_CASE("bf16::multiply reads transposed operands, adds onto C, and refuses sh
   // A (30 x 40) as at's transpose in memory, B (40 x 50) as bt's
   const gemm::ConstView a_t{at.data(), 30, 40, 1, 30};
   const gemm::ConstView b_t{bt.data(), 40, 50, 1, 40};
-  bf16::multiply(gemm::mutable_view(c), a_t, b_t, true);
+  bf16::multiply(gemm::mutable_view(c), a_t, b_t, {.accumulate = true});
   check_product(c, a, bt.transpose(), &c0);
 
   RowMatrix wrong(30, 49);
@@ -152,19 +152,58 @@ TEST_CASE("bf16::multiply reads A through a row table, of float or bfloat16 runs
     RowMatrix expected(rows, n);
     bf16::multiply(gemm::mutable_view(expected), gemm::view(written), gemm::view(b));
     const gemm::GatheredRows gathered{table.data(), rows, segments, segment};
+    const bf16::PackedB packed(gemm::view(b));
     for (const int t : {1, 2}) {
       set_threads(t);
       RowMatrix c(rows, n);
-      bf16::parallel_multiply(gemm::mutable_view(c), gathered, gemm::view(b));
+      bf16::parallel_multiply(gemm::mutable_view(c), gathered, packed);
       INFO("segment " << segment << ", " << t << " threads");
       CHECK(std::memcmp(c.data(), expected.data(), sizeof(float) * static_cast<std::size_t>(c.size())) == 0);
       RowMatrix c16(rows, n);
       bf16::parallel_multiply(gemm::mutable_view(c16), bf16::GatheredRows{table16.data(), rows, segments, segment},
-                              gemm::view(b));
+                              packed);
       CHECK(std::memcmp(c16.data(), expected.data(), sizeof(float) * static_cast<std::size_t>(c.size())) == 0);
     }
     RowMatrix wrong(rows, n + 1);
-    CHECK_THROWS_AS(bf16::multiply(gemm::mutable_view(wrong), gathered, gemm::view(b)), ShapeError);
+    CHECK_THROWS_AS(bf16::multiply(gemm::mutable_view(wrong), gathered, packed), ShapeError);
   }
   set_threads(saved);
+}
+
+TEST_CASE("bf16::multiply applies the epilogue once the sums are done, with a B packed once or per call") {
+  // K of 800: three blocks of K, the bias, map and ReLU after the last only.
+  for (const Index k : {0, 7, 800}) {
+    const Index m = 61, n = 45;
+    const RowMatrix a = random_matrix(m, k, 21), b = random_matrix(k, n, 22), c0 = random_matrix(m, n, 23);
+    const RowMatrix stats = random_matrix(4, n, 24);
+    std::vector<float> bias(static_cast<std::size_t>(n)), center(bias), inv_std(bias), gamma(bias), beta(bias);
+    for (Index j = 0; j < n; ++j) {
+      const auto u = static_cast<std::size_t>(j);
+      bias[u] = stats(0, j);
+      center[u] = stats(1, j);
+      inv_std[u] = 1.5f + stats(2, j);
+      gamma[u] = stats(3, j);
+      beta[u] = 0.1f * stats(0, j);
+    }
+    const gemm::Epilogue e{.accumulate = true, .bias = bias.data(), .relu = true,
+                           .normalize = {center.data(), inv_std.data(), gamma.data(), beta.data()}};
+    // the sums alone (checked against double elsewhere), then the epilogue by hand
+    RowMatrix sums(m, n);
+    bf16::multiply(gemm::mutable_view(sums), gemm::view(a), gemm::view(b));
+    RowMatrix c = c0, packed_c = c0;
+    bf16::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b), e);
+    bf16::parallel_multiply(gemm::mutable_view(packed_c), gemm::view(a), bf16::PackedB(gemm::view(b)), e);
+    INFO("K " << k);
+    CHECK(std::memcmp(c.data(), packed_c.data(), sizeof(float) * static_cast<std::size_t>(c.size())) == 0);
+    Index zeros = 0;
+    for (Index i = 0; i < m; ++i)
+      for (Index j = 0; j < n; ++j) {
+        const float expected = std::max(e.normalize(c0(i, j) + sums(i, j) + bias[static_cast<std::size_t>(j)], j), 0.0f);
+        // c0 + sums rounds once in the product's last block and once here: equal, or one rounding apart
+        REQUIRE(std::abs(c(i, j) - expected) <= 1e-5f * (1.0f + std::abs(expected)));
+        zeros += c(i, j) == 0.0f;
+      }
+    CHECK(zeros > 0);           // the ReLU cut some
+    CHECK(zeros < m * n);       // and not all
+  }
 }

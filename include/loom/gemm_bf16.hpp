@@ -18,6 +18,9 @@
 // Thread safety: callable from many threads at once (packing scratch is per thread).
 
 #include <cstdint>
+#include <vector>
+
+#include <Eigen/Core>
 
 #include "loom/gemm.hpp"
 
@@ -32,18 +35,25 @@ float widen(std::uint16_t h);
 /// Whether the products run on vdpbf16ps: this build targets AVX512-BF16.
 bool hardware();
 
-/// C = bf16(A) bf16(B), or C += with accumulate, on the calling thread.
-/// Shapes must agree: A (M, K), B (K, N), C (M, N); any strides.
-void multiply(View c, ConstView a, ConstView b, bool accumulate = false);
+/// B rounded and packed once for many products with it (the same weights
+/// against many blocks of A, or one product's threads): per block of K, panels
+/// of 32 columns, a pair of k in each 32-bit word.
+class PackedB {
+ public:
+  PackedB() = default;
+  explicit PackedB(ConstView b) { pack(b); }
+  void pack(ConstView b);
+  Index rows() const { return rows_; }
+  Index cols() const { return cols_; }
+  Index panels() const;
+  /// Block k0's panels (k0 a multiple of the product's block of K).
+  const std::uint32_t* block(Index k0) const { return words_.data() + block_offset(k0); }
 
-/// The same product over the OpenMP threads, by stripes of rows of C, when it
-/// is large enough to be worth a team; bitwise the result of multiply().
-void parallel_multiply(View c, ConstView a, ConstView b, bool accumulate = false);
-
-/// The same with A read through a row table (a convolution's patches where
-/// they lie, gemm::GatheredRows): its runs rounded as they are packed.
-void multiply(View c, const gemm::GatheredRows& a, ConstView b, bool accumulate = false);
-void parallel_multiply(View c, const gemm::GatheredRows& a, ConstView b, bool accumulate = false);
+ private:
+  Index block_offset(Index k0) const;
+  Index rows_ = 0, cols_ = 0;
+  std::vector<std::uint32_t, Eigen::aligned_allocator<std::uint32_t>> words_;  // aligned: the kernel's vector loads
+};
 
 /// A row table of runs already in bfloat16: row i the runs table[i * segments
 /// + s], `segment` values each, one after the other. Patches of an image a
@@ -54,10 +64,23 @@ struct GatheredRows {
   Index cols() const { return segments * segment; }
 };
 
-/// C = A B for A's runs in bfloat16 (copied as they are packed): the bits of
-/// the product with the same runs in float, rounded by the product.
-void multiply(View c, const GatheredRows& a, ConstView b, bool accumulate = false);
-void parallel_multiply(View c, const GatheredRows& a, ConstView b, bool accumulate = false);
+/// C = bf16(A) bf16(B) with the epilogue (as gemm::multiply's: + C, + bias,
+/// the map, ReLU, applied once the sums are done), on the calling thread.
+/// Shapes must agree: A (M, K), B (K, N), C (M, N); views of any strides. A
+/// may be read through a row table of float runs (a convolution's patches
+/// where they lie: rounded as they are packed) or of runs already in
+/// bfloat16 (copied). A ConstView B is packed for the call.
+void multiply(View c, ConstView a, const PackedB& b, const Epilogue& e = {});
+void multiply(View c, ConstView a, ConstView b, const Epilogue& e = {});
+void multiply(View c, const gemm::GatheredRows& a, const PackedB& b, const Epilogue& e = {});
+void multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e = {});
+
+/// The same products over the OpenMP threads, by stripes of rows of C, when
+/// large enough to be worth a team; bitwise the results of multiply().
+void parallel_multiply(View c, ConstView a, const PackedB& b, const Epilogue& e = {});
+void parallel_multiply(View c, ConstView a, ConstView b, const Epilogue& e = {});
+void parallel_multiply(View c, const gemm::GatheredRows& a, const PackedB& b, const Epilogue& e = {});
+void parallel_multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e = {});
 
 /// n floats rounded to bfloat16 (as round(), vectorised where it can be).
 void round_into(const float* src, Index n, std::uint16_t* dst);
