@@ -28,6 +28,9 @@
 //                    3x3 layers at batch 128 (patches x kernel), a Winograd
 //                    chunk's product at its stride-1 layers, and 1024^2:
 //                    what bfloat16 would give a layer before any other change
+//   gemm/shape_at/M/K/N, gemm_bf16/shape_at/M/K/N  the same with A stored
+//                    transposed: the layers' weight gradients colᵀ dZ (patches
+//                    written out) and a Winograd chunk's Vᵀ dM
 //   gemm/gathered/H/C/F, gemm_bf16/gathered/H/C/F  the same layers' forward
 //                    products as the convolution makes them, A read through a
 //                    row table over 128 HxHxC images (3x3, stride 2, same);
@@ -355,19 +358,21 @@ BENCHMARK_CAPTURE(square_gemm, one_thread, Gemm::OneThread)
     ->Unit(benchmark::kMillisecond);
 // C (M x N) = A (M x K) B (K x N): in float on one thread or over the
 // threads, or in bfloat16 over the threads.
+// With a_transposed, A is stored as Aᵀ (a weight gradient's colᵀ or Vᵀ).
 enum class Product { FloatOneThread, Float, Bf16 };
-void shape_gemm(benchmark::State& state, Product how) {
+void shape_gemm(benchmark::State& state, Product how, bool a_transposed = false) {
   const Index m = state.range(0), k = state.range(1), n = state.range(2);
   Random rng(3);
-  const RowMatrix a = random_matrix(m, k, rng), b = random_matrix(k, n, rng);
+  const RowMatrix stored = a_transposed ? random_matrix(k, m, rng) : random_matrix(m, k, rng), b = random_matrix(k, n, rng);
+  const gemm::ConstView a = a_transposed ? gemm::view(stored.transpose()) : gemm::view(stored);
   RowMatrix c(m, n);
   for (auto _ : state) {
     if (how == Product::FloatOneThread)
-      gemm::multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
+      gemm::multiply(gemm::mutable_view(c), a, gemm::view(b));
     else if (how == Product::Float)
-      gemm::parallel_multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
+      gemm::parallel_multiply(gemm::mutable_view(c), a, gemm::view(b));
     else
-      gemm::bf16::parallel_multiply(gemm::mutable_view(c), gemm::view(a), gemm::view(b));
+      gemm::bf16::parallel_multiply(gemm::mutable_view(c), a, gemm::view(b));
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
@@ -395,6 +400,13 @@ void gemm_shapes(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK_CAPTURE(shape_gemm, float, Product::Float)->Name("gemm/shape")->Apply(gemm_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(shape_gemm, bf16, Product::Bf16)->Name("gemm_bf16/shape")->Apply(gemm_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
+// the same layers' weight gradients, colᵀ dZ with the patches written out,
+// and a Winograd chunk's Vᵀ dM at 64 channels
+void transposed_shapes(benchmark::internal::Benchmark* b) {
+  b->Args({288, 25088, 32})->Args({288, 6272, 64})->Args({576, 2048, 128})->Args({64, 128, 64});
+}
+BENCHMARK_CAPTURE(shape_gemm, float_at, Product::Float, true)->Name("gemm/shape_at")->Apply(transposed_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(shape_gemm, bf16_at, Product::Bf16, true)->Name("gemm_bf16/shape_at")->Apply(transposed_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
 // The same strided layers' forward products as the convolution makes them:
 // A read through a row table over a batch of 128 NHWC images (one run of C
 // floats per tap, a run of zeros in the padding; 3x3, stride 2, same

@@ -142,6 +142,32 @@ void pack_a(const Rows& a, Index i0, Index rows, Index k0, Index depth, Word* ou
   }
 }
 
+// The same for an A stored transposed (a weight gradient's colᵀ or Vᵀ: its
+// columns contiguous), read along its columns: per pair of k, two runs of
+// rows rounded and paired, each word stored to its row (pairs words apart).
+// Row by row, each value would be a strided read.
+void pack_a(const ViewRows& v, Index i0, Index rows, Index k0, Index depth, Word* out) {
+  const ConstView& a = v.a;
+  if (a.row_stride != 1 || a.col_stride == 1) return pack_a<ViewRows>(v, i0, rows, k0, depth, out);
+  const Index pairs = (depth + 1) / 2;
+  for (Index p = 0; p < pairs; ++p) {
+    const float* even = a.data + i0 + (k0 + 2 * p) * a.col_stride;
+    const float* odd = 2 * p + 1 < depth ? even + a.col_stride : nullptr;
+    Index i = 0;
+#if defined(LOOM_GEMM_BF16_HARDWARE)
+    const __m512i to_row = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                              _mm512_set1_epi32(static_cast<int>(pairs)));
+    for (; i + 16 <= rows; i += 16) {
+      const __m512i lo = _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(even + i))));
+      const __m512i hi = odd ? _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(odd + i))))
+                             : _mm512_setzero_si512();
+      _mm512_i32scatter_epi32(out + i * pairs + p, to_row, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)), 4);
+    }
+#endif
+    for (; i < rows; ++i) out[i * pairs + p] = pair(even[i], odd ? odd[i] : 0.0f);
+  }
+}
+
 // Whether an epilogue only assigns or adds: no bias, map or ReLU.
 bool plain(const Epilogue& e) { return !e.bias && !e.normalize && !e.relu; }
 
