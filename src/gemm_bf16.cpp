@@ -1,11 +1,13 @@
 // The bfloat16 product of loom/gemm_bf16.hpp.
 //
+//   B rounded and packed once (PackedB): per block of kKc values of K, panels
+//     of kNr columns, per pair of k the two values of each column side by
+//     side in one 32-bit word
 //   for each block of kKc values of K
-//     B's block, rounded, in panels of kNr columns: per pair of k, the two
-//       values of each column side by side in one 32-bit word
 //     for each block of kMc rows of A (this thread's stripe)
 //       the rows, rounded: per row, its pairs of k in order
-//       for each tile of kMr rows x kNr columns: the kernel, then C (+)= tile
+//       for each tile of kMr rows x kNr columns: the kernel, then C (+)= the
+//         tile, with the epilogue after the last block of K
 //
 // A pair is one 32-bit word, low half the even k: the layout vdpbf16ps reads
 // in both operands. An odd K ends with a pair whose high half is zero.
@@ -40,6 +42,15 @@ using Scratch = detail::Scratch<Word>;
 
 Word pair(float even, float odd) { return Word{round(even)} | Word{round(odd)} << 16; }
 
+#if defined(LOOM_GEMM_BF16_HARDWARE)
+// The same for 16 lanes: each lane's even and odd value rounded into one word.
+__m512i pairs16(__m512 even, __m512 odd) {
+  const __m512i lo = _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(even)));
+  const __m512i hi = _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(odd)));
+  return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+}
+#endif
+
 // B's rows k0 .. k0 + depth - 1, all columns, into panels of kNr columns:
 // panel j holds pairs x kNr words, columns past the edge zero.
 void pack_b(const ConstView& b, Index k0, Index depth, Word* out) {
@@ -54,11 +65,8 @@ void pack_b(const ConstView& b, Index k0, Index depth, Word* out) {
       Word* dst = out + p * kNr;
 #if defined(LOOM_GEMM_BF16_HARDWARE)
       if (b.col_stride == 1 && w == kNr && odd_row) {  // two rows of 32 floats -> 32 words
-        for (Index v = 0; v < kNr; v += 16) {
-          const __m512i lo = _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(even + v))));
-          const __m512i hi = _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(odd + v))));
-          _mm512_store_si512(dst + v, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-        }
+        for (Index v = 0; v < kNr; v += 16)
+          _mm512_store_si512(dst + v, pairs16(_mm512_loadu_ps(even + v), _mm512_loadu_ps(odd + v)));
         continue;
       }
 #endif
@@ -158,10 +166,8 @@ void pack_a(const ViewRows& v, Index i0, Index rows, Index k0, Index depth, Word
     const __m512i to_row = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                               _mm512_set1_epi32(static_cast<int>(pairs)));
     for (; i + 16 <= rows; i += 16) {
-      const __m512i lo = _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(even + i))));
-      const __m512i hi = odd ? _mm512_cvtepu16_epi32(std::bit_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(odd + i))))
-                             : _mm512_setzero_si512();
-      _mm512_i32scatter_epi32(out + i * pairs + p, to_row, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)), 4);
+      const __m512 e = _mm512_loadu_ps(even + i), o = odd ? _mm512_loadu_ps(odd + i) : _mm512_setzero_ps();
+      _mm512_i32scatter_epi32(out + i * pairs + p, to_row, pairs16(e, o), 4);
     }
 #endif
     for (; i < rows; ++i) out[i * pairs + p] = pair(even[i], odd ? odd[i] : 0.0f);
