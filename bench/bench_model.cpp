@@ -94,6 +94,7 @@
 
 #include "loom/loom.hpp"
 #include "loom/gemm.hpp"
+#include "loom/conv/im2col_conv.hpp"
 #include "loom/gemm_bf16.hpp"
 #include "model_cases.hpp"
 #include "synthetic.hpp"
@@ -414,22 +415,17 @@ BENCHMARK_CAPTURE(shape_gemm, bf16_at, Product::Bf16, true)->Name("gemm_bf16/sha
 // rounding the runs as they are packed. Args: H (= W), C, F.
 enum class Gathered { Float, Bf16, Bf16Runs };
 void gathered_gemm(benchmark::State& state, Gathered how) {
-  const Index h = state.range(0), ch = state.range(1), f = state.range(2), batch = 128, oh = (h + 1) / 2;
-  const Index pad = std::max<Index>(0, (oh - 1) * 2 + 3 - h) / 2;  // Keras's same padding: the top's share
+  const Index h = state.range(0), ch = state.range(1), f = state.range(2), batch = 128;
+  const WindowAxis axis = window_axis(h, 3, 2, Padding::Same);
+  const conv::ConvGeometry g{.h = h, .w = h, .c = ch, .kh = 3, .kw = 3, .f = f, .sh = 2, .sw = 2,
+                             .pad_top = axis.pad_before, .pad_left = axis.pad_before, .oh = axis.out, .ow = axis.out};
   Random rng(3);
-  const RowMatrix images = random_matrix(batch * h * h, ch, rng), b = random_matrix(9 * ch, f, rng);
+  const RowMatrix images = random_matrix(batch * h * h, ch, rng), b = random_matrix(g.patch(), f, rng);
   const std::vector<float> zeros(static_cast<std::size_t>(ch), 0.0f);
-  std::vector<const float*> table;
-  for (Index n = 0; n < batch; ++n)
-    for (Index y = 0; y < oh; ++y)
-      for (Index x = 0; x < oh; ++x)
-        for (Index ky = 0; ky < 3; ++ky)
-          for (Index kx = 0; kx < 3; ++kx) {
-            const Index iy = 2 * y + ky - pad, ix = 2 * x + kx - pad;
-            const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < h;
-            table.push_back(inside ? images.data() + ((n * h + iy) * h + ix) * ch : zeros.data());
-          }
-  const gemm::GatheredRows a{table.data(), batch * oh * oh, 9, ch};
+  std::vector<const float*> table(static_cast<std::size_t>(batch * g.pixels() * 9));
+  for (Index n = 0; n < batch; ++n)  // the convolution's own table (Im2colConv::gather)
+    conv::Im2colConv::gather(g, images.data() + n * g.input_size(), zeros.data(), table.data() + n * g.pixels() * 9);
+  const gemm::GatheredRows a{table.data(), batch * g.pixels(), 9, ch};
   // the same runs in an image rounded beforehand (as a layer writing bfloat16 would leave it)
   std::vector<std::uint16_t> images16(static_cast<std::size_t>(images.size())), zeros16(zeros.size(), 0);
   gemm::bf16::round_into(images.data(), images.size(), images16.data());

@@ -158,13 +158,15 @@ void pack_a(const ViewRows& v, Index i0, Index rows, Index k0, Index depth, Word
   const ConstView& a = v.a;
   if (a.row_stride != 1 || a.col_stride == 1) return pack_a<ViewRows>(v, i0, rows, k0, depth, out);
   const Index pairs = (depth + 1) / 2;
+#if defined(LOOM_GEMM_BF16_HARDWARE)
+  const __m512i to_row = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32(static_cast<int>(pairs)));  // 16 rows' offsets
+#endif
   for (Index p = 0; p < pairs; ++p) {
     const float* even = a.data + i0 + (k0 + 2 * p) * a.col_stride;
     const float* odd = 2 * p + 1 < depth ? even + a.col_stride : nullptr;
     Index i = 0;
 #if defined(LOOM_GEMM_BF16_HARDWARE)
-    const __m512i to_row = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                              _mm512_set1_epi32(static_cast<int>(pairs)));
     for (; i + 16 <= rows; i += 16) {
       const __m512 e = _mm512_loadu_ps(even + i), o = odd ? _mm512_loadu_ps(odd + i) : _mm512_setzero_ps();
       _mm512_i32scatter_epi32(out + i * pairs + p, to_row, pairs16(e, o), 4);
@@ -295,9 +297,22 @@ void parallel_unchecked(View c, const Rows& a, const PackedB& b, const Epilogue&
   });
 }
 
+// Every public product: the shapes checked, then on this thread or a team.
 template <typename Rows>
-void check(const View& c, const Rows& a, const PackedB& b) {
+void run(bool parallel, View c, const Rows& a, const PackedB& b, const Epilogue& e) {
   detail::check_shapes(c, {nullptr, a.rows(), a.cols(), 0, 0}, {nullptr, b.rows(), b.cols(), 0, 0});
+  if (parallel)
+    parallel_unchecked(c, a, b, e);
+  else
+    multiply_unchecked(c, a, b, e);
+}
+
+// B packed for one call, in this thread's storage (kept across calls, so a
+// product allocates nothing once warm).
+const PackedB& packed_for_call(ConstView b) {
+  thread_local PackedB packed;
+  packed.pack(b);
+  return packed;
 }
 
 }  // namespace
@@ -323,7 +338,7 @@ void PackedB::pack(ConstView b) {
   cols_ = b.cols;
   const Index panels = this->panels();
   const Index pairs = b.rows / kKc * (kKc / 2) + (b.rows % kKc + 1) / 2;  // over the blocks of K
-  words_.assign(static_cast<std::size_t>(panels * kNr * pairs), 0);
+  words_.resize(static_cast<std::size_t>(panels * kNr * pairs));  // pack_b writes every word, padding included
   for (Index k0 = 0; k0 < b.rows; k0 += kKc) pack_b(b, k0, std::min(kKc, b.rows - k0), words_.data() + block_offset(k0));
 }
 
@@ -332,38 +347,26 @@ Index PackedB::panels() const { return (cols_ + kNr - 1) / kNr; }
 // Block k0's panels follow those of the blocks before it, of kKc / 2 pairs each.
 Index PackedB::block_offset(Index k0) const { return panels() * kNr * (k0 / 2); }
 
-void multiply(View c, ConstView a, const PackedB& b, const Epilogue& e) {
-  check(c, ViewRows{a}, b);
-  multiply_unchecked(c, ViewRows{a}, b, e);
-}
+void multiply(View c, ConstView a, const PackedB& b, const Epilogue& e) { run(false, c, ViewRows{a}, b, e); }
 void multiply(View c, ConstView a, ConstView b, const Epilogue& e) {
-  detail::check_shapes(c, a, b);
-  multiply(c, a, PackedB(b), e);
+  run(false, c, ViewRows{a}, packed_for_call(b), e);
 }
 void multiply(View c, const gemm::GatheredRows& a, const PackedB& b, const Epilogue& e) {
-  check(c, TableRows<gemm::GatheredRows>{a}, b);
-  multiply_unchecked(c, TableRows<gemm::GatheredRows>{a}, b, e);
+  run(false, c, TableRows<gemm::GatheredRows>{a}, b, e);
 }
 void multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e) {
-  check(c, TableRows<GatheredRows>{a}, b);
-  multiply_unchecked(c, TableRows<GatheredRows>{a}, b, e);
+  run(false, c, TableRows<GatheredRows>{a}, b, e);
 }
 
-void parallel_multiply(View c, ConstView a, const PackedB& b, const Epilogue& e) {
-  check(c, ViewRows{a}, b);
-  parallel_unchecked(c, ViewRows{a}, b, e);
-}
+void parallel_multiply(View c, ConstView a, const PackedB& b, const Epilogue& e) { run(true, c, ViewRows{a}, b, e); }
 void parallel_multiply(View c, ConstView a, ConstView b, const Epilogue& e) {
-  detail::check_shapes(c, a, b);
-  parallel_multiply(c, a, PackedB(b), e);
+  run(true, c, ViewRows{a}, packed_for_call(b), e);
 }
 void parallel_multiply(View c, const gemm::GatheredRows& a, const PackedB& b, const Epilogue& e) {
-  check(c, TableRows<gemm::GatheredRows>{a}, b);
-  parallel_unchecked(c, TableRows<gemm::GatheredRows>{a}, b, e);
+  run(true, c, TableRows<gemm::GatheredRows>{a}, b, e);
 }
 void parallel_multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e) {
-  check(c, TableRows<GatheredRows>{a}, b);
-  parallel_unchecked(c, TableRows<GatheredRows>{a}, b, e);
+  run(true, c, TableRows<GatheredRows>{a}, b, e);
 }
 
 void round_into(const float* src, Index n, std::uint16_t* dst) { round_run(src, 1, n, dst); }
