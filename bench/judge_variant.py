@@ -29,7 +29,8 @@ hold-out, epochs and limit) are taken instead of running them again.
 
 One JSON line on stdout (also written to --json-out): every run's JSON, the
 medians, each condition and the verdict; a table on stderr (--markdown for
-docs/best-recipe.md). Each run's own output goes to --log-dir.
+docs/best-recipe.md). Each run's own output goes to a log in --log-dir; a
+line every minute says which epoch each running run has reached.
 Exit status: 0 when the judgment finished (adopted or not), 2 on a usage or
 child error.
 """
@@ -39,9 +40,9 @@ import json
 import os
 import shlex
 import statistics
+import re
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +52,8 @@ from benchlib import die  # noqa: E402
 ARMS = ("baseline", "variant")
 # The keys of a run's JSON the rule reads (fashion_mnist_best --hold-out writes validation_*).
 PLAIN, TTA = "validation_accuracy", "validation_accuracy_flip_tta"
+EPOCH_LINE = re.compile(r"^Epoch (\d+/\d+)", re.MULTILINE)  # fashion_mnist_best --verbose 2's per-epoch lines
+PROGRESS_EVERY = 60.0  # seconds between progress lines
 
 
 # ---- the rule ----------------------------------------------------------------
@@ -105,25 +108,33 @@ def medians(results, seeds):
 # ---- the runs ----------------------------------------------------------------
 
 class Run:
-    """One fashion_mnist_best child, its stdout in a temporary file and its stderr in a log."""
+    """One fashion_mnist_best child, its output (the per-epoch lines and the JSON line) in a log of its own."""
 
     def __init__(self, arm, seed, cmd, threads, log_path):
         self.arm, self.seed, self.log_path = arm, seed, log_path
         print(f"==> {arm} seed {seed}: {' '.join(shlex.quote(c) for c in cmd)} (log: {log_path})",
               file=sys.stderr, flush=True)
-        self.out = tempfile.TemporaryFile(mode="w+")
         self.log = open(log_path, "w")
         try:
-            self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=self.log, env=bl.thread_env(threads))
+            self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=bl.thread_env(threads))
         except OSError as e:
             die(f"cannot start {cmd[0]}: {e}")
-        self.started = time.perf_counter()
+
+    def text(self, tail=None):
+        with open(self.log_path) as f:
+            if tail:
+                f.seek(max(0, os.path.getsize(self.log_path) - tail))
+            return f.read()
+
+    def progress(self):
+        """The last epoch the run has finished ("epoch 12/36"), or "starting"."""
+        epochs = EPOCH_LINE.findall(self.text(tail=4096))
+        return f"epoch {epochs[-1]}" if epochs else "starting"
 
     def result(self):
         """The run's last JSON line; dies when the child failed."""
         self.log.close()
-        self.out.seek(0)
-        lines = [l for l in self.out.read().splitlines() if l.startswith("{")]
+        lines = [l for l in self.text().splitlines() if l.startswith("{")]
         if self.proc.returncode != 0 or not lines:
             die(f"{self.arm} seed {self.seed} failed with exit status {self.proc.returncode}; see {self.log_path}")
         return json.loads(lines[-1])
@@ -221,7 +232,12 @@ def main():
 
     started, before = datetime.datetime.now(), bl.host_state()
     running, judged = [], judge(results, seeds, a.margin, a.max_time_ratio)
+    last_progress = time.perf_counter()
     while (queue or running) and judged["verdict"] != "not adopted":
+        if running and time.perf_counter() - last_progress >= PROGRESS_EVERY:
+            last_progress = time.perf_counter()
+            print("==> " + "; ".join(f"{r.arm} seed {r.seed}: {r.progress()}" for r in running),
+                  file=sys.stderr, flush=True)
         while queue and len(running) < a.parallel:
             arm, s = queue.pop(0)
             log = os.path.join(a.log_dir, f"judge-{arm}-seed{s}.log")
