@@ -61,7 +61,7 @@ TEST_CASE("loom train --images trains on a folder of images and writes the model
   CHECK_THAT(strict.output, Contains("readme.txt"));
 }
 
-TEST_CASE("loom train --recipe best trains the small ResNet with its schedule, and a bad recipe is refused",
+TEST_CASE("loom train --recipe best trains the small ResNet with its schedule, its peak and EMA flags, and bad values are refused",
           "[tool][image_folder]") {
   TempDir dir;
   write_image_folder(dir / "photos", {"wide", "tall"}, 8);
@@ -92,6 +92,24 @@ TEST_CASE("loom train --recipe best trains the small ResNet with its schedule, a
   Sequential with_ema = load_model(averaged), without = load_model(model);
   CHECK(with_ema.history().epochs.size() == 2);
   CHECK_FALSE(with_ema.weights().front()->value == without.weights().front()->value);  // the same run, averaged
+  // --max-lr: the one-cycle peak; the same seed with another peak trains other weights.
+  const fs::path slower = dir / "slower.loom";
+  const ProcessResult peak = loom_tool(dir, {"train", "--images", (dir / "photos").string(), "--out", slower.string(),
+                                            "--recipe", "best", "--epochs", "2", "--batch-size", "8", "--verbose", "0",
+                                            "--max-lr", "0.05"});
+  INFO(peak.output);
+  REQUIRE(peak.exit_code == 0);
+  CHECK_FALSE(load_model(slower).weights().front()->value == without.weights().front()->value);
+  for (const char* rate : {"0", "-0.1", "x", "nan"}) {
+    const ProcessResult refused = loom_tool(dir, {"train", "--images", (dir / "photos").string(), "--out",
+                                                 model.string(), "--recipe", "best", "--max-lr", rate});
+    CHECK(refused.exit_code == 2);
+    CHECK_THAT(refused.output, Contains("--max-lr expects a positive learning rate"));
+  }
+  const ProcessResult seed_recipe = loom_tool(dir, {"train", "--images", (dir / "photos").string(), "--out",
+                                                   model.string(), "--max-lr", "0.05"});
+  CHECK(seed_recipe.exit_code == 2);
+  CHECK_THAT(seed_recipe.output, Contains("--max-lr goes with --recipe best"));
   for (const char* decay : {"1", "-0.1", "x", "1.5"}) {
     const ProcessResult refused = loom_tool(dir, {"train", "--images", (dir / "photos").string(), "--out",
                                                  model.string(), "--ema", decay});

@@ -43,6 +43,9 @@ const std::string kUsage = std::string(
     "  --recipe NAME    seed (default): the Keras CNN with Adam; best: the small BatchNorm ResNet\n"
     "                   with SGD, one-cycle and augmentation (docs/best-recipe.md;\n"
     "                   its own defaults: 36 epochs, batch 128, --augment pad=2,flip)\n"
+    "  --max-lr X       with --recipe best: the one-cycle peak rate (default 0.1, for batch\n"
+    "                   128; with another --batch-size, scaling it with the batch keeps the\n"
+    "                   rate per image)\n"
     "  --augment LIST   augment every training batch: any of pad=N (random crop after zero\n"
     "                   padding), flip (left-right, half the time), erasing=P (random erasing\n"
     "                   with probability P), comma-separated, e.g. pad=2,flip,erasing=0.5\n"
@@ -66,6 +69,13 @@ std::optional<double> parse_number(const std::string& v) {
   return f;
 }
 
+/// --max-lr's rate: a positive number.
+float parse_max_lr(const std::string& v) {
+  const double r = parse_number(v).value_or(-1.0);
+  if (!(r > 0.0 && r < 1e6)) throw UsageError("--max-lr expects a positive learning rate, e.g. 0.05; got \"" + v + "\"");
+  return static_cast<float>(r);
+}
+
 /// --ema's decay: 0 (none) or in (0, 1).
 float parse_ema(const std::string& v) {
   const double d = parse_number(v).value_or(-1.0);
@@ -85,6 +95,7 @@ struct Args {
   std::optional<std::string> validation;  // "test" for Fashion-MNIST, "none" for --images by default
   std::optional<std::string> checkpoint;
   float ema = 0.0f;  // ExponentialMovingAverage's decay; 0: none
+  std::optional<float> max_lr;  // --recipe best's one-cycle peak
   bool json = false;
 };
 
@@ -104,6 +115,7 @@ Args parse(int argc, char** argv) {
         else if (flag == "--checkpoint") a.checkpoint = v;
         else if (flag == "--recipe") a.recipe = v;
         else if (flag == "--ema") a.ema = parse_ema(v);
+        else if (flag == "--max-lr") a.max_lr = parse_max_lr(v);
         else if (flag == "--json") a.json = true;
         else return false;
         return true;
@@ -112,6 +124,8 @@ Args parse(int argc, char** argv) {
   if (!a.out) throw UsageError("--out PATH is required\n" + kUsage);
   if (a.recipe != "seed" && a.recipe != "best")
     throw UsageError("--recipe: expected \"seed\" or \"best\", got \"" + a.recipe + "\"\n" + kUsage);
+  if (a.max_lr && a.recipe != "best")
+    throw UsageError("--max-lr goes with --recipe best (the seed recipe trains with Adam at Keras's rate)\n" + kUsage);
   if (a.images && a.training.data) throw UsageError("give --images or --data, not both\n" + kUsage);
   if (a.refuse_unreadable && !a.images) throw UsageError("--refuse-unreadable goes with --images\n" + kUsage);
   if (a.images && a.validation == "test")
@@ -216,6 +230,7 @@ int train_command(int argc, char** argv) {
   if (args.epochs_given) recipe.epochs = t.epochs;
   if (args.batch_size_given) recipe.batch_size = t.batch_size;
   if (args.augment) recipe.augmentation = *args.augment;
+  if (args.max_lr) recipe.max_learning_rate = *args.max_lr;
   const bool best = args.recipe == "best";
   Sequential model = best ? models::fashion_mnist_best(t.seed, train.size(), recipe, class_count)
                           : models::fashion_mnist_cnn(t.seed, class_count);
