@@ -65,9 +65,15 @@ TEST_CASE("loom train --recipe best trains the small ResNet with its schedule, i
           "[tool][image_folder]") {
   TempDir dir;
   write_image_folder(dir / "photos", {"wide", "tall"}, 8);
+  // Two epochs of the recipe on the folder, written to `out`, with `more` flags.
+  auto train_best = [&](const fs::path& out, std::vector<std::string> more = {}) {
+    std::vector<std::string> args{"train", "--images", (dir / "photos").string(), "--out", out.string(), "--recipe",
+                                  "best", "--epochs", "2", "--batch-size", "8", "--verbose", "0"};
+    args.insert(args.end(), more.begin(), more.end());
+    return loom_tool(dir, args);
+  };
   const fs::path model = dir / "model.loom";
-  const ProcessResult r = loom_tool(dir, {"train", "--images", (dir / "photos").string(), "--out", model.string(),
-                                         "--recipe", "best", "--epochs", "2", "--batch-size", "8", "--verbose", "0"});
+  const ProcessResult r = train_best(model);
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const Sequential trained = load_model(model);
@@ -84,9 +90,7 @@ TEST_CASE("loom train --recipe best trains the small ResNet with its schedule, i
 
   // --ema: the model ends with the average of its weights, which differs from the last step's.
   const fs::path averaged = dir / "averaged.loom";
-  const ProcessResult ema = loom_tool(dir, {"train", "--images", (dir / "photos").string(), "--out", averaged.string(),
-                                           "--recipe", "best", "--epochs", "2", "--batch-size", "8", "--verbose", "0",
-                                           "--ema", "0.5"});
+  const ProcessResult ema = train_best(averaged, {"--ema", "0.5"});
   INFO(ema.output);
   REQUIRE(ema.exit_code == 0);
   Sequential with_ema = load_model(averaged), without = load_model(model);
@@ -94,9 +98,7 @@ TEST_CASE("loom train --recipe best trains the small ResNet with its schedule, i
   CHECK_FALSE(with_ema.weights().front()->value == without.weights().front()->value);  // the same run, averaged
   // --max-lr: the one-cycle peak; the same seed with another peak trains other weights.
   const fs::path slower = dir / "slower.loom";
-  const ProcessResult peak = loom_tool(dir, {"train", "--images", (dir / "photos").string(), "--out", slower.string(),
-                                            "--recipe", "best", "--epochs", "2", "--batch-size", "8", "--verbose", "0",
-                                            "--max-lr", "0.05"});
+  const ProcessResult peak = train_best(slower, {"--max-lr", "0.05"});
   INFO(peak.output);
   REQUIRE(peak.exit_code == 0);
   CHECK_FALSE(load_model(slower).weights().front()->value == without.weights().front()->value);
