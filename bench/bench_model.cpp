@@ -37,6 +37,11 @@
 //                    gemm_bf16/gathered_runs/H/C/F with the images rounded to
 //                    bfloat16 beforehand (outside the time), as a layer that
 //                    wrote its output in bfloat16 would leave them
+//   gemm/gathered_at/H/C/F, gemm_bf16/gathered_at/H/C/F  the same layers'
+//                    weight gradients colᵀ dZ as the convolution makes them:
+//                    the patches through the row table, chunk by chunk of
+//                    samples into partials, one thread a chunk
+//                    (gemm::multiply_transposed, gemm::bf16::multiply_transposed)
 //   gemm1t/narrow/M/K/N  C (M x N) = A (M x K) B on one thread, for the
 //                    narrow products of real layers: filters 40, 72, 100, 10
 //                    (a last panel a quarter full or less), 24 and 64 (full)
@@ -412,8 +417,10 @@ BENCHMARK_CAPTURE(shape_gemm, bf16_at, Product::Bf16, true)->Name("gemm_bf16/sha
 // A read through a row table over a batch of 128 NHWC images (one run of C
 // floats per tap, a run of zeros in the padding; 3x3, stride 2, same
 // padding), in float with B packed once (as Im2colConv does) or in bfloat16,
-// rounding the runs as they are packed. Args: H (= W), C, F.
-enum class Gathered { Float, Bf16, Bf16Runs };
+// rounding the runs as they are packed; or their weight gradients (*At), as
+// Im2colConv::backward makes them (its partials' sum, the same for both, left
+// out). Args: H (= W), C, F.
+enum class Gathered { Float, Bf16, Bf16Runs, FloatAt, Bf16At };
 void gathered_gemm(benchmark::State& state, Gathered how) {
   const Index h = state.range(0), ch = state.range(1), f = state.range(2), batch = 128;
   const WindowAxis axis = window_axis(h, 3, 2, Padding::Same);
@@ -436,8 +443,23 @@ void gathered_gemm(benchmark::State& state, Gathered how) {
   const gemm::PackedB packed(gemm::view(b));  // each packed once, as Im2colConv packs its kernel
   const gemm::bf16::PackedB packed16(gemm::view(b));
   RowMatrix c(a.rows, f);
+  const Index per_chunk = conv::Im2colConv::chunk_samples(g), chunks = (batch + per_chunk - 1) / per_chunk;
+  const RowMatrix dz = random_matrix(a.rows, f, rng);
+  RowMatrix parts(chunks * g.patch(), f);
+  const auto weight_gradient = [&](Index chunk) {
+    const Index s0 = chunk * per_chunk, rows = (std::min(batch, s0 + per_chunk) - s0) * g.pixels();
+    const gemm::GatheredRows patches{table.data() + s0 * g.pixels() * 9, rows, 9, ch};
+    auto part = parts.middleRows(chunk * g.patch(), g.patch());
+    const auto dzc = dz.middleRows(s0 * g.pixels(), rows);
+    if (how == Gathered::FloatAt)
+      gemm::multiply_transposed(gemm::mutable_view(part), patches, gemm::view(dzc));
+    else
+      gemm::bf16::multiply_transposed(gemm::mutable_view(part), patches, gemm::view(dzc));
+  };
   for (auto _ : state) {
-    if (how == Gathered::Bf16Runs)
+    if (how == Gathered::FloatAt || how == Gathered::Bf16At)
+      parallel_for(chunks, true, weight_gradient);
+    else if (how == Gathered::Bf16Runs)
       gemm::bf16::parallel_multiply(gemm::mutable_view(c), a16, packed16);
     else if (how == Gathered::Bf16)
       gemm::bf16::parallel_multiply(gemm::mutable_view(c), a, packed16);
@@ -456,6 +478,8 @@ void gathered_shapes(benchmark::internal::Benchmark* b) {
 BENCHMARK_CAPTURE(gathered_gemm, float, Gathered::Float)->Name("gemm/gathered")->Apply(gathered_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(gathered_gemm, bf16, Gathered::Bf16)->Name("gemm_bf16/gathered")->Apply(gathered_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(gathered_gemm, bf16_runs, Gathered::Bf16Runs)->Name("gemm_bf16/gathered_runs")->Apply(gathered_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(gathered_gemm, float_at, Gathered::FloatAt)->Name("gemm/gathered_at")->Apply(gathered_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(gathered_gemm, bf16_at, Gathered::Bf16At)->Name("gemm_bf16/gathered_at")->Apply(gathered_shapes)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(square_gemm, eigen, Gemm::Eigen)
     ->Name("eigen/gemm1t")
     ->Arg(1024)

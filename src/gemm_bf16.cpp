@@ -153,34 +153,77 @@ void pack_a(const Rows& a, Index i0, Index rows, Index k0, Index depth, Word* ou
   }
 }
 
-// The same for an A stored transposed (a weight gradient's colᵀ or Vᵀ: its
-// columns contiguous), read along its columns: per pair of k, two runs of
-// rows rounded and paired, each word stored to its row (pairs words apart).
-// Row by row, each value would be a strided read.
+// Packing an A stored transposed (its columns contiguous), read along its
+// columns: per pair of k, two runs of rows (even and odd k; no odd run past
+// an odd depth) rounded and paired, each word stored to its row, `pairs`
+// words apart. Row by row, each value would be a strided read.
+class ColumnPairs {
+ public:
+  explicit ColumnPairs(Index pairs) : pairs_(pairs) {
+#if defined(LOOM_GEMM_BF16_HARDWARE)
+    to_row_ = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                 _mm512_set1_epi32(static_cast<int>(pairs)));  // 16 rows' offsets
+#endif
+  }
+  // Rows 0 .. n - 1 of the packed block from `out` (already at the pair's word).
+  void operator()(const float* even, const float* odd, Index n, Word* out) const {
+    Index i = 0;
+#if defined(LOOM_GEMM_BF16_HARDWARE)
+    for (; i + 16 <= n; i += 16) {
+      const __m512 e = _mm512_loadu_ps(even + i), o = odd ? _mm512_loadu_ps(odd + i) : _mm512_setzero_ps();
+      _mm512_i32scatter_epi32(out + i * pairs_, to_row_, pairs16(e, o), 4);
+    }
+#endif
+    for (; i < n; ++i) out[i * pairs_] = pair(even[i], odd ? odd[i] : 0.0f);
+  }
+
+ private:
+  Index pairs_;
+#if defined(LOOM_GEMM_BF16_HARDWARE)
+  __m512i to_row_;
+#endif
+};
+
+// A weight gradient's colᵀ or Vᵀ as a transposed view.
 void pack_a(const ViewRows& v, Index i0, Index rows, Index k0, Index depth, Word* out) {
   const ConstView& a = v.a;
   if (a.row_stride != 1 || a.col_stride == 1) return pack_a<ViewRows>(v, i0, rows, k0, depth, out);
   const Index pairs = (depth + 1) / 2;
-#if defined(LOOM_GEMM_BF16_HARDWARE)
-  const __m512i to_row = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                            _mm512_set1_epi32(static_cast<int>(pairs)));  // 16 rows' offsets
-#endif
+  const ColumnPairs pair_up(pairs);
   for (Index p = 0; p < pairs; ++p) {
     const float* even = a.data + i0 + (k0 + 2 * p) * a.col_stride;
-    const float* odd = 2 * p + 1 < depth ? even + a.col_stride : nullptr;
-    Index i = 0;
-#if defined(LOOM_GEMM_BF16_HARDWARE)
-    for (; i + 16 <= rows; i += 16) {
-      const __m512 e = _mm512_loadu_ps(even + i), o = odd ? _mm512_loadu_ps(odd + i) : _mm512_setzero_ps();
-      _mm512_i32scatter_epi32(out + i * pairs + p, to_row, pairs16(e, o), 4);
+    pair_up(even, 2 * p + 1 < depth ? even + a.col_stride : nullptr, rows, out + p);
+  }
+}
+
+// A = Gᵀ, G read through its row table (a weight gradient's patches where
+// they lie): A's row i is G's column `first + i`, A's k is G's row k. A pair
+// of k is two rows of G; A's rows cut G's runs, each piece contiguous.
+struct TransposedTableRows {
+  gemm::GatheredRows g;
+  Index first = 0, count = 0;  // G's columns first .. first + count - 1 (a stripe's)
+  Index rows() const { return count; }
+  Index cols() const { return g.rows; }
+  TransposedTableRows stripe(Index begin, Index end) const { return {g, first + begin, end - begin}; }
+};
+
+void pack_a(const TransposedTableRows& t, Index i0, Index rows, Index k0, Index depth, Word* out) {
+  const Index pairs = (depth + 1) / 2;
+  const ColumnPairs pair_up(pairs);
+  for (Index p = 0; p < pairs; ++p) {
+    const float* const* even = t.g.table + (k0 + 2 * p) * t.g.segments;
+    const float* const* odd = 2 * p + 1 < depth ? even + t.g.segments : nullptr;
+    for (Index i = 0; i < rows;) {
+      const Index column = t.first + i0 + i, s = column / t.g.segment, at = column % t.g.segment;
+      const Index n = std::min(t.g.segment - at, rows - i);
+      pair_up(even[s] + at, odd ? odd[s] + at : nullptr, n, out + i * pairs + p);
+      i += n;
     }
-#endif
-    for (; i < rows; ++i) out[i * pairs + p] = pair(even[i], odd ? odd[i] : 0.0f);
   }
 }
 
 // Whether an epilogue only assigns or adds: no bias, map or ReLU.
-bool plain(const Epilogue& e) { return !e.bias && !e.normalize && !e.relu; }
+[[maybe_unused]] bool plain(const Epilogue& e) { return !e.bias && !e.normalize && !e.relu; }
 
 // C (rows x cols of a tile) = (or += with e.accumulate) the tile's sums, then
 // + bias, the map and ReLU (e is the tile's, from its first column).
@@ -359,6 +402,10 @@ void multiply(View c, const gemm::GatheredRows& a, const PackedB& b, const Epilo
 }
 void multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e) {
   run(false, c, TableRows<GatheredRows>{a}, b, e);
+}
+
+void multiply_transposed(View c, const gemm::GatheredRows& g, ConstView b, const Epilogue& e) {
+  run(false, c, TransposedTableRows{g, 0, g.cols()}, packed_for_call(b), e);
 }
 
 void parallel_multiply(View c, ConstView a, const PackedB& b, const Epilogue& e) { run(true, c, ViewRows{a}, b, e); }

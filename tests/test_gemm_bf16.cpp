@@ -1,7 +1,7 @@
 // loom::gemm::bf16: rounding to bfloat16, and the product against a plain
 // loop in double on the rounded operands, over shapes that cut every block
-// and tile at its edge, operands transposed in memory, accumulation, and 1
-// against 2 threads.
+// and tile at its edge, operands transposed in memory or read through row
+// tables, accumulation, and 1 against 2 threads.
 #include <catch2/catch.hpp>
 
 #include <bit>
@@ -45,6 +45,28 @@ void check_product(const RowMatrix& c, const RowMatrix& a, const RowMatrix& b, c
         return;
       }
     }
+}
+
+// A row table over the 50 runs of `image` (rows of `segment` floats) and a
+// run of zeros (the padding, about one run in eleven): `rows` rows of
+// `segments` runs drawn from the seed, and the same rows written out.
+struct RunTable {
+  std::vector<const float*> table;
+  RowMatrix written;
+};
+RunTable random_run_table(const RowMatrix& image, const std::vector<float>& zeros, Index rows, Index segments,
+                          std::uint64_t seed) {
+  const Index segment = image.cols();
+  RunTable t{{}, RowMatrix(rows, segments * segment)};
+  Random rng(seed);
+  for (Index i = 0; i < rows; ++i)
+    for (Index s = 0; s < segments; ++s) {
+      const auto r = static_cast<Index>(rng.uniform(0.0f, 55.0f));  // 50..54: the padding
+      const float* run = r < 50 ? image.data() + r * segment : zeros.data();
+      t.table.push_back(run);
+      for (Index j = 0; j < segment; ++j) t.written(i, s * segment + j) = run[j];
+    }
+  return t;
 }
 
 }  // namespace
@@ -137,18 +159,10 @@ TEST_CASE("bf16::multiply reads A through a row table, of float or bfloat16 runs
     std::vector<std::uint16_t> image16(static_cast<std::size_t>(image.size())), zeros16(zeros.size(), 0);
     bf16::round_into(image.data(), image.size(), image16.data());
     for (Index i = 0; i < image.size(); ++i) REQUIRE(image16[static_cast<std::size_t>(i)] == bf16::round(image.data()[i]));
-    std::vector<const float*> table;
-    std::vector<const std::uint16_t*> table16;
-    RowMatrix written(rows, segments * segment);
-    Random rng(13);
-    for (Index i = 0; i < rows; ++i)
-      for (Index s = 0; s < segments; ++s) {
-        const auto r = static_cast<Index>(rng.uniform(0.0f, 55.0f));  // 50..54: the padding
-        const float* run = r < 50 ? image.data() + r * segment : zeros.data();
-        table.push_back(run);
-        table16.push_back(r < 50 ? image16.data() + r * segment : zeros16.data());
-        for (Index j = 0; j < segment; ++j) written(i, s * segment + j) = run[j];
-      }
+    const auto [table, written] = random_run_table(image, zeros, rows, segments, 13);
+    std::vector<const std::uint16_t*> table16;  // the same runs in the rounded image
+    for (const float* run : table)
+      table16.push_back(run == zeros.data() ? zeros16.data() : image16.data() + (run - image.data()));
     RowMatrix expected(rows, n);
     bf16::multiply(gemm::mutable_view(expected), gemm::view(written), gemm::view(b));
     const gemm::GatheredRows gathered{table.data(), rows, segments, segment};
@@ -168,6 +182,31 @@ TEST_CASE("bf16::multiply reads A through a row table, of float or bfloat16 runs
     CHECK_THROWS_AS(bf16::multiply(gemm::mutable_view(wrong), gathered, packed), ShapeError);
   }
   set_threads(saved);
+}
+
+TEST_CASE("bf16::multiply_transposed reads A = G^T through G's row table, with the bits of G^T written out") {
+  // G (K x M): rows of `segments` runs of an image or of zeros. Runs of 3,
+  // 17 and 32 floats cut the 16-value pieces the packing stores at once; K
+  // of 1, 7 and 801 cuts pairs and blocks; M of up to 9 x 32 = 288 rows of
+  // A crosses the product's blocks of rows.
+  for (const Index segment : {3, 17, 32})
+    for (const Index k : {1, 7, 801}) {
+      const Index segments = 9, n = 45;
+      const RowMatrix image = random_matrix(50, segment, 21 + segment), b = random_matrix(k, n, 22);
+      const RowMatrix c0 = random_matrix(segments * segment, n, 23);
+      const std::vector<float> zeros(static_cast<std::size_t>(segment), 0.0f);
+      const auto [table, written] = random_run_table(image, zeros, k, segments, 24);  // G
+      const gemm::ConstView gt{written.data(), written.cols(), k, 1, written.cols()};  // G^T, stored as G
+      const gemm::GatheredRows g{table.data(), k, segments, segment};
+      INFO("segment " << segment << ", K " << k);
+      RowMatrix expected = c0, c = c0;
+      bf16::multiply(gemm::mutable_view(expected), gt, gemm::view(b), {.accumulate = true});
+      bf16::multiply_transposed(gemm::mutable_view(c), g, gemm::view(b), {.accumulate = true});
+      CHECK(std::memcmp(c.data(), expected.data(), sizeof(float) * static_cast<std::size_t>(c.size())) == 0);
+      check_product(c, RowMatrix(written.transpose()), b, &c0);
+      RowMatrix wrong(segments * segment, n + 1);
+      CHECK_THROWS_AS(bf16::multiply_transposed(gemm::mutable_view(wrong), g, gemm::view(b)), ShapeError);
+    }
 }
 
 TEST_CASE("bf16::multiply applies the epilogue once the sums are done, with a B packed once or per call") {

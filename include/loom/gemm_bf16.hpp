@@ -75,6 +75,12 @@ void multiply(View c, ConstView a, ConstView b, const Epilogue& e = {});
 void multiply(View c, const gemm::GatheredRows& a, const PackedB& b, const Epilogue& e = {});
 void multiply(View c, const GatheredRows& a, const PackedB& b, const Epilogue& e = {});
 
+/// C = bf16(Gᵀ) bf16(B) with the epilogue, on the calling thread: A is G
+/// transposed, G (K, M) read through its row table of float runs (a weight
+/// gradient's colᵀ dZ with the patches where they lie, as
+/// gemm::multiply_transposed reads them in float). B (K, N) is packed for the call.
+void multiply_transposed(View c, const gemm::GatheredRows& g, ConstView b, const Epilogue& e = {});
+
 /// The same products over the OpenMP threads, by stripes of rows of C, when
 /// large enough to be worth a team; bitwise the results of multiply().
 void parallel_multiply(View c, ConstView a, const PackedB& b, const Epilogue& e = {});
