@@ -267,12 +267,7 @@ def main():
                    "baseline_runs_from": a.baseline_runs,
                    "runs": {arm: {str(s): r for s, r in sorted(results[arm].items())} for arm in ARMS},
                    "stopped": stopped, "medians": med, **judged})
-    line = json.dumps(report, separators=(", ", ": "))
-    if a.json_out:
-        with open(a.json_out, "w") as f:
-            f.write(line + "\n")
-    print(line, flush=True)
-    return 0
+    return bl.finish(report, a.json_out, check=False)  # the verdict is the report's; no targets to check
 
 
 if __name__ == "__main__":
