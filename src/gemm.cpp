@@ -272,23 +272,25 @@ void store_tile(const float* tile, CRows c, Index rows, Index cols, const Epilog
 // kVecs = 1: a panel's last 16 columns or fewer (filters 40, 72, 100 or
 // 10 leave the last panel a quarter full or less) get a 12 x 16 tile, half
 // the FMAs of one that would mostly multiply the panel's zero padding.
-// The register tile: kMr rows of kVecs vectors.
-template <int kVecs>
+// The register tile: kRows rows (kMr but for the weight gradient's 8-row
+// tiles, multiply_transposed) of kVecs vectors.
+template <int kVecs, Index kRows = kMr>
 struct Tile {
-  __m512 v[kMr][kVecs];
+  __m512 v[kRows][kVecs];
 };
 
 // depth steps of FMAs into acc: per k one B row (kVecs vectors; b advanced
-// ldb to the next: kNr in a packed panel, B's row stride in place) and kMr
+// ldb to the next: kNr in a packed panel, B's row stride in place) and kRows
 // broadcasts a_at(i, k).
-template <int kVecs, typename AAt>
-[[gnu::always_inline]] inline void fma_steps(Tile<kVecs>& acc, Index depth, const float*& b, Index ldb, AAt&& a_at) {
+template <int kVecs, Index kRows, typename AAt>
+[[gnu::always_inline]] inline void fma_steps(Tile<kVecs, kRows>& acc, Index depth, const float*& b, Index ldb,
+                                             AAt&& a_at) {
   for (Index k = 0; k < depth; ++k, b += ldb) {
     __m512 bv[kVecs];
 #pragma GCC unroll 2
     for (int v = 0; v < kVecs; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 12
-    for (Index i = 0; i < kMr; ++i) {
+    for (Index i = 0; i < kRows; ++i) {
       const __m512 x = _mm512_set1_ps(a_at(i, k));
 #pragma GCC unroll 2
       for (int v = 0; v < kVecs; ++v) acc.v[i][v] = _mm512_fmadd_ps(x, bv[v], acc.v[i][v]);
@@ -296,9 +298,10 @@ template <int kVecs, typename AAt>
   }
 }
 
-// The tile's `rows` x `cols` onto C, with the epilogue.
-template <int kVecs, typename CRows>
-[[gnu::always_inline]] inline void store(const Tile<kVecs>& acc, CRows c, Index rows, Index cols, const Epilogue& o) {
+// The tile's `rows` (at most kRows) x `cols` onto C, with the epilogue.
+template <int kVecs, Index kRows, typename CRows>
+[[gnu::always_inline]] inline void store(const Tile<kVecs, kRows>& acc, CRows c, Index rows, Index cols,
+                                         const Epilogue& o) {
   if (c.cs == 1) {
     const auto mask = [](Index n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); };
     const __m512 zero = _mm512_setzero_ps();
@@ -329,18 +332,18 @@ template <int kVecs, typename CRows>
     }
     return;
   }
-  alignas(64) float tile[kMr * kNr];
-  for (Index i = 0; i < kMr; ++i)
+  alignas(64) float tile[kRows * kNr];
+  for (Index i = 0; i < kRows; ++i)
 #pragma GCC unroll 2
     for (int v = 0; v < kVecs; ++v) _mm512_store_ps(tile + i * kNr + 16 * v, acc.v[i][v]);
   store_tile(tile, c, rows, std::min<Index>(cols, 16 * kVecs), o);
 }
 
-template <int kVecs>
-[[gnu::always_inline]] inline Tile<kVecs> zero_tile() {
-  Tile<kVecs> acc;
+template <int kVecs, Index kRows = kMr>
+[[gnu::always_inline]] inline Tile<kVecs, kRows> zero_tile() {
+  Tile<kVecs, kRows> acc;
 #pragma GCC unroll 12
-  for (Index i = 0; i < kMr; ++i)
+  for (Index i = 0; i < kRows; ++i)
 #pragma GCC unroll 2
     for (int v = 0; v < kVecs; ++v) acc.v[i][v] = _mm512_setzero_ps();
   return acc;
@@ -401,15 +404,15 @@ void gathered_panel_kernel(Index k0, Index depth, const float* const* table, Ind
 }
 // The tile for A = G^T, G read through its row table (a convolution's
 // patches): row i of the tile is column `offset + i` of G's run s, so per k
-// the tile's 12 values are side by side in G's row k, at rows[k * step] +
+// the tile's kRows values are side by side in G's row k, at rows[k * step] +
 // offset (rows: the table from the block's first row at run s). B packed.
-template <typename CRows>
+template <Index kRows, typename CRows>
 void transposed_gathered_panel_kernel(Index depth, const float* const* rows, Index step, Index offset, const float* b,
                                       CRows c, Index cols, const Epilogue& o) {
   constexpr Index kAhead = 24;  // steps of k: about 600 cycles of FMAs, more than a miss to memory takes
   const auto run = [&](auto vecs) {
     constexpr int kVecs = decltype(vecs)::value;
-    Tile<kVecs> acc = zero_tile<kVecs>();
+    Tile<kVecs, kRows> acc = zero_tile<kVecs, kRows>();
     fma_steps<kVecs>(acc, depth, b, kNr, [&](Index i, Index k) {
       // Each k reads another pixel's run, at stride 2 one the hardware's
       // prefetchers do not see coming: fetched kAhead steps early, both lines
@@ -418,13 +421,13 @@ void transposed_gathered_panel_kernel(Index depth, const float* const* rows, Ind
       if (i == 0 && k + kAhead < depth) {
         const char* ahead = reinterpret_cast<const char*>(rows[(k + kAhead) * step] + offset);
         _mm_prefetch(ahead, _MM_HINT_T0);
-        _mm_prefetch(ahead + (kMr - 1) * sizeof(float), _MM_HINT_T0);
+        _mm_prefetch(ahead + (kRows - 1) * sizeof(float), _MM_HINT_T0);
       }
       const float* p = rows[k * step] + offset;
-      asm("" : "+r"(p));  // one register per k, the 12 broadcasts at fixed displacements from it
+      asm("" : "+r"(p));  // one register per k, the broadcasts at fixed displacements from it
       return p[i];
     });
-    store<kVecs>(acc, c, kMr, cols, o);
+    store<kVecs>(acc, c, kRows, cols, o);
   };
   if (cols <= 16) return run(std::integral_constant<int, 1>{});
   run(std::integral_constant<int, 2>{});
@@ -876,10 +879,14 @@ void multiply_transposed(View c, const GatheredRows& g, ConstView b, const Epilo
   if (c.rows == 0 || c.cols == 0) return;
   if (g.rows == 0) return multiply_empty(c, e);
 #if defined(LOOM_GEMM_AVX512)
-  if (g.segment >= kMr && c.col_stride == 1) {
-    // C's rows in tiles of 12 within each run of G's columns; a run's last
-    // tile starts 12 before its end, and its rows that the tile before
-    // already covered go to a scratch row (computed, never stored in C).
+  // Runs of a multiple of 4 columns (a layer's channels: 32, 64, ...) are cut
+  // into tiles of 12 and 8 rows of C (32 = 12 + 12 + 8), so no row is
+  // computed twice. Other runs of at least 12 go in tiles of 12; a run's
+  // last tile then starts 12 before its end, and its rows that the tile
+  // before already covered go to a scratch row (computed, never stored in
+  // C): 4 of 36 rows at 32 channels, which the cut saves.
+  const bool cut = g.segment % 4 == 0 && g.segment >= 8;
+  if ((cut || g.segment >= kMr) && c.col_stride == 1) {
     thread_local Scratch b_scratch, discard;
     float* pb = b_scratch.get(kKc * round_up(std::min(c.cols, kNc), kNr));
     float* scratch_row = discard.get(round_up(c.cols, kNr));  // a tile's discarded rows, at their columns
@@ -891,16 +898,26 @@ void multiply_transposed(View c, const GatheredRows& g, ConstView b, const Epilo
         const Epilogue block = e.for_block(pc == 0, pc + kc == g.rows);
         for (Index s = 0; s < g.segments; ++s)
           for (Index done = 0; done < g.segment;) {
-            const Index offset = std::min(done, g.segment - kMr), skip = done - offset;
+            const Index left = g.segment - done;
+            // 12 while what is left can still be cut into 12s and 8s (not 16 = 12 + 4), else 8
+            const Index rows = cut && (left < kMr || left == 16) ? 8 : kMr;
+            const Index offset = cut ? done : std::min(done, g.segment - kMr), skip = done - offset;
             const Index first = s * g.segment + offset;  // C's row of the tile's row 0
             float* to[kMr];  // the tile's rows, the same for every panel
-            for (Index i = 0; i < kMr; ++i) to[i] = i < skip ? scratch_row : c.data + (first + i) * c.row_stride;
+            for (Index i = 0; i < rows; ++i) to[i] = i < skip ? scratch_row : c.data + (first + i) * c.row_stride;
             for (Index jr = 0; jr < nc; jr += kNr) {
               const Index j = jc + jr;
-              transposed_gathered_panel_kernel(kc, g.table + pc * g.segments + s, g.segments, offset, pb + jr * kc,
-                                               TableC{to, j}, std::min(kNr, nc - jr), block.from_column(j));
+              const auto tile = [&](auto height) {
+                transposed_gathered_panel_kernel<decltype(height)::value>(
+                    kc, g.table + pc * g.segments + s, g.segments, offset, pb + jr * kc, TableC{to, j},
+                    std::min(kNr, nc - jr), block.from_column(j));
+              };
+              if (rows == 8)
+                tile(std::integral_constant<Index, 8>{});
+              else
+                tile(std::integral_constant<Index, kMr>{});
             }
-            done = offset + kMr;
+            done = offset + rows;
           }
       }
     }

@@ -332,12 +332,15 @@ TEST_CASE("gemm: C written through a row table is bitwise C written as a matrix,
 
 TEST_CASE("gemm: G^T B for G read through a row table is bitwise G written out, read transposed") {
   // A convolution's weight gradient col^T dZ: G's rows gathered from a
-  // pool, some the zero run. Runs of 32, 64 and 13 floats (a run's last tile
-  // of 12 overlaps the one before), 5 (shorter than a tile: G written out);
-  // K (G's rows) past a block of 256; N short of a panel, one, and past one;
-  // C row-major, and transposed in memory (written out too).
-  for (const auto [k, segments, segment, n] : {std::array<Index, 4>{300, 9, 32, 32}, {513, 2, 64, 40},
-                                               {70, 3, 13, 16}, {40, 5, 5, 7}, {9, 1, 12, 33}}) {
+  // pool, some the zero run. Runs of a multiple of 4 floats, cut into tiles
+  // of 12 and 8 rows (32 = 12 + 12 + 8, 64, 12, 8, 16 = 8 + 8, 20, 28 =
+  // 12 + 8 + 8), 13 (a run's last tile of 12 overlaps the one before), 5
+  // (shorter than a tile: G written out); K (G's rows) past a block of 256;
+  // N short of a panel, one, and past one; C row-major, and transposed in
+  // memory (written out too).
+  for (const auto [k, segments, segment, n] :
+       {std::array<Index, 4>{300, 9, 32, 32}, {513, 2, 64, 40}, {70, 3, 13, 16}, {40, 5, 5, 7}, {9, 1, 12, 33},
+        {50, 2, 8, 32}, {40, 3, 16, 17}, {30, 2, 20, 32}, {45, 1, 28, 16}}) {
     const Index m = segments * segment;
     const RowMatrix pool = random_matrix(2 * k * segments + 1, segment, 51), b = random_matrix(k, n, 52);
     const RowMatrix c0 = random_matrix(m, n, 53);

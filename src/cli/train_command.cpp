@@ -69,10 +69,12 @@ std::optional<double> parse_number(const std::string& v) {
   return f;
 }
 
-/// --max-lr's rate: a positive number.
+/// --max-lr's rate: a positive number below 1e6 (no rate near that trains;
+/// the bound keeps infinities and typos of many digits out).
 float parse_max_lr(const std::string& v) {
   const double r = parse_number(v).value_or(-1.0);
-  if (!(r > 0.0 && r < 1e6)) throw UsageError("--max-lr expects a positive learning rate, e.g. 0.05; got \"" + v + "\"");
+  if (!(r > 0.0 && r < 1e6))
+    throw UsageError("--max-lr expects a positive learning rate below 1e6, e.g. 0.05; got \"" + v + "\"");
   return static_cast<float>(r);
 }
 
