@@ -416,7 +416,7 @@ void transposed_gathered_panel_kernel(Index depth, const float* const* rows, Ind
     fma_steps<kVecs>(acc, depth, b, kNr, [&](Index i, Index k) {
       // Each k reads another pixel's run, at stride 2 one the hardware's
       // prefetchers do not see coming: fetched kAhead steps early, both lines
-      // the tile's 12 values may straddle. The strided ResNet layers' weight
+      // the tile's kRows values may straddle. The strided ResNet layers' weight
       // gradients ran 8-20 % faster on one thread of a Zen 4 (docs/benchmarks.md).
       if (i == 0 && k + kAhead < depth) {
         const char* ahead = reinterpret_cast<const char*>(rows[(k + kAhead) * step] + offset);
