@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 #include <vector>
@@ -324,6 +325,39 @@ TEST_CASE("Non-square average pooling options survive a save and load", "[poolin
   Random rng(4);
   const Tensor x = testing::random_tensor(5, 9, 10, 2, rng);
   CHECK(testing::bitwise_equal(back.predict(x), m.predict(x)));
+}
+
+// 2x2 windows that tile the input (a pooled projection's shortcut) are
+// walked directly rather than tap by tap: the same sums in the same order,
+// ((t00 + t01) + t10) + t11, divided by 4; dx = dy / 4 on every tap. 19
+// channels: not a whole number of vectors. Magnitudes spread over 2^-12 ..
+// 2^12, so that the order of the sums shows in their rounding (values of one
+// magnitude drawn uniformly add up exactly, in any order).
+TEST_CASE("AveragePooling2D's 2x2 windows that tile the input: each mean summed in tap order, bit for bit", "[pooling]") {
+  const Index n = 2, h = 6, w = 8, c = 19;
+  AveragePooling2D pool = built(AveragePooling2D(), Shape{h, w, c});
+  Random rng(5);
+  Tensor x = testing::random_tensor(n, h, w, c, rng);
+  for (Index i = 0; i < x.size(); ++i)
+    x.data()[i] = std::ldexp(x.data()[i], static_cast<int>(rng.below(25)) - 12);
+  const Tensor& y = pool.forward(x);
+  Tensor expected(n, h / 2, w / 2, c);
+  for (Index s = 0; s < n; ++s)
+    for (Index oy = 0; oy < h / 2; ++oy)
+      for (Index ox = 0; ox < w / 2; ++ox)
+        for (Index ch = 0; ch < c; ++ch)
+          expected(s, oy, ox, ch) = (((x(s, 2 * oy, 2 * ox, ch) + x(s, 2 * oy, 2 * ox + 1, ch)) +
+                                      x(s, 2 * oy + 1, 2 * ox, ch)) + x(s, 2 * oy + 1, 2 * ox + 1, ch)) / 4.0f;
+  CHECK(testing::bitwise_equal(y, expected));
+
+  const Tensor dy = testing::random_tensor(n, h / 2, w / 2, c, rng);
+  const Tensor& dx = pool.backward(dy);
+  bool shares = true;
+  for (Index s = 0; s < n; ++s)
+    for (Index iy = 0; iy < h; ++iy)
+      for (Index ix = 0; ix < w; ++ix)
+        for (Index ch = 0; ch < c; ++ch) shares = shares && dx(s, iy, ix, ch) == dy(s, iy / 2, ix / 2, ch) / 4.0f;
+  CHECK(shares);
 }
 
 // A pooled projection's shortcut (a Residual path) starts with the pool, which

@@ -113,6 +113,7 @@ class AveragePooling2D final : public Pooling2D {
   // Sample s's output (OH, OW, C) from its input: each window's first tap
   // copied, the others added in tap order, then divided by the window's count.
   void pool_sample(const float* src, float* dst, Index s) const {
+    if (halves()) return pool_halves(src, dst, s);
     const Index c = input_shape()[2], per_out = output_shape().size();
     Index first_of = -1;  // the output element whose first tap was seen
     for_each_tap(s, [&](Index out, Index at, std::int32_t) {
@@ -128,6 +129,53 @@ class AveragePooling2D final : public Pooling2D {
     divide_by_count(dst + s * per_out, dst + s * per_out, c);
   }
 
+  // Whether the windows are 2x2, stride 2, and tile the input (a pooled
+  // projection's shortcut, 28x28 -> 14x14): then pool_halves and
+  // spread_halves walk them directly, the same sums in the same order as the
+  // walk over taps, which spent most of its time per tap on the walk itself
+  // (the ResNet's first shortcut pool: docs/benchmarks.md, 2026-12-07).
+  bool halves() const { return tiles_input() && options().pool.h == 2 && options().pool.w == 2; }
+
+  // Sample s's (OH, OW, C) block of y: each window's four taps summed in
+  // (ky, kx) order, then divided by 4, as pool_sample does.
+  void pool_halves(const float* src, float* dst, Index s) const {
+    const Index w = input_shape()[1], c = input_shape()[2], oh = output_shape()[0], ow = output_shape()[1];
+    const float* in = src + s * input_shape().size();
+    float* out = dst + s * output_shape().size();
+    for (Index oy = 0; oy < oh; ++oy)
+      for (Index ox = 0; ox < ow; ++ox, out += c) {
+        const float* __restrict t0 = in + (2 * oy * w + 2 * ox) * c;  // taps (0, 0), (0, 1), (1, 0), (1, 1)
+        const float* __restrict t1 = t0 + c;
+        const float* __restrict t2 = t0 + w * c;
+        const float* __restrict t3 = t2 + c;
+        float* __restrict o = out;
+        for (Index ch = 0; ch < c; ++ch) o[ch] = (((t0[ch] + t1[ch]) + t2[ch]) + t3[ch]) / 4.0f;
+      }
+  }
+
+  // Sample s's part of spread_gradient for halves(): each window's dy / 4
+  // assigned to or added onto its four taps of dx, as spread_sample does.
+  void spread_halves(const float* g, float* dx, Index s, GradientWrite how) const {
+    const Index w = input_shape()[1], c = input_shape()[2], oh = output_shape()[0], ow = output_shape()[1];
+    const float* dy = g + s * output_shape().size();
+    float* base = dx + s * input_shape().size();
+    for (Index oy = 0; oy < oh; ++oy)
+      for (Index ox = 0; ox < ow; ++ox, dy += c) {
+        float* __restrict t0 = base + (2 * oy * w + 2 * ox) * c;
+        float* __restrict t1 = t0 + c;
+        float* __restrict t2 = t0 + w * c;
+        float* __restrict t3 = t2 + c;
+        const float* __restrict d = dy;
+        if (how == GradientWrite::Assign)
+          for (Index ch = 0; ch < c; ++ch) t0[ch] = t1[ch] = t2[ch] = t3[ch] = d[ch] / 4.0f;
+        else
+          for (Index ch = 0; ch < c; ++ch) {
+            const float share = d[ch] / 4.0f;
+            t0[ch] += share, t1[ch] += share, t2[ch] += share, t3[ch] += share;
+          }
+      }
+  }
+
   // Every tap of window i gets dy[i] / count[i], assigned to or added onto dx
   // (N, H, W, C). Add requires windows_disjoint().
   void spread_gradient(const Tensor& dy, float* dx, GradientWrite how) {
@@ -137,6 +185,7 @@ class AveragePooling2D final : public Pooling2D {
   }
   // Sample s's part of spread_gradient, through share_ (sized for dy).
   void spread_sample(const float* g, float* dx, Index s, GradientWrite how) {
+    if (halves()) return spread_halves(g, dx, s, how);
     const Index c = input_shape()[2], per_in = input_shape().size(), per_out = output_shape().size();
     float* share = share_.data();
     // Assigning where every input is under exactly one tap needs no zeroing pass.
