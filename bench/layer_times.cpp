@@ -238,7 +238,7 @@ StepTimes step_row(chain::Layers layers, std::size_t i, std::size_t n) {
   return t;
 }
 
-// Runs a chain's inference on x step by step as Sequential::infer does,
+// Runs a chain's inference on x step by step as SlicedInference::infer does (sliced_inference.hpp),
 // ping-ponging between a and b, each step's time into rows[row], rows[row +
 // 1], ... (made on the first run; `row` ends past the chain's). Returns the
 // tensor holding the output.

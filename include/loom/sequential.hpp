@@ -48,6 +48,7 @@
 #include "loom/optimizers/optimizer.hpp"
 #include "loom/parallel.hpp"
 #include "loom/random.hpp"
+#include "loom/sliced_inference.hpp"
 #include "loom/test_time_augmentation.hpp"
 #include "loom/threads.hpp"
 #include "loom/training/fit_options.hpp"
@@ -266,7 +267,7 @@ class Sequential {
 
   /// Mean loss and accuracy over every sample, in batches of batch_size.
   /// batch_size only bounds how many samples go through the layers at once:
-  /// inference cuts batches into cache-sized slices (cache_slice below).
+  /// inference cuts batches into cache-sized slices (sliced_inference.hpp).
   /// Tta::Flip scores the mean probabilities of each image and its mirror
   /// (test_time_augmentation.hpp).
   Evaluation evaluate(const Samples& data, Index batch_size = 32, Tta tta = Tta::None) const {
@@ -343,7 +344,7 @@ class Sequential {
     check_batch(x, what);
     check_tta(tta, input_, what);
     const Index per = input_.size();
-    return collect_slices(x.dimension(0), depth, batch_size, what,
+    return inference().collect(x.dimension(0), depth, batch_size, what,
                           [&](Index first, Index count, Tensor& xs, std::vector<Label>&) {
                             resize_batch(xs, count, input_);
                             std::copy_n(x.data() + first * per, count * per, xs.data());
@@ -354,33 +355,15 @@ class Sequential {
     if (layers_.empty()) throw UsageError(std::string(what) + ": the model has no layers");
     check_sample_shape(data, what);
     check_tta(tta, input_, what);
-    return collect_slices(data.size(), depth, batch_size, what,
+    return inference().collect(data.size(), depth, batch_size, what,
                           [&](Index first, Index count, Tensor& xs, std::vector<Label>& labels) {
                             gather_range(data, first, count, xs, labels);
                           }, tta);
   }
 
-  // load(first, count, x, labels) fills slices of n samples; their outputs
-  // after `depth` layers are copied into one tensor.
-  template <typename Load>
-  Tensor collect_slices(Index n, std::size_t depth, Index batch_size, const char* what, Load&& load,
-                        Tta tta = Tta::None) const {
-    if (batch_size <= 0)
-      throw UsageError(std::string(what) + ": batch_size must be positive, got " + std::to_string(batch_size));
-    const Shape shape = depth == 0 ? input_ : layers_[depth - 1]->output_shape();
-    Tensor out;
-    resize_batch(out, n, shape);
-    const Index k = shape.size();
-    // Outputs are per sample, the same however the batch is cut: every thread gets a slice.
-    const Index per_thread = (n + threads() - 1) / threads();
-    infer_slices(
-        0, n, std::max<Index>(1, std::min(cache_slice(batch_size), per_thread)), load,
-        [&](Index, Index first, const Tensor& y, const std::vector<Label>&) {
-          std::copy_n(y.data(), y.size(), out.data() + first * k);
-        },
-        depth, tta);
-    return out;
-  }
+  // How inference runs over many samples: in cache-sized slices, one per
+  // thread at a time (sliced_inference.hpp).
+  SlicedInference inference() const { return {layers_, input_, loss_.from_logits()}; }
 
   // A from_logits model's outputs as probabilities all the same.
   Tensor probabilities(Tensor out) const {
@@ -392,21 +375,6 @@ class Sequential {
   static bool all_finite(const Tensor& t) { return all_finite(t.data(), t.size()); }
   static double mean(double sum, Index count) {
     return count > 0 ? sum / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
-  }
-
-  // Inference through the first `depth` layers, ping-ponging between two
-  // scratch tensors of the caller's; returns the one holding the output.
-  // A BatchNormalization (and its ReLU) runs in place on the output of the
-  // layer before (chain::infer_step), never past `depth`.
-  const Tensor& infer(const Tensor& x, Tensor& a, Tensor& b, std::size_t depth) const {
-    const Tensor* in = &x;
-    Tensor* out = &a;
-    for (std::size_t i = 0; i < depth;) {
-      i += chain::infer_step(layers_, i, depth, *in, *out);
-      in = out;
-      out = out == &a ? &b : &a;
-    }
-    return *in;
   }
 
   bool ends_in_probabilities() const { return !loss_.from_logits(); }
@@ -445,9 +413,10 @@ class Sequential {
   // independent of the thread count: the loss is summed slice by slice.
   BatchScore score_range(const Samples& data, Index begin, Index end, Index batch_size = 32,
                          Tta tta = Tta::None) const {
-    const Index slice = cache_slice(batch_size);
+    const SlicedInference slices = inference();
+    const Index slice = slices.cache_slice(batch_size);
     std::vector<BatchScore> scores(static_cast<std::size_t>((end - begin + slice - 1) / slice));
-    infer_slices(
+    slices.run(
         begin, end, slice,
         [&](Index first, Index count, Tensor& x, std::vector<Label>& labels) {
           gather_range(data, first, count, x, labels);
@@ -472,56 +441,6 @@ class Sequential {
     std::iota(idx.begin(), idx.end(), first);
     labels.resize(static_cast<std::size_t>(count));
     data.gather(idx, x, labels);
-  }
-
-  // Samples per slice of inference: at most batch_size, at most 32, and few
-  // enough that the largest activation of a slice stays within 1M floats
-  // (4 MB). Each thread then takes a slice through every layer while its
-  // activations are in cache, instead of every layer streaming the whole
-  // batch through memory with its threads: measured on 2 cores, 256 images
-  // went 1.4x (vgg) to 2x (seed) faster in slices of 16 to 32 than in one
-  // (bench/suite.py). The thread count does not enter: see evaluate_range.
-  Index cache_slice(Index batch_size) const {
-    constexpr Index kMaxSamples = 32, kMaxFloats = Index{1} << 20;
-    Index largest = input_.size();
-    for (const auto& l : layers_) largest = std::max(largest, l->output_shape().size());
-    return std::max<Index>(1, std::min({batch_size, kMaxSamples, kMaxFloats / largest}));
-  }
-
-  // Inference over samples [begin, end) in slices of `slice` samples, spread
-  // over the threads: each thread runs whole slices through every layer with
-  // scratch of its own. Layers then run single-threaded (OpenMP does not nest)
-  // on activations that fit in cache, with no barrier between layers; a batch
-  // of 1,000 never materialises 1,000 images' worth of feature maps.
-  //   load(first, count, x, labels)   fills a slice's input (and labels)
-  //   visit(slice, first, y, labels)  consumes its output; slices are disjoint
-  // Both run on worker threads. An exception in either is rethrown here.
-  // depth: how many layers to run (all by default; fewer for embed).
-  template <typename Load, typename Visit>
-  // tta: Tta::Flip hands visit the flip mean instead of one pass (test_time_augmentation.hpp).
-  void infer_slices(Index begin, Index end, Index slice, Load&& load, Visit&& visit,
-                    std::size_t depth = std::numeric_limits<std::size_t>::max(), Tta tta = Tta::None) const {
-    depth = std::min(depth, layers_.size());
-    const Index slices = (end - begin + slice - 1) / slice;
-    const FlushDenormals flush(slices > 1);
-    std::exception_ptr error;
-    struct Scratch {
-      Tensor x, a, b;
-      FlipMean flip;
-      std::vector<Label> labels;
-    };
-    parallel_for_with<Scratch, Schedule::Dynamic>(slices, true, [&](Index i, Scratch& s) {
-      try {
-        const Index first = begin + i * slice, count = std::min(slice, end - first);
-        load(first, count, s.x, s.labels);
-        const auto pass = [&](const Tensor& in) -> const Tensor& { return infer(in, s.a, s.b, depth); };
-        visit(i, first, tta == Tta::Flip ? s.flip(s.x, loss_.from_logits(), pass) : pass(s.x), s.labels);
-      } catch (...) {
-#pragma omp critical(loom_infer_error)
-        if (!error) error = std::current_exception();
-      }
-    });
-    if (error) std::rethrow_exception(error);
   }
 
   void require_compiled(const char* what) const {
