@@ -89,72 +89,66 @@ template <int kVecs, Index kRows, typename AAt>
 template <int kVecs, Index kRows, typename CRows>
 [[gnu::always_inline]] inline void store(const Tile<kVecs, kRows>& acc, CRows c, Index rows, Index cols,
                                          const Epilogue& o) {
-  if (c.cs == 1) {
-    const auto mask = [](Index n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); };
-    const __m512 zero = _mm512_setzero_ps();
-    __mmask16 m[kVecs];
-    __m512 bias[kVecs], center[kVecs], inv_std[kVecs], gamma[kVecs], beta[kVecs];
+  const auto mask = [](Index n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1); };
+  __mmask16 m[kVecs];
 #pragma GCC unroll 2
-    for (int v = 0; v < kVecs; ++v) {
-      m[v] = mask(cols - 16 * v);
-      bias[v] = o.bias ? _mm512_maskz_loadu_ps(m[v], o.bias + 16 * v) : zero;
-      if (o.normalize) {
-        const ChannelNormalization n = o.normalize.from(16 * v);
-        center[v] = _mm512_maskz_loadu_ps(m[v], n.center), inv_std[v] = _mm512_maskz_loadu_ps(m[v], n.inv_std);
-        gamma[v] = _mm512_maskz_loadu_ps(m[v], n.gamma), beta[v] = _mm512_maskz_loadu_ps(m[v], n.beta);
-      }
-    }
-    // A plain product, or one added onto C (the phased input gradient's
-    // products, Winograd's): stored straight from the registers, the rows
-    // unrolled so that every acc.v[i] stays one. A loop to `rows` indexed
-    // the tile at run time, and g++ then kept it in memory, zeroed there
-    // before the multiply-adds and stored there after them: a third of the
-    // time of the phased input gradient's short products (K of 32 to 128).
-    if (!o.bias && !o.normalize && !o.relu) {
-      const auto rows_out = [&](auto add) {
+  for (int v = 0; v < kVecs; ++v) m[v] = mask(cols - 16 * v);
+  // A plain product, or one added onto C (the phased input gradient's
+  // products, Winograd's), into row-major C: stored straight from the
+  // registers, the rows unrolled so that every acc.v[i] stays one. A loop to
+  // `rows` indexed the tile at run time, and g++ then kept it in memory,
+  // zeroed there before the multiply-adds and stored there after them: a
+  // third of the time of the phased input gradient's short products (K of 32
+  // to 128).
+  if (c.cs == 1 && !o.bias && !o.normalize && !o.relu) {
+    const auto rows_out = [&](auto add) {
 #pragma GCC unroll 12
-        for (Index i = 0; i < kRows; ++i) {
-          if (i >= rows) break;
-          float* row = c.row(i);
+      for (Index i = 0; i < kRows; ++i) {
+        if (i >= rows) break;
+        float* row = c.row(i);
 #pragma GCC unroll 2
-          for (int v = 0; v < kVecs; ++v) {
-            __m512 x = acc.v[i][v];
-            if constexpr (decltype(add)::value) x = _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], row + 16 * v), x);
-            _mm512_mask_storeu_ps(row + 16 * v, m[v], x);
-          }
+        for (int v = 0; v < kVecs; ++v) {
+          __m512 x = acc.v[i][v];
+          if constexpr (decltype(add)::value) x = _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], row + 16 * v), x);
+          _mm512_mask_storeu_ps(row + 16 * v, m[v], x);
         }
-      };
-      if (o.accumulate) return rows_out(std::true_type{});
-      return rows_out(std::false_type{});
-    }
-    // Any other epilogue: the tile through a buffer, then row by row (a loop
-    // whose tests of the epilogue's parts g++ takes out of it).
-    alignas(64) float tile[kRows][16 * kVecs];
-#pragma GCC unroll 12
-    for (Index i = 0; i < kRows; ++i)
-#pragma GCC unroll 2
-      for (int v = 0; v < kVecs; ++v) _mm512_store_ps(tile[i] + 16 * v, acc.v[i][v]);
-    for (Index i = 0; i < rows; ++i) {
-      float* row = c.row(i);
-#pragma GCC unroll 2
-      for (int v = 0; v < kVecs; ++v) {
-        __m512 x = _mm512_load_ps(tile[i] + 16 * v);
-        if (o.accumulate) x = _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], row + 16 * v), x);
-        if (o.bias) x = _mm512_add_ps(x, bias[v]);
-        if (o.normalize)  // ChannelNormalization's arithmetic: (x - center) * inv_std, then an FMA
-          x = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_sub_ps(x, center[v]), inv_std[v]), gamma[v], beta[v]);
-        if (o.relu) x = _mm512_max_ps(x, zero);
-        _mm512_mask_storeu_ps(row + 16 * v, m[v], x);
       }
-    }
-    return;
+    };
+    if (o.accumulate) return rows_out(std::true_type{});
+    return rows_out(std::false_type{});
   }
+  // Any other epilogue, or C not row-major: the tile through a buffer, then
+  // row by row (a loop whose tests of the epilogue's parts g++ takes out of it).
   alignas(64) float tile[kRows * kNr];
 #pragma GCC unroll 12
   for (Index i = 0; i < kRows; ++i)
 #pragma GCC unroll 2
     for (int v = 0; v < kVecs; ++v) _mm512_store_ps(tile + i * kNr + 16 * v, acc.v[i][v]);
-  store_tile(tile, c, rows, std::min<Index>(cols, 16 * kVecs), o);
+  if (c.cs != 1) return store_tile(tile, c, rows, std::min<Index>(cols, 16 * kVecs), o);
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 bias[kVecs], center[kVecs], inv_std[kVecs], gamma[kVecs], beta[kVecs];
+#pragma GCC unroll 2
+  for (int v = 0; v < kVecs; ++v) {
+    bias[v] = o.bias ? _mm512_maskz_loadu_ps(m[v], o.bias + 16 * v) : zero;
+    if (o.normalize) {
+      const ChannelNormalization n = o.normalize.from(16 * v);
+      center[v] = _mm512_maskz_loadu_ps(m[v], n.center), inv_std[v] = _mm512_maskz_loadu_ps(m[v], n.inv_std);
+      gamma[v] = _mm512_maskz_loadu_ps(m[v], n.gamma), beta[v] = _mm512_maskz_loadu_ps(m[v], n.beta);
+    }
+  }
+  for (Index i = 0; i < rows; ++i) {
+    float* row = c.row(i);
+#pragma GCC unroll 2
+    for (int v = 0; v < kVecs; ++v) {
+      __m512 x = _mm512_load_ps(tile + i * kNr + 16 * v);
+      if (o.accumulate) x = _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], row + 16 * v), x);
+      if (o.bias) x = _mm512_add_ps(x, bias[v]);
+      if (o.normalize)  // ChannelNormalization's arithmetic: (x - center) * inv_std, then an FMA
+        x = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_sub_ps(x, center[v]), inv_std[v]), gamma[v], beta[v]);
+      if (o.relu) x = _mm512_max_ps(x, zero);
+      _mm512_mask_storeu_ps(row + 16 * v, m[v], x);
+    }
+  }
 }
 
 template <int kVecs, Index kRows = kMr>
