@@ -28,7 +28,6 @@
 #include <filesystem>
 #include <limits>
 #include <optional>
-#include <exception>
 #include <iostream>
 #include <memory>
 #include <numeric>
@@ -345,10 +344,10 @@ class Sequential {
     check_tta(tta, input_, what);
     const Index per = input_.size();
     return inference().collect(x.dimension(0), depth, batch_size, what,
-                          [&](Index first, Index count, Tensor& xs, std::vector<Label>&) {
-                            resize_batch(xs, count, input_);
-                            std::copy_n(x.data() + first * per, count * per, xs.data());
-                          }, tta);
+                               [&](Index first, Index count, Tensor& xs, std::vector<Label>&) {
+                                 resize_batch(xs, count, input_);
+                                 std::copy_n(x.data() + first * per, count * per, xs.data());
+                               }, tta);
   }
   Tensor layer_outputs(const Samples& data, std::size_t depth, Index batch_size, const char* what,
                        Tta tta = Tta::None) const {
@@ -356,9 +355,9 @@ class Sequential {
     check_sample_shape(data, what);
     check_tta(tta, input_, what);
     return inference().collect(data.size(), depth, batch_size, what,
-                          [&](Index first, Index count, Tensor& xs, std::vector<Label>& labels) {
-                            gather_range(data, first, count, xs, labels);
-                          }, tta);
+                               [&](Index first, Index count, Tensor& xs, std::vector<Label>& labels) {
+                                 gather_range(data, first, count, xs, labels);
+                               }, tta);
   }
 
   // How inference runs over many samples: in cache-sized slices, one per
