@@ -155,6 +155,9 @@ TEST_CASE("fit, evaluate and predict reject bad arguments and bad data", "[seque
     REQUIRE_THROWS_AS(m.fit(d.x, d.y, {.batch_size = 0, .verbose = 0}), UsageError);
     REQUIRE_THROWS_WITH(m.fit(d.x, d.y, {.batch_size = 0, .verbose = 0}), Contains("batch_size must be positive"));
     REQUIRE_THROWS_AS(m.evaluate(d.x, d.y, 0), UsageError);
+    // predict and embed check it where their slices are cut (sliced_inference.hpp)
+    REQUIRE_THROWS_WITH(m.predict(d.x, 0), Contains("predict: batch_size must be positive, got 0"));
+    REQUIRE_THROWS_WITH(m.embed(d.x, {}, -2), Contains("embed: batch_size must be positive, got -2"));
   }
   SECTION("other fit options") {
     REQUIRE_THROWS_AS(m.fit(d.x, d.y, {.epochs = -1, .verbose = 0}), UsageError);
