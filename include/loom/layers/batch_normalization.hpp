@@ -49,7 +49,6 @@
 #include <type_traits>
 #include <utility>
 
-#include "loom/activation.hpp"
 #include "loom/channel_normalization.hpp"
 #include "loom/io/layer_config.hpp"
 #include "loom/layer.hpp"
@@ -132,8 +131,8 @@ class BatchNormalization final : public Layer {
       used_ = moving_normalization();
     }
     for_row_blocks(rows, c, [&](Index, Index begin, Index end) {
-      normalize_rows(x.data(), y_.data(), begin, end, used_);
-      if (fused_relu_) activation::relu_serial(y_.data() + begin * c, y_.data() + begin * c, (end - begin) * c);
+      if (fused_relu_) normalize_rows<true>(x.data(), y_.data(), begin, end, used_);
+      else normalize_rows<false>(x.data(), y_.data(), begin, end, used_);
     });
     return y_;
   }
@@ -283,22 +282,26 @@ class BatchNormalization final : public Layer {
   // infer's rows with the moving statistics, y = x allowed; relu: then max(0, y), block by block.
   void infer_rows(const float* x, float* y, Index rows, bool relu) const {
     const Normalization moving = moving_normalization();
-    const Index c = channels();
     // The same function as inference-mode forward: bitwise the same output.
-    for_row_blocks(rows, c, [&](Index, Index begin, Index end) {
-      normalize_rows(x, y, begin, end, moving);
-      if (relu) activation::relu_serial(y + begin * c, y + begin * c, (end - begin) * c);
+    for_row_blocks(rows, channels(), [&](Index, Index begin, Index end) {
+      if (relu) normalize_rows<true>(x, y, begin, end, moving);
+      else normalize_rows<false>(x, y, begin, end, moving);
     });
   }
 
-  // Forward: y = affine(x_hat). infer calls this same function. In place (x = y) allowed.
+  // Forward: y = affine(x_hat), and with kRelu then max(y, 0), the ReLU
+  // layer's value (NaN and -0 included), while y is in a register rather than
+  // in a second pass over the block. infer calls this same function. In place
+  // (x = y) allowed.
+  template <bool kRelu>
   static void normalize_rows(const float* x, float* y, Index begin, Index end, const Normalization& n) {
     const Index c = n.center.size();
     const float *center = n.center.data(), *inv_std = n.inv_std.data(), *gamma = n.gamma.data(), *beta = n.beta.data();
     for (Index r = begin; r < end; ++r)
       for (Index ch = 0; ch < c; ++ch) {
         const Index i = r * c + ch;
-        y[i] = affine(normalized(x[i], center[ch], inv_std[ch]), gamma[ch], beta[ch]);
+        const float v = affine(normalized(x[i], center[ch], inv_std[ch]), gamma[ch], beta[ch]);
+        y[i] = kRelu ? std::max(v, 0.0f) : v;
       }
   }
   // Whether a fused ReLU lets y = affine(x_hat) through (y > 0): where it
