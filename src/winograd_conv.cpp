@@ -1,23 +1,27 @@
 // Winograd convolution F(m x m, 3 x 3): the arithmetic behind
 // include/loom/conv/winograd_conv.hpp (which explains it), compiled once for
 // m = 2 and m = 4.
+//
+// The parts, included here as one translation unit: winograd_tiles.hpp (the
+// batch's tiles, chunks and slabs), winograd_tile_io.hpp (moving tiles in and
+// out: images, slabs, the output map) and winograd_kernel.hpp (U = G g GT
+// and dW = GT dU G). This file: forward's and backward's stages on a chunk's
+// tiles, the scratch they share, and how chunks are spread over threads.
 
 #include "loom/conv/winograd_conv.hpp"
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
-#ifdef __AVX__
-#include <immintrin.h>
-#endif
-
 #include "loom/conv/winograd_transforms.hpp"
 #include "loom/gemm.hpp"
 #include "loom/parallel.hpp"
+#include "winograd_kernel.hpp"
+#include "winograd_tile_io.hpp"
+#include "winograd_tiles.hpp"
 
 namespace loom::conv {
 namespace {
@@ -25,9 +29,9 @@ namespace {
 template <int M>
 struct Winograd {
   using Mat = winograd::Matrices<M>;
+  using Tiles = conv::Tiles<M>;
   static constexpr int A = Mat::a;        // input tile side
-  static constexpr int XI = A * A;        // tile positions
-  static constexpr int L = winograd::kLanes;
+  static constexpr int XI = Tiles::XI;    // tile positions
 
 
   // Where the output stage writes: the map z (N, OH, OW, F), or with `pool`
@@ -46,7 +50,7 @@ struct Winograd {
                       const Tensor& x, Output z, Activation act) {
     const Tiles t(g, x.dimension(0));
     const auto chunks = t.chunks();
-    transform(g, w.kernel, u_);
+    transform<M>(g, w.kernel, u_);
     const bool keep = keeps_tiles(g, chunks);
     if (keep)
       v_.resize(t.buffer_size(chunks, g.c));
@@ -60,7 +64,7 @@ struct Winograd {
     const Tiles t(g, x.dimension(0));
     kept.use(
         w.kernel, static_cast<std::size_t>(9 * g.c * g.f),
-        [&](const float* kernel, WinogradKernel& u) { transform(g, kernel, u); },
+        [&](const float* kernel, WinogradKernel& u) { transform<M>(g, kernel, u); },
         [&](const WinogradKernel& u) { compute(g, t, u, w.bias, x, z, act, normalize, nullptr); });
   }
 
@@ -76,7 +80,7 @@ struct Winograd {
     dbias_parts_.assign(static_cast<std::size_t>(chunks.count() * padded_f), 0.0f);
     // Each U[xi]^T packed for dx, as late as its use allows: large ones stay in cache for dx.
     const auto pack_ut = [&] {
-      pack_each(packed_ut_, g.c * g.f, [&](int xi) { return gemm::view(u_matrix(g, u_.u, xi).transpose()); });
+      pack_each<M>(packed_ut_, g.c * g.f, [&](int xi) { return gemm::view(u_matrix(g, u_.u, xi).transpose()); });
     };
     const auto bias_sums = [&](Index c) { return dbias_parts_.data() + c * padded_f; };
     const auto v_of = [&](Index c) { return v_.data() + t.chunk_offset(chunks, c, g.c); };
@@ -126,52 +130,7 @@ struct Winograd {
     // The chunks' bias sums, added in chunk order; dW = GT dU G, dU the sum of the groups' in order.
     sum_parts_in_order(ConstMatrixMap(dbias_parts_.data(), chunks.count() * padded_f, 1), padded_f, chunks.count(),
                        MatrixMap(dbias, g.f, 1));
-    untransform_kernel_gradient(g, du_.data(), std::max<Index>(groups, 1), dkernel);
-  }
-
-  // The batch's tiles: rows x cols per sample, numbered sample by sample.
-  // Buffers of tiles (V, dMx) are chunk-major: chunk c's a*a slabs (its
-  // tiles, width) come one after the other, so a chunk's tiles stay close in
-  // memory. Slabs are `slab(count, width)` floats apart: one cache line more
-  // than their values. A tile's a*a vectors go to (and come from) a*a slabs;
-  // unpadded, 128 tiles of 32 channels put them 16 KB apart, all in one L1
-  // set, and the stores and loads of the transforms were half of vgg's
-  // inference (perf annotate); padded, they fall into a*a different sets.
-  struct Tiles {
-    Index n, rows, cols, per_sample, total;
-    Tiles(const ConvGeometry& g, Index samples)
-        : n(samples), rows((g.oh + M - 1) / M), cols((g.ow + M - 1) / M), per_sample(rows * cols),
-          total(n * per_sample) {}
-    // About 128 tiles per chunk (bench_conv: 64 and 256 were slower at every shape tried).
-    static constexpr Index kChunkTiles = 128;
-    static constexpr Index kSlabPad = 16;
-    SampleChunks chunks() const { return SampleChunks::balanced(n, std::max<Index>(1, kChunkTiles / per_sample)); }
-    Index first(const SampleChunks& ch, Index c) const { return ch.first(c) * per_sample; }
-    Index count(const SampleChunks& ch, Index c) const { return ch.size(c) * per_sample; }
-    static Index slab(Index count, Index width) { return count * width + kSlabPad; }
-    // Where chunk c's slabs start in a buffer of every chunk's, and that buffer's size.
-    Index chunk_offset(const SampleChunks& ch, Index c, Index width) const {
-      return XI * (first(ch, c) * width + c * kSlabPad);
-    }
-    std::size_t buffer_size(const SampleChunks& ch, Index width) const {
-      return static_cast<std::size_t>(XI * (total * width + ch.count() * kSlabPad));
-    }
-  };
-
-  // fn(sample, tile row, tile column, tile index within the chunk) for each
-  // tile of chunk c, or for its tiles [t0, t1).
-  template <typename Fn>
-  static void for_each_tile(const Tiles& t, const SampleChunks& ch, Index c, Fn&& fn, Index t0 = 0, Index t1 = -1) {
-    if (t1 < 0) t1 = t.count(ch, c);
-    const Index r = t0 % t.per_sample;
-    Index s = ch.first(c) + t0 / t.per_sample, ty = r / t.cols, tx = r % t.cols;
-    for (Index ti = t0; ti < t1; ++ti) {
-      fn(s, ty, tx, ti);
-      if (++tx == t.cols) {
-        tx = 0;
-        if (++ty == t.rows) ty = 0, ++s;
-      }
-    }
+    untransform_kernel_gradient<M>(g, du_.data(), std::max<Index>(groups, 1), dkernel);
   }
 
   // The backward's two ways to dU. Fused (gradient_groups > 0) when the
@@ -214,14 +173,14 @@ struct Winograd {
         const float* dy_image = dy.data() + s * per_sample;
         const float* y_image = relu_output ? relu_output->data() + s * per_sample : nullptr;
         if (won)
-          load_routed_tile(dy_image, y_image, won + s * per_sample, g, ty * M, tx * M, f0, lanes, tile);
+          load_routed_tile<M>(dy_image, y_image, won + s * per_sample, g, ty * M, tx * M, f0, lanes, tile);
         else if (relu_output)
           load_masked_image_tile<M>(dy_image, y_image, g.oh, g.ow, g.f, ty * M, tx * M, f0, lanes, tile);
         else
           load_image_tile<M>(dy_image, g.oh, g.ow, g.f, ty * M, tx * M, f0, lanes, tile);
         add_tile_sums(tile, bias_sums + f0);
         winograd::sandwich<typename Mat::AT, true>(tile, out);
-        store_slabs(out, dmx, slab, ti * g.f + f0, lanes);
+        store_slabs<XI>(out, dmx, slab, ti * g.f + f0, lanes);
       }
     });
   }
@@ -268,7 +227,7 @@ struct Winograd {
     for_each_tile(t, chunks, c, [&](Index s, Index ty, Index tx, Index ti) {
       for (Index c0 = 0; c0 < g.c; c0 += L) {
         const Index lanes = std::min<Index>(L, g.c - c0);
-        load_slabs(dv, dv_slab, ti * g.c + c0, lanes, tile);
+        load_slabs<XI>(dv, dv_slab, ti * g.c + c0, lanes, tile);
         winograd::sandwich<typename Mat::BT, true>(tile, out);
         add_image_tile<A>(out, dx.data() + s * g.input_size(), g.h, g.w, g.c, ty * M - g.pad_top,
                           tx * M - g.pad_left, c0, lanes);
@@ -285,253 +244,6 @@ struct Winograd {
     thread_local std::vector<float> buffer;
     if (buffer.size() < n) buffer.resize(n);
     return buffer.data();
-  }
-
-  // ---- moving tiles in and out -------------------------------------------------
-  // A tile's vectors are L lanes wide; the last block of channels may fill
-  // fewer (`lanes`), and the rest of its vector is zero. Full vectors are
-  // copied as whole vectors (copy_vector): a copy of run-time length becomes
-  // `rep movs`, whose start-up cost was most of the transforms' time; g++
-  // turned the equivalent element loop into scalar loads and inserts (a third
-  // of conv2's forward, perf annotate), and a 64-byte memcpy into four
-  // 16-byte moves. A partial vector (channel counts that are not a multiple
-  // of 16, such as 24 or 40) is one masked load or store on AVX-512: the
-  // element loops it replaces were scalar, compare-and-branch per lane, and
-  // half of such a layer's forward (perf annotate of odd/conv2). Masked-off
-  // lanes are neither read nor written, so nothing past the channels is touched.
-  // With AVX-512 a vector is one 512-bit move (two 256-bit moves had been:
-  // the seed's conv2 forward 348-377 -> 331-354 us, binaries alternating,
-  // five rounds).
-  static void copy_vector(const float* __restrict src, float* __restrict dst) {
-#if defined(__AVX512F__)
-    static_assert(L == 16);
-    _mm512_storeu_ps(dst, _mm512_loadu_ps(src));
-#elif defined(__AVX__)
-    static_assert(L == 16);
-    _mm256_storeu_ps(dst, _mm256_loadu_ps(src));
-    _mm256_storeu_ps(dst + 8, _mm256_loadu_ps(src + 8));
-#else
-    std::memcpy(dst, src, L * sizeof(float));
-#endif
-  }
-#ifdef __AVX512F__
-  static __mmask16 lane_mask(Index lanes) { return static_cast<__mmask16>((1u << lanes) - 1u); }
-#endif
-  // dst (L values) = src's first `lanes` values, then zeros.
-  static void copy_lanes(const float* __restrict src, float* __restrict dst, Index lanes) {
-    if (lanes == L) {
-      copy_vector(src, dst);
-      return;
-    }
-#ifdef __AVX512F__
-    _mm512_storeu_ps(dst, _mm512_maskz_loadu_ps(lane_mask(lanes), src));
-#else
-    for (Index k = 0; k < L; ++k) dst[k] = k < lanes ? src[k] : 0.0f;
-#endif
-  }
-  // dst's first `lanes` values = src's (L values); dst's others untouched.
-  static void store_lanes(const float* __restrict src, float* __restrict dst, Index lanes) {
-    if (lanes == L) {
-      copy_vector(src, dst);
-      return;
-    }
-#ifdef __AVX512F__
-    _mm512_mask_storeu_ps(dst, lane_mask(lanes), _mm512_loadu_ps(src));
-#else
-    for (Index k = 0; k < lanes; ++k) dst[k] = src[k];
-#endif
-  }
-  // dst's first `lanes` values += src's.
-  static void add_lanes(const float* __restrict src, float* __restrict dst, Index lanes) {
-#ifdef __AVX512F__
-    const __mmask16 m = lane_mask(lanes);
-    _mm512_mask_storeu_ps(dst, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), _mm512_loadu_ps(src)));
-#else
-    for (Index k = 0; k < lanes; ++k) dst[k] += src[k];
-#endif
-  }
-  static void zero_lanes(float* dst) {
-#ifdef __AVX512F__
-    _mm512_storeu_ps(dst, _mm512_setzero_ps());
-#else
-    for (int k = 0; k < L; ++k) dst[k] = 0.0f;
-#endif
-  }
-
-  // Tile (R x R vectors) at (y0, x0) of an (H, W, C) image, lanes [c0, c0 +
-  // lanes) of each pixel; zeros outside the image.
-  template <int R>
-  static void load_image_tile(const float* image, Index h, Index w, Index ch, Index y0, Index x0, Index c0,
-                              Index lanes, float* tile) {
-    for (int i = 0; i < R; ++i) {
-      const Index y = y0 + i;
-      for (int j = 0; j < R; ++j) {
-        const Index x = x0 + j;
-        float* dst = tile + (i * R + j) * L;
-        if (y < 0 || y >= h || x < 0 || x >= w)
-          zero_lanes(dst);
-        else
-          copy_lanes(image + (y * w + x) * ch + c0, dst, lanes);
-      }
-    }
-  }
-  // load_image_tile of dy, masked where ReLU's output y (an image of the
-  // same geometry) is not positive: dz, the gradient before a fused ReLU.
-  // With AVX-512 each pixel's vector is one load under the mask of y > 0 (a
-  // compare into a mask register); elsewhere both tiles are loaded and
-  // selected. The same values either way.
-  template <int R>
-  static void load_masked_image_tile(const float* dy, const float* y, Index h, Index w, Index ch, Index y0, Index x0,
-                                     Index c0, Index lanes, float* tile) {
-#ifdef __AVX512F__
-    const __mmask16 in_lanes = lane_mask(lanes);
-    for (int i = 0; i < R; ++i)
-      for (int j = 0; j < R; ++j) {
-        const Index yy = y0 + i, xx = x0 + j;
-        float* dst = tile + (i * R + j) * L;
-        if (yy < 0 || yy >= h || xx < 0 || xx >= w) {
-          zero_lanes(dst);
-          continue;
-        }
-        const Index at = (yy * w + xx) * ch + c0;
-        const __mmask16 kept =
-            _mm512_mask_cmp_ps_mask(in_lanes, _mm512_maskz_loadu_ps(in_lanes, y + at), _mm512_setzero_ps(), _CMP_GT_OQ);
-        _mm512_storeu_ps(dst, _mm512_maskz_loadu_ps(kept, dy + at));
-      }
-#else
-    alignas(64) float kept[R * R * L];
-    load_image_tile<R>(dy, h, w, ch, y0, x0, c0, lanes, tile);
-    load_image_tile<R>(y, h, w, ch, y0, x0, c0, lanes, kept);
-    for (int k = 0; k < R * R * L; ++k) tile[k] = kept[k] > 0.0f ? tile[k] : 0.0f;
-#endif
-  }
-  // The m x m tile of dz at output pixel (y0, x0), both even, after a pooled
-  // forward: a pixel under a 2x2 window gets the window's gradient where its
-  // tap won (and, given the maxima, where they are positive), else 0; pixels
-  // under no window (an odd last row or column, or past the map) 0. The
-  // values MaxPool2D's backward and ReLU's mask give (maxpool_halves::route_window).
-  static void load_routed_tile(const float* dpool, const float* maxima, const std::int32_t* won,
-                               const ConvGeometry& g, Index y0, Index x0, Index f0, Index lanes, float* tile) {
-#ifdef __AVX512F__
-    const Index ph = g.oh / 2, pw = g.ow / 2;
-    for (int a = 0; a < M / 2; ++a)
-      for (int b = 0; b < M / 2; ++b) {
-        float* at = tile + (2 * a * M + 2 * b) * L;
-        float* to[4] = {at, at + L, at + M * L, at + M * L + L};
-        const Index py = y0 / 2 + a, px = x0 / 2 + b;
-        if (py >= ph || px >= pw) {
-          for (float* p : to) zero_lanes(p);
-          continue;
-        }
-        const Index i = (py * pw + px) * g.f + f0;
-        maxpool_halves::route_window(dpool + i, won + i, maxima ? maxima + i : nullptr, lane_mask(lanes), to);
-      }
-#else
-    (void)dpool, (void)maxima, (void)won, (void)g, (void)y0, (void)x0, (void)f0, (void)lanes, (void)tile;
-    throw UsageError("Winograd: a pooled backward needs AVX-512 (WinogradConv::pools)");
-#endif
-  }
-
-  // Adds a tile back onto the image pixels it covers (those inside it).
-  template <int R>
-  static void add_image_tile(const float* tile, float* image, Index h, Index w, Index ch, Index y0, Index x0,
-                             Index c0, Index lanes) {
-    for (int i = 0; i < R; ++i) {
-      const Index y = y0 + i;
-      if (y < 0 || y >= h) continue;
-      for (int j = 0; j < R; ++j) {
-        const Index x = x0 + j;
-        if (x < 0 || x >= w) continue;
-        float* px = image + (y * w + x) * ch + c0;
-        add_lanes(tile + (i * R + j) * L, px, lanes);
-      }
-    }
-  }
-  // The a*a vectors of one tile in a (a*a, rows, cols) buffer: slab xi starts
-  // at xi * slab, the tile's lanes at `at` within it.
-  // (Count vectors: the a*a of a tile, or the 9 taps of a kernel.)
-  template <int Count = XI>
-  static void load_slabs(const float* buf, Index slab, Index at, Index lanes, float* tile) {
-    for (int xi = 0; xi < Count; ++xi) copy_lanes(buf + xi * slab + at, tile + xi * L, lanes);
-  }
-  template <int Count = XI>
-  static void store_slabs(const float* tile, float* buf, Index slab, Index at, Index lanes) {
-    for (int xi = 0; xi < Count; ++xi) store_lanes(tile + xi * L, buf + xi * slab + at, lanes);
-  }
-
-  // ---- the kernel --------------------------------------------------------------
-  // Kernels of at least this many C*F pairs are transformed, packed and their
-  // gradients untransformed on every thread. The seed model's conv2 (32 x 64)
-  // had done it on one while the other waited: a tenth of its forward in a
-  // two-thread profile; spread, its training step (loom_bench train/step,
-  // binaries alternating, four rounds) went 1.64 -> 1.585 ms.
-  static constexpr Index kSpreadKernelPairs = Index{1} << 10;
-
-  // U (and dU) hold one (C, F) matrix per tile position, each padded by a
-  // cache line: a (c, f) pair's 36 values are C * F floats apart, and with C
-  // * F a multiple of 1,024 (the seed's 32 x 64: 8 KB) all 36 fell in one
-  // set of the L1 cache, which evicted them as they were written.
-  static Index kernel_slab(const ConvGeometry& g) { return g.c * g.f + Tiles::kSlabPad; }
-
-  // U and its products' packed panels.
-  static void transform(const ConvGeometry& g, const float* kernel, WinogradKernel& k) {
-    k.u.resize(static_cast<std::size_t>(XI * kernel_slab(g)));
-    k.packed.resize(XI);
-    for (auto& p : k.packed) p.reshape(g.c, g.f);
-    transform_kernel(g, kernel, k.u, k.packed);
-  }
-  static ConstMatrixMap u_matrix(const ConvGeometry& g, const std::vector<float>& u, int xi) {
-    return {u.data() + xi * kernel_slab(g), g.c, g.f};
-  }
-  // packed[xi] = the packing of matrix(xi), for each tile position; in
-  // parallel when there is enough of it (size: floats per matrix).
-  template <typename MatrixOf>
-  static void pack_each(std::vector<gemm::PackedB>& packed, Index size, MatrixOf&& matrix) {
-    packed.resize(XI);
-    parallel_for(XI, size >= kSpreadKernelPairs,
-                 [&](Index xi) { packed[static_cast<std::size_t>(xi)].pack(matrix(static_cast<int>(xi))); });
-  }
-  // u[xi] (C, F), kernel_slab(g) apart, = G g GT for every (c, f), F lanes
-  // at a time, in blocks of rows c; each block's rows of every packed[xi]
-  // (reshaped for (C, F)) packed by the thread that made them, while they are
-  // in its cache. Packed apart, by tile position, every thread read the rows
-  // the other had made: on a host whose vCPUs are far apart, the packing of
-  // the ResNet's 128 x 128 kernel took 3.7 times its one-thread time.
-  static void transform_kernel(const ConvGeometry& g, const float* kernel, std::vector<float>& u,
-                               std::vector<gemm::PackedB>& packed) {
-    constexpr Index kRows = 8;
-    const Index blocks = (g.c + kRows - 1) / kRows;
-    parallel_for(blocks, g.c * g.f >= kSpreadKernelPairs, [&](Index b) {
-      const Index c0 = b * kRows, c1 = std::min(g.c, c0 + kRows);
-      alignas(64) float tile[9 * L], out[XI * L];
-      for (Index c = c0; c < c1; ++c)
-        for (Index f0 = 0; f0 < g.f; f0 += L) {
-          const Index lanes = std::min<Index>(L, g.f - f0);
-          load_slabs<9>(kernel, g.c * g.f, c * g.f + f0, lanes, tile);  // the 3x3 taps of (c, f0..)
-          winograd::sandwich<typename Mat::G>(tile, out);
-          store_slabs(out, u.data(), kernel_slab(g), c * g.f + f0, lanes);
-        }
-      for (int xi = 0; xi < XI; ++xi)
-        packed[static_cast<std::size_t>(xi)].pack_rows(gemm::view(u_matrix(g, u, xi)), c0, c1);
-    });
-  }
-  // dW (3, 3, C, F) = GT dU G for every (c, f), dU the sum of `parts`
-  // (C, F) matrix sets one after the other, added in order.
-  static void untransform_kernel_gradient(const ConvGeometry& g, const float* du, Index parts, float* dkernel) {
-    const Index part = XI * kernel_slab(g);
-    parallel_for(g.c, g.c * g.f >= kSpreadKernelPairs, [&](Index c) {
-      alignas(64) float tile[XI * L], more[XI * L], out[9 * L];
-      for (Index f0 = 0; f0 < g.f; f0 += L) {
-        const Index lanes = std::min<Index>(L, g.f - f0);
-        load_slabs(du, kernel_slab(g), c * g.f + f0, lanes, tile);
-        for (Index p = 1; p < parts; ++p) {
-          load_slabs(du + p * part, kernel_slab(g), c * g.f + f0, lanes, more);
-          for (int k = 0; k < XI * L; ++k) tile[k] += more[k];
-        }
-        winograd::sandwich<typename Mat::G, true>(tile, out);
-        store_slabs<9>(out, dkernel, g.c * g.f, c * g.f + f0, lanes);
-      }
-    });
   }
 
   // ---- forward -----------------------------------------------------------------
@@ -606,14 +318,14 @@ struct Winograd {
         [&](Index s, Index ty, Index tx, Index ti) {
           for (Index f0 = 0; f0 < g.f; f0 += L) {
             const Index lanes = std::min<Index>(L, g.f - f0);
-            load_slabs(mx, mx_slab, ti * g.f + f0, lanes, tile);
+            load_slabs<XI>(mx, mx_slab, ti * g.f + f0, lanes, tile);
             winograd::sandwich<typename Mat::AT>(tile, out);
             finish_output_tile(out, bias + f0, normalize.from(f0), act, lanes);
             if (z.pool)
-              pool_output_tile(out, z.z + s * per_sample, z.won ? z.won + s * per_sample : nullptr, g, ty * M,
-                               tx * M, f0, lanes);
+              pool_output_tile<M>(out, z.z + s * per_sample, z.won ? z.won + s * per_sample : nullptr, g, ty * M,
+                                  tx * M, f0, lanes);
             else
-              store_output_tile(out, z.z + s * per_sample, g, ty * M, tx * M, f0, lanes);
+              store_output_tile<M>(out, z.z + s * per_sample, g, ty * M, tx * M, f0, lanes);
           }
         },
         t0, t1);
@@ -633,7 +345,7 @@ struct Winograd {
             load_image_tile<A>(x.data() + s * g.input_size(), g.h, g.w, g.c, ty * M - g.pad_top, tx * M - g.pad_left,
                                c0, lanes, tile);
             winograd::sandwich<typename Mat::BT>(tile, out);
-            store_slabs(out, v, v_slab, ti * g.c + c0, lanes);
+            store_slabs<XI>(out, v, v_slab, ti * g.c + c0, lanes);
           }
         },
         t0, t1);
@@ -663,34 +375,6 @@ struct Winograd {
       if (relu) v = v.max(0.0f);
       Eigen::Map<Lanes>(tile + p * L) = v;
     }
-  }
-  // The finished tile's pixels inside the output into the (OH, OW, F) image at (y0, x0).
-  static void store_output_tile(const float* tile, float* image, const ConvGeometry& g, Index y0, Index x0, Index f0,
-                                Index lanes) {
-    for (int i = 0; i < M && y0 + i < g.oh; ++i)
-      for (int j = 0; j < M && x0 + j < g.ow; ++j)
-        store_lanes(tile + (i * M + j) * L, image + ((y0 + i) * g.ow + x0 + j) * g.f + f0, lanes);
-  }
-  // The finished tile's 2x2 windows that lie inside the output, pooled into
-  // the (OH/2, OW/2, F) image, with their taps into won when not null.
-  static void pool_output_tile(const float* tile, float* pooled, std::int32_t* won, const ConvGeometry& g, Index y0,
-                               Index x0, Index f0, Index lanes) {
-#ifdef __AVX512F__
-    const Index ph = g.oh / 2, pw = g.ow / 2;
-    for (int a = 0; a < M / 2 && y0 / 2 + a < ph; ++a)
-      for (int b = 0; b < M / 2 && x0 / 2 + b < pw; ++b) {
-        const float* at = tile + (2 * a * M + 2 * b) * L;
-        const float* from[4] = {at, at + L, at + M * L, at + M * L + L};
-        const Index out = ((y0 / 2 + a) * pw + x0 / 2 + b) * g.f + f0;
-        if (won)
-          maxpool_halves::pool_window<true>(from, lane_mask(lanes), pooled + out, won + out);
-        else
-          maxpool_halves::pool_window<false>(from, lane_mask(lanes), pooled + out, nullptr);
-      }
-#else
-    (void)tile, (void)pooled, (void)won, (void)g, (void)y0, (void)x0, (void)f0, (void)lanes;
-    throw UsageError("Winograd: a pooled output needs AVX-512 (WinogradConv::pools)");
-#endif
   }
 
 };

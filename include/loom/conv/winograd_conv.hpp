@@ -77,7 +77,7 @@
 namespace loom::conv {
 
 /// A kernel in the Winograd domain: U, a (C, F) matrix per tile position
-/// (each padded by a cache line: src/winograd_conv.cpp, kernel_slab), and
+/// (each padded by a cache line: src/winograd_kernel.hpp, kernel_slab), and
 /// each U[xi] packed as the B of the products with it (packed once, not once
 /// per chunk of tiles).
 struct WinogradKernel {

@@ -11,7 +11,7 @@
 //                 (and, given the maxima, where they are positive: a fused ReLU)
 //   pool_window, route_window
 //                 one window's 16 channels of each: what a convolution that
-//                 pools in its own output stage (src/winograd_conv.cpp) calls
+//                 pools in its own output stage (src/winograd_tile_io.hpp) calls
 //
 // The forward is written with AVX-512 intrinsics (a compare into a mask
 // register, two masked moves per tap): written as plain loops, g++ left it
@@ -36,7 +36,7 @@ inline constexpr bool pool_halves_supported = true;
 // One window's maximum over `lanes` of 16 channels: y = the maximum of the
 // four taps' vectors (from[t], in tap order) and, with kTrack, won = its
 // tap. Shared by pool_halves and the Winograd convolution's pooled output
-// stage (src/winograd_conv.cpp), so that both pool by this one rule.
+// stage (src/winograd_tile_io.hpp), so that both pool by this one rule.
 template <bool kTrack>
 inline void pool_window(const float* const from[4], __mmask16 lanes, float* y, std::int32_t* won) {
   __m512 best = _mm512_maskz_loadu_ps(lanes, from[0]);
