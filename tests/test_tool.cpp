@@ -11,6 +11,7 @@
 #include "loom/data/fashion_mnist.hpp"
 #include "loom/image/image.hpp"
 #include "loom/io/model_file.hpp"
+#include "loom/optimizers/elementwise_optimizer.hpp"
 #include "loom_tool.hpp"
 #include "photo_like.hpp"
 #include "scaled_fashion_mnist.hpp"
@@ -40,6 +41,9 @@ TEST_CASE("loom: --help on every command, usage errors exit with status 2", "[to
   CHECK_THAT(unknown.output, Contains("unknown command \"fly\""));
   CHECK(loom_tool(dir, {"predict", "model.loom"}).exit_code == 2);
   CHECK(loom_tool(dir, {"train", "--epochs", "0", "--out", "m.loom"}).exit_code == 2);
+  const ProcessResult loud = loom_tool(dir, {"train", "--verbose", "3", "--out", "m.loom"});
+  CHECK(loud.exit_code == 2);
+  CHECK_THAT(loud.output, Contains("--verbose expects 0, 1 or 2, got \"3\""));
   // An --out that cannot be written fails at once, before any data is loaded or trained on.
   touch(dir / "a-file");
   const ProcessResult bad_out = loom_tool(dir, {"train", "--out", (dir / "a-file" / "m.loom").string()});
@@ -52,6 +56,33 @@ TEST_CASE("loom: --help on every command, usage errors exit with status 2", "[to
   const ProcessResult no_model = loom_tool(dir, {"evaluate", (dir / "missing.loom").string()});
   CHECK(no_model.exit_code == 1);
   CHECK_THAT(no_model.output, Contains("missing.loom"));
+}
+
+TEST_CASE("loom train --recipe best --validation FRACTION: the schedule spans the images trained on", "[tool][fashion_mnist]") {
+  TempDir dir;
+  const std::string data = scaled_fashion_mnist(dir).string();
+  const fs::path model = dir / "best.loom";
+  // 200 images, a quarter held out: 150 trained on, in 5 batches of 32 an
+  // epoch. A schedule counted over all 200 (7 batches) would stop before
+  // its end, its rate still high, and the recipe would not anneal.
+  const ProcessResult r = loom_tool(dir, {"train", "--recipe", "best", "--out", model.string(), "--epochs", "2",
+                                          "--batch-size", "32", "--limit", "200", "--validation", "0.25",
+                                          "--verbose", "0", "--json", "--data", data});
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const Sequential trained = load_model(model);
+  const auto& sgd = dynamic_cast<const ElementwiseOptimizer&>(trained.optimizer());
+  REQUIRE(sgd.schedule() != nullptr);
+  CHECK(sgd.schedule()->kind() == "OneCycle");
+  CHECK(sgd.schedule()->options()[1] == 2 * 5);  // total_steps: epochs x batches of the 150
+  // A fraction outside (0, 1) is refused before any data is read.
+  for (const char* fraction : {"0", "1", "1.5", "x"}) {
+    const ProcessResult bad = loom_tool(dir, {"train", "--recipe", "best", "--out", model.string(), "--validation",
+                                              fraction, "--data", data});
+    CHECK(bad.exit_code == 2);
+    CHECK_THAT(bad.output, Contains("--validation expects \"test\", \"none\" or a fraction in (0, 1)"));
+    CHECK_THAT(bad.output, !Contains("Fashion-MNIST from"));
+  }
 }
 
 TEST_CASE("loom train, predict and evaluate work end to end", "[tool][fashion_mnist]") {

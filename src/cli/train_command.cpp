@@ -86,6 +86,14 @@ float parse_ema(const std::string& v) {
   return static_cast<float>(d);
 }
 
+/// --validation's fraction of the training images.
+double parse_fraction(const std::string& v) {
+  const double f = parse_number(v).value_or(-1.0);
+  if (!(f > 0.0 && f < 1.0))
+    throw UsageError("--validation expects \"test\", \"none\" or a fraction in (0, 1), got \"" + v + "\"");
+  return f;
+}
+
 struct Args {
   cli::TrainingFlags training;
   std::optional<fs::path> out;
@@ -110,7 +118,10 @@ Args parse(int argc, char** argv) {
         a.batch_size_given = a.batch_size_given || flag == "--batch-size";
         if (a.training.take(flag, v)) return true;
         if (flag == "--out") a.out = v;
-        else if (flag == "--validation") a.validation = v;
+        else if (flag == "--validation") {
+          a.validation = v;
+          if (a.validation != "test" && a.validation != "none") (void)parse_fraction(v);  // refused before any loading
+        }
         else if (flag == "--images") a.images = v;
         else if (flag == "--refuse-unreadable") a.refuse_unreadable = true;
         else if (flag == "--augment") a.augment = AugmentationOptions::parse(v);
@@ -133,13 +144,6 @@ Args parse(int argc, char** argv) {
   if (a.images && a.validation == "test")
     throw UsageError("--validation test scores the Fashion-MNIST test set; with --images give \"none\" or a fraction");
   return a;
-}
-
-double parse_fraction(const std::string& v) {
-  const double f = parse_number(v).value_or(-1.0);
-  if (!(f > 0.0 && f < 1.0))
-    throw UsageError("--validation expects \"test\", \"none\" or a fraction in (0, 1), got \"" + v + "\"");
-  return f;
 }
 
 /// model.loom -> model.history.csv (extension ".history.csv")
@@ -234,10 +238,6 @@ int train_command(int argc, char** argv) {
   if (args.augment) recipe.augmentation = *args.augment;
   if (args.max_lr) recipe.max_learning_rate = *args.max_lr;
   const bool best = args.recipe == "best";
-  Sequential model = best ? models::fashion_mnist_best(t.seed, train.size(), recipe, class_count)
-                          : models::fashion_mnist_cnn(t.seed, class_count);
-  if (leader && !args.json) model.summary(text);
-
   FitOptions fit = best ? models::best_fit_options(recipe, t.seed)
                         : FitOptions{.epochs = t.epochs, .batch_size = t.batch_size, .seed = t.seed};
   fit.verbose = t.verbose;
@@ -245,6 +245,13 @@ int train_command(int argc, char** argv) {
   const std::string validation = args.validation.value_or(args.images ? "none" : "test");
   if (validation == "test" || (args.images && data.scored())) fit.validation_data = data.scored();
   else if (validation != "none") fit.validation_split = parse_fraction(validation);
+
+  // The best recipe's schedule spans the images fit trains on, a split's held-out share left out.
+  Sequential model =
+      best ? models::fashion_mnist_best(t.seed, training_samples(train.size(), fit.validation_split), recipe,
+                                        class_count)
+           : models::fashion_mnist_cnn(t.seed, class_count);
+  if (leader && !args.json) model.summary(text);
   if (checkpoint != "none") fit.checkpoint = checkpoint;
   fit.collective = world.get();
   std::optional<ExponentialMovingAverage> ema;

@@ -69,7 +69,10 @@ struct TrainingFlags {
     else if (flag == "--data") data = v;
     else if (flag == "--seed") seed = static_cast<std::uint64_t>(parse_int(flag, v, 0));
     else if (flag == "--threads") threads = static_cast<int>(parse_int(flag, v, 1));
-    else if (flag == "--verbose") verbose = static_cast<int>(parse_int(flag, v, 0));
+    else if (flag == "--verbose") {
+      verbose = static_cast<int>(parse_int(flag, v, 0));
+      if (verbose > 2) throw UsageError("--verbose expects 0, 1 or 2, got \"" + std::string(v) + "\"");
+    }
     else if (flag == "--distributed") distributed = true;
     else return false;
     return true;

@@ -41,7 +41,7 @@ class FitLoop {
     const bool leader = !dp_ || dp_->leader();
     m_.check_samples(data_, "fit");
     const Index n = data_.size();
-    n_train_ = static_cast<Index>(static_cast<double>(n) * (1.0 - o_.validation_split));
+    n_train_ = training_samples(n, o_.validation_split);
     if (n_train_ <= 0)
       throw DataError("fit: validation_split " + std::to_string(o_.validation_split) + " of " + std::to_string(n) +
                       " samples leaves none for training");

@@ -59,4 +59,11 @@ struct FitOptions {
   std::optional<AugmentationOptions> augmentation;
 };
 
+/// How many of n samples fit trains on when validation_split holds out the
+/// rest: what a schedule that spans the run (models::fashion_mnist_best)
+/// must count its steps from.
+inline Index training_samples(Index n, double validation_split) {
+  return static_cast<Index>(static_cast<double>(n) * (1.0 - validation_split));
+}
+
 }  // namespace loom
