@@ -5,6 +5,9 @@
 //                                 weights, optimizer state and History, bit
 //                                 for bit, and within float tolerance of one
 //                                 process alone
+//   mpi_fit_check batch_norm      a model with BatchNormalization: every rank
+//                                 ends every epoch with the same weights,
+//                                 moving statistics included, and History
 //   mpi_fit_check train CKPT OUT [--die-at N] [--stop-at N]
 //                                 4 epochs with a checkpoint; rank 0 writes the
 //                                 final weights' and optimizer state's bytes
@@ -56,9 +59,10 @@ class DyingSamples final : public Samples {
   mutable long long gathers_ = 0;
 };
 
-std::vector<std::uint8_t> weight_bytes(Sequential& m) {
+// The bytes of the trainable parameters (params) or of every weight (weights: BatchNorm's moving statistics too).
+std::vector<std::uint8_t> weight_bytes(Sequential& m, bool every_weight = false) {
   std::vector<std::uint8_t> b;
-  for (const Param* p : m.params()) {
+  for (const Param* p : every_weight ? m.weights() : m.params()) {
     const auto* f = reinterpret_cast<const std::uint8_t*>(p->value.data());
     b.insert(b.end(), f, f + p->size() * static_cast<Index>(sizeof(float)));
   }
@@ -139,6 +143,32 @@ int same(distributed::MpiCommunicator& world) {
   return failures == 0 ? 0 : 1;
 }
 
+// Each rank normalises over its own share of a batch, so its moving
+// statistics would drift from the others'; fit hands every rank rank 0's
+// after each epoch, before validation and the checkpoint.
+int batch_norm(distributed::MpiCommunicator& world) {
+  const int rank = world.rank();
+  const testing::Quadrants train = testing::quadrants(kSamples, 11), val = testing::quadrants(51, 12);
+  const TensorSamples data(train.x, train.y, Shape{8, 8, 1}), validation(val.x, val.y, Shape{8, 8, 1});
+  Sequential m(Shape{8, 8, 1}, 3);
+  m.add(Conv2D({.filters = 4, .kernel = 3}));
+  m.add(BatchNormalization());
+  m.add(ReLU());
+  m.add(MaxPool2D());
+  m.add(Flatten());
+  m.add(Dense({.units = 4, .activation = Activation::Softmax}));
+  m.compile(Adam({.learning_rate = 0.01f}));
+  for (int epoch = 1; epoch <= 2; ++epoch) {
+    const History h = m.fit(data, {.epochs = 1, .batch_size = kBatch, .seed = static_cast<std::uint64_t>(epoch),
+                                   .verbose = 0, .validation_data = &validation, .collective = &world});
+    if (!same_everywhere(world, weight_bytes(m, true)))
+      fail(rank, "epoch " + std::to_string(epoch) + ": weights or moving statistics differ between ranks");
+    if (!same_everywhere(world, history_bytes(h)))
+      fail(rank, "epoch " + std::to_string(epoch) + ": History differs between ranks");
+  }
+  return failures == 0 ? 0 : 1;
+}
+
 int train(distributed::MpiCommunicator& world, const std::string& checkpoint, const std::string& out, long long at,
           int signal) {
   const testing::Quadrants d = testing::quadrants(kSamples, 11);
@@ -162,6 +192,7 @@ int main(int argc, char** argv) {
     distributed::MpiCommunicator world;
     const std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "same") return same(world);
+    if (mode == "batch_norm") return batch_norm(world);
     if (mode == "train" && (argc == 4 || argc == 6)) {
       long long at = -1;
       int signal = SIGKILL;
@@ -171,6 +202,6 @@ int main(int argc, char** argv) {
       }
       return train(world, argv[2], argv[3], at, signal);
     }
-    throw UsageError("usage: mpi_fit_check same | train CHECKPOINT OUT [--die-at N | --stop-at N]");
+    throw UsageError("usage: mpi_fit_check same | batch_norm | train CHECKPOINT OUT [--die-at N | --stop-at N]");
   });
 }

@@ -58,6 +58,13 @@ class FitLoop {
     TrainingContext context(m_, m_.history_, o_.epochs, steps, o_.validation_data || n_train_ < n);
     context.leader_ = leader;
     if (dp_) dp_->broadcast_weights(m_.weights_);  // moving statistics too: every rank starts alike
+    // Each rank's BatchNormalization normalises over its own share of a batch,
+    // so its moving statistics drift from the others'; after every epoch,
+    // before validation and the checkpoint, every rank takes rank 0's (as
+    // PyTorch's DistributedDataParallel broadcasts its buffers).
+    std::vector<Param*> statistics;
+    for (Param* p : m_.weights_)
+      if (!p->trainable) statistics.push_back(p);
     if (!o_.checkpoint.empty()) resume(rng, progress);
     if (run_.stopped) context.stop_training("stopped before the checkpoint was written");
 
@@ -95,6 +102,7 @@ class FitLoop {
         progress.update(logs.batch, logs.loss, logs.accuracy);
         for (Callback* c : o_.callbacks) c->on_batch_end(logs, context);
       }
+      if (dp_ && !statistics.empty()) dp_->broadcast_weights(statistics);
       EpochRecord r;
       r.epoch = epoch;
       r.loss = mean(loss_sum, seen);
