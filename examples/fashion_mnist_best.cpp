@@ -86,7 +86,10 @@ int main(int argc, char** argv) {
                      "                   this decay per step (default 0: the last step's weights)\n",
        .extra_flag =
            [&](const std::string& flag, const char* v) {
-             if (flag == "--augment") recipe.augmentation = AugmentationOptions::parse(v);
+             if (flag == "--augment") {
+               recipe.augmentation = AugmentationOptions::parse(v);
+               recipe.augmentation.validate(fashion_mnist::sample_shape());  // before the data is read
+             }
              else if (flag == "--label-smoothing") recipe.label_smoothing = static_cast<float>(cli::parse_number(flag, v));
              else if (flag == "--weight-decay") recipe.weight_decay = static_cast<float>(cli::parse_number(flag, v));
              else if (flag == "--max-lr") recipe.max_learning_rate = static_cast<float>(cli::parse_number(flag, v));

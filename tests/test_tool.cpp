@@ -44,6 +44,13 @@ TEST_CASE("loom: --help on every command, usage errors exit with status 2", "[to
   const ProcessResult loud = loom_tool(dir, {"train", "--verbose", "3", "--out", "m.loom"});
   CHECK(loud.exit_code == 2);
   CHECK_THAT(loud.output, Contains("--verbose expects 0, 1 or 2, got \"3\""));
+  // An augmentation out of range for the 28x28 images is refused before any data is read.
+  for (const char* list : {"pad=29", "erasing=1.5"}) {
+    const ProcessResult wide = loom_tool(dir, {"train", "--augment", list, "--out", "m.loom"});
+    CHECK(wide.exit_code == 2);
+    CHECK_THAT(wide.output, Contains(std::string(list).substr(0, std::string(list).find('='))));
+    CHECK_THAT(wide.output, !Contains("Fashion-MNIST from"));
+  }
   // An --out that cannot be written fails at once, before any data is loaded or trained on.
   touch(dir / "a-file");
   const ProcessResult bad_out = loom_tool(dir, {"train", "--out", (dir / "a-file" / "m.loom").string()});

@@ -35,7 +35,7 @@ using namespace loom::search;
 
 const char* kUsage =
     "usage: loom search CATALOG IMAGE... [options]\n"
-    "       loom search CATALOG --evaluate [--data DIR] [--limit N] [--json]\n"
+    "       loom search CATALOG --evaluate [--approximate] [--data DIR] [--limit N] [--json]\n"
     "Finds the catalog items (from `loom index`) that look most like each image file: the image\n"
     "is converted as loom predict converts it and embedded by the catalog's model, and items are\n"
     "ranked by cosine similarity (score 1: the same direction).\n"

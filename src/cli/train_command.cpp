@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "loom/data/fashion_mnist.hpp"
 #include "loom/data/image_folder.hpp"
 #include "loom/io/json.hpp"
 #include "loom/io/model_file.hpp"
@@ -124,7 +125,10 @@ Args parse(int argc, char** argv) {
         }
         else if (flag == "--images") a.images = v;
         else if (flag == "--refuse-unreadable") a.refuse_unreadable = true;
-        else if (flag == "--augment") a.augment = AugmentationOptions::parse(v);
+        else if (flag == "--augment") {
+          a.augment = AugmentationOptions::parse(v);
+          a.augment->validate(fashion_mnist::sample_shape());  // a value out of range: refused before any loading
+        }
         else if (flag == "--checkpoint") a.checkpoint = v;
         else if (flag == "--recipe") a.recipe = v;
         else if (flag == "--ema") a.ema = parse_ema(v);

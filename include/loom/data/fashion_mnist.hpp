@@ -32,6 +32,9 @@ namespace loom::fashion_mnist {
 inline constexpr std::array<std::string_view, 10> class_names = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
 inline constexpr Index num_classes = 10;
+/// Every image's shape, 28 x 28 pixels of one grey channel: the models'
+/// input (image folders are converted to it, as loom predict converts a file).
+inline Shape sample_shape() { return Shape{28, 28, 1}; }
 
 /// The environment variable naming a data directory.
 inline constexpr const char* env_var = "LOOM_DATA_DIR";
