@@ -65,7 +65,7 @@ double cpu_seconds() {
 std::vector<int> parse_list(const std::string& flag, const char* v) {
   std::vector<int> out;
   std::stringstream s(v);
-  for (std::string e; std::getline(s, e, ',');) out.push_back(static_cast<int>(cli::parse_int(flag, e.c_str(), 1)));
+  for (std::string e; std::getline(s, e, ',');) out.push_back(cli::parse_int<int>(flag, e.c_str(), 1));
   return out;
 }
 
@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
       else if (flag == "--dim") dim = cli::parse_int(flag, v, 1);
       else if (flag == "--queries") queries = cli::parse_int(flag, v, 1);
       else if (flag == "--clusters") clusters = cli::parse_int(flag, v, 1);
-      else if (flag == "--threads") threads = static_cast<int>(cli::parse_int(flag, v, 1));
+      else if (flag == "--threads") threads = cli::parse_int<int>(flag, v, 1);
       else if (flag == "--index") {
         kind = v;
         if (kind != "ivf" && kind != "hnsw" && kind != "none")
@@ -140,8 +140,8 @@ int main(int argc, char** argv) {
       else if (flag == "--train-sample") train_sample = cli::parse_int(flag, v, 1);
       else if (flag == "--shortlist") shortlist = cli::parse_int(flag, v, 0);
       else if (flag == "--nprobe") nprobes = parse_list(flag, v);
-      else if (flag == "--m") m = static_cast<int>(cli::parse_int(flag, v, 2));
-      else if (flag == "--ef-construction") ef_construction = static_cast<int>(cli::parse_int(flag, v, 1));
+      else if (flag == "--m") m = cli::parse_int<int>(flag, v, 2);
+      else if (flag == "--ef-construction") ef_construction = cli::parse_int<int>(flag, v, 1);
       else if (flag == "--ef") efs = parse_list(flag, v);
       else return false;
       return true;

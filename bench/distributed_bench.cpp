@@ -73,8 +73,8 @@ Args parse(int argc, char** argv) {
         if (flag == "--model") a.model = v;
         else if (flag == "--batch") a.batch = parse_int(flag, v, 1);
         else if (flag == "--steps") a.steps = parse_int(flag, v, 1);
-        else if (flag == "--threads") a.threads = static_cast<int>(parse_int(flag, v, 1));
-        else if (flag == "--allreduce-repeats") a.allreduce_repeats = static_cast<int>(parse_int(flag, v, 1));
+        else if (flag == "--threads") a.threads = parse_int<int>(flag, v, 1);
+        else if (flag == "--allreduce-repeats") a.allreduce_repeats = parse_int<int>(flag, v, 1);
         else if (flag == "--distributed") a.distributed = true;
         else return false;
         return true;

@@ -80,9 +80,9 @@ Args parse(int argc, char** argv) {
   cli::parse_args(argc, argv, 1, kUsage, {"--inference"}, [&](const std::string& flag, const char* v) {
     if (flag == "--model") a.model = v;
     else if (flag == "--model-file") a.model_file = v;
-    else if (flag == "--threads") a.threads = static_cast<int>(parse_int(flag, v, 1));
+    else if (flag == "--threads") a.threads = parse_int<int>(flag, v, 1);
     else if (flag == "--batch") a.batch = parse_int(flag, v, 1);
-    else if (flag == "--reps") a.reps = static_cast<int>(parse_int(flag, v, 1));
+    else if (flag == "--reps") a.reps = parse_int<int>(flag, v, 1);
     else if (flag == "--seed") a.seed = static_cast<std::uint64_t>(parse_int(flag, v, 0));
     else if (flag == "--inference") a.inference = true;
     else return false;

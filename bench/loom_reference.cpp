@@ -75,12 +75,12 @@ Args parse(int argc, char** argv) {
   Args a;
   loom::cli::parse_flags(argc, argv, kUsage, [&](const std::string& flag, const char* v) {
     if (flag == "--data") a.data = v;
-    else if (flag == "--epochs") a.epochs = static_cast<int>(parse_int(flag, v, 1));
+    else if (flag == "--epochs") a.epochs = parse_int<int>(flag, v, 1);
     else if (flag == "--batch-size") a.batch_size = parse_int(flag, v, 1);
     else if (flag == "--limit") a.limit = parse_int(flag, v, 0);
-    else if (flag == "--threads") a.threads = static_cast<int>(parse_int(flag, v, 1));
+    else if (flag == "--threads") a.threads = parse_int<int>(flag, v, 1);
     else if (flag == "--seed") a.seed = static_cast<std::uint64_t>(parse_int(flag, v, 0));
-    else if (flag == "--inference-repeats") a.inference_repeats = static_cast<int>(parse_int(flag, v, 1));
+    else if (flag == "--inference-repeats") a.inference_repeats = parse_int<int>(flag, v, 1);
     else return false;
     return true;
   });

@@ -88,10 +88,10 @@ Args parse(int argc, char** argv) {
   Args a;
   cli::parse_flags(argc, argv, kUsage, [&](const std::string& flag, const char* v) {
     if (flag == "--model") a.model = v;
-    else if (flag == "--threads") a.threads = static_cast<int>(parse_int(flag, v, 1));
+    else if (flag == "--threads") a.threads = parse_int<int>(flag, v, 1);
     else if (flag == "--train-batch") a.train_batch = parse_int(flag, v, 1);
     else if (flag == "--batches") a.batches = parse_list(flag, v);
-    else if (flag == "--min-steps") a.min_steps = static_cast<int>(parse_int(flag, v, 1));
+    else if (flag == "--min-steps") a.min_steps = parse_int<int>(flag, v, 1);
     else if (flag == "--min-seconds") a.min_seconds = parse_seconds(flag, v);
     else if (flag == "--seed") a.seed = static_cast<std::uint64_t>(parse_int(flag, v, 0));
     else return false;

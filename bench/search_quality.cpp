@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
     cli::parse_flags(argc, argv, kUsage, [&](const std::string& flag, const char* v) {
       if (flag == "--model") model_path = v;
       else if (flag == "--data") data = v;
-      else if (flag == "--threads") threads = static_cast<int>(cli::parse_int(flag, v, 1));
+      else if (flag == "--threads") threads = cli::parse_int<int>(flag, v, 1);
       else if (flag == "--queries") queries = cli::parse_int(flag, v, 1);
       else if (flag == "--baseline-queries") baseline_queries = cli::parse_int(flag, v, 1);
       else if (flag == "--photos") photos = cli::parse_int(flag, v, 0);

@@ -119,17 +119,22 @@ void unsharp_mask(std::vector<float>& plane, int n, float amount) {
 }
 
 void check_options(const PreprocessOptions& o) {
-  if (o.size < 1 || o.size > 4096)
-    throw UsageError("fashion_mnist::preprocess: size must be in [1, 4096], got " + std::to_string(o.size));
+  if (o.size < 1 || o.size > max_size)
+    throw UsageError("fashion_mnist::preprocess: size must be in [1, " + std::to_string(max_size) + "], got " +
+                     std::to_string(o.size));
   if (!(o.min_contrast > 0.0f && o.min_contrast < 1.0f))
     throw UsageError("fashion_mnist::preprocess: min_contrast must be in (0, 1), got " +
-                     std::to_string(o.min_contrast));
-  if (!(o.noise_sigmas >= 0.0f))
-    throw UsageError("fashion_mnist::preprocess: noise_sigmas must be >= 0, got " + std::to_string(o.noise_sigmas));
+                     detail::option_value_text(o.min_contrast));
+  // An infinite multiple of a noiseless background is NaN, and the image silently black.
+  if (!(o.noise_sigmas >= 0.0f && std::isfinite(o.noise_sigmas)))
+    throw UsageError("fashion_mnist::preprocess: noise_sigmas must be finite and >= 0, got " +
+                     detail::option_value_text(o.noise_sigmas));
   if (!(o.sharpen >= 0.0f && o.sharpen <= 10.0f))
-    throw UsageError("fashion_mnist::preprocess: sharpen must be in [0, 10], got " + std::to_string(o.sharpen));
+    throw UsageError("fashion_mnist::preprocess: sharpen must be in [0, 10], got " +
+                     detail::option_value_text(o.sharpen));
   if (!(o.min_fill >= 0.0f && o.min_fill <= 1.0f))
-    throw UsageError("fashion_mnist::preprocess: min_fill must be in [0, 1], got " + std::to_string(o.min_fill));
+    throw UsageError("fashion_mnist::preprocess: min_fill must be in [0, 1], got " +
+                     detail::option_value_text(o.min_fill));
 }
 
 }  // namespace

@@ -71,8 +71,19 @@ void check_options(const ImageFolderOptions& o) {
   if (s.channels() != 1 && s.channels() != 3)
     throw UsageError("load_image_folder: images convert to 1 (grey) or 3 (RGB) channels, not " +
                      std::to_string(s.channels()));
+  // Refused here, not as every file fails the conversion (and is skipped).
+  if (o.conversion == ImageConversion::FashionMnist && s.height() > fashion_mnist::max_size)
+    throw UsageError("load_image_folder: shape " + s.to_string() + " is too large: Fashion-MNIST conversion makes " +
+                     "images of at most " + std::to_string(fashion_mnist::max_size) + " x " +
+                     std::to_string(fashion_mnist::max_size));
+  if (o.conversion == ImageConversion::Resize &&
+      (s.height() > max_image_side || s.width() > max_image_side || s.height() * s.width() > max_image_pixels))
+    throw UsageError("load_image_folder: shape " + s.to_string() + " is too large: Resize makes images of at most " +
+                     std::to_string(max_image_side) + " pixels a side and " + std::to_string(max_image_pixels) +
+                     " pixels in all");
   if (!(o.validation_split >= 0.0 && o.validation_split < 1.0))
-    throw UsageError("load_image_folder: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
+    throw UsageError("load_image_folder: validation_split must be in [0, 1), got " +
+                     detail::option_value_text(o.validation_split));
 }
 
 // One file's outcome: its bytes as a sample, or why it has none.
@@ -151,7 +162,7 @@ ImageFolder load_image_folder(const fs::path& root, const ImageFolderOptions& o)
   const auto total = static_cast<Index>(readable.size());
   const auto held = static_cast<Index>(std::llround(static_cast<double>(total) * o.validation_split));
   if (o.validation_split > 0.0 && (held == 0 || held == total))
-    throw DataError(root.string() + ": validation_split " + std::to_string(o.validation_split) + " of " +
+    throw DataError(root.string() + ": validation_split " + detail::option_value_text(o.validation_split) + " of " +
                     std::to_string(total) + " images leaves " + (held == 0 ? "no validation" : "no training") +
                     " images");
   const auto classes = static_cast<Index>(names.size());

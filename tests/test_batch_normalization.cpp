@@ -327,6 +327,12 @@ TEST_CASE("BatchNormalization refuses bad options and misfit tensors", "[batch_n
   CHECK_NOTHROW(BatchNormalization({.momentum = 0.0f, .epsilon = 1e-9f}));
   for (const float gamma : {inf, -inf, nan})
     CHECK_THROWS_WITH(BatchNormalization({.initial_gamma = gamma}), Contains("initial_gamma must be finite"));
+  // The value as itself, not std::to_string's "-0.000000" or "0.000000".
+  CHECK_THROWS_WITH(BatchNormalization({.momentum = -1e-10f}),
+                    Contains("momentum must be in [0, 1), got -1.00000001e-10"));
+  CHECK_THROWS_WITH(BatchNormalization({.epsilon = -1e-10f}),
+                    Contains("epsilon must be positive and finite, got -1.00000001e-10"));
+  CHECK_THROWS_WITH(BatchNormalization({.initial_gamma = inf}), Contains("initial_gamma must be finite, got inf"));
 
   BatchNormalization bn = built_bn(Shape{2, 2, 3});
   CHECK(bn.output_shape() == (Shape{2, 2, 3}));

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -274,4 +275,27 @@ TEST_CASE("Callbacks refuse bad options and mismatched runs with clear errors", 
   Sequential other = small_cnn(3);
   CHECK_THROWS_WITH(other.fit(d.x, d.y, {.epochs = 2, .verbose = 0, .checkpoint = dir / "run.ckpt"}),
                     Contains("resume with the same callbacks"));
+}
+
+TEST_CASE("Callbacks refuse a NaN baseline, a separator found in numbers or quoting, an unknown monitor",
+          "[callbacks]") {
+  TempDir dir;
+  CHECK_THROWS_WITH(EarlyStopping({.baseline = std::numeric_limits<double>::quiet_NaN()}),
+                    Contains("EarlyStopping: baseline must be a number, got nan"));
+  CHECK_NOTHROW(EarlyStopping({.baseline = 0.5}));
+  CHECK_THROWS_WITH(EarlyStopping({.min_delta = -1e-10}),
+                    Contains("min_delta must be a non-negative number, got -1e-10"));
+
+  // Rows hold 1e-05, nan and inf: a letter, a sign or a quote would split or join them.
+  for (const char sep : {'e', 'E', 'n', 'a', 'i', 'f', 'x', 'Z', '+', '"', '-', '.', '7', '\n'}) {
+    CAPTURE(sep);
+    CHECK_THROWS_WITH(CSVLogger(dir / "x.csv", {.separator = sep}),
+                      Contains(std::string("CSVLogger: separator '") + sep + "'"));
+  }
+  for (const char sep : {',', ';', '\t', ' ', '|', ':'}) CHECK_NOTHROW(CSVLogger(dir / "x.csv", {.separator = sep}));
+
+  CHECK_THROWS_WITH(ModelCheckpoint(dir / "m.loom", {.monitor = "val_acuracy"}),
+                    Contains("ModelCheckpoint: unknown monitor \"val_acuracy\""));
+  CHECK_THROWS_AS(ModelCheckpoint(dir / "m.loom", {.monitor = ""}), UsageError);
+  CHECK_NOTHROW(ModelCheckpoint(dir / "m.loom", {.monitor = "val_acc"}));
 }

@@ -197,4 +197,6 @@ TEST_CASE("Dropout saves and loads with its rate, and a bad rate is refused", "[
   check_float_option(&Dropout::rate, 0.25f,
                      {-0.1f, 1.0f, 1.5f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()},
                      "Dropout: rate must be in [0, 1)");
+  // A tiny value is printed as itself (std::to_string printed "-0.000000").
+  CHECK_THROWS_WITH(Dropout(-1e-10f), Catch::Contains("got -1.00000001e-10"));
 }

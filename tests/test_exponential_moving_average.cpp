@@ -56,6 +56,8 @@ TEST_CASE("ExponentialMovingAverage refuses a bad decay and another model's aver
   for (const float decay : {0.0f, 1.0f, -0.5f, 1.5f, std::numeric_limits<float>::quiet_NaN()})
     CHECK_THROWS_AS(ExponentialMovingAverage({.decay = decay}), UsageError);
   CHECK_THROWS_WITH(ExponentialMovingAverage({.decay = 1.0f}), Contains("decay must be in (0, 1)"));
+  CHECK_THROWS_WITH(ExponentialMovingAverage({.decay = -1e-10f}),
+                    Contains("decay must be in (0, 1), got -1.00000001e-10"));
   ExponentialMovingAverage ema;
   CHECK_THROWS_WITH(ema.set_state({{1.0, 2.0}, {}, {}}), Contains("1 number"));
 

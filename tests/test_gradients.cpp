@@ -11,6 +11,7 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -350,6 +351,23 @@ TEST_CASE("Label smoothing: the loss against (1 - e) onehot + e / K, and its gra
     CHECK_THROWS_WITH(SparseCategoricalCrossentropy({.label_smoothing = 1.0f}), Catch::Contains("label_smoothing must be in [0, 1), got 1"));
     CHECK_THROWS_AS(SparseCategoricalCrossentropy({.label_smoothing = -0.1f}), UsageError);
   }
+}
+
+TEST_CASE("The static scoring paths refuse a smoothing label_smoothing refuses", "[gradient][label_smoothing]") {
+  Tensor z(2, 1, 1, 3), p(2, 1, 1, 3);
+  z.setZero();
+  p.setConstant(1.0f / 3.0f);
+  const std::vector<Label> labels{0, 2};
+  using Bad = std::vector<std::pair<float, std::string>>;  // a smoothing and how the message prints it
+  for (const auto& [e, text] : Bad{{1.0f, "1"}, {1.5f, "1.5"}, {-0.5f, "-0.5"}, {-1e-10f, "-1.00000001e-10"},
+                                   {std::numeric_limits<float>::quiet_NaN(), "nan"}}) {
+    const std::string message = "SparseCategoricalCrossentropy: label_smoothing must be in [0, 1), got " + text;
+    CHECK_THROWS_WITH(SparseCategoricalCrossentropy::from_logits(z, labels, nullptr, e), Catch::Contains(message));
+    CHECK_THROWS_WITH(SparseCategoricalCrossentropy::from_probabilities(p, labels, nullptr, e),
+                      Catch::Contains(message));
+    CHECK_THROWS_WITH(SparseCategoricalCrossentropy({.label_smoothing = e}), Catch::Contains(message));
+  }
+  CHECK_NOTHROW(SparseCategoricalCrossentropy::from_probabilities(p, labels, nullptr, 0.5f));
 }
 
 TEST_CASE("A model compiled with label smoothing trains and evaluates on the smoothed loss", "[gradient][label_smoothing]") {

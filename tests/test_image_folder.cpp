@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <string>
 
 #include "image_folder_fixture.hpp"
 #include "loom/data/image_folder.hpp"
@@ -83,6 +84,36 @@ TEST_CASE("An image folder resized as it is for a colour model, split for valida
   CHECK(!std::ranges::equal(load_image_folder(dir / "photos", other).validation->pixels(), one.validation->pixels()));
   CHECK_THROWS_AS(load_image_folder(dir / "photos", {.shape = Shape::image(12, 16, 1)}), UsageError);
   CHECK_THROWS_AS(load_image_folder(dir / "photos", {.validation_split = 1.0}), UsageError);
+}
+
+TEST_CASE("A shape the conversion cannot make is a UsageError naming it, before any file is read", "[image_folder]") {
+  TempDir dir;
+  write_image_folder(dir / "photos", {"a", "b"}, 2);
+  const auto usage_error = [&](const ImageFolderOptions& o) -> std::string {
+    try {
+      load_image_folder(dir / "photos", o);
+    } catch (const UsageError& e) {
+      return e.what();
+    }
+    return "no UsageError";
+  };
+  CHECK_THAT(usage_error({.shape = Shape::flat(784)}), Contains("the sample shape must be (H, W, C), got (None, 784)"));
+  for (const Index channels : {2, 4})
+    CHECK_THAT(usage_error({.shape = Shape::image(12, 16, channels), .conversion = ImageConversion::Resize}),
+               Contains("images convert to 1 (grey) or 3 (RGB) channels, not " + std::to_string(channels)));
+  // Too large: refused up front, not as every file failing and being skipped.
+  CHECK_THAT(usage_error({.shape = Shape::image(4097, 4097, 1)}),
+             Contains("shape (None, 4097, 4097, 1) is too large") && Contains("at most 4096 x 4096"));
+  CHECK_THAT(usage_error({.shape = Shape::image(max_image_side + 1, 4, 3), .conversion = ImageConversion::Resize}),
+             Contains("shape (None, 32769, 4, 3) is too large"));
+  CHECK_THAT(usage_error({.shape = Shape::image(4, max_image_side + 1, 1), .conversion = ImageConversion::Resize}),
+             Contains("shape (None, 4, 32769, 1) is too large"));
+  CHECK_THAT(usage_error({.shape = Shape::image(8193, 8193, 1), .conversion = ImageConversion::Resize}),
+             Contains("shape (None, 8193, 8193, 1) is too large"));
+  CHECK_THAT(usage_error({.shape = Shape::image(4, 4, 1), .validation_split = -1e-10}),
+             Contains("validation_split must be in [0, 1), got -1e-10"));
+  // Up front: a missing folder is not even looked at.
+  CHECK_THROWS_AS(load_image_folder(dir / "missing", {.shape = Shape::image(4097, 4097, 1)}), UsageError);
 }
 
 TEST_CASE("Unreadable files are skipped and listed, or refused by name", "[image_folder]") {

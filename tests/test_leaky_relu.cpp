@@ -60,4 +60,6 @@ TEST_CASE("LeakyReLU saves and loads with its alpha, and a bad alpha is refused"
   check_float_option(&LeakyReLU::alpha, 0.2f,
                      {-0.1f, -0.0001f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()},
                      "LeakyReLU: alpha (the slope for inputs below 0) must be finite and not negative");
+  // A tiny value is printed as itself (std::to_string printed "-0.000000").
+  CHECK_THROWS_WITH(LeakyReLU(-1e-10f), Catch::Contains("got -1.00000001e-10"));
 }

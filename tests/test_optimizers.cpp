@@ -8,6 +8,8 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "loom/layers/batch_normalization.hpp"
@@ -230,6 +232,28 @@ TEST_CASE("Clipping by global norm scales every gradient to the limit, and does 
   }
 }
 
+TEST_CASE("Clipping refuses a limit or a global_clipnorm that is not a finite, non-negative number", "[optimizers]") {
+  Param a("a", {2});
+  Param* params[] = {&a};
+  a.grad << 3.0f, 4.0f;
+  const double inf = std::numeric_limits<double>::infinity();
+  // 0 would zero every gradient and a negative limit flip their signs.
+  for (const auto& [limit, text] : std::vector<std::pair<double, std::string>>{
+           {0.0, "0"}, {-2.0, "-2"}, {inf, "inf"}, {std::numeric_limits<double>::quiet_NaN(), "nan"}})
+    CHECK_THROWS_WITH(clip_by_global_norm(params, limit),
+                      Contains("clip_by_global_norm: limit must be positive and finite, got " + text));
+  CHECK(a.grad[0] == 3.0f);
+  CHECK(a.grad[1] == 4.0f);
+
+  const float nanf = std::numeric_limits<float>::quiet_NaN(), inff = std::numeric_limits<float>::infinity();
+  CHECK_THROWS_WITH(SGD({.global_clipnorm = nanf}),
+                    Contains("SGD: global_clipnorm must not be negative (0: no clipping), got nan"));
+  CHECK_THROWS_WITH(SGD({.global_clipnorm = inff}),
+                    Contains("SGD: global_clipnorm must not be negative (0: no clipping), got inf"));
+  CHECK_THROWS_WITH(AdamW({.global_clipnorm = inff}), Contains("AdamW: global_clipnorm must not be negative"));
+  CHECK_THROWS_AS(RMSprop({.global_clipnorm = nanf}), UsageError);
+}
+
 TEST_CASE("Every optimizer's steps in parts give the bits of whole steps", "[optimizers]") {
   testing::require_parts_match_whole(
       [] { return SGD({.learning_rate = 0.05f, .momentum = 0.9f, .nesterov = true, .weight_decay = 0.01f}); });
@@ -277,4 +301,11 @@ TEST_CASE("Bad optimizer options are UsageErrors naming the option and the value
   CHECK_THROWS_WITH(AdamW({.weight_decay = nan}), Contains("AdamW: weight_decay must not be negative, got nan"));
   CHECK_NOTHROW(SGD({.momentum = 0.0f}));
   CHECK_NOTHROW(RMSprop({.rho = 0.0f, .momentum = 0.99f, .centered = true}));
+}
+
+TEST_CASE("SGD refuses Nesterov momentum without momentum, as PyTorch does", "[optimizers]") {
+  CHECK_THROWS_WITH(SGD({.nesterov = true}), Contains("SGD: nesterov needs momentum > 0, got momentum 0"));
+  CHECK_THROWS_AS(SGD({.momentum = 0.0f, .nesterov = true}), UsageError);
+  CHECK_NOTHROW(SGD({.momentum = 0.5f, .nesterov = true}));
+  CHECK_NOTHROW(SGD({.momentum = 0.0f, .nesterov = false}));
 }

@@ -12,8 +12,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "loom/data/fashion_mnist.hpp"
@@ -162,6 +164,21 @@ TEST_CASE("preprocess: errors", "[preprocess]") {
   CHECK_THROWS_AS(preprocess(ok, {.min_contrast = 0.0f}), UsageError);
   CHECK_THROWS_AS(preprocess(ok, {.min_fill = 2.0f}), UsageError);
   CHECK(preprocess(ok, {.size = 56}).image.width == 56);
+}
+
+TEST_CASE("preprocess: noise_sigmas and sharpen must be finite and not negative", "[preprocess]") {
+  const Image ok = rectangle(50, 40, 255, 0, 10, 10, 20, 20);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  using Bad = std::vector<std::pair<float, std::string>>;  // a value and how the message prints it
+  // +inf made the black level NaN (inf x this noiseless background's 0) and the image silently black.
+  for (const auto& [v, text] : Bad{{inf, "inf"}, {nan, "nan"}, {-1.0f, "-1"}, {-inf, "-inf"}}) {
+    CHECK_THROWS_WITH(preprocess(ok, {.noise_sigmas = v}),
+                      Contains("fashion_mnist::preprocess: noise_sigmas must be finite and >= 0, got " + text));
+    CHECK_THROWS_WITH(preprocess(ok, {.sharpen = v}),
+                      Contains("fashion_mnist::preprocess: sharpen must be in [0, 10], got " + text));
+  }
+  CHECK_THROWS_WITH(preprocess(ok, {.min_contrast = -0.5f}), Contains("min_contrast must be in (0, 1), got -0.5"));
+  CHECK(preprocess(ok, {.noise_sigmas = 0.0f, .sharpen = 0.0f}).image.width == 28);
 }
 
 namespace {

@@ -5,7 +5,11 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <numbers>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "loom/optimizers/sgd.hpp"
 #include "loom/schedules/cosine_decay.hpp"
@@ -114,4 +118,38 @@ TEST_CASE("Bad schedule options are UsageErrors naming the option and the value"
   CHECK_THROWS_WITH(ReduceOnPlateau({.factor = 1.0}), Contains("ReduceOnPlateau: factor must be in (0, 1), got 1"));
   CHECK_THROWS_WITH(ReduceOnPlateau({.patience = -1}), Contains("patience must not be negative, got -1"));
   CHECK_THROWS_WITH(ReduceOnPlateau({.min_learning_rate = 1.0}), Contains("min_learning_rate must be in [0, initial"));
+}
+
+TEST_CASE("Schedules refuse a bad initial rate, decay_steps, warm-up, final_div_factor or min_delta", "[schedules]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  using Bad = std::vector<std::pair<double, std::string>>;  // a value and how the message prints it
+  for (const auto& [rate, text] : Bad{{0.0, "0"}, {-1.0, "-1"}, {inf, "inf"}, {nan, "nan"}}) {
+    const std::string got = " must be positive, got " + text;
+    CHECK_THROWS_WITH(StepDecay({.initial_learning_rate = rate}), Contains("StepDecay: initial_learning_rate" + got));
+    CHECK_THROWS_WITH(ExponentialDecay({.initial_learning_rate = rate}),
+                      Contains("ExponentialDecay: initial_learning_rate" + got));
+    CHECK_THROWS_WITH(CosineDecay({.initial_learning_rate = rate}),
+                      Contains("CosineDecay: initial_learning_rate" + got));
+    CHECK_THROWS_WITH(ReduceOnPlateau({.initial_learning_rate = rate}),
+                      Contains("ReduceOnPlateau: initial_learning_rate" + got));
+    CHECK_THROWS_WITH(CosineDecay({.warmup_steps = 5, .warmup_target = rate}),
+                      Contains("CosineDecay: warmup_target" + got));
+  }
+  // A warm-up may start from 0, not from a negative or infinite rate.
+  for (const auto& [rate, text] : Bad{{-1.0, "-1"}, {inf, "inf"}, {-inf, "-inf"}, {nan, "nan"}})
+    CHECK_THROWS_WITH(CosineDecay({.initial_learning_rate = rate, .warmup_steps = 5, .warmup_target = 1e-3}),
+                      Contains("CosineDecay: initial_learning_rate must not be negative, got " + text));
+  for (const long long steps : {0LL, -5LL}) {
+    const std::string got = " decay_steps must be positive, got " + std::to_string(steps);
+    CHECK_THROWS_WITH(ExponentialDecay({.decay_steps = steps}), Contains("ExponentialDecay:" + got));
+    CHECK_THROWS_WITH(CosineDecay({.decay_steps = steps}), Contains("CosineDecay:" + got));
+  }
+  CHECK_THROWS_WITH(CosineDecay({.warmup_steps = -1, .warmup_target = 1e-3}),
+                    Contains("CosineDecay: warmup_steps must not be negative, got -1"));
+  for (const auto& [factor, text] : Bad{{0.5, "0.5"}, {0.0, "0"}, {inf, "inf"}, {nan, "nan"}})
+    CHECK_THROWS_WITH(OneCycle({.total_steps = 10, .final_div_factor = factor}),
+                      Contains("OneCycle: final_div_factor must be at least 1, got " + text));
+  for (const auto& [delta, text] : Bad{{-1e-10, "-1e-10"}, {-1.0, "-1"}, {inf, "inf"}, {nan, "nan"}})
+    CHECK_THROWS_WITH(ReduceOnPlateau({.min_delta = delta}),
+                      Contains("ReduceOnPlateau: min_delta must not be negative, got " + text));
 }

@@ -168,6 +168,14 @@ TEST_CASE("fit, evaluate and predict reject bad arguments and bad data", "[seque
     REQUIRE_THROWS_WITH(m.fit(d.x, d.y, {.validation_split = -0.1, .verbose = 0}),
                         Contains("validation_split must be in [0, 1)"));
     REQUIRE_THROWS_AS(m.fit(d.x, d.y, {.validation_split = 0.99, .verbose = 0}), DataError);
+    REQUIRE_THROWS_WITH(m.fit(d.x, d.y, {.validation_split = -1e-10, .verbose = 0}),
+                        Contains("validation_split must be in [0, 1), got -1e-10"));
+  }
+  SECTION("validation_data and validation_split together") {
+    const TensorSamples validation(d.x, d.y, Shape{8, 8, 1});
+    REQUIRE_THROWS_WITH(m.fit(d.x, d.y, {.validation_split = 0.25, .verbose = 0, .validation_data = &validation}),
+                        Contains("fit: give validation_data or validation_split, not both"));
+    REQUIRE_NOTHROW(m.fit(d.x, d.y, {.verbose = 0, .validation_data = &validation}));
   }
   SECTION("empty data") {
     const Tensor none(0, 8, 8, 1);

@@ -44,6 +44,10 @@ TEST_CASE("loom: --help on every command, usage errors exit with status 2", "[to
   const ProcessResult loud = loom_tool(dir, {"train", "--verbose", "3", "--out", "m.loom"});
   CHECK(loud.exit_code == 2);
   CHECK_THAT(loud.output, Contains("--verbose expects 0, 1 or 2, got \"3\""));
+  // A number too large for its flag is refused, not wrapped (4294967297 would have been 1 thread).
+  const ProcessResult huge = loom_tool(dir, {"evaluate", "m.loom", "--threads", "4294967297"});
+  CHECK(huge.exit_code == 2);
+  CHECK_THAT(huge.output, Contains("--threads expects a whole number >= 1 and <= 2147483647"));
   // An augmentation out of range for the 28x28 images is refused before any data is read.
   for (const char* list : {"pad=29", "erasing=1.5"}) {
     const ProcessResult wide = loom_tool(dir, {"train", "--augment", list, "--out", "m.loom"});
@@ -126,6 +130,15 @@ TEST_CASE("loom train, predict and evaluate work end to end", "[tool][fashion_mn
   CHECK(seen.width == 28);
   CHECK(seen.height == 28);
   CHECK(seen.channels == 1);
+  // Two files of one name would save their pictures over one another: refused before any is written.
+  fs::create_directories(dir / "other");
+  fs::copy_file(dir / "first.png", dir / "other" / "first.png");
+  const ProcessResult twins = loom_tool(dir, {"predict", model.string(), (dir / "first.png").string(),
+                                              (dir / "other" / "first.png").string(), "--save-input",
+                                              (dir / "twins").string()});
+  CHECK(twins.exit_code == 2);
+  CHECK_THAT(twins.output, Contains("would both be saved as first.png.input.png"));
+  CHECK_FALSE(fs::exists(dir / "twins"));
   const ProcessResult text = loom_tool(dir, {"predict", model.string(), (dir / "first.png").string()});
   CHECK(text.exit_code == 0);
   CHECK_THAT(text.output, Contains("  1. ") && Contains("  3. ") && Contains("%"));

@@ -14,6 +14,7 @@
 #include <exception>
 #include <iostream>
 #include <initializer_list>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,14 +23,20 @@
 
 namespace loom::cli {
 
-/// The whole number in value, at least min; otherwise a UsageError naming the flag.
-inline long long parse_int(const std::string& flag, const char* value, long long min) {
+/// The whole number in value, at least min and at most T's largest (a flag
+/// kept in an int: parse_int<int>, so that 4294967297 is refused, not
+/// wrapped to 1); otherwise a UsageError naming the flag.
+template <typename T = long long>
+T parse_int(const std::string& flag, const char* value, long long min) {
+  constexpr long long max = std::numeric_limits<T>::max();
   char* end = nullptr;
   errno = 0;
   const long long v = std::strtoll(value, &end, 10);
-  if (errno || end == value || *end != '\0' || v < min)
-    throw UsageError(flag + " expects a whole number >= " + std::to_string(min) + ", got \"" + value + "\"");
-  return v;
+  if (errno || end == value || *end != '\0' || v < min || v > max)
+    throw UsageError(flag + " expects a whole number >= " + std::to_string(min) +
+                     (max < std::numeric_limits<long long>::max() ? " and <= " + std::to_string(max) : "") +
+                     ", got \"" + value + "\"");
+  return static_cast<T>(v);
 }
 
 /// `count` comma-separated whole numbers in value ("1,2,1"), each at least

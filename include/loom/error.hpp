@@ -4,6 +4,7 @@
 //
 // Thread safety: plain exception types; copying and throwing from any thread is safe.
 
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -44,5 +45,17 @@ class NumericError : public Error {
  public:
   using Error::Error;
 };
+
+namespace detail {
+
+/// A number as error messages show it: "%.9g" (-0.1, 1e-10, nan, inf), where
+/// std::to_string would print "-0.000000" for a tiny value.
+inline std::string option_value_text(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.9g", v);
+  return text;
+}
+
+}  // namespace detail
 
 }  // namespace loom

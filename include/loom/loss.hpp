@@ -52,17 +52,17 @@ class SparseCategoricalCrossentropy {
   static constexpr float kEpsilon = 1e-7f;
 
   explicit SparseCategoricalCrossentropy(SparseCategoricalCrossentropyOptions o = {}) : o_(o) {
-    if (!(o.label_smoothing >= 0.0f && o.label_smoothing < 1.0f))
-      throw UsageError("SparseCategoricalCrossentropy: label_smoothing must be in [0, 1), got " +
-                       std::to_string(o.label_smoothing));
+    check_smoothing(o.label_smoothing);
   }
   bool from_logits() const { return o_.from_logits; }
   float label_smoothing() const { return o_.label_smoothing; }
 
-  /// Scores logits z (N, K) against labels, smoothed by `smoothing`; when dz
-  /// is given, writes dL/dz = (softmax(z) - t) / N for the batch mean.
+  /// Scores logits z (N, K) against labels, smoothed by `smoothing` (checked as
+  /// label_smoothing is); when dz is given, writes dL/dz = (softmax(z) - t) / N
+  /// for the batch mean.
   static BatchScore from_logits(const Tensor& z, std::span<const Label> labels, Tensor* dz = nullptr,
                                 float smoothing = 0.0f) {
+    check_smoothing(smoothing);
     const Index n = z.dimension(0), k = z.dimension(3);
     check_labels(labels, n, k);
     if (dz) resize_like(*dz, z);
@@ -90,11 +90,12 @@ class SparseCategoricalCrossentropy {
     return score;
   }
 
-  /// Scores probabilities p (N, K) against labels, smoothed by `smoothing`;
-  /// when dp is given, writes dL/dp (zero where the target is, and where
-  /// clipping holds p constant).
+  /// Scores probabilities p (N, K) against labels, smoothed by `smoothing`
+  /// (checked as label_smoothing is); when dp is given, writes dL/dp (zero
+  /// where the target is, and where clipping holds p constant).
   static BatchScore from_probabilities(const Tensor& p, std::span<const Label> labels, Tensor* dp = nullptr,
                                        float smoothing = 0.0f) {
+    check_smoothing(smoothing);
     const Index n = p.dimension(0), k = p.dimension(3);
     check_labels(labels, n, k);
     if (dp) {
@@ -122,6 +123,13 @@ class SparseCategoricalCrossentropy {
   }
   BatchScore score_probabilities(const Tensor& p, std::span<const Label> labels, Tensor* dp = nullptr) const {
     return from_probabilities(p, labels, dp, o_.label_smoothing);
+  }
+
+  /// A label smoothing in [0, 1) (NaN is not), else UsageError naming it and the value.
+  static void check_smoothing(float smoothing) {
+    if (!(smoothing >= 0.0f && smoothing < 1.0f))
+      throw UsageError("SparseCategoricalCrossentropy: label_smoothing must be in [0, 1), got " +
+                       detail::option_value_text(smoothing));
   }
 
   /// Labels must name one of the k classes: a clear error instead of reading past a row.

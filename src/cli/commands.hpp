@@ -28,7 +28,7 @@ struct ThreadsAndJson {
 
   /// Takes flag when it is one of these; false when it is not.
   bool take(const std::string& flag, const char* v) {
-    if (flag == "--threads") threads = static_cast<int>(cli::parse_int(flag, v, 1));
+    if (flag == "--threads") threads = cli::parse_int<int>(flag, v, 1);
     else if (flag == "--json") json = true;
     else return false;
     return true;

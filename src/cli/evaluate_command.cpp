@@ -34,7 +34,8 @@ const char* kUsage =
     "                   its mirror image (two passes); \"none\" (the default) scores the image alone\n"
     "  --threads N      threads (default: all cores)\n"
     "  --json           print one JSON object: test_accuracy, test_loss, samples, confusion_matrix\n"
-    "                   (rows true classes), per_class (precision, recall, f1, support), report files\n";
+    "                   (rows true classes), per_class (precision, recall, f1, support), macro_f1,\n"
+    "                   report files\n";
 
 struct Args {
   std::optional<fs::path> model;

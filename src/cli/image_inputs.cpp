@@ -2,6 +2,9 @@
 
 #include "image_inputs.hpp"
 
+#include <map>
+#include <string>
+
 #include "loom/image/fashion_mnist_preprocess.hpp"
 #include "loom/image/image_tensor.hpp"
 
@@ -21,7 +24,15 @@ void check_takes_images(const Sequential& model, const std::string& model_name, 
 ImageInputs read_image_inputs(std::span<const std::string> files, const Sequential& model,
                               const std::optional<fs::path>& save_input) {
   const int size = static_cast<int>(model.input_shape().height());
-  if (save_input) fs::create_directories(*save_input);
+  if (save_input) {
+    // Each file's picture is named after the file alone: two files of one name would overwrite one another.
+    std::map<std::string, const std::string*> named;
+    for (const std::string& file : files)
+      if (const auto [at, fresh] = named.emplace(fs::path(file).filename().string(), &file); !fresh)
+        throw UsageError("--save-input: " + *at->second + " and " + file + " would both be saved as " + at->first +
+                         ".input.png; save files of the same name in separate runs");
+    fs::create_directories(*save_input);
+  }
   ImageInputs r;
   for (const std::string& file : files) {
     ImageInputs::Item& item = r.items.emplace_back(ImageInputs::Item{file});

@@ -67,7 +67,7 @@ Args parse(int argc, char** argv) {
         else if (flag == "--layer") a.layer = v;
         else if (flag == "--int8") a.int8 = true;
         else if (flag == "--export") a.export_dir = v;
-        else if (flag == "--verbose") a.verbose = static_cast<int>(cli::parse_int(flag, v, 0));
+        else if (flag == "--verbose") a.verbose = cli::parse_int<int>(flag, v, 0);
         else return a.common.take(flag, v);
         return true;
       },

@@ -89,7 +89,7 @@ Args parse(int argc, char** argv) {
         else if (flag == "--limit") a.limit = cli::parse_int(flag, v, 1);
         else if (flag == "--evaluate") a.evaluate = true;
         else if (flag == "--approximate") a.approximate = true;
-        else if (flag == "--ef") a.ef = static_cast<int>(cli::parse_int(flag, v, 1));
+        else if (flag == "--ef") a.ef = cli::parse_int<int>(flag, v, 1);
         else if (flag == "--nprobe") a.nprobe = cli::parse_int(flag, v, 1);
         else if (flag == "--index") {
           a.index = v;

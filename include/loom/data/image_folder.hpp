@@ -44,7 +44,9 @@ enum class ImageConversion { FashionMnist, Resize };
 
 struct ImageFolderOptions {
   Shape shape = Shape::image(28, 28, 1);  // the model's input (H, W, C)
-  ImageConversion conversion = ImageConversion::FashionMnist;  // needs H = W and C = 1; Resize takes C 1 or 3
+  // FashionMnist needs H = W <= fashion_mnist::max_size (4096) and C = 1; Resize takes C 1 or 3,
+  // sides up to max_image_side and H x W up to max_image_pixels (image.hpp).
+  ImageConversion conversion = ImageConversion::FashionMnist;
   double validation_split = 0.0;  // fraction in [0, 1) of the samples held out as `validation`
   std::uint64_t seed = 0;         // orders the samples (and so chooses the validation ones)
   bool skip_unreadable = true;    // false: an unreadable file is a DataError naming it
@@ -64,7 +66,8 @@ struct ImageFolder {
 };
 
 /// Loads root as described above. Throws DataError on a bad folder, file
-/// (without skip_unreadable) or split, UsageError on bad options.
+/// (without skip_unreadable) or split, UsageError on bad options (a shape the
+/// conversion cannot make among them), before reading any file.
 ImageFolder load_image_folder(const std::filesystem::path& root, const ImageFolderOptions& options = {});
 
 /// One decoded image as a sample of options.shape, converted as options.conversion says

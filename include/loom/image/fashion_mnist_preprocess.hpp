@@ -40,14 +40,18 @@
 
 namespace loom::fashion_mnist {
 
+/// Largest side of preprocess's output.
+inline constexpr int max_size = 4096;
+
 struct PreprocessOptions {
-  int size = 28;  // side of the square output
+  int size = 28;  // side of the square output, in [1, max_size]
   /// Smallest difference from the background grey, as a fraction of 255, that
   /// marks a pixel as garment for the crop. The paper trimmed within 5% of
   /// the maximum; 8% also ignores JPEG ringing around a garment.
   float min_contrast = 0.08f;
   /// On a noisy background the threshold is at least this many noise spreads,
   /// and so many spreads above the background level are cleared to 0 (step 4).
+  /// Finite and not negative.
   float noise_sigmas = 3.0f;
   /// Strength of the unsharp mask after shrinking (step 8); 0 turns it off.
   float sharpen = 1.0f;

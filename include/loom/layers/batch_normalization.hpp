@@ -66,11 +66,13 @@ class BatchNormalization final : public Layer {
  public:
   explicit BatchNormalization(BatchNormalizationOptions o = {}) : o_(o) {
     if (!(o.momentum >= 0.0f && o.momentum < 1.0f))
-      throw UsageError("BatchNormalization: momentum must be in [0, 1), got " + std::to_string(o.momentum));
+      throw UsageError("BatchNormalization: momentum must be in [0, 1), got " + detail::option_value_text(o.momentum));
     if (!(o.epsilon > 0.0f && std::isfinite(o.epsilon)))
-      throw UsageError("BatchNormalization: epsilon must be positive and finite, got " + std::to_string(o.epsilon));
+      throw UsageError("BatchNormalization: epsilon must be positive and finite, got " +
+                       detail::option_value_text(o.epsilon));
     if (!std::isfinite(o.initial_gamma))
-      throw UsageError("BatchNormalization: initial_gamma must be finite, got " + std::to_string(o.initial_gamma));
+      throw UsageError("BatchNormalization: initial_gamma must be finite, got " +
+                       detail::option_value_text(o.initial_gamma));
   }
 
   static constexpr std::string_view kKind = "BatchNormalization";

@@ -112,7 +112,7 @@ class Dropout final : public Layer {
   static float checked(float rate) {
     if (!(rate >= 0.0f && rate < 1.0f))  // NaN fails too
       throw UsageError("Dropout: rate must be in [0, 1) (the fraction of inputs dropped in training), got " +
-                       std::to_string(rate));
+                       detail::option_value_text(rate));
     return rate;
   }
 

@@ -26,7 +26,7 @@ class LeakyReLU final : public Layer {
   explicit LeakyReLU(float alpha = 0.3f) : alpha_(alpha) {
     if (!(std::isfinite(alpha) && alpha >= 0.0f))
       throw UsageError("LeakyReLU: alpha (the slope for inputs below 0) must be finite and not negative, got " +
-                       std::to_string(alpha));
+                       detail::option_value_text(alpha));
   }
 
   std::string_view kind() const override { return kKind; }

@@ -1,20 +1,14 @@
 #pragma once
 // One form for every refused optimizer or schedule option:
 //   "SGD: momentum must be in [0, 1), got 1.5"
+// (the value as option_value_text in error.hpp prints it).
 
-#include <cstdio>
 #include <string>
 #include <string_view>
 
 #include "loom/error.hpp"
 
 namespace loom::detail {
-
-inline std::string option_value_text(double v) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.9g", v);
-  return text;
-}
 
 /// UsageError "owner: option must <rule>, got <value>" unless ok.
 inline void check_option(bool ok, std::string_view owner, std::string_view option, double value, std::string_view rule) {

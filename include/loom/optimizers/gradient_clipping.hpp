@@ -11,6 +11,7 @@
 #include <span>
 
 #include "loom/layer.hpp"
+#include "loom/optimizers/check_option.hpp"
 
 namespace loom {
 
@@ -22,8 +23,10 @@ inline double global_gradient_norm(std::span<Param* const> params) {
 }
 
 /// Scales the gradients in place so that their global norm is at most limit
-/// (limit > 0). A non-finite norm is left for fit's checks to report.
+/// (positive and finite, else UsageError). A non-finite norm is left for fit's checks to report.
 inline void clip_by_global_norm(std::span<Param* const> params, double limit) {
+  detail::check_option(limit > 0 && std::isfinite(limit), "clip_by_global_norm", "limit", limit,
+                       "be positive and finite");
   const double norm = global_gradient_norm(params);
   if (!(norm > limit) || !std::isfinite(norm)) return;
   const float scale = static_cast<float>(limit / norm);

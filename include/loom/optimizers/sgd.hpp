@@ -1,6 +1,6 @@
 #pragma once
 // SGD with momentum and Nesterov momentum, Keras's form and defaults
-// (learning_rate 0.01, momentum 0, nesterov false):
+// (learning_rate 0.01, momentum 0, nesterov false; nesterov needs momentum > 0):
 //   momentum 0:  w -= lr g
 //   otherwise:   u  = momentum u - lr g            (u: the velocity, a slot)
 //                w += u                            (nesterov: w += momentum u - lr g)
@@ -32,6 +32,8 @@ class SGD final : public ElementwiseOptimizer {
         o_(std::move(o)) {
     o_.schedule.reset();  // schedule() is the optimizer's own copy
     detail::check_option(o_.momentum >= 0 && o_.momentum < 1, "SGD", "momentum", o_.momentum, "be in [0, 1)");
+    if (o_.nesterov && !(o_.momentum > 0))  // as PyTorch: Nesterov's look-ahead is along the velocity
+      throw UsageError("SGD: nesterov needs momentum > 0, got momentum " + detail::option_value_text(o_.momentum));
   }
 
   std::string_view kind() const override { return "SGD"; }

@@ -30,8 +30,10 @@ class CosineDecay final : public LearningRateSchedule {
  public:
   explicit CosineDecay(CosineDecayOptions o = {}) : o_(o) {
     // Warming up may start from 0 (Keras's usual form); without warm-up the rate must be positive.
-    detail::check_option(o.warmup_target ? o.initial_learning_rate >= 0 : o.initial_learning_rate > 0, "CosineDecay",
-                         "initial_learning_rate", o.initial_learning_rate, o.warmup_target ? "not be negative" : "be positive");
+    detail::check_option(std::isfinite(o.initial_learning_rate) &&
+                             (o.warmup_target ? o.initial_learning_rate >= 0 : o.initial_learning_rate > 0),
+                         "CosineDecay", "initial_learning_rate", o.initial_learning_rate,
+                         o.warmup_target ? "not be negative" : "be positive");
     detail::check_option(o.decay_steps > 0, "CosineDecay", "decay_steps", static_cast<double>(o.decay_steps),
                          "be positive");
     detail::check_option(o.alpha >= 0 && o.alpha <= 1, "CosineDecay", "alpha", o.alpha, "be in [0, 1]");

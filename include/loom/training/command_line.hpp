@@ -63,14 +63,14 @@ struct TrainingFlags {
 
   /// Takes the value of flag when it is one of these; false when it is not.
   bool take(const std::string& flag, const char* v) {
-    if (flag == "--epochs") epochs = static_cast<int>(parse_int(flag, v, 1));
+    if (flag == "--epochs") epochs = parse_int<int>(flag, v, 1);
     else if (flag == "--batch-size") batch_size = parse_int(flag, v, 1);
     else if (flag == "--limit") limit = parse_int(flag, v, 1);
     else if (flag == "--data") data = v;
     else if (flag == "--seed") seed = static_cast<std::uint64_t>(parse_int(flag, v, 0));
-    else if (flag == "--threads") threads = static_cast<int>(parse_int(flag, v, 1));
+    else if (flag == "--threads") threads = parse_int<int>(flag, v, 1);
     else if (flag == "--verbose") {
-      verbose = static_cast<int>(parse_int(flag, v, 0));
+      verbose = parse_int<int>(flag, v, 0);
       if (verbose > 2) throw UsageError("--verbose expects 0, 1 or 2, got \"" + std::string(v) + "\"");
     }
     else if (flag == "--distributed") distributed = true;

@@ -19,7 +19,7 @@
 namespace loom {
 
 struct CSVLoggerOptions {
-  char separator = ',';
+  char separator = ',';  // not a letter, digit, '.', '-', '+', '"' or a line break
   bool append = false;  // keep what the file holds and add rows after it
 };
 
@@ -27,9 +27,12 @@ class CSVLogger final : public Callback {
  public:
   explicit CSVLogger(std::filesystem::path path, CSVLoggerOptions o = {}) : path_(std::move(path)), o_(o) {
     if (path_.empty()) throw UsageError("CSVLogger: the path is empty");
-    if (o_.separator == '\n' || o_.separator == '\r' || o_.separator == '.' || o_.separator == '-' ||
-        (o_.separator >= '0' && o_.separator <= '9'))
-      throw UsageError(std::string("CSVLogger: separator '") + o_.separator + "' would be read as part of a number or row");
+    // Numbers are written as 0.25, 1e-05, nan or inf: no letter, digit, sign or point may separate them.
+    const char c = o_.separator;
+    if (c == '\n' || c == '\r' || c == '.' || c == '-' || c == '+' || c == '"' || (c >= '0' && c <= '9') ||
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+      throw UsageError(std::string("CSVLogger: separator '") + c +
+                       "' would be read as part of a number or row, or need quoting");
   }
 
   void on_train_begin(TrainingContext& c) override {

@@ -14,6 +14,7 @@
 //
 // Thread safety: one fit at a time.
 
+#include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,7 +31,7 @@ struct EarlyStoppingOptions {
   double min_delta = 0.0;
   int patience = 0;
   MonitorMode mode = MonitorMode::Auto;
-  std::optional<double> baseline;  // the value to beat before the count is reset
+  std::optional<double> baseline;  // the value to beat before the count is reset (not NaN)
   bool restore_best_weights = false;
   int start_from_epoch = 0;  // epochs (1-based) up to this one are not watched
 };
@@ -42,6 +43,8 @@ class EarlyStopping final : public Callback {
     if (o_.patience < 0) throw UsageError("EarlyStopping: patience must not be negative, got " + std::to_string(o_.patience));
     if (o_.start_from_epoch < 0)
       throw UsageError("EarlyStopping: start_from_epoch must not be negative, got " + std::to_string(o_.start_from_epoch));
+    if (o_.baseline && std::isnan(*o_.baseline))  // no value would ever beat it
+      throw UsageError("EarlyStopping: baseline must be a number, got " + detail::option_value_text(*o_.baseline));
   }
 
   /// The epoch training stopped after (0: it did not stop here).

@@ -38,7 +38,7 @@ class ExponentialMovingAverage final : public Callback {
  public:
   explicit ExponentialMovingAverage(ExponentialMovingAverageOptions o = {}) : o_(o) {
     if (!(o.decay > 0.0f && o.decay < 1.0f))
-      throw UsageError("ExponentialMovingAverage: decay must be in (0, 1), got " + std::to_string(o.decay));
+      throw UsageError("ExponentialMovingAverage: decay must be in (0, 1), got " + detail::option_value_text(o.decay));
   }
 
   const ExponentialMovingAverageOptions& options() const { return o_; }

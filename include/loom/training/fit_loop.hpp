@@ -148,7 +148,7 @@ class FitLoop {
     if (o.batch_size <= 0) throw UsageError("fit: batch_size must be positive, got " + std::to_string(o.batch_size));
     if (o.epochs < 0) throw UsageError("fit: epochs must not be negative, got " + std::to_string(o.epochs));
     if (!(o.validation_split >= 0.0 && o.validation_split < 1.0))
-      throw UsageError("fit: validation_split must be in [0, 1), got " + std::to_string(o.validation_split));
+      throw UsageError("fit: validation_split must be in [0, 1), got " + detail::option_value_text(o.validation_split));
     if (o.validation_data && o.validation_split > 0.0)
       throw UsageError("fit: give validation_data or validation_split, not both");
     if (o.augmentation) o.augmentation->validate(m_.input_);

@@ -24,7 +24,7 @@ class Monitor {
     if (name_.empty())
       throw UsageError(who_ + ": unknown monitor \"" + name + "\"; use loss, accuracy, val_loss or val_accuracy");
     if (!(min_delta >= 0) || !std::isfinite(min_delta))
-      throw UsageError(who_ + ": min_delta must be a non-negative number, got " + std::to_string(min_delta));
+      throw UsageError(who_ + ": min_delta must be a non-negative number, got " + detail::option_value_text(min_delta));
     maximise_ = mode == MonitorMode::Max || (mode == MonitorMode::Auto && name_.find("accuracy") != std::string::npos);
     min_delta_ = min_delta;
   }
