@@ -95,6 +95,7 @@ struct Decoded {
 }  // namespace
 
 Image convert_for_input(const Image& image, const ImageFolderOptions& o) {
+  check_options(o);  // a shape the conversion cannot make, named as load_image_folder names it
   const int h = static_cast<int>(o.shape.height()), w = static_cast<int>(o.shape.width());
   if (o.conversion == ImageConversion::FashionMnist) return fashion_mnist::preprocess(image, {.size = h}).image;
   return resize(o.shape.channels() == 1 ? to_grey(image) : to_rgb(image), w, h);

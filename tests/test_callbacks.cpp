@@ -286,8 +286,8 @@ TEST_CASE("Callbacks refuse a NaN baseline, a separator found in numbers or quot
   CHECK_THROWS_WITH(EarlyStopping({.min_delta = -1e-10}),
                     Contains("min_delta must be a non-negative number, got -1e-10"));
 
-  // Rows hold 1e-05, nan and inf: a letter, a sign or a quote would split or join them.
-  for (const char sep : {'e', 'E', 'n', 'a', 'i', 'f', 'x', 'Z', '+', '"', '-', '.', '7', '\n'}) {
+  // Rows hold 1e-05, nan and inf, the header val_loss: a letter, a sign, an underscore or a quote would split or join them.
+  for (const char sep : {'e', 'E', 'n', 'a', 'i', 'f', 'x', 'Z', '+', '"', '-', '.', '7', '\n', '_'}) {
     CAPTURE(sep);
     CHECK_THROWS_WITH(CSVLogger(dir / "x.csv", {.separator = sep}),
                       Contains(std::string("CSVLogger: separator '") + sep + "'"));

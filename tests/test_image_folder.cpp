@@ -114,6 +114,10 @@ TEST_CASE("A shape the conversion cannot make is a UsageError naming it, before 
              Contains("validation_split must be in [0, 1), got -1e-10"));
   // Up front: a missing folder is not even looked at.
   CHECK_THROWS_AS(load_image_folder(dir / "missing", {.shape = Shape::image(4097, 4097, 1)}), UsageError);
+  // convert_for_input, the step applied to each file, refuses such options alike.
+  const Image grey(4, 4, 1, 128);
+  CHECK_THROWS_WITH(convert_for_input(grey, {.shape = Shape::image(4097, 4097, 1)}),
+                    Contains("shape (None, 4097, 4097, 1) is too large"));
 }
 
 TEST_CASE("Unreadable files are skipped and listed, or refused by name", "[image_folder]") {

@@ -71,7 +71,9 @@ struct ImageFolder {
 ImageFolder load_image_folder(const std::filesystem::path& root, const ImageFolderOptions& options = {});
 
 /// One decoded image as a sample of options.shape, converted as options.conversion says
-/// (the step load_image_folder applies to every file). Throws DataError when it cannot be converted.
+/// (the step load_image_folder applies to every file). Throws UsageError for options
+/// load_image_folder refuses (a shape the conversion cannot make), DataError when the
+/// image cannot be converted.
 Image convert_for_input(const Image& image, const ImageFolderOptions& options);
 
 }  // namespace loom

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "loom/error.hpp"
 #include "loom/random.hpp"
 #include "loom/training/callback.hpp"
 #include "loom/tensor.hpp"
@@ -41,7 +42,7 @@ struct TrainingState {
     note("batch_size", std::to_string(batch_size), std::to_string(other.batch_size));
     note("seed", std::to_string(seed), std::to_string(other.seed));
     note("shuffle", shuffle ? "true" : "false", other.shuffle ? "true" : "false");
-    note("validation_split", std::to_string(validation_split), std::to_string(other.validation_split));
+    note("validation_split", detail::option_value_text(validation_split), detail::option_value_text(other.validation_split));
     return d;
   }
 };

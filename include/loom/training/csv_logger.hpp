@@ -19,7 +19,7 @@
 namespace loom {
 
 struct CSVLoggerOptions {
-  char separator = ',';  // not a letter, digit, '.', '-', '+', '"' or a line break
+  char separator = ',';  // not a letter, digit, '.', '-', '+', '_', '"' or a line break
   bool append = false;  // keep what the file holds and add rows after it
 };
 
@@ -27,9 +27,10 @@ class CSVLogger final : public Callback {
  public:
   explicit CSVLogger(std::filesystem::path path, CSVLoggerOptions o = {}) : path_(std::move(path)), o_(o) {
     if (path_.empty()) throw UsageError("CSVLogger: the path is empty");
-    // Numbers are written as 0.25, 1e-05, nan or inf: no letter, digit, sign or point may separate them.
+    // Numbers are written as 0.25, 1e-05, nan or inf, the header's names as val_loss: no letter, digit,
+    // sign, point or underscore may separate them.
     const char c = o_.separator;
-    if (c == '\n' || c == '\r' || c == '.' || c == '-' || c == '+' || c == '"' || (c >= '0' && c <= '9') ||
+    if (c == '\n' || c == '\r' || c == '.' || c == '-' || c == '+' || c == '_' || c == '"' || (c >= '0' && c <= '9') ||
         (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
       throw UsageError(std::string("CSVLogger: separator '") + c +
                        "' would be read as part of a number or row, or need quoting");
