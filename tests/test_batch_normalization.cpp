@@ -67,19 +67,6 @@ ChannelMoments moments(const Tensor& t) {
   return m;
 }
 
-// A conv without activation, its batch normalisation and ReLU, on the quadrant images.
-Sequential conv_bn_relu_model(std::uint64_t seed) {
-  Sequential m(Shape{8, 8, 1}, seed);
-  m.add(Conv2D({.filters = 4, .kernel = 3}));
-  m.add(BatchNormalization());
-  m.add(ReLU());
-  m.add(MaxPool2D());
-  m.add(Flatten());
-  m.add(Dense({.units = 4, .activation = Activation::Softmax}));
-  m.compile(Adam({.learning_rate = 0.01f}));
-  return m;
-}
-
 }  // namespace
 
 TEST_CASE("BatchNormalization's gradients match finite differences in training and inference", "[batch_norm][gradient_check]") {
@@ -293,7 +280,7 @@ TEST_CASE("A BatchNormalization and the ReLU after it train as one pass, with th
 }
 
 TEST_CASE("Containers fuse a BatchNormalization with the ReLU right after it, and nothing else", "[batch_norm]") {
-  Sequential m = conv_bn_relu_model(1);  // Conv2D, BatchNormalization, ReLU, MaxPool2D, ...
+  Sequential m = testing::conv_bn_relu_model(1);  // Conv2D, BatchNormalization, ReLU, MaxPool2D, ...
   CHECK(dynamic_cast<const BatchNormalization&>(m.layer(1)).fused_relu());
   CHECK(dynamic_cast<const ReLU&>(m.layer(2)).input_rectified());
 
@@ -343,7 +330,7 @@ TEST_CASE("BatchNormalization refuses bad options and misfit tensors", "[batch_n
 
 TEST_CASE("A Conv2D, BatchNormalization, ReLU model trains, saves its moving statistics and loads bit for bit", "[batch_norm][model_file]") {
   const testing::Quadrants d = testing::quadrants(128, 3);
-  Sequential m = conv_bn_relu_model(1);
+  Sequential m = testing::conv_bn_relu_model(1);
   const std::string summary = m.summary_string();
   CHECK_THAT(summary, Contains("batch_normalization (BatchNormalization)"));
   CHECK_THAT(summary, Contains("Non-trainable params: 8"));  // moving mean and variance of 4 channels
@@ -368,7 +355,7 @@ TEST_CASE("A Conv2D, BatchNormalization, ReLU model trains, saves its moving sta
 }
 
 TEST_CASE("A model file with bad BatchNormalization options is refused", "[batch_norm][model_file]") {
-  std::vector<std::uint8_t> bytes = encode_model(conv_bn_relu_model(1));
+  std::vector<std::uint8_t> bytes = encode_model(testing::conv_bn_relu_model(1));
   // The options follow the kind and the name: momentum 0.99f becomes 1.5f.
   const float good = 0.99f, bad = 1.5f;
   const auto* g = reinterpret_cast<const std::uint8_t*>(&good);

@@ -6,10 +6,12 @@
 #include <cstring>
 #include <vector>
 
+#include "loom/layers/batch_normalization.hpp"
 #include "loom/layers/conv2d.hpp"
 #include "loom/layers/dense.hpp"
 #include "loom/layers/flatten.hpp"
 #include "loom/layers/maxpool2d.hpp"
+#include "loom/layers/relu.hpp"
 #include "loom/optimizers/adam.hpp"
 #include "loom/random.hpp"
 #include "loom/sequential.hpp"
@@ -36,6 +38,19 @@ inline Quadrants quadrants(Index n, std::uint64_t seed) {
       }
   }
   return d;
+}
+
+// A conv without activation, its batch normalisation and ReLU, on the quadrant images.
+inline Sequential conv_bn_relu_model(std::uint64_t seed) {
+  Sequential m(Shape{8, 8, 1}, seed);
+  m.add(Conv2D({.filters = 4, .kernel = 3}));
+  m.add(BatchNormalization());
+  m.add(ReLU());
+  m.add(MaxPool2D());
+  m.add(Flatten());
+  m.add(Dense({.units = 4, .activation = Activation::Softmax}));
+  m.compile(Adam({.learning_rate = 0.01f}));
+  return m;
 }
 
 // A small CNN for the quadrant problem.

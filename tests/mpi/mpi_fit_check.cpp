@@ -150,14 +150,7 @@ int batch_norm(distributed::MpiCommunicator& world) {
   const int rank = world.rank();
   const testing::Quadrants train = testing::quadrants(kSamples, 11), val = testing::quadrants(51, 12);
   const TensorSamples data(train.x, train.y, Shape{8, 8, 1}), validation(val.x, val.y, Shape{8, 8, 1});
-  Sequential m(Shape{8, 8, 1}, 3);
-  m.add(Conv2D({.filters = 4, .kernel = 3}));
-  m.add(BatchNormalization());
-  m.add(ReLU());
-  m.add(MaxPool2D());
-  m.add(Flatten());
-  m.add(Dense({.units = 4, .activation = Activation::Softmax}));
-  m.compile(Adam({.learning_rate = 0.01f}));
+  Sequential m = testing::conv_bn_relu_model(3);
   for (int epoch = 1; epoch <= 2; ++epoch) {
     const History h = m.fit(data, {.epochs = 1, .batch_size = kBatch, .seed = static_cast<std::uint64_t>(epoch),
                                    .verbose = 0, .validation_data = &validation, .collective = &world});
